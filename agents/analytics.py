@@ -1,0 +1,57 @@
+"""Analytics agent: every event of the lead topics -> ClickHouse, in columnar batches.
+
+Rows are upserts keyed by event id (ReplacingMergeTree), so redelivery and replay collapse.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+
+from projections.clickhouse import EventsWriter
+from projections.event_rows import event_row
+from schemas.codec import DecodeError
+from streams.batching import run_batch
+from streams.dead_letter import dead_letter
+from streams.topics import LEAD_EVENTS, SUBMITTED
+
+TOPICS = (SUBMITTED, LEAD_EVENTS)
+
+
+def register(app, deps) -> None:
+    s = deps.settings
+    topics = app.topic(*[deps.topic(t) for t in TOPICS], value_serializer="raw", key_serializer="raw")
+    writer = EventsWriter(deps.clickhouse(), s.clickhouse_database)
+
+    @app.agent(topics, name="analytics")
+    async def analytics(stream):
+        async for events in stream.take_events(s.batch_size * 2, within=max(s.batch_seconds, 0.5)):
+            msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                     e.message.value) for e in events]
+            await run_batch("analytics", lambda: project(deps, writer, msgs))
+
+
+async def project(deps, writer: EventsWriter, msgs: list[tuple]) -> int:
+    """Write a batch of raw events to ClickHouse; bad ones go to the dead-letter topic."""
+    dead = rows_for(deps, writer, msgs)
+    if dead:
+        await deps.producer.send_many(dead)
+    await asyncio.to_thread(writer.flush)
+    return len(msgs)
+
+
+def rows_for(deps, writer: EventsWriter, msgs: list[tuple]) -> list[tuple]:
+    """Submit one row per decodable message (replacing any rows left from a failed try);
+    returns the dead-letter records of the rest."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    writer.rows = []
+    dead = []
+    for topic, partition, offset, key, value in msgs:
+        try:
+            name, ev = deps.codec.decode(value or b"")
+        except DecodeError as exc:
+            dead.append(dead_letter(topic, partition, offset, key, value, f"undecodable: {exc}",
+                                    "analytics", int(time.time() * 1000)))
+            continue
+        writer.submit(event_row(name, ev, topic, partition, offset, now))
+    return dead

@@ -1,0 +1,77 @@
+"""JSON intake agent: the queue path for partners who write to Kafka directly.
+
+A message on leads.intake.json is {"tenant": "...", "lead": {...the API's lead body...}}.
+It is checked like an API request and re-keyed by lead_id onto leads.submitted (the named
+re-keying step); anything malformed goes to the dead-letter topic with the reason.
+"""
+from __future__ import annotations
+
+import time
+
+import orjson
+from pydantic import ValidationError
+
+from domain.identity import derived_event_id
+from domain.lead_input import LeadIn
+from domain.submission import SubmissionError, build_submitted
+from streams.batching import run_batch
+from streams.dead_letter import dead_letter
+from streams.topics import INTAKE_JSON, SUBMITTED
+
+SOURCE = "queue"
+
+
+def register(app, deps) -> None:
+    s = deps.settings
+    topic = app.topic(deps.topic(INTAKE_JSON), value_serializer="raw", key_serializer="raw")
+
+    @app.agent(topic, name="intake_json")
+    async def intake_json(stream):
+        async for events in stream.take_events(s.batch_size, within=s.batch_seconds):
+            msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                     e.message.value, int(e.message.timestamp * 1000)) for e in events]
+            await run_batch("intake_json", lambda: rekey(deps, msgs))
+
+
+async def rekey(deps, msgs: list[tuple]) -> int:
+    """Turn each JSON lead into a lead.submitted keyed by its lead_id."""
+    now_ms = int(time.time() * 1000)
+    out = []
+    submitted = deps.topic(SUBMITTED)
+    for topic, partition, offset, key, value, ts_ms in msgs:
+        # Derived from the message's position and timestamp: a redelivered message yields
+        # the same event id, which the intake then skips.
+        event_id = derived_event_id(f"{topic}/{partition}/{offset}", "lead.submitted", ts_ms)
+        try:
+            sub = parse(deps, value, event_id, now_ms)
+        except ValueError as exc:
+            out.append(dead_letter(topic, partition, offset, key, value, str(exc), "intake_json", now_ms))
+            continue
+        out.append((submitted, sub["lead_id"].encode(), deps.codec.encode("lead.submitted", sub), None))
+    await deps.producer.send_many(out)
+    return len(msgs)
+
+
+def parse(deps, value: bytes | None, event_id: str, now_ms: int) -> dict:
+    """The lead.submitted event for one JSON message; ValueError says what is wrong."""
+    try:
+        doc = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or set(doc) != {"tenant", "lead"}:
+        raise ValueError('expected an object {"tenant": ..., "lead": {...}}')
+    tenant = deps.tenants.tenants.get(doc["tenant"]) if isinstance(doc["tenant"], str) else None
+    if tenant is None:
+        raise ValueError(f"unknown tenant {doc['tenant']!r}")
+    try:
+        lead = LeadIn.model_validate(doc["lead"])
+    except ValidationError as exc:
+        raise ValueError(f"invalid lead: {_errors(exc)}") from exc
+    try:
+        return build_submitted(lead, tenant, event_id, now_ms, SOURCE, strict=False)
+    except SubmissionError as exc:
+        raise ValueError(f"invalid lead: {exc.field}: {exc}") from exc
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())

@@ -1,0 +1,52 @@
+"""Error responses: {"error": code, "message": text, "problems": [{field, problem}]}."""
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, problems: list[dict] | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.problems = problems or []
+        self.headers = headers or {}
+
+
+def validation_problems(exc: ValidationError | RequestValidationError) -> list[dict]:
+    """Each problem as the dotted field path and a plain sentence."""
+    out = []
+    for e in exc.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        problem = e["msg"]
+        if e.get("type") == "extra_forbidden":
+            problem = "unknown field: remove it (see the OpenAPI docs at /docs for the fields)"
+        elif e.get("type") == "json_invalid":
+            problem = f"malformed JSON: {e.get('ctx', {}).get('error', e['msg'])}"
+        out.append({"field": ".".join(loc) or "(body)", "problem": problem})
+    return out
+
+
+def _response(status: int, code: str, message: str, problems=None, headers=None) -> ORJSONResponse:
+    body = {"error": code, "message": message}
+    if problems:
+        body["problems"] = problems
+    return ORJSONResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError):
+        return _response(exc.status, exc.code, exc.message, exc.problems, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(_: Request, exc: RequestValidationError):
+        return _response(422, "validation_failed", "invalid request", validation_problems(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException):
+        return _response(exc.status_code, "http_error", str(exc.detail), headers=exc.headers)

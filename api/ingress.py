@@ -1,0 +1,148 @@
+"""Lead ingress and read API: validate, produce, answer. Never writes projections.
+
+POST /v1/leads           one lead            -> 202 {lead_id, event_id, channel}
+POST /v1/leads/batch     {"leads": [...]}    -> 202 {count, leads: [{lead_id, event_id, channel}]}
+GET  /v1/leads/{lead_id} the read model of one of the key's tenant's leads
+GET  /healthz
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import ORJSONResponse
+from pydantic import ValidationError
+
+from api.auth import Caller, caller_from, tenant_for_write
+from api.errors import ApiError, install_error_handlers, validation_problems
+from domain.identity import derived_event_id, new_event_id
+from domain.lead_input import BatchIn, LeadIn
+from domain.submission import SubmissionError, build_submitted
+from streams.producer import ProduceError
+from streams.settings import Settings, get_settings
+from streams.topics import SUBMITTED
+from streams.wiring import Deps, build
+
+SOURCE = "api"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    deps = build(settings or get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if deps._producer is not None:
+            await asyncio.to_thread(deps._producer.close)
+
+    app = FastAPI(title="leadstream ingress", version="1", lifespan=lifespan,
+                  default_response_class=ORJSONResponse)
+    app.state.deps = deps
+    install_error_handlers(app)
+    caller = caller_from(deps)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", "tenants": len(deps.tenants.tenants)}
+
+    @app.post("/v1/leads", status_code=202, responses=_RESPONSES)
+    async def submit_lead(request: Request, who: Caller = Depends(caller)) -> dict:
+        """Submit one lead (email and/or phone, name, location, interests, list, partner...)."""
+        body = await _read_body(request, deps.settings)
+        lead = _parse(LeadIn, body)
+        subs = _submitted(deps, [lead], who, request, "")
+        await _produce(deps, subs)
+        s = subs[0]
+        return {"lead_id": s["lead_id"], "event_id": s["event_id"], "channel": s["channel"]}
+
+    @app.post("/v1/leads/batch", status_code=202, responses=_RESPONSES)
+    async def submit_batch(request: Request, who: Caller = Depends(caller)) -> dict:
+        """Submit up to 1,000 leads at once: all are taken, or none (with the reason)."""
+        body = await _read_body(request, deps.settings)
+        batch = _parse(BatchIn, body)
+        if len(batch.leads) > deps.settings.max_batch_leads:
+            raise ApiError(413, "batch_too_large",
+                           f"{len(batch.leads)} leads in one batch; at most "
+                           f"{deps.settings.max_batch_leads}: split it")
+        subs = _submitted(deps, batch.leads, who, request, "leads.")
+        await _produce(deps, subs)
+        return {"count": len(subs), "leads": [
+            {"lead_id": s["lead_id"], "event_id": s["event_id"], "channel": s["channel"]} for s in subs]}
+
+    @app.get("/v1/leads/{lead_id}", responses=_RESPONSES)
+    async def get_lead(lead_id: str, tenant: str | None = None, who: Caller = Depends(caller)) -> dict:
+        """A lead's read model: status, reasons, lists, partners, attribution."""
+        t = who.tenant_id or tenant
+        if t is None:
+            raise ApiError(400, "tenant_required", "an admin key must name the tenant: ?tenant=ID")
+        state = await deps.leads.get(t, lead_id)
+        if state is None:
+            raise ApiError(404, "not_found", f"no lead {lead_id} for this tenant")
+        doc = state.to_dict()
+        doc.pop("applied", None)
+        return doc
+
+    return app
+
+
+_RESPONSES = {401: {"description": "missing or invalid API key"},
+              403: {"description": "key not allowed for this tenant"},
+              413: {"description": "body or batch too large"},
+              422: {"description": "invalid lead, with the field and the problem"},
+              503: {"description": "Kafka did not take the lead: nothing stored, retry"}}
+
+
+async def _read_body(request: Request, s: Settings) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > s.max_body_bytes:
+        raise ApiError(413, "body_too_large", f"body of {declared} bytes; at most {s.max_body_bytes}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > s.max_body_bytes:
+            raise ApiError(413, "body_too_large", f"body over {s.max_body_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(model, body: bytes):
+    if not body:
+        raise ApiError(422, "validation_failed", "empty body: send a JSON object")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise ApiError(422, "validation_failed", "the request body is not a valid lead",
+                       validation_problems(exc)) from exc
+
+
+def _submitted(deps: Deps, leads: list[LeadIn], who: Caller, request: Request, path: str) -> list[dict]:
+    tenant = tenant_for_write(deps, who, request)
+    now_ms = int(time.time() * 1000)
+    idem = request.headers.get("idempotency-key")
+    subs = []
+    for i, lead in enumerate(leads):
+        # With an Idempotency-Key a retried request reuses its event ids: the intake skips them.
+        event_id = (derived_event_id(f"{tenant.id}/{idem}/{i}", "lead.submitted", 0)
+                    if idem else new_event_id(now_ms, os.urandom(10)))
+        try:
+            subs.append(build_submitted(lead, tenant, event_id, now_ms, SOURCE))
+        except SubmissionError as exc:
+            field = f"{path}{i}.{exc.field}" if path else exc.field
+            raise ApiError(422, "validation_failed", "the lead cannot be taken",
+                           [{"field": field, "problem": str(exc)}]) from exc
+    return subs
+
+
+async def _produce(deps: Deps, subs: list[dict]) -> None:
+    topic = deps.topic(SUBMITTED)
+    enc = deps.codec.encode
+    records = [(topic, s["lead_id"].encode(), enc("lead.submitted", s), None) for s in subs]
+    try:
+        await deps.producer.send_many(records, timeout=deps.settings.produce_timeout_s)
+    except (ProduceError, asyncio.TimeoutError) as exc:
+        raise ApiError(503, "unavailable", f"the lead store (Kafka) did not take the leads: {exc}; "
+                                           f"nothing was accepted, retry later",
+                       headers={"Retry-After": "5"}) from exc

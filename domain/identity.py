@@ -1,0 +1,48 @@
+"""Deterministic ids: lead_id from (tenant, channel, address) and derived event ids."""
+from __future__ import annotations
+
+import hashlib
+
+import phonenumbers
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def identity_email(raw: str) -> str:
+    """The email as identity: trimmed and lower-cased (full validation happens later)."""
+    return raw.strip().lower()
+
+
+def identity_phone(raw: str, default_region: str) -> str:
+    """The phone as identity: E.164 when it parses, else its digits (validation rejects it later)."""
+    try:
+        num = phonenumbers.parse(raw, default_region)
+        return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        return "".join(ch for ch in raw if ch.isdigit() or ch == "+")
+
+
+def lead_id(tenant: str, channel: str, address: str) -> str:
+    """One id per person per channel per tenant: every event about them shares its partition."""
+    digest = hashlib.blake2b(f"{tenant}\x1f{channel}\x1f{address}".encode(), digest_size=12)
+    return digest.hexdigest()
+
+
+def _ulid_from(ms: int, entropy: bytes) -> str:
+    value = (ms << 80) | int.from_bytes(entropy[:10], "big")
+    out = []
+    for _ in range(26):
+        out.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def derived_event_id(cause_id: str, kind: str, cause_ms: int) -> str:
+    """A ULID for the event `kind` caused by `cause_id`: the same on every reprocessing,
+    so a retried batch re-emits identical events and projections collapse them."""
+    return _ulid_from(cause_ms, hashlib.blake2b(f"{cause_id}/{kind}".encode(), digest_size=10).digest())
+
+
+def new_event_id(ms: int, entropy: bytes) -> str:
+    """A ULID from a time in ms and 10 random bytes passed in by the caller."""
+    return _ulid_from(ms, entropy)

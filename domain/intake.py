@@ -1,0 +1,153 @@
+"""Intake decisions: a submitted lead becomes accepted, rejected or a resubmission.
+
+`decide(...)` returns the events; `evolve(state, event)` folds any lead event into the
+read model. The live agent and the replay both use `evolve`, so both build the same state.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterable
+
+from domain.identity import derived_event_id
+from domain.tenants import Tenant
+from domain.validation import Checked, check_email, check_phone, check_routing
+
+APPLIED_KEEP = 16  # recent causing event ids kept per lead, to skip redelivered events
+KNOWN = {"accepted", "unsubscribed", "cold", "suppressed"}
+OUTCOME_FOR_STATUS = {"unsubscribed": "kept_unsubscribed", "cold": "kept_cold",
+                      "suppressed": "kept_suppressed"}
+
+
+@dataclass
+class LeadState:
+    """The read model of one lead (per tenant, channel and address)."""
+
+    tenant: str
+    lead_id: str
+    channel: str
+    address: str
+    status: str  # accepted | rejected | unsubscribed | cold | suppressed
+    reasons: list[str] = field(default_factory=list)
+    lists: list[str] = field(default_factory=list)
+    partners: list[str] = field(default_factory=list)
+    attribution: dict[str, str] = field(default_factory=dict)
+    timezone: str | None = None
+    region: str | None = None
+    submissions: int = 0
+    first_seen_ms: int = 0
+    updated_ms: int = 0
+    applied: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LeadState":
+        return cls(**d)
+
+
+def check_submission(sub: dict, tenant: Tenant) -> Checked:
+    """Validate the submitted contact point (CPU only; suppression comes from the caller)."""
+    routing = check_routing(tenant, sub["channel"], sub["list"], sub["partner"])
+    if sub["channel"] == "email":
+        country = (sub.get("location") or {}).get("country")
+        c = check_email(sub["address"], tenant, country)
+    else:
+        c = check_phone(sub["address"], tenant, bool(sub.get("consent")))
+    if routing:
+        return Checked(c.address, routing + c.reasons, c.domain, c.region, c.timezone, c.detail)
+    return c
+
+
+def decide(sub: dict, checked: Checked, suppressed: str | None, state: LeadState | None,
+           tenant: Tenant, now_ms: int, source: str) -> list[tuple[str, dict]]:
+    """The events that follow from one submitted lead, given what we know about the person.
+
+    suppressed: "blocklisted", "opted_out" or None, looked up by the caller.
+    """
+    if state is not None and sub["event_id"] in state.applied:
+        return []  # a redelivered event we already decided
+    base = _envelope(sub, now_ms, source)
+    if state is not None and state.status in KNOWN:
+        return [_resubmitted(sub, base, state, tenant)]
+    reasons = list(checked.reasons) + ([suppressed] if suppressed else [])
+    if reasons:
+        ev = dict(base, channel=sub["channel"], address=checked.address, partner=sub["partner"],
+                  list=sub["list"], reasons=reasons, detail=checked.detail)
+        return [("lead.rejected", _ided(ev, sub, "lead.rejected"))]
+    ev = dict(base, channel=sub["channel"], address=checked.address,
+              first_name=sub.get("first_name"), last_name=sub.get("last_name"),
+              location=sub.get("location"), interests=sub.get("interests") or {},
+              timezone=checked.timezone, region=checked.region, partner=sub["partner"],
+              list=sub["list"], attribution=sub.get("attribution") or {},
+              consent=sub.get("consent"))
+    return [("lead.accepted", _ided(ev, sub, "lead.accepted"))]
+
+
+def _resubmitted(sub: dict, base: dict, state: LeadState, tenant: Tenant) -> tuple[str, dict]:
+    if state.status in OUTCOME_FOR_STATUS:
+        outcome = OUTCOME_FOR_STATUS[state.status]
+    elif sub["list"] in state.lists:
+        outcome = "already_on_list"
+    elif tenant.dedupe.resubmission == "merge":
+        outcome = "merged"
+    else:
+        outcome = "ignored"
+    ev = dict(base, channel=sub["channel"], partner=sub["partner"], list=sub["list"],
+              attribution=sub.get("attribution") or {}, status=state.status, outcome=outcome)
+    return ("lead.resubmitted", _ided(ev, sub, "lead.resubmitted"))
+
+
+def _envelope(sub: dict, now_ms: int, source: str) -> dict:
+    return {"tenant": sub["tenant"], "occurred_at": now_ms, "causation_id": sub["event_id"],
+            "source": source, "lead_id": sub["lead_id"]}
+
+
+def _ided(ev: dict, sub: dict, name: str) -> dict:
+    ev["event_id"] = derived_event_id(sub["event_id"], name, _ms(sub["occurred_at"]))
+    ev["schema"] = f"{name}@1"
+    return ev
+
+
+def _ms(ts) -> int:
+    return ts if isinstance(ts, int) else int(ts.timestamp() * 1000)
+
+
+def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
+    """Fold one lead event into the read model."""
+    at = _ms(ev["occurred_at"])
+    if name == "lead.accepted":
+        state = LeadState(ev["tenant"], ev["lead_id"], ev["channel"], ev["address"], "accepted",
+                          lists=[ev["list"]], partners=[ev["partner"]],
+                          attribution=dict(ev.get("attribution") or {}),
+                          timezone=ev.get("timezone"), region=ev.get("region"),
+                          submissions=(state.submissions if state else 0) + 1,
+                          first_seen_ms=state.first_seen_ms if state else at,
+                          applied=list(state.applied) if state else [])
+    elif name == "lead.rejected":
+        if state is not None and state.status in KNOWN:
+            return state  # never downgrade a known person
+        state = LeadState(ev["tenant"], ev["lead_id"], ev["channel"], ev["address"], "rejected",
+                          reasons=list(ev["reasons"]), lists=[ev["list"]], partners=[ev["partner"]],
+                          submissions=(state.submissions if state else 0) + 1,
+                          first_seen_ms=state.first_seen_ms if state else at,
+                          applied=list(state.applied) if state else [])
+    elif name == "lead.resubmitted":
+        if state is None:
+            return None
+        state.submissions += 1
+        if ev["outcome"] == "merged":
+            state.lists = _add(state.lists, ev["list"])
+            state.partners = _add(state.partners, ev["partner"])
+            state.attribution = {**state.attribution, **(ev.get("attribution") or {})}
+    else:
+        return state
+    state.updated_ms = at
+    if ev.get("causation_id"):
+        state.applied = (state.applied + [ev["causation_id"]])[-APPLIED_KEEP:]
+    return state
+
+
+def _add(items: Iterable[str], item: str) -> list[str]:
+    items = list(items)
+    return items if item in items else items + [item]

@@ -1,0 +1,160 @@
+"""`./dev` tasks: up, down, status, logs, env, demo, test, bench, replay, clean."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from stack.services import LOGS, STACK, build_services, start, stop, tail
+from streams.settings import ROOT, get_settings
+
+USAGE = """usage: ./dev COMMAND
+  demo          start everything and run the realistic demo (leaves the stack up)
+  test          start everything and run the whole test suite
+  up            install what is missing, start Kafka, Redis, ClickHouse, the API and workers
+  down          stop everything this checkout started
+  status        each service: port, pid, healthy or not
+  logs [NAME]   a service's log (all services' last lines without NAME)
+  env           export lines for every endpoint and the demo API keys: eval "$(./dev env)"
+  bench NAME    run bench/NAME.py (prints one JSON line last)
+  replay        rebuild Redis and ClickHouse from the Kafka topics
+  clean         stop everything and delete .stack/ data (keeps the jar cache)
+"""
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def cmd_up(only_infra: bool = False) -> None:
+    s = get_settings()
+    env = child_env()
+    for svc in build_services(s):
+        if only_infra and svc.name.startswith(("api", "worker")):
+            continue
+        t0 = time.monotonic()
+        print(f"  {svc.name:<20}", end="", flush=True)
+        try:
+            state = start(svc, env)
+        except RuntimeError as exc:
+            print("FAILED")
+            sys.exit(f"\n{svc.name} could not start: {exc}")
+        print(f"{state} [{time.monotonic() - t0:.1f}s]")
+
+
+def cmd_down() -> None:
+    for svc in reversed(build_services(get_settings())):
+        if svc.name == "bootstrap":
+            continue
+        print(f"  {svc.name:<20}{stop(svc)}")
+
+
+def cmd_status() -> int:
+    bad = 0
+    print(f"  {'service':<20}{'port':<8}{'pid':<10}state")
+    for svc in build_services(get_settings()):
+        if svc.name == "bootstrap":
+            continue
+        pid = svc.pid()
+        ok = bool(pid) and svc.healthy()
+        bad += not ok
+        state = "healthy" if ok else ("running, not answering" if pid else "down")
+        print(f"  {svc.name:<20}{svc.port or '-':<8}{pid or '-':<10}{state}")
+    return 1 if bad else 0
+
+
+def cmd_logs(name: str | None) -> None:
+    services = build_services(get_settings())
+    if name:
+        match = [s for s in services if s.name == name]
+        if not match:
+            sys.exit(f"no service {name!r}; one of: {', '.join(s.name for s in services)}")
+        print(tail(match[0].log_file, 200))
+        return
+    for svc in services:
+        print(f"==> {svc.log_file} <==\n{tail(svc.log_file, 10)}\n")
+
+
+def cmd_env() -> None:
+    from streams.settings import load_tenants
+    s = get_settings()
+    lines = {
+        "LEADSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "LEADSTREAM_REDIS_URL": s.redis_url,
+        "LEADSTREAM_CLICKHOUSE_HOST": s.clickhouse_host,
+        "LEADSTREAM_CLICKHOUSE_PORT": str(s.clickhouse_port),
+        "LEADSTREAM_CLICKHOUSE_HTTP_PORT": str(s.clickhouse_http_port),
+        "LEADSTREAM_CLICKHOUSE_DATABASE": s.clickhouse_database,
+        "LEADSTREAM_API_URL": s.api_url,
+    }
+    keys = load_tenants(s.tenants_file).demo_keys
+    if keys:
+        lines["LEADSTREAM_DEMO_KEY"] = next(iter(keys.values()))
+        lines["LEADSTREAM_DEMO_KEYS"] = " ".join(f"{b}={k}" for b, k in keys.items())
+    for k, v in lines.items():
+        print(f"export {k}='{v}'")
+
+
+def run_python(args: list[str]) -> int:
+    return subprocess.call([sys.executable, *args], cwd=ROOT, env=child_env())
+
+
+def cmd_test(extra: list[str]) -> int:
+    cmd_up()
+    print("\nrunning the test suite", flush=True)
+    return run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider", *extra])
+
+
+def cmd_bench(name: str | None, extra: list[str]) -> int:
+    available = sorted(p.stem for p in (ROOT / "bench").glob("*.py") if not p.stem.startswith("_"))
+    if name not in available:
+        sys.exit(f"usage: ./dev bench NAME, NAME one of: {', '.join(available)}")
+    cmd_up(only_infra=True)
+    return run_python(["-m", f"bench.{name}", *extra])
+
+
+def cmd_clean() -> None:
+    cmd_down()
+    for sub in ("kafka", "redis", "clickhouse", "run", "spool"):
+        shutil.rmtree(STACK / sub, ignore_errors=True)
+    print("  removed .stack data (Kafka, Redis, ClickHouse); jar cache kept")
+
+
+def main(argv: list[str]) -> int:
+    cmd, rest = (argv[0], argv[1:]) if argv else ("help", [])
+    LOGS.mkdir(parents=True, exist_ok=True)
+    if cmd == "up":
+        cmd_up()
+    elif cmd == "down":
+        cmd_down()
+    elif cmd == "status":
+        return cmd_status()
+    elif cmd == "logs":
+        cmd_logs(rest[0] if rest else None)
+    elif cmd == "env":
+        cmd_env()
+    elif cmd == "demo":
+        cmd_up()
+        return run_python(["-m", "stack.demo", *rest])
+    elif cmd == "test":
+        return cmd_test(rest)
+    elif cmd == "bench":
+        return cmd_bench(rest[0] if rest else None, rest[1:])
+    elif cmd == "replay":
+        cmd_up(only_infra=True)
+        return run_python(["-m", "projections.replay", *rest])
+    elif cmd == "clean":
+        cmd_clean()
+    else:
+        print(USAGE)
+        return 0 if cmd in ("help", "-h", "--help") else 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,24 @@
+"""The Faust app: one app (one consumer group) per agent, so each scales on its own lag."""
+from __future__ import annotations
+
+import faust
+
+from streams import faust_codec
+from streams.settings import Settings
+
+
+def make_app(agent: str, s: Settings) -> faust.App:
+    """A Faust app whose consumer group is leadstream-<agent>."""
+    faust_codec.register()
+    return faust.App(
+        f"{s.topic_prefix}leadstream-{agent}",
+        broker=f"kafka://{s.kafka_bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=s.partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4 * s.batch_size, 8192),
+        producer_acks=-1,
+        broker_max_poll_records=s.batch_size,
+    )

@@ -1,0 +1,52 @@
+"""The topic catalogue: every topic the platform uses, its key, partitions and retention."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FOREVER = -1
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    holds: str
+    retention_ms: int = FOREVER
+    compacted: bool = False
+    dead_letter: bool = True
+
+    def config(self) -> dict[str, str]:
+        return {"cleanup.policy": "compact" if self.compacted else "delete",
+                "retention.ms": str(self.retention_ms),
+                "max.message.bytes": "4194304"}
+
+
+SUBMITTED = "leads.submitted"
+LEAD_EVENTS = "leads.events"
+INTAKE_JSON = "leads.intake.json"
+
+CATALOGUE = [
+    TopicSpec(SUBMITTED, "lead_id", "lead.submitted (Avro), from the API and the JSON intake"),
+    TopicSpec(LEAD_EVENTS, "lead_id", "lead.accepted / rejected / resubmitted (Avro)"),
+    TopicSpec(INTAKE_JSON, "any", "partners' leads as JSON, written straight to Kafka",
+              retention_ms=14 * 24 * 3600 * 1000),
+]
+
+
+def dlq(topic: str) -> str:
+    """The dead-letter topic of an input topic."""
+    return f"{topic}.dlq"
+
+
+def all_topics() -> list[TopicSpec]:
+    """Every topic with its dead-letter topic (kept 30 days)."""
+    out = list(CATALOGUE)
+    for t in CATALOGUE:
+        if t.dead_letter:
+            out.append(TopicSpec(dlq(t.name), t.key, f"undecodable or invalid messages of {t.name}",
+                                 retention_ms=30 * 24 * 3600 * 1000, dead_letter=False))
+    return out
+
+
+def named(prefix: str, name: str) -> str:
+    return f"{prefix}{name}"
