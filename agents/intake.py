@@ -1,4 +1,7 @@
-"""Intake agent: lead.submitted -> validate, dedupe -> lead.accepted / rejected / resubmitted.
+"""Intake agent: owns each lead's state.
+
+lead.submitted -> validate, dedupe -> lead.accepted / rejected / resubmitted
+lead.unsubscribe_requested -> lead.unsubscribed (and the tenant's opt-out set)
 
 Per batch: decode, check (CPU), one Redis round trip for state and suppression, decide in
 order (a duplicate inside the batch sees the first one's state), produce the events and
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from domain.intake import LeadState, check_submission, decide, evolve
+from domain.intake import LeadState, check_submission, decide, decide_unsubscribe, evolve
 from domain.validation import suppression_keys
 from schemas.codec import DecodeError
 from streams.batching import run_batch
@@ -31,43 +34,55 @@ def register(app, deps) -> None:
 
 
 async def process(deps, msgs: list[tuple]) -> int:
-    """Decide a batch of raw lead.submitted messages; returns how many were processed."""
+    """Decide a batch of raw input messages; returns how many were processed."""
     now_ms = int(time.time() * 1000)
     out, todo = [], []
     for topic, partition, offset, key, value in msgs:
-        sub, err = _decode(deps, value)
+        name, ev, err = _decode(deps, value)
         if err:
             out.append(dead_letter(topic, partition, offset, key, value, err, "intake", now_ms))
             continue
-        tenant = deps.tenants.tenants[sub["tenant"]]
-        checked = check_submission(sub, tenant)
-        todo.append((sub, tenant, checked))
-    found = await deps.leads.lookup(
-        [(sub["tenant"], sub["lead_id"], suppression_keys(c, sub["channel"])) for sub, _, c in todo])
+        tenant = deps.tenants.tenants[ev["tenant"]]
+        checked = check_submission(ev, tenant) if name == "lead.submitted" else None
+        todo.append((name, ev, tenant, checked))
+    found = await deps.leads.lookup([
+        (ev["tenant"], ev["lead_id"], suppression_keys(c, ev["channel"]) if c else [ev["lead_id"]])
+        for _, ev, _, c in todo])
     states: dict[tuple[str, str], LeadState | None] = {}
     events_topic = deps.topic(LEAD_EVENTS)
-    for (sub, tenant, checked), look in zip(todo, found):
-        k = (sub["tenant"], sub["lead_id"])
+    optouts: list[tuple[str, str]] = []
+    for (name, ev, tenant, checked), look in zip(todo, found):
+        k = (ev["tenant"], ev["lead_id"])
         state = states[k] if k in states else look.state
-        suppressed = "blocklisted" if look.blocklisted else ("opted_out" if look.opted_out else None)
-        for name, ev in decide(sub, checked, suppressed, state, tenant, now_ms, SOURCE):
-            out.append((events_topic, sub["lead_id"].encode(), deps.codec.encode(name, ev), None))
-            state = evolve(state, name, ev)
+        if name == "lead.submitted":
+            suppressed = "blocklisted" if look.blocklisted else ("opted_out" if look.opted_out else None)
+            decided = decide(ev, checked, suppressed, state, tenant, now_ms, SOURCE)
+        else:
+            decided = decide_unsubscribe(ev, state, now_ms, SOURCE)
+        for out_name, out_ev in decided:
+            out.append((events_topic, ev["lead_id"].encode(), deps.codec.encode(out_name, out_ev), None))
+            state = evolve(state, out_name, out_ev)
+            if out_name == "lead.unsubscribed":
+                optouts.append((out_ev["tenant"], out_ev["address"]))
         states[k] = state
     await deps.producer.send_many(out)
-    await deps.leads.save([st for st in states.values() if st is not None])
+    await deps.leads.save([st for st in states.values() if st is not None], optouts)
     return len(msgs)
 
 
-def _decode(deps, value: bytes | None) -> tuple[dict | None, str | None]:
+INPUTS = ("lead.submitted", "lead.unsubscribe_requested")
+
+
+def _decode(deps, value: bytes | None) -> tuple[str, dict, str | None]:
+    """(event name, event, None) or (.., .., the reason it goes to the dead-letter topic)."""
     if value is None:
-        return None, "empty message (tombstone) on lead.submitted"
+        return "", {}, "empty message (tombstone) on the intake topic"
     try:
-        name, sub = deps.codec.decode(value)
+        name, ev = deps.codec.decode(value)
     except DecodeError as exc:
-        return None, f"undecodable: {exc}"
-    if name != "lead.submitted":
-        return None, f"unexpected event {name} on the submitted topic"
-    if sub["tenant"] not in deps.tenants.tenants:
-        return None, f"unknown tenant {sub['tenant']!r}"
-    return sub, None
+        return "", {}, f"undecodable: {exc}"
+    if name not in INPUTS:
+        return name, ev, f"unexpected event {name} on the intake topic"
+    if ev["tenant"] not in deps.tenants.tenants:
+        return name, ev, f"unknown tenant {ev['tenant']!r}"
+    return name, ev, None

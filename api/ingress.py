@@ -3,6 +3,7 @@
 POST /v1/leads           one lead            -> 202 {lead_id, event_id, channel}
 POST /v1/leads/batch     {"leads": [...]}    -> 202 {count, leads: [{lead_id, event_id, channel}]}
 GET  /v1/leads/{lead_id} the read model of one of the key's tenant's leads
+POST /v1/leads/{lead_id}/unsubscribe               -> 202 {lead_id, event_id}
 GET  /healthz
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import ORJSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import Caller, caller_from, tenant_for_write
 from api.errors import ApiError, install_error_handlers, validation_problems
@@ -27,6 +28,11 @@ from streams.topics import SUBMITTED
 from streams.wiring import Deps, build
 
 SOURCE = "api"
+
+
+class UnsubscribeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("tenant_request", min_length=1, max_length=100)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,6 +77,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await _produce(deps, subs)
         return {"count": len(subs), "leads": [
             {"lead_id": s["lead_id"], "event_id": s["event_id"], "channel": s["channel"]} for s in subs]}
+
+    @app.post("/v1/leads/{lead_id}/unsubscribe", status_code=202, responses=_RESPONSES)
+    async def unsubscribe(lead_id: str, request: Request, who: Caller = Depends(caller)) -> dict:
+        """Unsubscribe one of the tenant's leads: it is never messaged or re-subscribed again.
+        Optional body: {"reason": "..."} (default tenant_request)."""
+        tenant = tenant_for_write(deps, who, request)
+        reason = _parse(UnsubscribeIn, await _read_body(request, deps.settings) or b"{}").reason
+        if await deps.leads.get(tenant.id, lead_id) is None:
+            raise ApiError(404, "not_found", f"no lead {lead_id} for this tenant")
+        now_ms = int(time.time() * 1000)
+        ev = {"event_id": new_event_id(now_ms, os.urandom(10)), "tenant": tenant.id,
+              "occurred_at": now_ms, "schema": "lead.unsubscribe_requested@1", "causation_id": None,
+              "source": SOURCE, "lead_id": lead_id, "reason": reason, "requested_by": tenant.id}
+        await _produce(deps, [ev], "lead.unsubscribe_requested")
+        return {"lead_id": lead_id, "event_id": ev["event_id"]}
 
     @app.get("/v1/leads/{lead_id}", responses=_RESPONSES)
     async def get_lead(lead_id: str, tenant: str | None = None, who: Caller = Depends(caller)) -> dict:
@@ -136,10 +157,10 @@ def _submitted(deps: Deps, leads: list[LeadIn], who: Caller, request: Request, p
     return subs
 
 
-async def _produce(deps: Deps, subs: list[dict]) -> None:
+async def _produce(deps: Deps, subs: list[dict], schema: str = "lead.submitted") -> None:
     topic = deps.topic(SUBMITTED)
     enc = deps.codec.encode
-    records = [(topic, s["lead_id"].encode(), enc("lead.submitted", s), None) for s in subs]
+    records = [(topic, s["lead_id"].encode(), enc(schema, s), None) for s in subs]
     try:
         await deps.producer.send_many(records, timeout=deps.settings.produce_timeout_s)
     except (ProduceError, asyncio.TimeoutError) as exc:

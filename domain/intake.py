@@ -69,7 +69,7 @@ def decide(sub: dict, checked: Checked, suppressed: str | None, state: LeadState
         return []  # a redelivered event we already decided
     base = _envelope(sub, now_ms, source)
     if state is not None and state.status in KNOWN:
-        return [_resubmitted(sub, base, state, tenant)]
+        return [_resubmitted(sub, base, state, tenant, suppressed)]
     reasons = list(checked.reasons) + ([suppressed] if suppressed else [])
     if reasons:
         ev = dict(base, channel=sub["channel"], address=checked.address, partner=sub["partner"],
@@ -84,9 +84,14 @@ def decide(sub: dict, checked: Checked, suppressed: str | None, state: LeadState
     return [("lead.accepted", _ided(ev, sub, "lead.accepted"))]
 
 
-def _resubmitted(sub: dict, base: dict, state: LeadState, tenant: Tenant) -> tuple[str, dict]:
+def _resubmitted(sub: dict, base: dict, state: LeadState, tenant: Tenant,
+                 suppressed: str | None) -> tuple[str, dict]:
     if state.status in OUTCOME_FOR_STATUS:
         outcome = OUTCOME_FOR_STATUS[state.status]
+    elif suppressed == "opted_out":
+        outcome = "kept_unsubscribed"  # opted out with the brand: never re-subscribed
+    elif suppressed:
+        outcome = "kept_suppressed"
     elif sub["list"] in state.lists:
         outcome = "already_on_list"
     elif tenant.dedupe.resubmission == "merge":
@@ -96,6 +101,16 @@ def _resubmitted(sub: dict, base: dict, state: LeadState, tenant: Tenant) -> tup
     ev = dict(base, channel=sub["channel"], partner=sub["partner"], list=sub["list"],
               attribution=sub.get("attribution") or {}, status=state.status, outcome=outcome)
     return ("lead.resubmitted", _ided(ev, sub, "lead.resubmitted"))
+
+
+def decide_unsubscribe(req: dict, state: LeadState | None, now_ms: int,
+                       source: str) -> list[tuple[str, dict]]:
+    """A request to unsubscribe a lead: lead.unsubscribed, unless unknown or already done."""
+    if state is None or req["event_id"] in state.applied or state.status == "unsubscribed":
+        return []
+    ev = dict(_envelope(req, now_ms, source), channel=state.channel, address=state.address,
+              reason=req["reason"])
+    return [("lead.unsubscribed", _ided(ev, req, "lead.unsubscribed"))]
 
 
 def _envelope(sub: dict, now_ms: int, source: str) -> dict:
@@ -132,6 +147,11 @@ def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
                           submissions=(state.submissions if state else 0) + 1,
                           first_seen_ms=state.first_seen_ms if state else at,
                           applied=list(state.applied) if state else [])
+    elif name == "lead.unsubscribed":
+        if state is None:
+            return None
+        state.status = "unsubscribed"
+        state.reasons = [ev["reason"]]
     elif name == "lead.resubmitted":
         if state is None:
             return None

@@ -50,7 +50,7 @@ def check_routing(tenant: Tenant, channel: str, list_name: str, partner: str) ->
 def check_email(raw: str, tenant: Tenant, country: str | None) -> Checked:
     """Syntax and normal form (email-validator, no DNS), disposable domains, country."""
     try:
-        v = validate_email(raw, check_deliverability=False)
+        v = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         return Checked(raw.strip().lower(), ("invalid_email",), detail=str(exc))
     domain = v.ascii_domain.lower()

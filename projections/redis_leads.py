@@ -53,13 +53,15 @@ class LeadStore:
             out.append(Lookup(state, any(blocked), bool(opted)))
         return out
 
-    async def save(self, states: list[LeadState]) -> None:
-        """Write the states atomically (MULTI/EXEC): all of a batch or none of it."""
-        if not states:
+    async def save(self, states: list[LeadState], optouts: list[tuple[str, str]] = ()) -> None:
+        """Write the states and new opt-outs atomically (MULTI/EXEC): a whole batch or none."""
+        if not states and not optouts:
             return
         pipe = self.r.pipeline(transaction=True)
         for s in states:
             pipe.set(lead_key(s.tenant, s.lead_id), orjson.dumps(s.to_dict()))
+        for tenant, address in optouts:
+            pipe.sadd(optout_key(tenant), address)
         await pipe.execute()
 
     async def get(self, tenant: str, lead_id: str) -> LeadState | None:

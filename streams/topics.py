@@ -26,8 +26,8 @@ LEAD_EVENTS = "leads.events"
 INTAKE_JSON = "leads.intake.json"
 
 CATALOGUE = [
-    TopicSpec(SUBMITTED, "lead_id", "lead.submitted (Avro), from the API and the JSON intake"),
-    TopicSpec(LEAD_EVENTS, "lead_id", "lead.accepted / rejected / resubmitted (Avro)"),
+    TopicSpec(SUBMITTED, "lead_id", "lead.submitted and lead.unsubscribe_requested (Avro): the intake's input"),
+    TopicSpec(LEAD_EVENTS, "lead_id", "lead.accepted / rejected / resubmitted / unsubscribed (Avro): decided facts"),
     TopicSpec(INTAKE_JSON, "any", "partners' leads as JSON, written straight to Kafka",
               retention_ms=14 * 24 * 3600 * 1000),
 ]

@@ -1,0 +1,33 @@
+from domain.identity import derived_event_id, identity_email, identity_phone, lead_id, new_event_id
+from projections.event_rows import ulid_ms
+
+
+def test_lead_id_is_deterministic_and_scoped_by_tenant_and_channel():
+    a = lead_id("t1", "email", identity_email("  Ann@Example.COM "))
+    assert a == lead_id("t1", "email", "ann@example.com")
+    assert a != lead_id("t2", "email", "ann@example.com")
+    assert a != lead_id("t1", "sms", "ann@example.com")
+    assert len(a) == 24
+
+
+def test_phone_identity_is_e164_whatever_the_format():
+    forms = ["(415) 555-2671", "415.555.2671", "+1 415 555 2671", "1-415-555-2671"]
+    assert {identity_phone(f, "US") for f in forms} == {"+14155552671"}
+    assert identity_phone("020 7946 0018", "GB") == "+442079460018"
+
+
+def test_unparseable_phone_still_has_a_stable_identity():
+    assert identity_phone("call me", "US") == ""
+    assert identity_phone("12", "US") == identity_phone(" 12 ", "US")
+
+
+def test_derived_event_id_is_stable_and_carries_the_cause_time():
+    one = derived_event_id("01ABC", "lead.accepted", 1_764_064_800_000)
+    assert one == derived_event_id("01ABC", "lead.accepted", 1_764_064_800_000)
+    assert one != derived_event_id("01ABC", "lead.rejected", 1_764_064_800_000)
+    assert len(one) == 26 and ulid_ms(one) == 1_764_064_800_000
+
+
+def test_new_event_id_is_a_ulid_of_the_given_time():
+    eid = new_event_id(1_700_000_000_123, bytes(range(10)))
+    assert len(eid) == 26 and ulid_ms(eid) == 1_700_000_000_123
