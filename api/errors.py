@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
@@ -31,11 +31,11 @@ def validation_problems(exc: ValidationError | RequestValidationError) -> list[d
     return out
 
 
-def _response(status: int, code: str, message: str, problems=None, headers=None) -> ORJSONResponse:
+def _response(status: int, code: str, message: str, problems=None, headers=None) -> JSONResponse:
     body = {"error": code, "message": message}
     if problems:
         body["problems"] = problems
-    return ORJSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

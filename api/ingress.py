@@ -14,7 +14,6 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import Caller, caller_from, tenant_for_write
@@ -42,10 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         yield
         if deps._producer is not None:
-            await asyncio.to_thread(deps._producer.close)
+            # what is still queued was never acknowledged to a client (they got a 503)
+            await asyncio.to_thread(deps._producer.close, 3.0)
 
-    app = FastAPI(title="leadstream ingress", version="1", lifespan=lifespan,
-                  default_response_class=ORJSONResponse)
+    app = FastAPI(title="leadstream ingress", version="1", lifespan=lifespan)
     app.state.deps = deps
     install_error_handlers(app)
     caller = caller_from(deps)
@@ -131,7 +130,8 @@ async def _read_body(request: Request, s: Settings) -> bytes:
 
 def _parse(model, body: bytes):
     if not body:
-        raise ApiError(422, "validation_failed", "empty body: send a JSON object")
+        raise ApiError(422, "validation_failed", "empty body: send a JSON object",
+                       [{"field": "(body)", "problem": "empty body"}])
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:

@@ -129,7 +129,10 @@ def _ms(ts) -> int:
 
 
 def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
-    """Fold one lead event into the read model."""
+    """Fold one lead event into the read model. A copy of an event already folded in
+    (a topic may hold one after a crash between produce and commit) changes nothing."""
+    if state is not None and ev.get("causation_id") in state.applied:
+        return state
     at = _ms(ev["occurred_at"])
     if name == "lead.accepted":
         state = LeadState(ev["tenant"], ev["lead_id"], ev["channel"], ev["address"], "accepted",

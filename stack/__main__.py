@@ -15,6 +15,7 @@ USAGE = """usage: ./dev COMMAND
   test          start everything and run the whole test suite
   up            install what is missing, start Kafka, Redis, ClickHouse, the API and workers
   down          stop everything this checkout started
+  restart       restart the platform's own processes (API, workers) to pick up code changes
   status        each service: port, pid, healthy or not
   logs [NAME]   a service's log (all services' last lines without NAME)
   env           export lines for every endpoint and the demo API keys: eval "$(./dev env)"
@@ -118,6 +119,17 @@ def cmd_bench(name: str | None, extra: list[str]) -> int:
     return run_python(["-m", f"bench.{name}", *extra])
 
 
+def cmd_replay(extra: list[str]) -> int:
+    """Stop the workers, rebuild the projections from the topics, start the workers again."""
+    cmd_up(only_infra=True)
+    workers = [w for w in build_services(get_settings()) if w.name.startswith("worker")]
+    for w in workers:
+        print(f"  {w.name:<20}{stop(w)}")
+    code = run_python(["-m", "projections.replay", *extra])
+    cmd_up()
+    return code
+
+
 def cmd_clean() -> None:
     cmd_down()
     for sub in ("kafka", "redis", "clickhouse", "run", "spool"):
@@ -132,6 +144,11 @@ def main(argv: list[str]) -> int:
         cmd_up()
     elif cmd == "down":
         cmd_down()
+    elif cmd == "restart":
+        for svc in build_services(get_settings()):
+            if svc.name.startswith(("api", "worker")):
+                print(f"  {svc.name:<20}{stop(svc)}")
+        cmd_up()
     elif cmd == "status":
         return cmd_status()
     elif cmd == "logs":
@@ -146,8 +163,7 @@ def main(argv: list[str]) -> int:
     elif cmd == "bench":
         return cmd_bench(rest[0] if rest else None, rest[1:])
     elif cmd == "replay":
-        cmd_up(only_infra=True)
-        return run_python(["-m", "projections.replay", *rest])
+        return cmd_replay(rest)
     elif cmd == "clean":
         cmd_clean()
     else:

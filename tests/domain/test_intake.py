@@ -138,3 +138,10 @@ def test_api_path_refuses_an_unknown_list_or_a_missing_contact(tenant):
 def test_state_survives_its_json_round_trip(tenant):
     _, state = run(tenant, submitted(tenant))
     assert LeadState.from_dict(state.to_dict()) == state
+
+
+def test_a_duplicated_output_event_is_folded_once(tenant):
+    _, state = run(tenant, submitted(tenant, 1))
+    events, state = run(tenant, submitted(tenant, 2, list_="other"), state)
+    again = evolve(state, *events[0])
+    assert again.submissions == 2 and again.lists == ["daily", "other"]

@@ -1,0 +1,170 @@
+"""Rebuild the projections from the topics: python -m projections.replay [--redis] [--clickhouse]
+
+Redis: every lead's read model is folded again from leads.events (with domain.intake.evolve,
+the same function the live agent uses) and the opt-out sets from lead.unsubscribed events.
+ClickHouse: the database is dropped, migrated again and refilled from every topic.
+Run it with the workers stopped (`./dev replay` does that for you).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Callable, Iterator
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from domain.intake import LeadState, evolve
+from projections.clickhouse import EventsWriter, migrate
+from projections.event_rows import event_row
+from projections.redis_leads import lead_key, optout_key
+from schemas.codec import DecodeError
+from streams.settings import get_settings
+from streams.topics import LEAD_EVENTS, SUBMITTED
+from streams.wiring import Deps, build
+
+import orjson
+
+
+def read_topics(deps: Deps, topics: list[str]) -> tuple[int, Iterator[tuple]]:
+    """(message count, iterator of (topic, partition, offset, value)) from the start of the
+    topics to their end offsets as of now."""
+    c = Consumer({"bootstrap.servers": deps.settings.kafka_bootstrap, "group.id": "leadstream-replay",
+                  "enable.auto.commit": False, "enable.partition.eof": False})
+    parts, ends, total = [], {}, 0
+    for t in topics:
+        md = c.list_topics(t, timeout=10).topics[t]
+        for p in md.partitions:
+            lo, hi = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)
+            if hi > lo:
+                parts.append(TopicPartition(t, p, OFFSET_BEGINNING))
+                ends[(t, p)] = hi
+                total += hi - lo
+
+    def messages() -> Iterator[tuple]:
+        c.assign(parts)
+        left = dict(ends)
+        try:
+            while left:
+                for m in c.consume(10000, timeout=1.0):
+                    if m.error():
+                        continue
+                    key = (m.topic(), m.partition())
+                    if key not in left or m.offset() >= left[key]:
+                        continue
+                    yield m.topic(), m.partition(), m.offset(), m.value()
+                    if m.offset() + 1 >= left[key]:
+                        del left[key]
+        finally:
+            c.close()
+    return total, messages()
+
+
+def fold_leads(deps: Deps, messages: Iterator[tuple], tick: Callable[[int], None]
+               ) -> tuple[dict[tuple[str, str], LeadState], set[tuple[str, str]], int]:
+    """Every lead's state and the opt-outs, from lead events in topic order."""
+    states: dict[tuple[str, str], LeadState] = {}
+    optouts: set[tuple[str, str]] = set()
+    bad = 0
+    for _, _, _, value in messages:
+        tick(1)
+        try:
+            name, ev = deps.codec.decode(value or b"")
+        except DecodeError:
+            bad += 1
+            continue
+        k = (ev["tenant"], ev["lead_id"])
+        st = evolve(states.get(k), name, ev)
+        if st is not None:
+            states[k] = st
+        if name == "lead.unsubscribed":
+            optouts.add((ev["tenant"], ev["address"]))
+    return states, optouts, bad
+
+
+async def write_redis(deps: Deps, states: dict, optouts: set, chunk: int = 5000) -> None:
+    r = deps.redis
+    async for keys in _scan_batches(r, "ls:lead:*"):
+        await r.delete(*keys)
+    for i in range(0, len(states), chunk):
+        pipe = r.pipeline(transaction=False)
+        for st in list(states.values())[i:i + chunk]:
+            pipe.set(lead_key(st.tenant, st.lead_id), orjson.dumps(st.to_dict()))
+        await pipe.execute()
+    pipe = r.pipeline(transaction=False)
+    for tenant, address in optouts:
+        pipe.sadd(optout_key(tenant), address)
+    await pipe.execute()
+
+
+async def _scan_batches(r, pattern: str):
+    batch = []
+    async for k in r.scan_iter(match=pattern, count=5000):
+        batch.append(k)
+        if len(batch) >= 5000:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def rebuild_redis(deps: Deps, progress: Progress) -> dict:
+    total, msgs = read_topics(deps, [deps.topic(LEAD_EVENTS)])
+    task = progress.add_task("redis: folding leads.events", total=total)
+    states, optouts, bad = fold_leads(deps, msgs, lambda n: progress.advance(task, n))
+    asyncio.run(write_redis(deps, states, optouts))
+    return {"events": total, "leads": len(states), "opt_outs": len(optouts), "undecodable": bad}
+
+
+def rebuild_clickhouse(deps: Deps, progress: Progress, batch: int = 50_000) -> dict:
+    s = deps.settings
+    client = deps.clickhouse()
+    client.execute(f"DROP DATABASE IF EXISTS {s.clickhouse_database}")
+    migrate(client, s.clickhouse_database)
+    total, msgs = read_topics(deps, [deps.topic(SUBMITTED), deps.topic(LEAD_EVENTS)])
+    task = progress.add_task("clickhouse: inserting every event", total=total)
+    writer = EventsWriter(client, s.clickhouse_database)
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    rows = bad = 0
+    for topic, partition, offset, value in msgs:
+        try:
+            name, ev = deps.codec.decode(value or b"")
+        except DecodeError:
+            bad += 1
+            continue
+        writer.submit(event_row(name, ev, topic, partition, offset, now))
+        if len(writer.rows) >= batch:
+            progress.advance(task, len(writer.rows))
+            rows += writer.flush()
+    progress.advance(task, len(writer.rows))
+    rows += writer.flush()
+    progress.update(task, completed=total)
+    return {"events": total, "rows": rows, "undecodable": bad}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--redis", action="store_true", help="rebuild the Redis read models")
+    ap.add_argument("--clickhouse", action="store_true", help="rebuild the ClickHouse tables")
+    args = ap.parse_args(argv)
+    both = not (args.redis or args.clickhouse)
+    deps = build(get_settings())
+    t0 = time.monotonic()
+    with Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn()) as progress:
+        results = {}
+        if args.redis or both:
+            results["redis"] = rebuild_redis(deps, progress)
+        if args.clickhouse or both:
+            results["clickhouse"] = rebuild_clickhouse(deps, progress)
+    for what, r in results.items():
+        print(f"{what:<11} " + "  ".join(f"{k}={v}" for k, v in r.items()))
+    print(f"replay done in {time.monotonic() - t0:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
