@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import random
 import secrets
 import string
@@ -26,7 +28,6 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-import random
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -68,7 +69,7 @@ BLOCKED_PHONE = "+15005550006"
 ANY_PARTNERS = ("google-ads", "meta-leadgen", "tiktok-ads", "referral", "landing-page")
 CONSENT_IPS = ("192.0.2.", "198.51.100.", "203.0.113.")
 
-# (city, state, zip, country, area codes; GB numbers are mobiles, not area codes)
+# (city, state or region, zip or postcode[, area codes for mobile numbers])
 US_CITIES = (("New York", "NY", "10001", (212, 646, 917)), ("San Francisco", "CA", "94103", (415, 628)),
              ("Chicago", "IL", "60601", (312, 773)), ("Boston", "MA", "02108", (617, 857)),
              ("Seattle", "WA", "98101", (206,)), ("Austin", "TX", "78701", (512,)),
@@ -120,6 +121,8 @@ class Brand:
 
 @dataclass
 class Person:
+    """Who a lead is about (the phone is E.164 here; partners format it their own way)."""
+
     first: str
     last: str
     email: str
@@ -479,10 +482,13 @@ def record(out: Submitted, brand: str, bodies: list[dict], taken: list[dict] | N
 class RunQueries:
     """ClickHouse queries scoped to this run's submitted event ids."""
 
-    def __init__(self, settings: Settings, event_ids: list[str]):
+    def __init__(self, settings: Settings):
         self.client = connect(settings.clickhouse_host, settings.clickhouse_port)
         self.events = f"{settings.clickhouse_database}.events"
-        self.params = {"ids": tuple(event_ids), "decided": DECIDED}
+        self.params: dict = {"ids": (), "decided": DECIDED}
+
+    def scope(self, event_ids: list[str]) -> None:
+        self.params["ids"] = tuple(event_ids)
 
     def _run(self, sql: str) -> list[tuple]:
         return self.client.execute(sql.format(events=self.events), self.params,
@@ -524,10 +530,12 @@ class RunQueries:
         return rows[0] if rows else None
 
 
-def open_queries(settings: Settings, event_ids: list[str]) -> RunQueries:
-    q = RunQueries(settings, event_ids)
+def open_queries(settings: Settings) -> RunQueries:
+    """Connected to ClickHouse (checked before any lead is sent, so a run can be watched)."""
+    logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)  # we say it ourselves
+    q = RunQueries(settings)
     try:
-        q.client.execute("SELECT 1")
+        q.client.execute(f"SELECT count() FROM {q.events} WHERE 0")
     except Exception as exc:
         raise DemoError(f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} "
                         f"is unreachable ({exc}); see ./dev status and ./dev logs clickhouse")
@@ -551,44 +559,106 @@ async def wait_for_decisions(q: RunQueries, expected: int, timeout: float,
 
 # ---- reporting ----------------------------------------------------------------------------
 
-def summary_table(brands: list[Brand], q: RunQueries) -> tuple[Table, bool]:
-    """One row per brand and a totals row; whether submitted = accepted + rejected + dups."""
+@dataclass
+class Summary:
+    """This run's counts per brand, as ClickHouse has them."""
+
+    names: dict[str, str]  # brand id -> name
+    rows: dict[str, list[int]]  # brand id -> submitted, accepted, rejected, duplicates
+    reasons: dict[str, Counter]  # brand id -> rejected leads per reason
+    outcomes: dict[str, int]  # lead.resubmitted outcome -> count
+
+    @property
+    def reason_names(self) -> list[str]:
+        return sorted({r for c in self.reasons.values() for r in c})
+
+    def totals(self) -> tuple[list[int], Counter]:
+        rows = list(self.rows.values())
+        return [sum(col) for col in zip(*rows)], sum(self.reasons.values(), Counter())
+
+
+def read_summary(brands: list[Brand], q: RunQueries) -> Summary:
     submitted, decisions, reasons = q.submitted_by_brand(), q.decisions_by_brand(), q.reasons_by_brand()
-    reason_names = sorted({r for _, r in reasons})
-    table = Table(title="this run, read back from ClickHouse", show_footer=False)
-    for col in ("brand", "submitted", "accepted", "rejected", "duplicates"):
-        table.add_column(col, justify="left" if col == "brand" else "right")
-    for r in reason_names:
-        table.add_column(r.replace("_", " "), justify="right", style="dim")
-    totals, consistent = Counter(), True
-    for b in brands:
-        row = [submitted.get(b.id, 0), *(decisions.get((b.id, e), 0) for e in DECIDED),
-               *(reasons.get((b.id, r), 0) for r in reason_names)]
-        consistent &= row[0] == sum(row[1:4])
-        totals.update(dict(enumerate(row)))
-        table.add_row(b.tenant.name, *(f"{v:,}" for v in row))
+    rows = {b.id: [submitted.get(b.id, 0), *(decisions.get((b.id, e), 0) for e in DECIDED)]
+            for b in brands}
+    per_reason = {b.id: Counter({r: n for (t, r), n in reasons.items() if t == b.id}) for b in brands}
+    return Summary({b.id: b.tenant.name for b in brands}, rows, per_reason, q.duplicate_outcomes())
+
+
+def adds_up(summary: Summary, sub: Submitted) -> bool:
+    """For every brand: taken by the API = submitted = accepted + rejected + duplicates."""
+    return all(sub.by_brand[b] == row[0] == sum(row[1:]) for b, row in summary.rows.items())
+
+
+def brand_table(summary: Summary, title: str, reasons: list[str]) -> Table:
+    """One row per brand and a totals row, with a column per rejection reason given."""
+    table = Table(title=title)
+    table.add_column("brand", no_wrap=True)
+    for col in ("submitted", "accepted", "rejected", "duplicates"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in reasons:
+        table.add_column(r.replace("_", "\n"), justify="right", style="dim")
+    for b, row in summary.rows.items():
+        table.add_row(summary.names[b], *(f"{v:,}" for v in row),
+                      *(f"{summary.reasons[b][r]:,}" for r in reasons))
+    total, total_reasons = summary.totals()
     table.add_section()
-    table.add_row("total", *(f"{totals[i]:,}" for i in range(len(row))), style="bold")
-    return table, consistent
+    table.add_row("total", *(f"{v:,}" for v in total), *(f"{total_reasons[r]:,}" for r in reasons),
+                  style="bold")
+    return table
 
 
-def print_summary(console: Console, brands: list[Brand], q: RunQueries) -> bool:
-    table, consistent = summary_table(brands, q)
+def reason_table(summary: Summary) -> Table:
+    """Rejected leads per reason (rows) and brand (columns), for narrow terminals."""
+    table = Table(title="rejected leads by reason")
+    table.add_column("reason", no_wrap=True)
+    for b in summary.rows:
+        table.add_column(summary.names[b], justify="right")
+    table.add_column("total", justify="right", style="bold")
+    _, totals = summary.totals()
+    for r in summary.reason_names:
+        table.add_row(r, *(f"{summary.reasons[b][r]:,}" for b in summary.rows), f"{totals[r]:,}")
+    return table
+
+
+def print_tables(console: Console, summary: Summary, title: str) -> None:
+    """The brand table with a column per reason if it fits the terminal, else two tables."""
+    wide = brand_table(summary, title, summary.reason_names)
+    natural = console.measure(wide, options=console.options.update(max_width=10_000)).maximum
+    if natural <= console.width:
+        console.print(wide)
+        console.print("  reason columns count rejected leads per reason; a lead can have several")
+        return
+    console.print(brand_table(summary, title, []))
+    if summary.reason_names:
+        console.print(reason_table(summary))
+        console.print("  a rejected lead can have several reasons")
+
+
+def print_summary(console: Console, brands: list[Brand], q: RunQueries, sub: Submitted,
+                  complete: bool) -> bool:
+    """The tables and whether the counts add up (False while decisions are missing)."""
+    title = "this run, read back from ClickHouse" + ("" if complete else " (so far: not all decided)")
+    summary = read_summary(brands, q)
     console.print()
-    console.print(table)
-    console.print("  reason columns count rejected leads per reason; a lead can have several")
-    outcomes = q.duplicate_outcomes()
-    if outcomes:
-        console.print("  duplicates: " + ", ".join(f"{n:,} {o}" for o, n in outcomes.items()))
-    if consistent:
-        console.print("  [green]submitted = accepted + rejected + duplicates for every brand[/]")
+    print_tables(console, summary, title)
+    if summary.outcomes:
+        console.print("  duplicates: " + ", ".join(f"{n:,} {o}" for o, n in summary.outcomes.items()))
+    if not complete:
+        return False
+    ok = adds_up(summary, sub)
+    if ok:
+        console.print("  [green]for every brand: taken by the API = submitted = accepted + rejected + duplicates[/]")
     else:
-        console.print("  [bold red]submitted != accepted + rejected + duplicates: see the rows above[/]")
-    return consistent
+        console.print("  [bold red]counts do not add up (taken by the API = submitted = accepted + rejected "
+                      "+ duplicates): see the rows above[/]")
+    return ok
 
 
-def print_throughput(console: Console, n: int, submit_s: float, decided_s: float | None) -> None:
-    console.print(f"\n  submitted {n:,} leads in {submit_s:.1f}s ({n / max(submit_s, 1e-6):,.0f} leads/s)")
+def print_throughput(console: Console, n: int, people: int, submit_s: float,
+                     decided_s: float | None) -> None:
+    console.print(f"\n  submitted {n:,} leads ({people:,} distinct lead ids) in {submit_s:.1f}s "
+                  f"({n / max(submit_s, 1e-6):,.0f} leads/s)")
     if decided_s is not None:
         console.print(f"  all decided and in ClickHouse {decided_s:.1f}s after the first request")
 
@@ -632,7 +702,8 @@ def new_run_id() -> str:
 
 
 def make_console() -> Console:
-    return Console() if sys.stdout.isatty() else Console(width=160)
+    """The terminal's width; 160 columns when writing to a file or pipe (unless COLUMNS says)."""
+    return Console() if sys.stdout.isatty() or "COLUMNS" in os.environ else Console(width=160)
 
 
 async def run(args: argparse.Namespace, console: Console) -> int:
@@ -646,6 +717,7 @@ async def run(args: argparse.Namespace, console: Console) -> int:
                   f"{', '.join(b.tenant.name for b in brands)} in {len(todo)} batches -> {settings.api_url}")
     console.print("  planted: " + ", ".join(f"{n:,} {k}" for k, n in planted_order(planned)))
     await check_api(settings)
+    q = open_queries(settings)
     with Progress(TextColumn("  {task.description:<11}"), BarColumn(), MofNCompleteColumn(),
                   TaskProgressColumn(), TimeElapsedColumn(), console=console) as progress:
         t0 = time.monotonic()
@@ -653,19 +725,20 @@ async def run(args: argparse.Namespace, console: Console) -> int:
         submit_s = time.monotonic() - t0
         if not sub.event_ids:
             raise DemoError("the API took none of the batches (see the errors above)")
-        q = open_queries(settings, sub.event_ids)
+        q.scope(sub.event_ids)
         done, seen, decided = await wait_for_decisions(q, len(sub.event_ids), args.timeout, progress)
         decided_s = time.monotonic() - t0 if done else None
-    print_throughput(console, len(sub.event_ids), submit_s, decided_s)
+    print_throughput(console, len(sub.event_ids), len(set(sub.lead_ids)), submit_s, decided_s)
     if sub.failed_batches:
         console.print(f"  [bold red]{sub.failed_batches} batches ({sub.failed_leads:,} leads) "
                       f"were refused by the API (errors above)[/]")
-    if not done:
-        console.print(f"\n[bold red]decisions did not all arrive within {args.timeout:.0f}s:[/] "
-                      f"{decided:,} of {len(sub.event_ids):,} decided, {seen:,} submissions in "
-                      f"ClickHouse. Check ./dev status and ./dev logs worker-intake / worker-analytics.")
-    consistent = print_summary(console, brands, q)
+    consistent = print_summary(console, brands, q, sub, complete=done)
     print_explore(console, settings, brands, q)
+    if not done:
+        console.print(f"\n[bold red]decisions did not all arrive within {args.timeout:g}s:[/] "
+                      f"{decided:,} of {len(sub.event_ids):,} decided, {seen:,} of the submissions "
+                      f"in ClickHouse. Check ./dev status, ./dev logs worker-intake and "
+                      f"./dev logs worker-analytics.")
     return 0 if done and consistent and not sub.failed_batches else 1
 
 

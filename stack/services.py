@@ -52,6 +52,11 @@ class Service:
         except (OSError, ValueError):
             return None
         try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return None  # our own child, and it has exited (reaped now, no zombie)
+        except ChildProcessError:
+            pass  # not our child: the liveness probe below decides
+        try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return None

@@ -1,0 +1,71 @@
+"""Projections are rebuilt from the topics and come out identical."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from stack.services import start, stop
+from streams.settings import ROOT
+from tests.integration.conftest import auth, wait_decisions
+
+
+def _snapshot_redis(rds) -> dict:
+    out = {k: rds.get(k) for k in rds.scan_iter("ls:lead:*", count=5000)}
+    for k in rds.scan_iter("ls:optout:*"):
+        out[k] = sorted(rds.smembers(k))
+    return out
+
+
+def _clickhouse_counts(ch, db: str) -> tuple:
+    events = ch.execute(f"SELECT event_type, count(), uniqExact(event_id) FROM {db}.events FINAL "
+                        f"GROUP BY event_type ORDER BY event_type")
+    daily = ch.execute(f"SELECT tenant, event_type, reason, uniqExactMerge(events) FROM {db}.daily_lead_counts "
+                       f"GROUP BY tenant, event_type, reason ORDER BY tenant, event_type, reason")
+    return events, daily
+
+
+@pytest.fixture
+def workers_stopped(services):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    names = ["worker-intake", "worker-analytics", "worker-intake-json"]
+    for n in names:
+        stop(services[n])
+    yield
+    for n in names:
+        start(services[n], env)
+
+
+def _some_traffic(api, keys, uid, ch, settings):
+    leads = [{"email": f"r{i}.{uid}@example.com", "partner": "ziprecruiter", "list": "daily-jobs"} for i in range(20)]
+    leads += [{"email": f"r0.{uid}@example.com", "partner": "indeed-xml", "list": "warehouse"},
+              {"email": f"r1.{uid}@mailinator.com", "partner": "indeed-xml", "list": "warehouse"}]
+    r = api.post("/v1/leads/batch", json={"leads": leads}, headers=auth(keys["jobsnearby"])).json()
+    wait_decisions(ch, settings.clickhouse_database, [x["event_id"] for x in r["leads"]])
+    u = api.post(f"/v1/leads/{r['leads'][5]['lead_id']}/unsubscribe", headers=auth(keys["jobsnearby"])).json()
+    wait_decisions(ch, settings.clickhouse_database, [u["event_id"]])
+
+
+def test_emptied_redis_and_clickhouse_are_rebuilt_identically(api, keys, uid, ch, settings, rds, workers_stopped):
+    before_redis = _snapshot_redis(rds)
+    before_ch = _clickhouse_counts(ch, settings.clickhouse_database)
+    assert len(before_redis) > 20 and before_ch[0]
+    for k in list(rds.scan_iter("ls:lead:*", count=5000)):
+        rds.delete(k)
+    assert not list(rds.scan_iter("ls:lead:*"))
+    out = subprocess.run([sys.executable, "-m", "projections.replay"], cwd=ROOT, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "replay done" in out.stdout and "redis" in out.stdout
+    assert _snapshot_redis(rds) == before_redis
+    assert _clickhouse_counts(ch, settings.clickhouse_database) == before_ch
+
+
+@pytest.fixture(autouse=True)
+def _traffic_first(request, api, keys, ch, settings):
+    # Make sure there is varied traffic (accepted, rejected, merged, unsubscribed) to replay,
+    # decided while the workers still run.
+    import uuid
+    _some_traffic(api, keys, uuid.uuid4().hex[:8], ch, settings)
