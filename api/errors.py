@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+import redis.exceptions
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
@@ -46,6 +47,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, exc: RequestValidationError):
         return _response(422, "validation_failed", "invalid request", validation_problems(exc))
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def _store_down(_: Request, exc: Exception):
+        return _response(503, "unavailable", f"the read store (Redis) is not answering: {exc}; retry",
+                         headers={"Retry-After": "2"})
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException):

@@ -14,12 +14,13 @@ def identity_email(raw: str) -> str:
 
 
 def identity_phone(raw: str, default_region: str) -> str:
-    """The phone as identity: E.164 when it parses, else its digits (validation rejects it later)."""
+    """The phone as identity: E.164 when it parses; otherwise the text itself, so that
+    unrelated junk ("n/a", "call me") never shares one lead (validation rejects it later)."""
     try:
         num = phonenumbers.parse(raw, default_region)
         return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
     except phonenumbers.NumberParseException:
-        return "".join(ch for ch in raw if ch.isdigit() or ch == "+")
+        return "raw:" + " ".join(raw.split()).lower()
 
 
 def lead_id(tenant: str, channel: str, address: str) -> str:

@@ -648,7 +648,8 @@ def print_summary(console: Console, brands: list[Brand], q: RunQueries, sub: Sub
         return False
     ok = adds_up(summary, sub)
     if ok:
-        console.print("  [green]for every brand: taken by the API = submitted = accepted + rejected + duplicates[/]")
+        console.print("  [green]for every brand: taken by the API = submitted = accepted + rejected "
+                      "+ duplicates[/]")
     else:
         console.print("  [bold red]counts do not add up (taken by the API = submitted = accepted + rejected "
                       "+ duplicates): see the rows above[/]")
@@ -712,10 +713,7 @@ async def run(args: argparse.Namespace, console: Console) -> int:
     run_id = args.run_id or new_run_id()
     leads = generate_leads(brands, args.leads, run_id, args.seed)
     todo = batches(leads, min(args.batch_size, settings.max_batch_leads))
-    planned = Counter(p.kind for p in leads)
-    console.print(f"[bold]leadstream demo[/] run [cyan]{run_id}[/]: {len(leads):,} leads for "
-                  f"{', '.join(b.tenant.name for b in brands)} in {len(todo)} batches -> {settings.api_url}")
-    console.print("  planted: " + ", ".join(f"{n:,} {k}" for k, n in planted_order(planned)))
+    print_intro(console, settings, brands, run_id, leads, len(todo))
     await check_api(settings)
     q = open_queries(settings)
     with Progress(TextColumn("  {task.description:<11}"), BarColumn(), MofNCompleteColumn(),
@@ -735,16 +733,23 @@ async def run(args: argparse.Namespace, console: Console) -> int:
     consistent = print_summary(console, brands, q, sub, complete=done)
     print_explore(console, settings, brands, q)
     if not done:
-        console.print(f"\n[bold red]decisions did not all arrive within {args.timeout:g}s:[/] "
-                      f"{decided:,} of {len(sub.event_ids):,} decided, {seen:,} of the submissions "
-                      f"in ClickHouse. Check ./dev status, ./dev logs worker-intake and "
-                      f"./dev logs worker-analytics.")
+        print_timeout(console, args.timeout, len(sub.event_ids), seen, decided)
     return 0 if done and consistent and not sub.failed_batches else 1
 
 
-def planted_order(planned: Counter) -> list[tuple[str, int]]:
-    order = ("clean", "duplicate", *SHARES)
-    return [(k, planned[k]) for k in order if planned[k]]
+def print_intro(console: Console, settings: Settings, brands: list[Brand], run_id: str,
+                leads: list[Planned], n_batches: int) -> None:
+    planned = Counter(p.kind for p in leads)
+    console.print(f"[bold]leadstream demo[/] run [cyan]{run_id}[/]: {len(leads):,} leads for "
+                  f"{', '.join(b.tenant.name for b in brands)} in {n_batches} batches -> {settings.api_url}")
+    console.print("  planted: " + ", ".join(f"{planned[k]:,} {k}" for k in ("clean", "duplicate", *SHARES)
+                                            if planned[k]))
+
+
+def print_timeout(console: Console, timeout: float, expected: int, seen: int, decided: int) -> None:
+    console.print(f"\n[bold red]decisions did not all arrive within {timeout:g}s:[/] {decided:,} of "
+                  f"{expected:,} decided, {seen:,} of the submissions in ClickHouse. Check ./dev status, "
+                  f"./dev logs worker-intake and ./dev logs worker-analytics.")
 
 
 def main(argv: list[str]) -> int:

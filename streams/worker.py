@@ -1,4 +1,8 @@
-"""A worker process running one agent: python -m streams.worker AGENT"""
+"""A worker process: python -m streams.worker AGENT[,AGENT...]
+
+One agent per process is the norm (each scales on its own consumer group); several agents
+in one process (e.g. intake,analytics) suit small installs and the pipeline benchmark.
+"""
 from __future__ import annotations
 
 import importlib
@@ -15,12 +19,16 @@ AGENTS = {"intake": "agents.intake", "intake_json": "agents.intake_json",
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in AGENTS:
-        sys.exit(f"usage: python -m streams.worker AGENT [faust options]; AGENT one of {', '.join(AGENTS)}")
-    agent, rest = argv[0], argv[1:]
+    agents = argv[0].split(",") if argv else []
+    if not agents or any(a not in AGENTS for a in agents):
+        sys.exit(f"usage: python -m streams.worker AGENT[,AGENT] [faust options]; "
+                 f"AGENT one of {', '.join(AGENTS)}")
+    agent, rest = "-".join(agents), argv[1:]
     settings = get_settings()
     app = make_app(agent, settings)
-    importlib.import_module(AGENTS[agent]).register(app, build(settings))
+    deps = build(settings)
+    for a in agents:
+        importlib.import_module(AGENTS[a]).register(app, deps)
     ready_file = os.environ.get("LEADSTREAM_READY_FILE")
     if ready_file:
         @app.task

@@ -16,9 +16,9 @@ def test_phone_identity_is_e164_whatever_the_format():
     assert identity_phone("020 7946 0018", "GB") == "+442079460018"
 
 
-def test_unparseable_phone_still_has_a_stable_identity():
-    assert identity_phone("call me", "US") == ""
-    assert identity_phone("12", "US") == identity_phone(" 12 ", "US")
+def test_unparseable_phones_keep_distinct_stable_identities():
+    assert identity_phone("call me", "US") == identity_phone(" Call  me ", "US") == "raw:call me"
+    assert identity_phone("n/a", "US") != identity_phone("call me", "US")
 
 
 def test_derived_event_id_is_stable_and_carries_the_cause_time():
