@@ -5,7 +5,7 @@ read model. The live agent and the replay both use `evolve`, so both build the s
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from domain.identity import derived_event_id
@@ -39,7 +39,7 @@ class LeadState:
     applied: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, d: dict) -> "LeadState":

@@ -7,6 +7,7 @@ Reason codes (stable, used in events, ClickHouse and the API):
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import phonenumbers
@@ -47,14 +48,33 @@ def check_routing(tenant: Tenant, channel: str, list_name: str, partner: str) ->
     return tuple(reasons)
 
 
+# Plain ASCII dot-atom local parts (RFC 5322), the common case, on a domain email-validator
+# has already accepted: the same answer as the validator at a fraction of its cost.
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_VALID_DOMAINS: dict[str, str] = {}  # lower-cased domain -> ascii domain (a bounded memo)
+_MEMO_MAX = 50_000
+
+
+def normalise_email(raw: str) -> tuple[str, str]:
+    """(address, ascii domain), lower-cased; raises EmailNotValidError."""
+    text = raw.strip()
+    local, at, domain = text.rpartition("@")
+    ascii_domain = _VALID_DOMAINS.get(domain.lower()) if at else None
+    if ascii_domain and len(local) <= 64 and len(text) <= 254 and _DOT_ATOM.match(local):
+        return f"{local.lower()}@{ascii_domain}", ascii_domain
+    v = validate_email(text, check_deliverability=False)
+    ascii_domain = v.ascii_domain.lower()
+    if len(_VALID_DOMAINS) < _MEMO_MAX:
+        _VALID_DOMAINS[v.domain.lower()] = ascii_domain
+    return f"{v.local_part.lower()}@{ascii_domain}", ascii_domain
+
+
 def check_email(raw: str, tenant: Tenant, country: str | None) -> Checked:
     """Syntax and normal form (email-validator, no DNS), disposable domains, country."""
     try:
-        v = validate_email(raw.strip(), check_deliverability=False)
+        address, domain = normalise_email(raw)
     except EmailNotValidError as exc:
         return Checked(raw.strip().lower(), ("invalid_email",), detail=str(exc))
-    domain = v.ascii_domain.lower()
-    address = f"{v.local_part.lower()}@{domain}"
     reasons = []
     if tenant.validation.reject_disposable and domain in DISPOSABLE_DOMAINS:
         reasons.append("disposable_email")

@@ -39,18 +39,30 @@ class LeadStore:
         self.r = client
 
     async def lookup(self, items: list[tuple[str, str, list[str]]]) -> list[Lookup]:
-        """For each (tenant, lead_id, suppression keys): state and suppression, one round trip."""
+        """For each (tenant, lead_id, suppression keys): state and suppression.
+        A handful of commands per batch (one MGET, one SMISMEMBER per set), not per lead."""
+        if not items:
+            return []
         pipe = self.r.pipeline(transaction=False)
-        for tenant, lead_id, keys in items:
-            pipe.get(lead_key(tenant, lead_id))
-            pipe.smismember(BLOCK, keys)
-            pipe.sismember(optout_key(tenant), keys[0])
-        res = await pipe.execute()
-        out = []
-        for i in range(0, len(res), 3):
-            raw, blocked, opted = res[i], res[i + 1], res[i + 2]
+        pipe.mget([lead_key(t, lid) for t, lid, _ in items])
+        flat = [k for _, _, keys in items for k in keys]
+        pipe.smismember(BLOCK, flat)
+        by_tenant: dict[str, list[int]] = {}
+        for i, (tenant, _, _) in enumerate(items):
+            by_tenant.setdefault(tenant, []).append(i)
+        for tenant, idx in by_tenant.items():
+            pipe.smismember(optout_key(tenant), [items[i][2][0] for i in idx])
+        raw_states, blocked, *opted_sets = await pipe.execute()
+        opted = [False] * len(items)
+        for idx, flags in zip(by_tenant.values(), opted_sets):
+            for i, f in zip(idx, flags):
+                opted[i] = bool(f)
+        out, pos = [], 0
+        for i, (_, _, keys) in enumerate(items):
+            raw = raw_states[i]
             state = LeadState.from_dict(orjson.loads(raw)) if raw else None
-            out.append(Lookup(state, any(blocked), bool(opted)))
+            out.append(Lookup(state, any(blocked[pos:pos + len(keys)]), opted[i]))
+            pos += len(keys)
         return out
 
     async def save(self, states: list[LeadState], optouts: list[tuple[str, str]] = ()) -> None:
@@ -58,8 +70,8 @@ class LeadStore:
         if not states and not optouts:
             return
         pipe = self.r.pipeline(transaction=True)
-        for s in states:
-            pipe.set(lead_key(s.tenant, s.lead_id), orjson.dumps(s.to_dict()))
+        if states:
+            pipe.mset({lead_key(s.tenant, s.lead_id): orjson.dumps(s) for s in states})
         for tenant, address in optouts:
             pipe.sadd(optout_key(tenant), address)
         await pipe.execute()

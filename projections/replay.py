@@ -92,7 +92,7 @@ async def write_redis(deps: Deps, states: dict, optouts: set, chunk: int = 5000)
     for i in range(0, len(states), chunk):
         pipe = r.pipeline(transaction=False)
         for st in list(states.values())[i:i + chunk]:
-            pipe.set(lead_key(st.tenant, st.lead_id), orjson.dumps(st.to_dict()))
+            pipe.set(lead_key(st.tenant, st.lead_id), orjson.dumps(st))
         await pipe.execute()
     pipe = r.pipeline(transaction=False)
     for tenant, address in optouts:

@@ -43,7 +43,8 @@ def _load(path: Path, aggregate: str) -> SchemaVersion:
     if not m:
         raise ValueError(f"schema file {path} is not named EVENT.vN.avsc")
     raw = json.loads(path.read_text())
-    parsed = parse_schema(raw, _write_hint=False, _force=True)
+    # keep fastavro's "parsed" marker: without it every read and write parses the schema again
+    parsed = parse_schema(raw)
     # fastavro gives the fingerprint as the little-endian bytes the spec puts on the wire
     fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(raw), "CRC-64-AVRO"))
     return SchemaVersion(f"{aggregate}.{m['event']}", int(m["version"]), raw, parsed, fp)

@@ -63,3 +63,38 @@ def test_suppression_keys_include_the_email_domain(tenant):
     c = check_email("ann@Spam.example", tenant, None)
     assert suppression_keys(c, "email") == ["ann@spam.example", "@spam.example"]
     assert suppression_keys(check_phone("(415) 555-2671", tenant, True), "sms") == ["+14155552671"]
+
+
+TRICKY = ["ann@example.com", "Ann.Smith+jobs@Example.COM", "a..b@example.com", ".a@example.com",
+          "a.@example.com", "\"quoted local\"@example.com", "x@example.com.", "ünï@example.com",
+          "ann@bücher.example", "ann@BÜCHER.example", "a" * 64 + "@example.com", "a" * 65 + "@example.com",
+          "ann@" + "d" * 250 + ".com", "ann@exa_mple.com", "ann@-example.com", "ann@example",
+          "ann@[127.0.0.1]", "o'brien@example.com", "a/b=c@example.com", "ann@example..com",
+          "ann @example.com", "ann@mailinator.com", "tab\t@example.com", "ann@example.com\n"]
+
+
+@pytest.mark.parametrize("raw", TRICKY)
+def test_the_fast_path_agrees_with_email_validator(raw):
+    from email_validator import EmailNotValidError, validate_email
+
+    from domain.validation import _VALID_DOMAINS, normalise_email
+
+    def slow():
+        try:
+            v = validate_email(raw.strip(), check_deliverability=False)
+            return f"{v.local_part.lower()}@{v.ascii_domain.lower()}"
+        except EmailNotValidError:
+            return "invalid"
+
+    def fast():
+        try:
+            return normalise_email(raw)[0]
+        except EmailNotValidError:
+            return "invalid"
+
+    _VALID_DOMAINS.clear()
+    cold = fast()
+    for warm_up in ("someone@example.com", "someone@bücher.example", "someone@mailinator.com"):
+        fast_ok = normalise_email(warm_up)  # the memo now knows these domains
+    assert _VALID_DOMAINS and fast_ok
+    assert cold == fast() == slow()
