@@ -108,7 +108,14 @@ def run_python(args: list[str]) -> int:
 def cmd_test(extra: list[str]) -> int:
     cmd_up()
     print("\nrunning the test suite", flush=True)
-    return run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider", *extra])
+    code = run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider", *extra])
+    if code != 0:
+        print("\ntests failed; the last lines of the platform's logs:")
+        cmd_logs(None)
+    if os.environ.get("CI"):
+        print("\nCI: stopping the stack")
+        cmd_down()
+    return code
 
 
 def cmd_bench(name: str | None, extra: list[str]) -> int:
