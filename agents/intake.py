@@ -56,9 +56,9 @@ async def process(deps, msgs: list[tuple]) -> int:
         state = states[k] if k in states else look.state
         if name == "lead.submitted":
             suppressed = "blocklisted" if look.blocklisted else ("opted_out" if look.opted_out else None)
-            decided = decide(ev, checked, suppressed, state, tenant, now_ms, SOURCE)
+            decided = decide(ev, checked, suppressed, state, tenant, SOURCE)
         else:
-            decided = decide_unsubscribe(ev, state, now_ms, SOURCE)
+            decided = decide_unsubscribe(ev, state, SOURCE)
         for out_name, out_ev in decided:
             out.append((events_topic, ev["lead_id"].encode(), deps.codec.encode(out_name, out_ev), None))
             state = evolve(state, out_name, out_ev)

@@ -39,11 +39,11 @@ async def rekey(deps, msgs: list[tuple]) -> int:
     out = []
     submitted = deps.topic(SUBMITTED)
     for topic, partition, offset, key, value, ts_ms in msgs:
-        # Derived from the message's position and timestamp: a redelivered message yields
-        # the same event id, which the intake then skips.
+        # Id and time come from the message's position and timestamp: a redelivered
+        # message yields the identical event, which the intake then skips.
         event_id = derived_event_id(f"{topic}/{partition}/{offset}", "lead.submitted", ts_ms)
         try:
-            sub = parse(deps, value, event_id, now_ms)
+            sub = parse(deps, value, event_id, ts_ms)
         except ValueError as exc:
             out.append(dead_letter(topic, partition, offset, key, value, str(exc), "intake_json", now_ms))
             continue

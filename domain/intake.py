@@ -60,14 +60,17 @@ def check_submission(sub: dict, tenant: Tenant) -> Checked:
 
 
 def decide(sub: dict, checked: Checked, suppressed: str | None, state: LeadState | None,
-           tenant: Tenant, now_ms: int, source: str) -> list[tuple[str, dict]]:
+           tenant: Tenant, source: str) -> list[tuple[str, dict]]:
     """The events that follow from one submitted lead, given what we know about the person.
 
-    suppressed: "blocklisted", "opted_out" or None, looked up by the caller.
+    suppressed: "blocklisted", "opted_out" or None, looked up by the caller. A decision
+    carries the time of the event it decides, never the clock: a submission redelivered
+    after a crash is decided into byte-identical events, so a replay folds what the live
+    agent folded.
     """
     if state is not None and sub["event_id"] in state.applied:
         return []  # a redelivered event we already decided
-    base = _envelope(sub, now_ms, source)
+    base = _envelope(sub, source)
     if state is not None and state.status in KNOWN:
         return [_resubmitted(sub, base, state, tenant, suppressed)]
     reasons = list(checked.reasons) + ([suppressed] if suppressed else [])
@@ -103,18 +106,18 @@ def _resubmitted(sub: dict, base: dict, state: LeadState, tenant: Tenant,
     return ("lead.resubmitted", _ided(ev, sub, "lead.resubmitted"))
 
 
-def decide_unsubscribe(req: dict, state: LeadState | None, now_ms: int,
+def decide_unsubscribe(req: dict, state: LeadState | None,
                        source: str) -> list[tuple[str, dict]]:
     """A request to unsubscribe a lead: lead.unsubscribed, unless unknown or already done."""
     if state is None or req["event_id"] in state.applied or state.status == "unsubscribed":
         return []
-    ev = dict(_envelope(req, now_ms, source), channel=state.channel, address=state.address,
+    ev = dict(_envelope(req, source), channel=state.channel, address=state.address,
               reason=req["reason"])
     return [("lead.unsubscribed", _ided(ev, req, "lead.unsubscribed"))]
 
 
-def _envelope(sub: dict, now_ms: int, source: str) -> dict:
-    return {"tenant": sub["tenant"], "occurred_at": now_ms, "causation_id": sub["event_id"],
+def _envelope(sub: dict, source: str) -> dict:
+    return {"tenant": sub["tenant"], "occurred_at": _ms(sub["occurred_at"]), "causation_id": sub["event_id"],
             "source": source, "lead_id": sub["lead_id"]}
 
 

@@ -16,7 +16,7 @@ def submitted(tenant, n=1, list_="daily", partner="feed", strict=True, **lead):
 
 def run(tenant, sub, state=None, suppressed=None):
     """decide + evolve, as the agent does; returns (events, new state)."""
-    events = decide(sub, check_submission(sub, tenant), suppressed, state, tenant, NOW, "test")
+    events = decide(sub, check_submission(sub, tenant), suppressed, state, tenant, "test")
     for name, ev in events:
         state = evolve(state, name, ev)
     return events, state
@@ -70,13 +70,13 @@ def test_an_unsubscribed_person_is_never_resubscribed(tenant):
     _, state = run(tenant, submitted(tenant, 1))
     req = {"event_id": "01REQ", "tenant": "acme", "occurred_at": NOW, "lead_id": state.lead_id,
            "reason": "tenant_request"}
-    [(name, ev)] = decide_unsubscribe(req, state, NOW, "test")
+    [(name, ev)] = decide_unsubscribe(req, state, "test")
     state = evolve(state, name, ev)
     assert name == "lead.unsubscribed" and state.status == "unsubscribed"
     events, state = run(tenant, submitted(tenant, 2, list_="other"), state)
     assert events[0][1]["outcome"] == "kept_unsubscribed"
     assert state.status == "unsubscribed" and state.lists == ["daily"]
-    assert decide_unsubscribe(req, state, NOW, "test") == []
+    assert decide_unsubscribe(req, state, "test") == []
 
 
 def test_known_lead_in_the_tenant_opt_outs_is_not_merged(tenant):
@@ -145,3 +145,12 @@ def test_a_duplicated_output_event_is_folded_once(tenant):
     events, state = run(tenant, submitted(tenant, 2, list_="other"), state)
     again = evolve(state, *events[0])
     assert again.submissions == 2 and again.lists == ["daily", "other"]
+
+
+def test_a_redelivered_submission_is_decided_into_identical_events(tenant):
+    """After a crash between produce and save, the same submission is decided again from the
+    same state: the copy must equal the first, or a replay would fold a different lead."""
+    sub = submitted(tenant)
+    first = decide(sub, check_submission(sub, tenant), None, None, tenant, "test")
+    again = decide(dict(sub), check_submission(sub, tenant), None, None, tenant, "test")
+    assert first == again and first[0][1]["occurred_at"] == NOW

@@ -81,6 +81,15 @@ def wait_for(fn, timeout: float = 30.0, every: float = 0.2, what: str = "conditi
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
+def read_model(api, key: str, lid: str, until=lambda doc: True, timeout: float = 30.0) -> dict:
+    """GET the lead's read model once it exists and satisfies `until`. The read model is
+    written just after the decision events are produced, so it may trail them by a moment."""
+    def get():
+        r = api.get(f"/v1/leads/{lid}", headers=auth(key))
+        return r.json() if r.status_code == 200 and until(r.json()) else None
+    return wait_for(get, timeout, 0.1, f"the read model of {lid}")
+
+
 def email_lead_id(tenant: str, email: str) -> str:
     return lead_id(tenant, "email", identity_email(email))
 

@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from tests.integration.conftest import auth, email_lead_id, wait_decisions, wait_for
+from tests.integration.conftest import auth, email_lead_id, read_model, wait_decisions, wait_for
 
 LEAD = {"first_name": "Ann", "partner": "ziprecruiter", "list": "daily-jobs",
         "location": {"zip": "10001", "city": "New York", "state": "NY", "country": "US"},
@@ -30,9 +30,7 @@ def test_a_lead_goes_from_http_to_redis_and_clickhouse(api, keys, uid, ch, setti
     assert body["channel"] == "email" and len(body["event_id"]) == 26
     [(etype, *_)] = wait_decisions(ch, settings.clickhouse_database, [body["event_id"]])
     assert etype == "lead.accepted"
-    got = wait_for(lambda: api.get(f"/v1/leads/{body['lead_id']}", headers=auth(keys["jobsnearby"])),
-                   what="read model")
-    doc = got.json()
+    doc = read_model(api, keys["jobsnearby"], body["lead_id"])
     assert doc["status"] == "accepted" and doc["lists"] == ["daily-jobs"]
     assert doc["attribution"] == {"utm_source": "facebook"} and doc["address"] == f"ann.{uid}@example.com"
     assert "applied" not in doc
@@ -65,7 +63,7 @@ def test_a_tenant_cannot_read_or_write_another_tenants_leads(api, keys, uid, ch,
     r = api.post("/v1/leads", json=lead(uid), headers=auth(keys["jobsnearby"]))
     lid = r.json()["lead_id"]
     wait_decisions(ch, settings.clickhouse_database, [r.json()["event_id"]])
-    assert api.get(f"/v1/leads/{lid}", headers=auth(keys["jobsnearby"])).status_code == 200
+    assert read_model(api, keys["jobsnearby"], lid)["lead_id"] == lid
     other = api.get(f"/v1/leads/{lid}", headers=auth(keys["hireflow"]))
     assert other.status_code == 404
     forged = api.post("/v1/leads", json=lead(uid), headers={**auth(keys["hireflow"]), "X-Tenant": "jobsnearby"})

@@ -5,7 +5,7 @@ import orjson
 
 from domain.identity import lead_id
 from projections.redis_leads import optout_key
-from tests.integration.conftest import auth, read_dead_letters, wait_decisions, wait_for
+from tests.integration.conftest import auth, read_dead_letters, read_model, wait_decisions, wait_for
 
 CONSENT = {"at": "2026-11-20T09:00:00Z", "ip": "203.0.113.9", "text": "Yes, text me jobs."}
 
@@ -66,8 +66,8 @@ def test_duplicates_across_lists_merge_into_one_lead(api, keys, uid, ch, setting
     rows = wait_decisions(ch, settings.clickhouse_database, second)
     assert [(r[0], r[1]) for r in rows] == [("lead.resubmitted", "merged"),
                                             ("lead.resubmitted", "already_on_list")]
-    doc = api.get(f"/v1/leads/{lid}", headers=auth(keys["jobsnearby"])).json()
-    assert doc["lists"] == ["daily-jobs", "warehouse"] and doc["submissions"] == 3
+    doc = read_model(api, keys["jobsnearby"], lid, lambda d: d["submissions"] == 3)
+    assert doc["lists"] == ["daily-jobs", "warehouse"]
     assert doc["partners"] == ["ziprecruiter", "careerbuilder"]
     assert doc["attribution"] == {"utm_source": "a", "utm_campaign": "b"}
     accepted = ch.execute(f"SELECT count() FROM {settings.clickhouse_database}.events FINAL "
@@ -83,13 +83,14 @@ def test_duplicate_inside_one_batch_is_accepted_once(api, keys, uid, ch, setting
     rows = wait_decisions(ch, settings.clickhouse_database, causes)
     # HireFlow's policy is to ignore resubmissions: recorded, not merged.
     assert [(r[0], r[1]) for r in rows] == [("lead.accepted", ""), ("lead.resubmitted", "ignored")]
-    doc = api.get(f"/v1/leads/{lids[0]}", headers=auth(keys["hireflow"])).json()
+    doc = read_model(api, keys["hireflow"], lids[0], lambda d: d["submissions"] == 2)
     assert doc["lists"] == ["nurses"]
 
 
 def test_an_unsubscribed_person_is_not_resubscribed_by_an_upload(api, keys, uid, ch, settings, rds):
     causes, [lid] = submit(api, keys["jobsnearby"], [email(uid, "leaver")])
     wait_decisions(ch, settings.clickhouse_database, causes)
+    read_model(api, keys["jobsnearby"], lid)
     r = api.post(f"/v1/leads/{lid}/unsubscribe", json={"reason": "asked_by_phone"},
                  headers=auth(keys["jobsnearby"]))
     assert r.status_code == 202, r.text
@@ -99,7 +100,7 @@ def test_an_unsubscribed_person_is_not_resubscribed_by_an_upload(api, keys, uid,
     again, _ = submit(api, keys["jobsnearby"], [email(uid, "leaver", list="warehouse", partner="landing-page")])
     [(etype, outcome, *_)] = wait_decisions(ch, settings.clickhouse_database, again)
     assert (etype, outcome) == ("lead.resubmitted", "kept_unsubscribed")
-    doc = api.get(f"/v1/leads/{lid}", headers=auth(keys["jobsnearby"])).json()
+    doc = read_model(api, keys["jobsnearby"], lid, lambda d: d["submissions"] == 2)
     assert doc["status"] == "unsubscribed" and doc["lists"] == ["daily-jobs"]
     assert doc["reasons"] == ["asked_by_phone"]
 

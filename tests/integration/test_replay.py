@@ -9,7 +9,7 @@ import pytest
 
 from stack.services import start, stop
 from streams.settings import ROOT
-from tests.integration.conftest import auth, wait_decisions
+from tests.integration.conftest import auth, read_model, wait_decisions
 
 
 def _snapshot_redis(rds) -> dict:
@@ -44,8 +44,11 @@ def _some_traffic(api, keys, uid, ch, settings):
               {"email": f"r1.{uid}@mailinator.com", "partner": "indeed-xml", "list": "warehouse"}]
     r = api.post("/v1/leads/batch", json={"leads": leads}, headers=auth(keys["jobsnearby"])).json()
     wait_decisions(ch, settings.clickhouse_database, [x["event_id"] for x in r["leads"]])
-    u = api.post(f"/v1/leads/{r['leads'][5]['lead_id']}/unsubscribe", headers=auth(keys["jobsnearby"])).json()
+    lid = r["leads"][5]["lead_id"]
+    read_model(api, keys["jobsnearby"], lid)
+    u = api.post(f"/v1/leads/{lid}/unsubscribe", headers=auth(keys["jobsnearby"])).json()
     wait_decisions(ch, settings.clickhouse_database, [u["event_id"]])
+    read_model(api, keys["jobsnearby"], lid, lambda d: d["status"] == "unsubscribed")
 
 
 def test_emptied_redis_and_clickhouse_are_rebuilt_identically(api, keys, uid, ch, settings, rds, workers_stopped):

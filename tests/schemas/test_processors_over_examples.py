@@ -35,10 +35,10 @@ def test_intake_and_read_model_over_every_example(path):
     name, ev = _decoded(path)
     tenant = TENANTS.tenants[ev["tenant"]]
     if name == "lead.submitted":
-        [(out, oev)] = decide(ev, check_submission(ev, tenant), None, None, tenant, 1, "t")
+        [(out, oev)] = decide(ev, check_submission(ev, tenant), None, None, tenant, "t")
         assert out == "lead.accepted" and default_codec().encode(out, oev)
     elif name == "lead.unsubscribe_requested":
-        assert decide_unsubscribe(ev, None, 1, "t") == []
+        assert decide_unsubscribe(ev, None, "t") == []
     else:
         state = evolve(None, "lead.accepted", _decoded(EXAMPLES[0].parent / "accepted.v1.json")[1])
         after = evolve(state, name, ev)
