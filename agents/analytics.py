@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from projections.clickhouse import EventsWriter
 from projections.event_rows import event_row
 from schemas.codec import DecodeError
-from streams.batching import run_batch
+from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import LEAD_EVENTS, SUBMITTED
 
@@ -28,7 +28,8 @@ def register(app, deps) -> None:
         async for events in stream.take_events(s.batch_size * 2, within=max(s.batch_seconds, 0.5)):
             msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                      e.message.value) for e in events]
-            await run_batch("analytics", lambda: project(deps, writer, msgs))
+            await run_batch("analytics", lambda: project(deps, writer, msgs),
+                            oldest_event_ms=oldest_ms(events))
 
 
 async def project(deps, writer: EventsWriter, msgs: list[tuple]) -> int:

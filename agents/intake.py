@@ -14,7 +14,7 @@ import time
 from domain.intake import LeadState, check_submission, decide, decide_unsubscribe, evolve
 from domain.validation import suppression_keys
 from schemas.codec import DecodeError
-from streams.batching import run_batch
+from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import LEAD_EVENTS, SUBMITTED
 
@@ -30,7 +30,8 @@ def register(app, deps) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_seconds):
             msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                      e.message.value) for e in events]
-            await run_batch("intake", lambda: process(deps, msgs))
+            await run_batch("intake", lambda: process(deps, msgs),
+                            oldest_event_ms=oldest_ms(events))
 
 
 async def process(deps, msgs: list[tuple]) -> int:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from domain.identity import derived_event_id
 from domain.lead_input import LeadIn
 from domain.submission import SubmissionError, build_submitted
-from streams.batching import run_batch
+from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import INTAKE_JSON, SUBMITTED
 
@@ -30,7 +30,8 @@ def register(app, deps) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_seconds):
             msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                      e.message.value, int(e.message.timestamp * 1000)) for e in events]
-            await run_batch("intake_json", lambda: rekey(deps, msgs))
+            await run_batch("intake_json", lambda: rekey(deps, msgs),
+                            oldest_event_ms=oldest_ms(events))
 
 
 async def rekey(deps, msgs: list[tuple]) -> int:

@@ -13,7 +13,8 @@ import os
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import Caller, caller_from, tenant_for_write
@@ -21,6 +22,7 @@ from api.errors import ApiError, install_error_handlers, validation_problems
 from domain.identity import derived_event_id, new_event_id
 from domain.lead_input import BatchIn, LeadIn
 from domain.submission import SubmissionError, build_submitted
+from streams import metrics
 from streams.producer import ProduceError
 from streams.settings import Settings, get_settings
 from streams.topics import SUBMITTED
@@ -47,11 +49,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="leadstream ingress", version="1", lifespan=lifespan)
     app.state.deps = deps
     install_error_handlers(app)
+    app.add_middleware(CountRequests)
     caller = caller_from(deps)
 
     @app.get("/healthz")
     async def healthz() -> dict:
         return {"status": "ok", "tenants": len(deps.tenants.tenants)}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/leads", status_code=202, responses=_RESPONSES)
     async def submit_lead(request: Request, who: Caller = Depends(caller)) -> dict:
@@ -167,3 +174,37 @@ async def _produce(deps: Deps, subs: list[dict], schema: str = "lead.submitted")
         raise ApiError(503, "unavailable", f"the lead store (Kafka) did not take the leads: {exc}; "
                                            f"nothing was accepted, retry later",
                        headers={"Retry-After": "5"}) from exc
+    if schema == "lead.submitted" and subs:
+        metrics.API_LEADS.labels(subs[0]["tenant"]).inc(len(subs))
+
+
+class CountRequests:
+    """Counts answered requests by route template and status (pure ASGI: no per-request task)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = [500]
+
+        async def send_counted(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            route = scope.get("route")
+            metrics.API_REQUESTS.labels(getattr(route, "path", "unmatched"), str(status[0])).inc()
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory of ./dev: logging and Sentry for this process, then the app."""
+    from streams.logs import configure_logging
+    from streams.sentry import init_sentry
+    s = get_settings()
+    configure_logging("api", s.log_format)
+    init_sentry(s.sentry_dsn, s.sentry_environment, "api")
+    return create_app(s)

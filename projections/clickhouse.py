@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from clickhouse_driver import Client
+
+from streams import metrics
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -64,8 +67,11 @@ class EventsWriter:
         if not self.rows:
             return 0
         columns = list(zip(*self.rows))
+        started = time.perf_counter()
         self.client.execute(f"INSERT INTO {self.table} ({', '.join(EVENT_COLUMNS)}) VALUES",
                             columns, columnar=True)
         n = len(self.rows)
+        metrics.CLICKHOUSE_INSERT_SECONDS.labels("events").observe(time.perf_counter() - started)
+        metrics.CLICKHOUSE_ROWS.labels("events").inc(n)
         self.rows = []
         return n

@@ -13,16 +13,20 @@ from streams.settings import ROOT, get_settings
 USAGE = """usage: ./dev COMMAND
   demo          start everything and run the realistic demo (leaves the stack up)
   test          start everything and run the whole test suite
-  up            install what is missing, start Kafka, Redis, ClickHouse, the API and workers
+  up            install what is missing, start Kafka, Redis, ClickHouse, the API and the supervisor
   down          stop everything this checkout started
-  restart       restart the platform's own processes (API, workers) to pick up code changes
-  status        each service: port, pid, healthy or not
+  restart       restart the platform's own processes (API, supervisor, workers) after a code change
+  status        each service and worker: port, pid, healthy or not
+  scale         per agent: lag, desired and running workers, the last scaling decision
   logs [NAME]   a service's log (all services' last lines without NAME)
   env           export lines for every endpoint and the demo API keys: eval "$(./dev env)"
   bench NAME    run bench/NAME.py (prints one JSON line last)
   replay        rebuild Redis and ClickHouse from the Kafka topics
   clean         stop everything and delete .stack/ data (keeps the jar cache)
 """
+
+
+PLATFORM = ("api", "supervisor")  # the platform's own processes; the rest is infrastructure
 
 
 def child_env() -> dict[str, str]:
@@ -36,7 +40,7 @@ def cmd_up(only_infra: bool = False) -> None:
     s = get_settings()
     env = child_env()
     for svc in build_services(s):
-        if only_infra and svc.name.startswith(("api", "worker")):
+        if only_infra and svc.name in PLATFORM:
             continue
         t0 = time.monotonic()
         print(f"  {svc.name:<20}", end="", flush=True)
@@ -52,12 +56,12 @@ def cmd_down() -> None:
     for svc in reversed(build_services(get_settings())):
         if svc.name == "bootstrap":
             continue
-        print(f"  {svc.name:<20}{stop(svc)}")
+        print(f"  {svc.name:<20}{stop(svc, timeout=60)}")
 
 
 def cmd_status() -> int:
     bad = 0
-    print(f"  {'service':<20}{'port':<8}{'pid':<10}state")
+    print(f"  {'service':<24}{'port':<8}{'pid':<10}state")
     for svc in build_services(get_settings()):
         if svc.name == "bootstrap":
             continue
@@ -65,20 +69,54 @@ def cmd_status() -> int:
         ok = bool(pid) and svc.healthy()
         bad += not ok
         state = "healthy" if ok else ("running, not answering" if pid else "down")
-        print(f"  {svc.name:<20}{svc.port or '-':<8}{pid or '-':<10}{state}")
+        print(f"  {svc.name:<24}{svc.port or '-':<8}{pid or '-':<10}{state}")
+    for w in _supervised_workers():
+        state = ("healthy" if w["ready"] else "starting") if w["state"] == "running" else w["state"]
+        print(f"  {'└ ' + w['name']:<24}{w['metrics_port'] or '-':<8}{w['pid'] or '-':<10}{state}")
     return 1 if bad else 0
+
+
+def _supervised_workers() -> list[dict]:
+    from scaling.client import SupervisorClient
+    try:
+        agents = SupervisorClient(get_settings().supervisor_port, timeout=2).status()["agents"]
+    except OSError:
+        return []
+    return [w for a in agents.values() for w in a["workers"]]
+
+
+def cmd_scale() -> int:
+    """Per agent: lag, desired, running, the last decision and the last changes."""
+    from scaling.client import SupervisorClient
+    try:
+        status = SupervisorClient(get_settings().supervisor_port, timeout=2).status()
+    except OSError as exc:
+        print(f"the supervisor does not answer ({exc}); start it with ./dev up")
+        return 1
+    print(f"  {'agent':<14}{'lag':>10}{'desired':>9}{'running':>9}  last decision")
+    for name, a in status["agents"].items():
+        last = a["last_decision"] or {}
+        flag = " [PAUSED]" if a["paused"] else " [STALLED]" if a["stalled"] else ""
+        print(f"  {name:<14}{a['lag'] if a['lag'] is not None else '?':>10}{a['desired'] or 0:>9}"
+              f"{a['running']:>9}  {last.get('direction', '-')}: {last.get('reason', a['error'] or '-')}{flag}")
+        for c in a["changes"][-3:]:
+            at = time.strftime("%H:%M:%S", time.localtime(c["at"]))
+            print(f"  {'':<14}{at:>10}  {c['direction']} {c['from']} -> {c['to']} at lag {c['lag']}")
+    return 0
 
 
 def cmd_logs(name: str | None) -> None:
     services = build_services(get_settings())
     if name:
-        match = [s for s in services if s.name == name]
-        if not match:
-            sys.exit(f"no service {name!r}; one of: {', '.join(s.name for s in services)}")
-        print(tail(match[0].log_file, 200))
+        path = LOGS / f"{name}.log"
+        if not path.exists():
+            names = sorted(p.stem for p in LOGS.glob("*.log"))
+            sys.exit(f"no log {name!r}; one of: {', '.join(names)}")
+        print(tail(path, 200))
         return
-    for svc in services:
-        print(f"==> {svc.log_file} <==\n{tail(svc.log_file, 10)}\n")
+    workers = sorted(LOGS.glob("worker-*.log"))
+    for path in [svc.log_file for svc in services] + workers:
+        print(f"==> {path} <==\n{tail(path, 10)}\n")
 
 
 def cmd_env() -> None:
@@ -129,9 +167,9 @@ def cmd_bench(name: str | None, extra: list[str]) -> int:
 def cmd_replay(extra: list[str]) -> int:
     """Stop the workers, rebuild the projections from the topics, start the workers again."""
     cmd_up(only_infra=True)
-    workers = [w for w in build_services(get_settings()) if w.name.startswith("worker")]
-    for w in workers:
-        print(f"  {w.name:<20}{stop(w)}")
+    for svc in build_services(get_settings()):
+        if svc.name == "supervisor":  # it stops its workers gracefully on the way out
+            print(f"  {svc.name:<20}{stop(svc, timeout=60)}")
     code = run_python(["-m", "projections.replay", *extra])
     cmd_up()
     return code
@@ -153,11 +191,13 @@ def main(argv: list[str]) -> int:
         cmd_down()
     elif cmd == "restart":
         for svc in build_services(get_settings()):
-            if svc.name.startswith(("api", "worker")):
-                print(f"  {svc.name:<20}{stop(svc)}")
+            if svc.name in PLATFORM:
+                print(f"  {svc.name:<20}{stop(svc, timeout=60)}")
         cmd_up()
     elif cmd == "status":
         return cmd_status()
+    elif cmd == "scale":
+        return cmd_scale()
     elif cmd == "logs":
         cmd_logs(rest[0] if rest else None)
     elif cmd == "env":

@@ -749,7 +749,7 @@ def print_intro(console: Console, settings: Settings, brands: list[Brand], run_i
 def print_timeout(console: Console, timeout: float, expected: int, seen: int, decided: int) -> None:
     console.print(f"\n[bold red]decisions did not all arrive within {timeout:g}s:[/] {decided:,} of "
                   f"{expected:,} decided, {seen:,} of the submissions in ClickHouse. Check ./dev status, "
-                  f"./dev logs worker-intake and ./dev logs worker-analytics.")
+                  f"./dev scale, ./dev logs worker-intake-0 and ./dev logs worker-analytics-0.")
 
 
 def main(argv: list[str]) -> int:

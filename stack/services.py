@@ -228,14 +228,14 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def _worker(agent: str) -> Service:
-    name = f"worker-{agent.replace('_', '-')}"
-    ready = RUN / f"{name}.ready"
-    svc = Service(name, 0, lambda: _python("-m", "streams.worker", agent),
-                  lambda: ready.exists() and svc.pid() is not None,
-                  prepare=lambda: ready.unlink(missing_ok=True),
-                  env={"LEADSTREAM_READY_FILE": str(ready)})
-    return svc
+def _supervisor_healthy(s: Settings) -> bool:
+    """The supervisor answers and runs every agent's minimum of ready workers."""
+    from scaling.client import SupervisorClient, ready
+    from scaling.config import load_scaling
+    try:
+        return ready(SupervisorClient(s.supervisor_port, timeout=1).status(), load_scaling(s.scaling_file))
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def build_services(s: Settings) -> list[Service]:
@@ -252,13 +252,12 @@ def build_services(s: Settings) -> list[Service]:
                 prepare=lambda: _clickhouse_prepare(s)),
         Service("bootstrap", 0, lambda: _python("-m", "streams.bootstrap"), lambda: True),
         Service("api", s.api_port,
-                lambda: _python("-m", "uvicorn", "api.ingress:create_app", "--factory",
+                lambda: _python("-m", "uvicorn", "api.ingress:app_from_env", "--factory",
                                 "--host", s.api_host, "--port", str(s.api_port),
                                 "--no-access-log", "--loop", "uvloop", "--log-level", "warning"),
                 lambda: http_ok(f"{s.api_url}/healthz")),
-        _worker("intake"),
-        _worker("intake_json"),
-        _worker("analytics"),
+        Service("supervisor", s.supervisor_port, lambda: _python("-m", "scaling.supervisor"),
+                lambda: _supervisor_healthy(s), start_timeout=120),
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import faust
 
 from streams import faust_codec
+from streams.logs import faust_logging_config
 from streams.settings import Settings
 
 
@@ -21,4 +22,9 @@ def make_app(agent: str, s: Settings) -> faust.App:
         stream_buffer_maxsize=max(4 * s.batch_size, 8192),
         producer_acks=-1,
         broker_max_poll_records=s.batch_size,
+        # a worker killed with SIGKILL leaves the group after this, and its partitions move to
+        # the others: Faust's default of 60 s would leave them unconsumed for a minute
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        logging_config=faust_logging_config(f"worker-{agent}", s.log_format),
     )

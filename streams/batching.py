@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Awaitable, Callable
 
 import redis.exceptions
 from clickhouse_driver import errors as ch_errors
 
+from streams import metrics
 from streams.producer import ProduceError
 
 log = logging.getLogger("leadstream.batch")
@@ -25,15 +27,23 @@ TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
 CRASH_EXIT_CODE = 70
 
 
-async def run_batch(name: str, fn: Callable[[], Awaitable[int]], max_backoff: float = 10.0) -> int:
-    """Run fn until it succeeds; returns what it returns."""
+async def run_batch(name: str, fn: Callable[[], Awaitable[int]], max_backoff: float = 10.0,
+                    oldest_event_ms: int | None = None) -> int:
+    """Run fn until it succeeds; returns what it returns (the messages processed).
+
+    oldest_event_ms: the event time of the batch's oldest event, for the end-to-end latency.
+    """
     delay = 0.2
     attempt = 0
+    started = time.perf_counter()
     while True:
         try:
-            return await fn()
+            n = await fn()
+            _observe(name, n, started, oldest_event_ms)
+            return n
         except TRANSIENT as exc:
             attempt += 1
+            metrics.BATCH_FAILURES.labels(name).inc()
             log.warning("%s: transient failure (attempt %d), retrying in %.1fs: %r",
                         name, attempt, delay, exc)
             await asyncio.sleep(delay)
@@ -42,3 +52,16 @@ async def run_batch(name: str, fn: Callable[[], Awaitable[int]], max_backoff: fl
             log.exception("%s: unexpected error, crashing the worker so the batch is redelivered", name)
             logging.shutdown()
             os._exit(CRASH_EXIT_CODE)
+
+
+def _observe(agent: str, n: int, started: float, oldest_event_ms: int | None) -> None:
+    metrics.EVENTS_PROCESSED.labels(agent).inc(n)
+    metrics.BATCH_SIZE.labels(agent).observe(n)
+    metrics.BATCH_SECONDS.labels(agent).observe(time.perf_counter() - started)
+    if oldest_event_ms:
+        metrics.END_TO_END_SECONDS.labels(agent).observe(max(time.time() - oldest_event_ms / 1000, 0))
+
+
+def oldest_ms(events) -> int | None:
+    """The Kafka timestamp (ms) of the oldest message of a batch of Faust events."""
+    return int(min(e.message.timestamp for e in events) * 1000) if events else None

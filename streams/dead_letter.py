@@ -1,6 +1,7 @@
 """Dead-letter records: the original bytes, the reason, and where they came from."""
 from __future__ import annotations
 
+from streams import metrics
 from streams.producer import Record
 from streams.topics import dlq
 
@@ -8,6 +9,7 @@ from streams.topics import dlq
 def dead_letter(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
                 reason: str, consumer: str, now_ms: int) -> Record:
     """The record that sends one bad message to its topic's dead-letter topic."""
+    metrics.EVENTS_DEAD_LETTERED.labels(consumer).inc()
     headers = [
         ("dlq.reason", reason[:2000].encode()),
         ("dlq.topic", topic.encode()),

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.tenants import TenantBook, parse_tenant_book
@@ -33,6 +35,19 @@ class Settings(BaseSettings):
     max_batch_leads: int = 1000
     max_body_bytes: int = 2_000_000
     produce_timeout_s: float = 5.0
+    # scaling: the supervisor's status/metrics port, its per-agent file, how often it measures
+    supervisor_port: int = 18090
+    scaling_file: Path = ROOT / "scaling" / "agents.yaml"
+    scaling_interval_s: float = 2.0
+    # this process's /metrics (0: none); the supervisor gives worker slot i port base + i
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    worker_metrics_base_port: int = 18100
+    # Sentry's own tooling sets SENTRY_DSN, so accept it beside the prefixed name.
+    sentry_dsn: str = Field("", validation_alias=AliasChoices("LEADSTREAM_SENTRY_DSN", "SENTRY_DSN"))
+    sentry_environment: str = "local"
+    alert_webhook_url: str = ""
+    log_format: Literal["json", "text"] = "json"
 
     @property
     def api_url(self) -> str:

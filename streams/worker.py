@@ -10,7 +10,10 @@ import os
 import sys
 from pathlib import Path
 
+from streams import metrics
 from streams.app import make_app
+from streams.logs import configure_logging
+from streams.sentry import init_sentry
 from streams.settings import get_settings
 from streams.wiring import build
 
@@ -25,10 +28,13 @@ def main(argv: list[str]) -> None:
                  f"AGENT one of {', '.join(AGENTS)}")
     agent, rest = "-".join(agents), argv[1:]
     settings = get_settings()
+    configure_logging(f"worker-{agent}", settings.log_format)
+    init_sentry(settings.sentry_dsn, settings.sentry_environment, f"worker-{agent}")
     app = make_app(agent, settings)
     deps = build(settings)
     for a in agents:
         importlib.import_module(AGENTS[a]).register(app, deps)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     ready_file = os.environ.get("LEADSTREAM_READY_FILE")
     if ready_file:
         @app.task

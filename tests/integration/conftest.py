@@ -56,6 +56,12 @@ def producer(settings):
 
 
 @pytest.fixture(scope="session")
+def supervisor(settings):
+    from scaling.client import SupervisorClient
+    return SupervisorClient(settings.supervisor_port)
+
+
+@pytest.fixture(scope="session")
 def services(settings):
     return {s.name: s for s in build_services(settings)}
 

@@ -39,21 +39,24 @@ def _produce_leads(producer, settings, book, partner: str, n: int) -> None:
     assert producer.flush(30) == 0
 
 
-def test_intake_worker_killed_mid_batch_loses_nothing_and_counts_nothing_twice(
-        producer, settings, book, services, ch, rds, uid):
+def test_intake_worker_killed_mid_batch_is_restarted_and_loses_nothing_nor_counts_twice(
+        producer, settings, book, supervisor, ch, rds, uid):
     n, partner, db = 30_000, f"kill-{uid}", settings.clickhouse_database
-    worker = services["worker-intake"]
-    stop(worker)
-    _produce_leads(producer, settings, book, partner, n)
-    start(worker, ENV)
+    supervisor.pause("intake")
+    try:
+        _produce_leads(producer, settings, book, partner, n)
+    finally:
+        supervisor.resume("intake")
     wait_for(lambda: _count(ch, db, partner, "lead.accepted")[0] > 2000, 120, 0.05,
              "the worker to be part-way through")
-    pid = worker.pid()
-    os.killpg(pid, signal.SIGKILL)
-    wait_for(lambda: worker.pid() is None, 10, what="the killed worker to be gone")
+    victim = next(w for w in supervisor.workers("intake") if w["pid"])
+    os.kill(victim["pid"], signal.SIGKILL)
     done_at_kill = _count(ch, db, partner, "lead.accepted")[0]
     assert done_at_kill < n, "the kill came too late to test anything"
-    start(worker, ENV)
+    # the supervisor notices and starts the same slot again (new pid, one restart more)
+    supervisor.wait(lambda a: any(w["name"] == victim["name"] and w["ready"] and w["pid"] != victim["pid"]
+                                  and w["restarts"] == victim["restarts"] + 1 for w in a["workers"]),
+                    "intake", 90, f"{victim['name']} to be restarted")
     wait_for(lambda: _count(ch, db, partner, "lead.accepted")[0] >= n, 180, 0.5, f"{n} accepted leads")
     time.sleep(2)  # let any redelivered duplicates arrive before counting
     assert _count(ch, db, partner, "lead.accepted") == (n, n)
@@ -76,17 +79,22 @@ def _submit(api, keys, uid, n, tag):
     return [x["event_id"] for x in r.json()["leads"]]
 
 
-@pytest.mark.parametrize("down, worker", [("redis", "worker-intake"), ("clickhouse", "worker-analytics")])
-def test_a_service_down_mid_stream_delays_but_loses_nothing(api, keys, uid, ch, settings, services, down, worker):
+def _pids(supervisor, agent: str) -> list[int]:
+    return sorted(w["pid"] for w in supervisor.workers(agent) if w["pid"])
+
+
+@pytest.mark.parametrize("down, agent", [("redis", "intake"), ("clickhouse", "analytics")])
+def test_a_service_down_mid_stream_delays_but_loses_nothing(api, keys, uid, ch, settings, services,
+                                                            supervisor, down, agent):
     db = settings.clickhouse_database
     before = _submit(api, keys, uid, 20, "before")
     wait_decisions(ch, db, before)
-    pid = services[worker].pid()
+    pids = _pids(supervisor, agent)
     stop(services[down])
     try:
         during = _submit(api, keys, uid, 50, "during")  # ingress needs neither Redis nor ClickHouse
         time.sleep(4)
-        assert services[worker].pid() == pid, f"{worker} must retry, not crash"
+        assert _pids(supervisor, agent) == pids, f"the {agent} workers must retry, not crash"
     finally:
         start(services[down], ENV)
     if down == "redis":
@@ -97,4 +105,4 @@ def test_a_service_down_mid_stream_delays_but_loses_nothing(api, keys, uid, ch, 
     n = ch.execute(f"SELECT count(), uniqExact(event_id) FROM {db}.events FINAL WHERE causation_id IN %(c)s",
                    {"c": tuple(during)})[0]
     assert n == (50, 50)
-    assert services[worker].pid() == pid
+    assert _pids(supervisor, agent) == pids

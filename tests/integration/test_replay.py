@@ -29,13 +29,10 @@ def _clickhouse_counts(ch, db: str) -> tuple:
 
 @pytest.fixture
 def workers_stopped(services):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    names = ["worker-intake", "worker-analytics", "worker-intake-json"]
-    for n in names:
-        stop(services[n])
+    """The supervisor, and with it every worker, stopped for the replay; started again after."""
+    stop(services["supervisor"], timeout=60)
     yield
-    for n in names:
-        start(services[n], env)
+    start(services["supervisor"], {**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def _some_traffic(api, keys, uid, ch, settings):

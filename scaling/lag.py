@@ -1,0 +1,88 @@
+"""Consumer-group lag, measured with confluent-kafka's AdminClient.
+
+lag of a partition = end offset - committed offset; a partition the group never committed
+counts from its earliest offset (all of it is still to be done).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None  # None: never committed
+    earliest: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        start = self.committed if self.committed is not None and self.committed >= 0 else self.earliest
+        return max(self.end - max(start, self.earliest), 0)
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    group: str
+    partitions: tuple[PartitionLag, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+    @property
+    def committed(self) -> int:
+        """Sum of committed offsets: it moves while the group makes progress."""
+        return sum(p.committed or 0 for p in self.partitions)
+
+    def partition_count(self) -> int:
+        """The most partitions of any one topic: more workers than that would sit idle."""
+        counts: dict[str, int] = {}
+        for p in self.partitions:
+            counts[p.topic] = counts.get(p.topic, 0) + 1
+        return max(counts.values(), default=0)
+
+
+class LagProbe:
+    """Measures groups' lag on their topics; one AdminClient, reused."""
+
+    def __init__(self, bootstrap: str, timeout: float = 10.0):
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.timeout = timeout
+
+    def measure(self, group: str, topics: list[str]) -> GroupLag:
+        """The group's lag on every partition of these topics (KafkaException if unreachable)."""
+        parts = self._partitions(topics)
+        if not parts:
+            return GroupLag(group, ())
+        committed = self._committed(group, parts)
+        ends = self._offsets(parts, OffsetSpec.latest())
+        earliest = self._offsets(parts, OffsetSpec.earliest())
+        return GroupLag(group, tuple(
+            PartitionLag(t, p, committed.get((t, p)), earliest[(t, p)], ends[(t, p)]) for t, p in parts))
+
+    def _partitions(self, topics: list[str]) -> list[tuple[str, int]]:
+        md = self.admin.list_topics(timeout=self.timeout).topics
+        missing = [t for t in topics if t not in md]
+        if missing:
+            raise LookupError(f"topics not found: {', '.join(missing)} (run ./dev up to create them)")
+        return [(t, p) for t in topics for p in sorted(md[t].partitions)]
+
+    def _committed(self, group: str, parts: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        req = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in parts])]
+        result = self.admin.list_consumer_group_offsets(req, request_timeout=self.timeout)[group]
+        out = {}
+        for tp in result.result(timeout=self.timeout).topic_partitions:
+            if tp.error is None and tp.offset >= 0:
+                out[(tp.topic, tp.partition)] = tp.offset
+        return out
+
+    def _offsets(self, parts: list[tuple[str, int]], spec: OffsetSpec) -> dict[tuple[str, int], int]:
+        futures = self.admin.list_offsets({TopicPartition(t, p): spec for t, p in parts},
+                                          request_timeout=self.timeout)
+        return {(tp.topic, tp.partition): f.result(timeout=self.timeout).offset
+                for tp, f in futures.items()}

@@ -1,0 +1,244 @@
+"""The local supervisor: python -m scaling.supervisor [AGENT ...]
+
+Every few seconds it measures each agent's consumer-group lag, asks the policy how many
+workers that agent needs, and starts or gracefully stops worker processes to match; it
+restarts crashed workers with backoff and logs every change with its reason and lag.
+HTTP on 127.0.0.1:<supervisor_port>: GET /status (JSON), GET /metrics (Prometheus),
+POST /agents/{agent}/pause and /resume (hold an agent at zero workers, e.g. for a replay).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from scaling.config import AgentScaling, load_scaling
+from scaling.fleet import LocalFleet
+from scaling.lag import GroupLag, LagProbe
+from scaling.policy import Decision, Observation, PolicyState, decide
+from streams import metrics as m
+from streams.logs import configure_logging
+from streams.sentry import init_sentry
+from streams.settings import ROOT, Settings, get_settings
+
+log = logging.getLogger("leadstream.supervisor")
+
+
+class Supervisor:
+    """Measures, decides and acts for every configured agent."""
+
+    def __init__(self, settings: Settings, agents: dict[str, AgentScaling], fleet: LocalFleet,
+                 probe: LagProbe, alerts=None):
+        self.s, self.agents, self.fleet, self.probe, self.alerts = settings, agents, fleet, probe, alerts
+        self.states = {a: PolicyState() for a in agents}
+        self.last: dict[str, Decision] = {}
+        self.lags: dict[str, GroupLag] = {}
+        self.changes: dict[str, list[dict]] = {a: [] for a in agents}
+        self.paused: set[str] = set()
+        self.errors: dict[str, str] = {}
+        self.ticks = 0
+        fleet.on_restart = lambda slot: m.WORKER_RESTARTS.labels(slot.agent).inc()
+
+    async def tick(self) -> None:
+        """One round: tend the processes, measure every group, decide, act."""
+        self.fleet.tend()
+        lags = await asyncio.gather(*[asyncio.to_thread(self._measure, a) for a in self.agents])
+        now = time.monotonic()
+        for agent, lag in zip(self.agents, lags):
+            if lag is not None:
+                self._apply(agent, lag, now)
+        self.ticks += 1
+        m.JOB_LAST_SUCCESS.labels("scaling_tick").set(time.time())
+
+    def _measure(self, agent: str) -> GroupLag | None:
+        conf = self.agents[agent]
+        try:
+            lag = self.probe.measure(conf.group(self.s.topic_prefix),
+                                     [f"{self.s.topic_prefix}{t}" for t in conf.topics])
+        except Exception as exc:  # Kafka unreachable: keep the workers as they are
+            self.errors[agent] = f"lag unknown: {exc}"
+            log.warning("%s: cannot measure lag, keeping %d workers: %s", agent,
+                        self.fleet.running(agent), exc)
+            return None
+        self.errors.pop(agent, None)
+        return lag
+
+    def _apply(self, agent: str, lag: GroupLag, now: float) -> None:
+        conf, running = self.agents[agent], self.fleet.running(agent)
+        obs = Observation(now, lag.total, lag.committed, lag.partition_count() or 1, running)
+        decision, self.states[agent] = decide(conf, obs, self.states[agent])
+        self.lags[agent], self.last[agent] = lag, decision
+        target = 0 if agent in self.paused else decision.desired
+        self._export(agent, lag, decision, target)
+        if decision.direction != "hold":
+            m.SCALING_DECISIONS.labels(agent, decision.direction).inc()
+            log.info("%s: %s %d -> %d workers: %s", agent, decision.direction, decision.previous,
+                     decision.desired, decision.reason)
+            self.changes[agent] = (self.changes[agent] + [{
+                "at": time.time(), "direction": decision.direction, "from": decision.previous,
+                "to": decision.desired, "lag": decision.lag, "reason": decision.reason}])[-20:]
+        if decision.alert:
+            log.error("%s", decision.alert)
+        if self.alerts is not None:
+            self.alerts(agent, decision)
+        self.fleet.scale(agent, target)  # idempotent: also brings back a paused agent
+
+    def _export(self, agent: str, lag: GroupLag, d: Decision, target: int) -> None:
+        m.AGENT_LAG.labels(agent).set(lag.total)
+        m.WORKERS_DESIRED.labels(agent).set(target)
+        m.WORKERS_RUNNING.labels(agent).set(self.fleet.running(agent))
+        m.GROUP_STALLED.labels(agent).set(1 if d.stalled else 0)
+        for p in lag.partitions:
+            m.CONSUMER_LAG.labels(lag.group, p.topic, str(p.partition)).set(p.lag)
+
+    def status(self) -> dict:
+        """Per agent: lag, desired, running, workers, the last decision and recent changes."""
+        out = {}
+        for agent, conf in self.agents.items():
+            d, lag = self.last.get(agent), self.lags.get(agent)
+            out[agent] = {
+                "group": conf.group(self.s.topic_prefix), "lag": lag.total if lag else None,
+                "partitions": lag.partition_count() if lag else None,
+                "desired": (0 if agent in self.paused else d.desired) if d else None,
+                "running": self.fleet.running(agent), "paused": agent in self.paused,
+                "stalled": bool(d and d.stalled), "error": self.errors.get(agent),
+                "last_decision": {"direction": d.direction, "reason": d.reason} if d else None,
+                "changes": self.changes[agent], "workers": self.fleet.describe(agent),
+                "config": conf.model_dump(exclude={"agent"}),
+            }
+        return {"ticks": self.ticks, "pid": os.getpid(), "agents": out}
+
+
+def build_app(sup: Supervisor) -> web.Application:
+    """The supervisor's small HTTP face."""
+    async def status(_req):
+        return web.json_response(sup.status())
+
+    async def metrics(_req):
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def pause(req):
+        return await _hold(req, True)
+
+    async def resume(req):
+        return await _hold(req, False)
+
+    async def _hold(req, paused: bool):
+        agent = req.match_info["agent"]
+        if agent not in sup.agents:
+            return web.json_response({"error": f"no agent {agent!r}; one of {sorted(sup.agents)}"},
+                                     status=404)
+        (sup.paused.add if paused else sup.paused.discard)(agent)
+        sup.fleet.scale(agent, 0 if paused else max(sup.fleet.running(agent), 1))
+        return web.json_response({"agent": agent, "paused": paused})
+
+    app = web.Application()
+    app.add_routes([web.get("/status", status), web.get("/metrics", metrics),
+                    web.post("/agents/{agent}/pause", pause), web.post("/agents/{agent}/resume", resume)])
+    return app
+
+
+async def run(s: Settings, only: list[str]) -> None:
+    agents = load_scaling(s.scaling_file)
+    unknown = [a for a in only if a not in agents]
+    if unknown:
+        sys.exit(f"unknown agent(s) {unknown}; configured in {s.scaling_file}: {sorted(agents)}")
+    if only:
+        agents = {a: agents[a] for a in only}
+    run_dir, log_dir = ROOT / ".stack" / "run", ROOT / ".stack" / "logs"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    base = s.worker_metrics_base_port
+    fleet = LocalFleet(run_dir, log_dir, _worker_env(),
+                       {a: (base + 10 * i if base else 0) for i, a in enumerate(agents)},
+                       clock=time.monotonic)
+    sup = Supervisor(s, agents, fleet, LagProbe(s.kafka_bootstrap), alerts=StallAlerts(s.alert_webhook_url) if s.alert_webhook_url else None)
+    runner = web.AppRunner(build_app(sup), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", s.supervisor_port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("supervising %s on :%d, every %.1fs", ", ".join(agents), s.supervisor_port, s.scaling_interval_s)
+    stats = asyncio.create_task(every(30.0, lambda: redis_stats(s.redis_url), stop))
+    try:
+        while not stop.is_set():
+            await sup.tick()
+            try:
+                await asyncio.wait_for(stop.wait(), s.scaling_interval_s)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        log.info("stopping every worker")
+        stats.cancel()
+        await asyncio.to_thread(fleet.stop_all)
+        await runner.cleanup()
+
+
+def redis_stats(url: str) -> None:
+    """Export Redis memory and key counts per key family (a periodic job of the supervisor)."""
+    import redis
+    from projections.redis_keys import FAMILIES
+    r = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        m.REDIS_MEMORY.labels(url.rsplit("@", 1)[-1]).set(r.info("memory")["used_memory"])
+        for f in FAMILIES:
+            m.REDIS_KEYS.labels(f.name).set(sum(1 for _ in r.scan_iter(f.pattern, count=10000)))
+        m.JOB_LAST_SUCCESS.labels("redis_stats").set(time.time())
+    except redis.RedisError as exc:
+        log.warning("redis stats: %s", exc)
+    finally:
+        r.close()
+
+
+async def every(seconds: float, fn, stop: asyncio.Event) -> None:
+    """Run a blocking job in a thread every `seconds` until stop is set."""
+    while not stop.is_set():
+        await asyncio.to_thread(fn)
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class StallAlerts:
+    """Posts a stalled group to the Slack-compatible webhook, and its recovery; off the loop."""
+
+    def __init__(self, url: str):
+        from scaling.alerts import AlertSender
+        self.sender = AlertSender(url)
+
+    def __call__(self, agent: str, d: Decision) -> None:
+        from scaling.alerts import Alert
+        key = f"stalled:{agent}"
+        if d.alert:
+            alert = Alert(name="ConsumerGroupStalled", severity="critical", summary=d.alert,
+                          details={"agent": agent, "lag": d.lag, "reason": d.reason}, key=key)
+            asyncio.get_running_loop().run_in_executor(None, self.sender.send, alert)
+        elif not d.stalled and key in self.sender.firing():
+            asyncio.get_running_loop().run_in_executor(None, self.sender.resolve, key)
+
+
+def main(argv: list[str]) -> None:
+    s = get_settings()
+    configure_logging("supervisor", s.log_format)
+    init_sentry(s.sentry_dsn, s.sentry_environment, "supervisor")
+    asyncio.run(run(s, argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,54 @@
+"""Every Prometheus metric the platform exports, in one catalogue.
+
+Workers, the API and the supervisor each serve /metrics; the names here are what
+deploy/grafana and deploy/prometheus refer to. Labels stay low-cardinality: agent, group,
+topic, partition, key family, never a tenant's lead.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 4000, 8000)
+SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+# --- agents (worker processes) ---
+EVENTS_PROCESSED = Counter("leadstream_events_processed_total", "Input messages an agent finished", ["agent"])
+EVENTS_DEAD_LETTERED = Counter("leadstream_events_dead_lettered_total",
+                               "Input messages sent to a dead-letter topic", ["agent"])
+BATCH_FAILURES = Counter("leadstream_batch_failures_total",
+                         "Batch attempts that failed transiently and were retried", ["agent"])
+BATCH_SIZE = Histogram("leadstream_batch_size", "Messages per agent batch", ["agent"], buckets=BATCH_BUCKETS)
+BATCH_SECONDS = Histogram("leadstream_batch_seconds", "Time to process one batch, effects durable",
+                          ["agent"], buckets=SECONDS_BUCKETS)
+END_TO_END_SECONDS = Histogram("leadstream_end_to_end_seconds",
+                               "Event time to effect durable (projected or decided)", ["agent"],
+                               buckets=SECONDS_BUCKETS)
+CLICKHOUSE_INSERT_SECONDS = Histogram("leadstream_clickhouse_insert_seconds", "One columnar insert",
+                                      ["table"], buckets=SECONDS_BUCKETS)
+CLICKHOUSE_ROWS = Counter("leadstream_clickhouse_rows_total", "Rows inserted into ClickHouse", ["table"])
+
+# --- the supervisor (scaling) ---
+CONSUMER_LAG = Gauge("leadstream_consumer_lag", "End offset minus committed offset",
+                     ["group", "topic", "partition"])
+AGENT_LAG = Gauge("leadstream_agent_lag", "Lag of an agent's consumer group, summed", ["agent"])
+WORKERS_DESIRED = Gauge("leadstream_workers_desired", "Workers the policy asks for", ["agent"])
+WORKERS_RUNNING = Gauge("leadstream_workers_running", "Worker processes alive", ["agent"])
+SCALING_DECISIONS = Counter("leadstream_scaling_decisions_total", "Changes of the worker count",
+                            ["agent", "direction"])
+WORKER_RESTARTS = Counter("leadstream_worker_restarts_total", "Crashed workers restarted", ["agent"])
+GROUP_STALLED = Gauge("leadstream_group_stalled", "1 while a group has lag but its offsets do not move",
+                      ["agent"])
+JOB_LAST_SUCCESS = Gauge("leadstream_job_last_success_timestamp_seconds",
+                         "When a periodic job last completed", ["job"])
+REDIS_MEMORY = Gauge("leadstream_redis_memory_bytes", "Redis used_memory", ["redis"])
+REDIS_KEYS = Gauge("leadstream_redis_keys", "Redis keys per key family", ["family"])
+
+# --- the API ---
+API_REQUESTS = Counter("leadstream_api_requests_total", "Requests answered", ["route", "status"])
+API_LEADS = Counter("leadstream_api_leads_total", "Leads accepted for processing (202)", ["tenant"])
+
+
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Serve /metrics of this process on host:port (port 0: don't)."""
+    if port:
+        start_http_server(port, addr=host)
