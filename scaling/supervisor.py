@@ -3,7 +3,7 @@
 Every few seconds it measures each agent's consumer-group lag, asks the policy how many
 workers that agent needs, and starts or gracefully stops worker processes to match; it
 restarts crashed workers with backoff and logs every change with its reason and lag.
-HTTP on 127.0.0.1:<supervisor_port>: GET /status (JSON), GET /metrics (Prometheus),
+HTTP on <supervisor_host>:<supervisor_port>: GET /status (JSON), GET /metrics (Prometheus),
 POST /agents/{agent}/pause and /resume (hold an agent at zero workers, e.g. for a replay).
 """
 from __future__ import annotations
@@ -51,8 +51,13 @@ class Supervisor:
         lags = await asyncio.gather(*[asyncio.to_thread(self._measure, a) for a in self.agents])
         now = time.monotonic()
         for agent, lag in zip(self.agents, lags):
-            if lag is not None:
+            if lag is None:
+                continue
+            try:
                 self._apply(agent, lag, now)
+            except Exception as exc:  # the backend failed (e.g. the Kubernetes API): next tick
+                self.errors[agent] = f"cannot scale: {exc}"
+                log.warning("%s: cannot apply the decision: %s", agent, exc)
         self.ticks += 1
         m.JOB_LAST_SUCCESS.labels("scaling_tick").set(time.time())
 
@@ -87,7 +92,8 @@ class Supervisor:
             log.error("%s", decision.alert)
         if self.alerts is not None:
             self.alerts(agent, decision)
-        self.fleet.scale(agent, target)  # idempotent: also brings back a paused agent
+        if target != running:
+            self.fleet.scale(agent, target)
 
     def _export(self, agent: str, lag: GroupLag, d: Decision, target: int) -> None:
         m.AGENT_LAG.labels(agent).set(lag.total)
@@ -113,6 +119,37 @@ class Supervisor:
                 "config": conf.model_dump(exclude={"agent"}),
             }
         return {"ticks": self.ticks, "pid": os.getpid(), "agents": out}
+
+
+class ClusterFleet:
+    """The Kubernetes backend in the fleet's place: the cluster starts, restarts and reaps
+    the pods, the supervisor only sets each Deployment's replicas."""
+
+    def __init__(self, backend):
+        self.backend, self.slots, self.on_restart = backend, {}, None
+        self.known: dict[str, int] = {}
+
+    def running(self, agent: str) -> int:
+        """The Deployment's replicas; the last known count while the API does not answer."""
+        from scaling.kubernetes import ScaleError
+        try:
+            self.known[agent] = self.backend.running(agent)
+        except ScaleError as exc:
+            log.warning("%s: replicas unknown (%s); last known %s", agent, exc, self.known.get(agent))
+        return self.known.get(agent, 0)
+
+    def scale(self, agent: str, n: int) -> int:
+        self.known[agent] = self.backend.scale(agent, n)
+        return self.known[agent]
+
+    def tend(self) -> list:
+        return []
+
+    def describe(self, agent: str) -> list[dict]:
+        return []
+
+    def stop_all(self) -> None:
+        """Leave the Deployments as they are: stopping the supervisor must not stop the work."""
 
 
 def build_app(sup: Supervisor) -> web.Application:
@@ -154,14 +191,11 @@ async def run(s: Settings, only: list[str]) -> None:
     run_dir, log_dir = ROOT / ".stack" / "run", ROOT / ".stack" / "logs"
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
-    base = s.worker_metrics_base_port
-    fleet = LocalFleet(run_dir, log_dir, _worker_env(),
-                       {a: (base + 10 * i if base else 0) for i, a in enumerate(agents)},
-                       clock=time.monotonic)
+    fleet = _fleet(s, agents, run_dir, log_dir)
     sup = Supervisor(s, agents, fleet, LagProbe(s.kafka_bootstrap), alerts=StallAlerts(s.alert_webhook_url) if s.alert_webhook_url else None)
     runner = web.AppRunner(build_app(sup), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", s.supervisor_port).start()
+    await web.TCPSite(runner, s.supervisor_host, s.supervisor_port).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -206,6 +240,17 @@ async def every(seconds: float, fn, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), seconds)
         except asyncio.TimeoutError:
             pass
+
+
+def _fleet(s: Settings, agents: dict, run_dir, log_dir):
+    """Worker processes here (local), or Deployments' replicas (kubernetes, in-cluster)."""
+    if s.scaling_backend == "kubernetes":
+        from scaling.kubernetes import ClusterAccess, DeploymentScaler, KubernetesBackend
+        return ClusterFleet(KubernetesBackend(DeploymentScaler(ClusterAccess.in_cluster())))
+    base = s.worker_metrics_base_port
+    return LocalFleet(run_dir, log_dir, _worker_env(),
+                      {a: (base + 10 * i if base else 0) for i, a in enumerate(agents)},
+                      clock=time.monotonic)
 
 
 def _worker_env() -> dict[str, str]:

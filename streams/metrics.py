@@ -39,7 +39,7 @@ WORKER_RESTARTS = Counter("leadstream_worker_restarts_total", "Crashed workers r
 GROUP_STALLED = Gauge("leadstream_group_stalled", "1 while a group has lag but its offsets do not move",
                       ["agent"])
 JOB_LAST_SUCCESS = Gauge("leadstream_job_last_success_timestamp_seconds",
-                         "When a periodic job last completed", ["job"])
+                         "When a periodic job last completed", ["task"])
 REDIS_MEMORY = Gauge("leadstream_redis_memory_bytes", "Redis used_memory", ["redis"])
 REDIS_KEYS = Gauge("leadstream_redis_keys", "Redis keys per key family", ["family"])
 

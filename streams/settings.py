@@ -36,9 +36,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = 2_000_000
     produce_timeout_s: float = 5.0
     # scaling: the supervisor's status/metrics port, its per-agent file, how often it measures
+    supervisor_host: str = "127.0.0.1"
     supervisor_port: int = 18090
     scaling_file: Path = ROOT / "scaling" / "agents.yaml"
     scaling_interval_s: float = 2.0
+    # local: worker processes on this machine; kubernetes: set Deployments' replicas (no KEDA)
+    scaling_backend: Literal["local", "kubernetes"] = "local"
     # this process's /metrics (0: none); the supervisor gives worker slot i port base + i
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
