@@ -124,15 +124,19 @@ class Drill:
         t0 = time.monotonic()
         producer = threading.Thread(target=lambda: produced.append(self._produce(leads)), daemon=True)
         producer.start()
-        samples, drained_at, down_at = [], None, None
+        samples, drained_at, down_at, ticks_at_end = [], None, None, None
         deadline = t0 + timeout_s
         while time.monotonic() < deadline:
             if not producer.is_alive() and not produced:
                 raise RuntimeError("the surge could not be produced to Kafka")
-            a = self.client.status()["agents"]["intake"]
-            t = time.monotonic() - t0
+            status = self.client.status()
+            a, t = status["agents"]["intake"], time.monotonic() - t0
+            if produced and ticks_at_end is None:
+                ticks_at_end = status["ticks"]
             samples.append(Sample(round(t, 2), a["lag"], a["desired"], a["running"]))
-            if drained_at is None and produced and a["lag"] == 0:
+            # a lag of 0 counts only if measured by a tick that began after the last event was in
+            measured_after = ticks_at_end is not None and status["ticks"] >= ticks_at_end + 2
+            if drained_at is None and measured_after and a["lag"] == 0:
                 drained_at = t
                 self.log(f"  drained at {t:.1f}s")
             if drained_at is not None and (a["desired"] or 0) <= self.min_workers and a["running"] <= self.min_workers:
@@ -150,14 +154,20 @@ class Drill:
         p = Producer({"bootstrap.servers": self.s.kafka_bootstrap, "linger.ms": 20,
                       "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
         topic = f"{self.prefix}leads.submitted"
+        errors = []
+
+        def delivered(err, _msg):
+            if err is not None:
+                errors.append(err)
         t0 = time.monotonic()
         for i, (k, v) in enumerate(leads):
-            p.produce(topic, v, k)
+            p.produce(topic, v, k, on_delivery=delivered)
             if i % 20000 == 0:
                 p.poll(0)
         left = p.flush(60)
-        if left:
-            raise RuntimeError(f"{left} surge events were not delivered to Kafka")
+        if left or errors:
+            raise RuntimeError(f"{left} surge events still queued, {len(errors)} failed "
+                               f"(first: {errors[:1]}) producing to {topic}")
         return time.monotonic() - t0
 
     def __exit__(self, *exc) -> None:

@@ -42,7 +42,7 @@ def test_every_process_serves_metrics_with_real_values(api, keys, uid, ch, setti
         assert sample(sup, "leadstream_agent_lag", agent=agent) is not None
     assert sample(sup, "leadstream_consumer_lag", group="leadstream-intake", topic="leads.submitted",
                   partition="0") is not None
-    assert sample(sup, "leadstream_job_last_success_timestamp_seconds", job="scaling_tick") > 0
+    assert sample(sup, "leadstream_job_last_success_timestamp_seconds", task="scaling_tick") > 0
     assert sample(sup, "leadstream_redis_keys", family="lead") > 0
     assert sample(sup, "leadstream_redis_memory_bytes") > 0
 
