@@ -37,6 +37,9 @@ class LeadState:
     first_seen_ms: int = 0
     updated_ms: int = 0
     applied: list[str] = field(default_factory=list)
+    first_name: str | None = None
+    # what matching and scheduling need: zip, lat, lon, keywords, categories
+    profile: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -144,7 +147,8 @@ def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
                           timezone=ev.get("timezone"), region=ev.get("region"),
                           submissions=(state.submissions if state else 0) + 1,
                           first_seen_ms=state.first_seen_ms if state else at,
-                          applied=list(state.applied) if state else [])
+                          applied=list(state.applied) if state else [],
+                          first_name=ev.get("first_name"), profile=_profile(ev))
     elif name == "lead.rejected":
         if state is not None and state.status in KNOWN:
             return state  # never downgrade a known person
@@ -172,6 +176,15 @@ def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
     if ev.get("causation_id"):
         state.applied = (state.applied + [ev["causation_id"]])[-APPLIED_KEEP:]
     return state
+
+
+def _profile(ev: dict) -> dict:
+    """The parts of an accepted lead that matching and scheduling read."""
+    loc = ev.get("location") or {}
+    interests = ev.get("interests") or {}
+    return {"zip": loc.get("zip"), "lat": loc.get("lat"), "lon": loc.get("lon"),
+            "keywords": list(interests.get("keywords") or []),
+            "categories": list(interests.get("categories") or [])}
 
 
 def _add(items: Iterable[str], item: str) -> list[str]:

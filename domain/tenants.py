@@ -5,7 +5,10 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from domain.schedule import (DEFAULT_TIMEZONE, SMS_DEFAULT_QUIET_HOURS, parse_cadence, parse_quiet_hours,
+                             parse_send_time, resolve_timezone, wall_time_in_quiet_hours)
 
 Channel = Literal["email", "sms"]
 
@@ -14,10 +17,71 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CreativeConfig(Strict):
+    """An ad shown in a list's messages (see domain.creatives.Creative)."""
+
+    id: str
+    headline: str
+    url: str
+    body: str = ""
+    cta: str = "Learn more"
+    image_url: str = ""
+    weight: int = Field(1, ge=0)
+    cpc_cents: int = Field(0, ge=0)
+
+
 class ListConfig(Strict):
     channel: Channel
-    send_time: str = "09:00"
-    cadence: str = "daily"
+    send_time: str = "09:00"  # the lead's local time, HH:MM
+    cadence: str = "daily"  # see domain.schedule.parse_cadence
+    quiet_hours: str | None = None  # local "HH:MM-HH:MM"; SMS lists default to 21:00-08:00
+    timezone: str = DEFAULT_TIMEZONE  # for leads whose own zone is unknown
+    creatives: list[CreativeConfig] = Field(default_factory=list)
+    jobs_per_message: int = Field(5, ge=1, le=20)
+    # providers in order: the first delivers, the next takes over on transient failure;
+    # empty: the tenant's sending defaults for the channel
+    providers: list[str] = Field(default_factory=list)
+
+    @field_validator("send_time")
+    @classmethod
+    def _send_time_is_hhmm(cls, v: str) -> str:
+        parse_send_time(v)
+        return v
+
+    @field_validator("cadence")
+    @classmethod
+    def _cadence_is_known(cls, v: str) -> str:
+        parse_cadence(v)
+        return v
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_are_a_window(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_quiet_hours(v)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, v: str) -> str:
+        if resolve_timezone(v, DEFAULT_TIMEZONE)[1]:
+            raise ValueError(f'timezone {v!r} is not an IANA zone name (e.g. "America/New_York")')
+        return v
+
+    @model_validator(mode="after")
+    def _sms_not_sent_in_quiet_hours(self) -> "ListConfig":
+        quiet = self.effective_quiet_hours
+        if self.channel == "sms" and wall_time_in_quiet_hours(self.send_time, quiet):
+            raise ValueError(f"send_time {self.send_time} falls inside the quiet hours {quiet}: "
+                             "move it or change quiet_hours")
+        return self
+
+    @property
+    def effective_quiet_hours(self) -> str | None:
+        """The quiet window that applies: the configured one, or the SMS default for SMS lists."""
+        if self.quiet_hours is None and self.channel == "sms":
+            return SMS_DEFAULT_QUIET_HOURS
+        return self.quiet_hours
 
 
 class ValidationPolicy(Strict):
@@ -33,6 +97,34 @@ class DedupePolicy(Strict):
     resubmission: Literal["merge", "ignore"] = "merge"
 
 
+class Brand(Strict):
+    """How the tenant signs its messages (CAN-SPAM: a physical postal address in every email)."""
+
+    from_name: str = ""
+    from_address: str = "alerts@leadstream.local"
+    sms_from: str = "+15005550000"
+    postal_address: str = "leadstream, 1 Example Street, Springfield, IL 62701, USA"
+    unsubscribe_mailto: str = "unsubscribe@leadstream.local"
+    sms_max_segments: int = Field(2, ge=1, le=6)
+
+
+class Sending(Strict):
+    """Provider order per channel, and the tenant's share of the sending rate."""
+
+    email: list[str] = Field(default_factory=lambda: ["smtp", "sendgrid"])
+    sms: list[str] = Field(default_factory=lambda: ["twilio", "esendex"])
+    rate_per_s: int = Field(1000, ge=1)
+
+
+class FeedConfig(Strict):
+    """A partner's job feed, polled every every_s seconds."""
+
+    name: str
+    url: str
+    format: Literal["xml", "json"] = "xml"
+    every_s: int = Field(900, ge=10)
+
+
 class Tenant(Strict):
     id: str
     name: str
@@ -44,6 +136,9 @@ class Tenant(Strict):
     validation: ValidationPolicy = ValidationPolicy()
     dedupe: DedupePolicy = DedupePolicy()
     daily_caps: dict[Channel, int] = Field(default_factory=lambda: {"email": 1, "sms": 1})
+    brand: Brand = Brand()
+    sending: Sending = Sending()
+    feeds: list[FeedConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _demo_key_matches(self) -> "Tenant":

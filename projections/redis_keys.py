@@ -24,6 +24,19 @@ FAMILIES = (
     KeyFamily("lead", "ls:lead:*", "per_lead", holds="each lead's read model (projection of leads.events)"),
     KeyFamily("optout", "ls:optout:*", "per_tenant", holds="a tenant's opted-out addresses"),
     KeyFamily("blocklist", "ls:block", "single", holds="the global blocklist from the tenant file"),
+    KeyFamily("schedule", "ls:due:*", "per_tenant", holds="a tenant's schedule: one member per lead and list"),
+    KeyFamily("planlock", "ls:planlock:*", "ttl", max_ttl_s=60, holds="one planning pass per tenant at a time"),
+    KeyFamily("jobs", "ls:jobs:*", "per_tenant", holds="a tenant's live jobs (projection of jobs.events)"),
+    KeyFamily("jobs_version", "ls:jobsver:*", "per_tenant", holds="moves when a tenant's jobs change"),
+    KeyFamily("feed_status", "ls:feed:*", "per_tenant", holds="each feed's last poll (one per configured feed)"),
+    KeyFamily("feed_lock", "ls:feedlock:*", "ttl", max_ttl_s=24 * 3600, holds="a feed's poll interval"),
+    KeyFamily("send_mark", "ls:send:*", "ttl", max_ttl_s=3 * 24 * 3600, holds="a send id's in-flight / sent mark"),
+    KeyFamily("rate", "ls:rate:*", "ttl", max_ttl_s=5, holds="per-second rate-limit windows"),
+    KeyFamily("daily_cap", "ls:cap:*", "ttl", max_ttl_s=2 * 24 * 3600, holds="sends to a lead on its local day"),
+    KeyFamily("history", "ls:hist:*", "ttl", max_ttl_s=90 * 24 * 3600, holds="a lead's last 50 sends"),
+    KeyFamily("sent_jobs", "ls:sentjobs:*", "ttl", max_ttl_s=30 * 24 * 3600, holds="jobs sent to a lead lately"),
+    KeyFamily("link_seq", "ls:linkseq", "single", holds="the tracked-link code counter"),
+    KeyFamily("link", "ls:link:*", "ttl", max_ttl_s=90 * 24 * 3600, holds="a tracked link's record"),
 )
 
 

@@ -76,6 +76,13 @@ class LeadStore:
             pipe.sadd(optout_key(tenant), address)
         await pipe.execute()
 
+    async def get_many(self, keys: list[tuple[str, str]]) -> list[LeadState | None]:
+        """The states of these (tenant, lead_id), one MGET."""
+        if not keys:
+            return []
+        raws = await self.r.mget([lead_key(t, lid) for t, lid in keys])
+        return [LeadState.from_dict(orjson.loads(raw)) if raw else None for raw in raws]
+
     async def get(self, tenant: str, lead_id: str) -> LeadState | None:
         raw = await self.r.get(lead_key(tenant, lead_id))
         return LeadState.from_dict(orjson.loads(raw)) if raw else None

@@ -23,7 +23,10 @@ from projections.event_rows import event_row
 from projections.redis_leads import lead_key, optout_key
 from schemas.codec import DecodeError
 from streams.settings import get_settings
-from streams.topics import LEAD_EVENTS, SUBMITTED
+from agents.analytics import TOPICS as ANALYTICS_TOPICS
+from domain.planning import schedule_for
+from projections.redis_schedule import Schedule
+from streams.topics import LEAD_EVENTS
 from streams.wiring import Deps, build
 
 import orjson
@@ -98,6 +101,25 @@ async def write_redis(deps: Deps, states: dict, optouts: set, chunk: int = 5000)
     for tenant, address in optouts:
         pipe.sadd(optout_key(tenant), address)
     await pipe.execute()
+    await write_schedule(deps, states)
+
+
+async def write_schedule(deps: Deps, states: dict, chunk: int = 5000) -> None:
+    """The planner's schedule again, from the folded states: every list of every accepted
+    lead at its next instant from now (what was already sent today is kept by the sender's
+    marks, so nothing goes twice)."""
+    r, now_ms = deps.redis, int(time.time() * 1000)
+    async for keys in _scan_batches(r, "ls:due:*"):
+        await r.delete(*keys)
+    entries = []
+    for st in states.values():
+        tenant = deps.tenants.tenants.get(st.tenant)
+        if tenant is not None:
+            entries.append((st.tenant, schedule_for(st, tenant, now_ms), []))
+        if len(entries) >= chunk:
+            await Schedule(r).set_entries(entries)
+            entries = []
+    await Schedule(r).set_entries(entries)
 
 
 async def _scan_batches(r, pattern: str):
@@ -124,7 +146,7 @@ def rebuild_clickhouse(deps: Deps, progress: Progress, batch: int = 50_000) -> d
     client = deps.clickhouse()
     client.execute(f"DROP DATABASE IF EXISTS {s.clickhouse_database}")
     migrate(client, s.clickhouse_database)
-    total, msgs = read_topics(deps, [deps.topic(SUBMITTED), deps.topic(LEAD_EVENTS)])
+    total, msgs = read_topics(deps, [deps.topic(t) for t in ANALYTICS_TOPICS])
     task = progress.add_task("clickhouse: inserting every event", total=total)
     writer = EventsWriter(client, s.clickhouse_database)
     now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)

@@ -98,6 +98,7 @@ class Drill:
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "LEADSTREAM_TOPIC_PREFIX": self.prefix,
                     "LEADSTREAM_SUPERVISOR_PORT": str(self.port),
                     "LEADSTREAM_WORKER_METRICS_BASE_PORT": "0",
+                    "LEADSTREAM_RUN_DIR": str(self.tmp), "LEADSTREAM_LOG_DIR": str(self.tmp),
                     "LEADSTREAM_SCALING_INTERVAL_S": str(interval_s),
                     "LEADSTREAM_SCALING_FILE": str(scaling_file(self.tmp / "agents.yaml", lag_per_worker,
                                                                 min_workers, max_workers, window_s))}

@@ -188,7 +188,7 @@ async def run(s: Settings, only: list[str]) -> None:
         sys.exit(f"unknown agent(s) {unknown}; configured in {s.scaling_file}: {sorted(agents)}")
     if only:
         agents = {a: agents[a] for a in only}
-    run_dir, log_dir = ROOT / ".stack" / "run", ROOT / ".stack" / "logs"
+    run_dir, log_dir = s.run_dir, s.log_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     fleet = _fleet(s, agents, run_dir, log_dir)

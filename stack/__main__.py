@@ -61,7 +61,7 @@ def cmd_down() -> None:
 
 def cmd_status() -> int:
     bad = 0
-    print(f"  {'service':<24}{'port':<8}{'pid':<10}state")
+    print(f"  {'service':<28}{'port':<8}{'pid':<10}state")
     for svc in build_services(get_settings()):
         if svc.name == "bootstrap":
             continue
@@ -69,10 +69,10 @@ def cmd_status() -> int:
         ok = bool(pid) and svc.healthy()
         bad += not ok
         state = "healthy" if ok else ("running, not answering" if pid else "down")
-        print(f"  {svc.name:<24}{svc.port or '-':<8}{pid or '-':<10}{state}")
+        print(f"  {svc.name:<28}{svc.port or '-':<8}{pid or '-':<10}{state}")
     for w in _supervised_workers():
         state = ("healthy" if w["ready"] else "starting") if w["state"] == "running" else w["state"]
-        print(f"  {'└ ' + w['name']:<24}{w['metrics_port'] or '-':<8}{w['pid'] or '-':<10}{state}")
+        print(f"  {'└ ' + w['name']:<28}{w['metrics_port'] or '-':<8}{w['pid'] or '-':<10}{state}")
     return 1 if bad else 0
 
 

@@ -228,6 +228,10 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
 def _supervisor_healthy(s: Settings) -> bool:
     """The supervisor answers and runs every agent's minimum of ready workers."""
     from scaling.client import SupervisorClient, ready
@@ -250,6 +254,17 @@ def build_services(s: Settings) -> list[Service]:
                 lambda: ["clickhouse-server", f"--config-file={STACK / 'clickhouse' / 'config.xml'}"],
                 lambda: http_ok(f"http://127.0.0.1:{s.clickhouse_http_port}/ping"),
                 prepare=lambda: _clickhouse_prepare(s)),
+        # stand-ins for the outside world: an SMTP server, the providers' HTTP APIs, job feeds
+        Service("smtp-sink", s.smtp_port,
+                lambda: _python("-m", "stack.standins.smtp_sink", "--port", str(s.smtp_port),
+                                "--dir", str(s.mail_dir)),
+                lambda: port_open(s.smtp_port)),
+        Service("providers", _port_of(s.providers_url),
+                lambda: _python("-m", "stack.standins.providers", "--port", str(_port_of(s.providers_url))),
+                lambda: http_ok(f"{s.providers_url}/control/sendgrid")),
+        Service("job-feeds", _port_of(s.feeds_url),
+                lambda: _python("-m", "stack.standins.job_feed", "--port", str(_port_of(s.feeds_url))),
+                lambda: http_ok(f"{s.feeds_url}/healthz")),
         Service("bootstrap", 0, lambda: _python("-m", "streams.bootstrap"), lambda: True),
         Service("api", s.api_port,
                 lambda: _python("-m", "uvicorn", "api.ingress:app_from_env", "--factory",

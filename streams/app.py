@@ -15,6 +15,7 @@ def make_app(agent: str, s: Settings) -> faust.App:
         f"{s.topic_prefix}leadstream-{agent}",
         broker=f"kafka://{s.kafka_bootstrap}",
         store="memory://",
+        datadir=str(s.run_dir / "faust"),  # not the working directory (the repository)
         web_enabled=False,
         topic_partitions=s.partitions,
         consumer_auto_offset_reset="earliest",

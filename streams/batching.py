@@ -21,9 +21,15 @@ from streams.producer import ProduceError
 
 log = logging.getLogger("leadstream.batch")
 
+
+class NotYetProjected(Exception):
+    """What this batch reads is not written yet (another agent's projection trails its
+    events by a moment): retry the batch with backoff."""
+
+
 TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
              redis.exceptions.BusyLoadingError, ch_errors.NetworkError, ch_errors.SocketTimeoutError,
-             ProduceError, asyncio.TimeoutError, ConnectionError, OSError, EOFError)
+             ProduceError, asyncio.TimeoutError, ConnectionError, OSError, EOFError, NotYetProjected)
 CRASH_EXIT_CODE = 70
 
 

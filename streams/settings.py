@@ -32,20 +32,50 @@ class Settings(BaseSettings):
     partitions: int = 8
     batch_size: int = 2000
     batch_seconds: float = 0.2
+    send_batch_size: int = 500  # send batches are smaller: each message is composed and delivered
     max_batch_leads: int = 1000
     max_body_bytes: int = 2_000_000
     produce_timeout_s: float = 5.0
+    plan_interval_s: float = 5.0  # how often the planner emits the sends that fell due
     # scaling: the supervisor's status/metrics port, its per-agent file, how often it measures
     supervisor_host: str = "127.0.0.1"
     supervisor_port: int = 18090
     scaling_file: Path = ROOT / "scaling" / "agents.yaml"
     scaling_interval_s: float = 2.0
+    run_dir: Path = ROOT / ".stack" / "run"  # workers' ready files
+    log_dir: Path = ROOT / ".stack" / "logs"  # workers' logs
     # local: worker processes on this machine; kubernetes: set Deployments' replicas (no KEDA)
     scaling_backend: Literal["local", "kubernetes"] = "local"
     # this process's /metrics (0: none); the supervisor gives worker slot i port base + i
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
     worker_metrics_base_port: int = 18100
+    # delivery: the local stand-ins by default (./dev starts them); real endpoints in production
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 18025
+    smtp_pool_size: int = 8
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    providers_url: str = "http://127.0.0.1:18030"  # base of the provider stand-ins
+    sendgrid_url: str = ""  # empty: providers_url
+    sendgrid_api_key: str = "SG.standin-key"
+    ses_url: str = ""
+    ses_region: str = "eu-west-1"
+    ses_access_key_id: str = "AKIDSTANDIN"
+    ses_secret_access_key: str = "standin/secret+key"
+    twilio_url: str = ""
+    twilio_account_sid: str = "AC" + "0" * 32
+    twilio_auth_token: str = "standin-token"
+    esendex_url: str = ""
+    esendex_username: str = "standin@example.com"
+    esendex_password: str = "standin-pass"
+    esendex_account_reference: str = "EX0000000"
+    send_lease_s: float = 300.0  # a claim older than this: its worker died mid-send (outcome unknown)
+    provider_rate_per_s: int = 2000  # each provider's share of sends per second
+    tracking_base_url: str = "http://127.0.0.1:18081"  # where tracked links point
+    feeds_url: str = "http://127.0.0.1:18040"  # the job-feed stand-in; tenant files may say {feeds_url}
+    mail_dir: Path = ROOT / ".stack" / "mail"
     # Sentry's own tooling sets SENTRY_DSN, so accept it beside the prefixed name.
     sentry_dsn: str = Field("", validation_alias=AliasChoices("LEADSTREAM_SENTRY_DSN", "SENTRY_DSN"))
     sentry_environment: str = "local"
@@ -68,7 +98,8 @@ def load_tenants(path: Path) -> TenantBook:
     import yaml
     try:
         with open(path) as fh:
-            data = yaml.safe_load(fh) or {}
+            # feed URLs may say {feeds_url}: the job-feed stand-in that ./dev runs
+            data = yaml.safe_load(fh.read().replace("{feeds_url}", get_settings().feeds_url)) or {}
     except OSError as exc:
         raise ValueError(f"cannot read tenant file {path}: {exc}; set LEADSTREAM_TENANTS_FILE") from exc
     return parse_tenant_book(data, path)

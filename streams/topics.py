@@ -24,12 +24,26 @@ class TopicSpec:
 SUBMITTED = "leads.submitted"
 LEAD_EVENTS = "leads.events"
 INTAKE_JSON = "leads.intake.json"
+JOBS = "jobs.events"
+SENDS_PRIORITY = "sends.priority"
+SENDS_BULK = "sends.bulk"
+SENDS_RETRY = "sends.retry"
+SEND_EVENTS = "sends.events"
 
 CATALOGUE = [
     TopicSpec(SUBMITTED, "lead_id", "lead.submitted and lead.unsubscribe_requested (Avro): the intake's input"),
     TopicSpec(LEAD_EVENTS, "lead_id", "lead.accepted / rejected / resubmitted / unsubscribed (Avro): decided facts"),
     TopicSpec(INTAKE_JSON, "any", "partners' leads as JSON, written straight to Kafka",
               retention_ms=14 * 24 * 3600 * 1000),
+    TopicSpec(JOBS, "job_key", "job.posted / updated / expired (Avro): the last word on every job",
+              compacted=True),
+    # urgent and bulk sends travel apart, with their own consumer groups, so a welcome
+    # never waits behind a morning's daily alerts
+    TopicSpec(SENDS_PRIORITY, "lead_id", "send.requested (Avro) for welcome and triggered messages"),
+    TopicSpec(SENDS_BULK, "lead_id", "send.requested (Avro) for the daily alerts"),
+    TopicSpec(SENDS_RETRY, "lead_id", "send.requested (Avro) deferred until not_before",
+              retention_ms=7 * 24 * 3600 * 1000),
+    TopicSpec(SEND_EVENTS, "lead_id", "send.dispatched / failed / deferred / skipped (Avro): what happened"),
 ]
 
 

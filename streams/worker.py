@@ -18,7 +18,9 @@ from streams.settings import get_settings
 from streams.wiring import build
 
 AGENTS = {"intake": "agents.intake", "intake_json": "agents.intake_json",
-          "analytics": "agents.analytics"}
+          "analytics": "agents.analytics", "planner": "agents.planner",
+          "jobs": "agents.jobs", "sender_priority": "agents.sender:register_priority",
+          "sender_bulk": "agents.sender:register_bulk", "retry": "agents.retry"}
 
 
 def main(argv: list[str]) -> None:
@@ -33,7 +35,8 @@ def main(argv: list[str]) -> None:
     app = make_app(agent, settings)
     deps = build(settings)
     for a in agents:
-        importlib.import_module(AGENTS[a]).register(app, deps)
+        module, _, fn = AGENTS[a].partition(":")
+        getattr(importlib.import_module(module), fn or "register")(app, deps)
     metrics.serve(settings.metrics_port, settings.metrics_host)
     ready_file = os.environ.get("LEADSTREAM_READY_FILE")
     if ready_file:

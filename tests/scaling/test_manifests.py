@@ -92,8 +92,8 @@ def test_generating_again_changes_nothing_and_removes_stale_files(tmp_path):
 def test_every_kubernetes_object_validates_strictly(version):
     objects = [d for p in sorted(DEFAULT_OUT.rglob("*.yaml")) if "keda" not in p.parts for d in docs(p)]
     kinds = sorted(d["kind"] for d in objects)
-    assert kinds == ["ConfigMap", "Deployment", "Deployment", "Deployment", "Namespace", "Role",
-                     "RoleBinding", "ServiceAccount"]
+    n = len(load_scaling())
+    assert kinds == sorted(["ConfigMap", "Namespace", "Role", "RoleBinding", "ServiceAccount"] + ["Deployment"] * n)
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)
 
@@ -113,7 +113,7 @@ def test_the_kubernetes_validator_has_teeth():
 
 def test_every_scaled_object_validates_against_the_keda_schema(keda_validator):
     objects = committed("ScaledObject")
-    assert len(objects) == 3
+    assert len(objects) == len(load_scaling())
     for obj in objects:
         keda_validator.validate(obj)
 
@@ -186,7 +186,7 @@ def test_scaled_objects_carry_the_scaling_file_values(scaling):
 def test_one_topic_is_named_and_several_are_summed_over_the_group(scaling):
     objects = by_agent("ScaledObject")
     assert objects["intake"]["spec"]["triggers"][0]["metadata"]["topic"] == "leads.submitted"
-    assert len(scaling["analytics"].topics) == 2
+    assert len(scaling["analytics"].topics) > 1
     assert "topic" not in objects["analytics"]["spec"]["triggers"][0]["metadata"]
 
 

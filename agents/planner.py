@@ -1,0 +1,143 @@
+"""Planner agent: keeps each lead's schedule, sends the welcome, and emits the daily requests.
+
+leads.events -> the schedule (ls:due:{tenant}) and, on acceptance, a welcome send.requested
+on sends.priority. Every few seconds (and on demand: `python -m agents.planner --at ISO`)
+the due members become send.requested on sends.bulk, and move on to their next instant.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from datetime import datetime
+
+from domain.planning import daily_request, schedule_for, split_member, welcome_request
+from projections.redis_schedule import Schedule
+from schemas.codec import DecodeError
+from streams.batching import NotYetProjected, oldest_ms, run_batch
+from streams.dead_letter import dead_letter
+from streams.topics import LEAD_EVENTS, SEND_EVENTS, SENDS_BULK, SENDS_PRIORITY
+
+WATCHED = ("lead.accepted", "lead.resubmitted", "lead.unsubscribed")
+PLAN_LIMIT = 5000
+
+
+def register(app, deps) -> None:
+    s = deps.settings
+    topic = app.topic(deps.topic(LEAD_EVENTS), value_serializer="raw", key_serializer="raw")
+
+    @app.agent(topic, name="planner")
+    async def planner(stream):
+        async for events in stream.take_events(s.batch_size, within=s.batch_seconds):
+            msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                     e.message.value) for e in events]
+            await run_batch("planner", lambda: on_lead_events(deps, msgs), oldest_event_ms=oldest_ms(events))
+
+    @app.timer(interval=s.plan_interval_s)
+    async def plan_tick() -> None:
+        await run_batch("plan", lambda: plan_due(deps, int(time.time() * 1000)))
+
+
+async def on_lead_events(deps, msgs: list[tuple]) -> int:
+    """Schedule the lists of accepted leads, drop unsubscribed ones, request welcomes."""
+    now_ms = int(time.time() * 1000)
+    out, todo = [], []
+    for topic, partition, offset, key, value in msgs:
+        try:
+            name, ev = deps.codec.decode(value or b"")
+        except DecodeError as exc:
+            out.append(dead_letter(topic, partition, offset, key, value, f"undecodable: {exc}", "planner", now_ms))
+            continue
+        if name in WATCHED and ev["tenant"] in deps.tenants.tenants:
+            todo.append((name, ev))
+    states = await deps.leads.get_many([(ev["tenant"], ev["lead_id"]) for _, ev in todo])
+    entries = []
+    for (name, ev), state in zip(todo, states):
+        if state is None or not _projected(state, ev):
+            raise NotYetProjected(f"the read model of {ev['lead_id']} trails {name} {ev['event_id']}")
+        tenant = deps.tenants.tenants[ev["tenant"]]
+        keep = schedule_for(state, tenant, now_ms)
+        kept = {m for m, _ in keep}
+        drop = [f"{state.lead_id}|{n}" for n in state.lists if f"{state.lead_id}|{n}" not in kept]
+        entries.append((tenant.id, keep, drop))
+        if name == "lead.accepted":
+            welcome = welcome_request(ev, tenant, now_ms)
+            if welcome:
+                out.append((deps.topic(SENDS_PRIORITY), ev["lead_id"].encode(),
+                            deps.codec.encode(*welcome), None))
+    await deps.producer.send_many(out)
+    await Schedule(deps.redis).set_entries(entries)
+    return len(msgs)
+
+
+def _projected(state, ev: dict) -> bool:
+    """Has the intake saved the state this event produced?"""
+    occurred = ev["occurred_at"]
+    occurred_ms = occurred if isinstance(occurred, int) else int(occurred.timestamp() * 1000)
+    return ev.get("causation_id") in state.applied or state.updated_ms > occurred_ms
+
+
+async def plan_due(deps, now_ms: int) -> int:
+    """Emit the requests due at now_ms for every tenant; returns how many were requested."""
+    schedule, owner, total = Schedule(deps.redis), f"{os.getpid()}@{now_ms}", 0
+    for tenant in deps.tenants.tenants.values():
+        if not await schedule.lock(tenant.id, owner):
+            continue  # another planner worker is on it
+        try:
+            while True:
+                due = await schedule.due(tenant.id, now_ms, PLAN_LIMIT)
+                if not due:
+                    break
+                total += await _plan_batch(deps, schedule, tenant, due, now_ms)
+                if len(due) < PLAN_LIMIT:
+                    break
+        finally:
+            await schedule.unlock(tenant.id, owner)
+    return total
+
+
+async def _plan_batch(deps, schedule: Schedule, tenant, due: list[tuple[str, int]], now_ms: int) -> int:
+    members = [split_member(m) for m, _ in due]
+    states = await deps.leads.get_many([(tenant.id, lid) for lid, _ in members])
+    out, following, drop, requested = [], [], [], 0
+    for (m, due_ms), (lead_id, list_name), state in zip(due, members, states):
+        event, nxt = daily_request(state, tenant, list_name, due_ms, now_ms)
+        if event:
+            requested += event[0] == "send.requested"
+            topic = SENDS_BULK if event[0] == "send.requested" else SEND_EVENTS
+            out.append((deps.topic(topic), lead_id.encode(), deps.codec.encode(*event), None))
+        if nxt:
+            following.append((m, nxt))
+        else:
+            drop.append(m)
+    await deps.producer.send_many(out)
+    await schedule.move_on(tenant.id, following, drop)
+    return requested
+
+
+def main(argv: list[str]) -> None:
+    """python -m agents.planner --at 2026-11-27T14:00:00Z: one planning pass at that instant."""
+    from streams.settings import get_settings
+    from streams.wiring import build
+    ap = argparse.ArgumentParser(prog="python -m agents.planner")
+    ap.add_argument("--at", required=True, help="the instant to plan for, ISO 8601 (e.g. 2026-11-27T14:00:00Z)")
+    args = ap.parse_args(argv)
+    try:
+        at = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+    except ValueError:
+        sys.exit(f"--at {args.at!r} is not an ISO 8601 instant, e.g. 2026-11-27T14:00:00Z")
+    if at.tzinfo is None:
+        sys.exit("--at needs a timezone, e.g. 2026-11-27T14:00:00Z or 2026-11-27T09:00:00-05:00")
+    deps = build(get_settings())
+
+    async def once() -> int:
+        n = await plan_due(deps, int(at.timestamp() * 1000))
+        deps.producer.close()
+        return n
+    print(f"planned {asyncio.run(once())} sends due at or before {at.isoformat()}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,170 @@
+"""What the sender needs from a delivery channel: message types, outcomes, two interfaces.
+
+Every adapter answers one `Outcome` per message, in the order given, so one failing message
+never hides or loses the others. The failure policy lives here, not in each adapter:
+permanent = the message as it stands can never be delivered (bad address, rejected content,
+4xx auth/validation, SMTP 5xx); transient = try again later or elsewhere (connection, timeout,
+5xx, SMTP 4xx, 429 throttling with a `retry_after_s`).
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    import httpx
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_THROTTLE_S = 1.0  # when a provider throttles without saying for how long
+MAX_ERROR_CHARS = 300  # provider error bodies end up in events: keep them short
+
+
+@dataclass(frozen=True)
+class EmailMessage:
+    """One rendered email to one person."""
+
+    send_id: str
+    from_addr: str
+    from_name: str
+    to_addr: str
+    subject: str
+    html: str
+    text: str
+    headers: Mapping[str, str] = field(default_factory=dict)  # List-Unsubscribe etc.
+    tags: Mapping[str, str] = field(default_factory=dict)  # echoed back by provider webhooks
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    """One rendered text message to one phone."""
+
+    send_id: str
+    from_number: str
+    to_number: str  # E.164
+    body: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one message at one provider."""
+
+    send_id: str
+    ok: bool
+    provider: str
+    provider_id: str | None = None
+    error: str | None = None
+    permanent: bool = False
+    retry_after_s: float | None = None
+
+    @property
+    def transient(self) -> bool:
+        """True when the message failed but may succeed later or elsewhere."""
+        return not self.ok and not self.permanent
+
+
+@runtime_checkable
+class Mailer(Protocol):
+    """Sends emails; one outcome per message, in order."""
+
+    name: str
+
+    async def send_many(self, messages: Sequence[EmailMessage]) -> list[Outcome]: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SmsGateway(Protocol):
+    """Sends text messages; one outcome per message, in order."""
+
+    name: str
+
+    async def send_many(self, messages: Sequence[SmsMessage]) -> list[Outcome]: ...
+
+    async def close(self) -> None: ...
+
+
+def delivered(send_id: str, provider: str, provider_id: str | None) -> Outcome:
+    """The outcome of a message the provider accepted."""
+    return Outcome(send_id=send_id, ok=True, provider=provider, provider_id=provider_id)
+
+
+def failed(
+    send_id: str, provider: str, error: str, *, permanent: bool, retry_after_s: float | None = None
+) -> Outcome:
+    """The outcome of a message the provider did not take."""
+    return Outcome(
+        send_id=send_id, ok=False, provider=provider, error=error[:MAX_ERROR_CHARS],
+        permanent=permanent, retry_after_s=retry_after_s,
+    )
+
+
+def json_field(response: "httpx.Response", name: str) -> str | None:
+    """A field of a success answer's JSON, or None if the body is not what was documented.
+
+    The provider took the message either way: raising here would resend it and duplicate it.
+    """
+    try:
+        value = response.json().get(name)
+    except (ValueError, AttributeError):
+        return None
+    return None if value is None else str(value)
+
+
+def http_failure(
+    send_id: str, provider: str, status: int, detail: str, *,
+    retry_after_s: float | None = None, throttled: bool = False,
+) -> Outcome:
+    """Classify a provider's HTTP error answer: 429/408/5xx transient, any other 4xx permanent."""
+    error = f"HTTP {status}: {detail}".strip()
+    if status == 429 or throttled:
+        return failed(send_id, provider, error, permanent=False,
+                      retry_after_s=retry_after_s if retry_after_s is not None else DEFAULT_THROTTLE_S)
+    if status == 408 or status >= 500:
+        return failed(send_id, provider, error, permanent=False, retry_after_s=retry_after_s)
+    return failed(send_id, provider, error, permanent=True)
+
+
+def transport_failure(send_id: str, provider: str, exc: BaseException) -> Outcome:
+    """A connection error or timeout: the provider may be fine a moment later."""
+    return failed(send_id, provider, f"{type(exc).__name__}: {exc}", permanent=False)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+async def map_bounded(
+    items: Sequence[T], fn: Callable[[T], Awaitable[R]], limit: int | asyncio.Semaphore,
+) -> list[R]:
+    """`fn` over every item, at most `limit` at once, results in input order.
+
+    Pass the adapter's own Semaphore as `limit` so concurrent callers share one bound.
+    A TaskGroup, not gather: an unexpected exception (a bug) cancels the rest and propagates,
+    so the worker crashes and the batch is retried instead of half-recorded.
+    """
+    slots = limit if isinstance(limit, asyncio.Semaphore) else asyncio.Semaphore(max(1, limit))
+
+    async def one(item: T) -> R:
+        async with slots:
+            return await fn(item)
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(item)) for item in items]
+    return [task.result() for task in tasks]

@@ -1,0 +1,315 @@
+"""One batch of send requests, from request to provider and back to events.
+
+screen (again, at send time) -> claim the send ids -> per-lead daily cap -> tenant and
+provider rate limits -> match jobs and compose -> store the tracked links -> deliver through
+the list's provider chain -> settle the marks -> the events. Whatever cannot go now is
+deferred to the retry topic with its not_before; nothing is dropped.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import orjson
+
+from channels.base import EmailMessage, SmsMessage
+from channels.registry import Chains, build_providers
+from domain.compose import (EmailContext, Recipient, SmsContext, TenantBrand, compose_email, compose_sms,
+                            email_codes_needed, sms_codes_needed)
+from domain.creatives import Creative
+from domain.geo import zip_point
+from domain.matching import JobIndex, rank
+from domain.sending import DAILY_CAPPED, Verdict, after_mark, backoff_ms, over_cap, retried, screen, send_event
+from projections.redis_jobs import JobStore
+from projections.redis_sends import SendState
+from projections.templates import TemplateStore
+
+log = logging.getLogger("leadstream.dispatch")
+MAX_ATTEMPTS = 8
+RESEND_JOBS_AFTER_MS = 14 * 24 * 3600 * 1000  # a job is not sent to the same lead again within this
+
+
+@dataclass
+class Outbox:
+    """What a batch produces: events for sends.events, requests for sends.retry."""
+
+    events: list[tuple[str, dict]] = field(default_factory=list)
+    retries: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Item:
+    """One request on its way through the batch."""
+
+    req: dict
+    state: object = None
+    tenant: object = None
+    counted: bool = False
+    message: object = None
+    composed: object = None
+    jobs: list = field(default_factory=list)
+
+
+class Dispatcher:
+    """Holds what outlives a batch: provider chains, templates, job indexes, Redis state."""
+
+    def __init__(self, deps, chains: Chains | None = None, templates: TemplateStore | None = None):
+        self.deps = deps
+        self.chains = chains or Chains(build_providers(deps.settings))
+        self.templates = templates or TemplateStore()
+        self.state = SendState(deps.redis)
+        self.jobs = JobStore(deps.redis)
+        self.indexes: dict[str, tuple[int, JobIndex]] = {}
+        self.owner = f"{os.uname().nodename}:{os.getpid()}"
+
+    async def run(self, reqs: list[dict], now_ms: int) -> Outbox:
+        """Process a batch of decoded send.requested events."""
+        out = Outbox()
+        items = await self._screened(reqs, now_ms, out)
+        items = await self._claimed(items, now_ms, out)
+        items = await self._capped(items, out, now_ms)
+        items = await self._rate_limited(items, now_ms, out)
+        items = await self._composed(items, now_ms, out)
+        await self._delivered(items, now_ms, out)
+        return out
+
+    # -- the steps ------------------------------------------------------------------------
+
+    async def _screened(self, reqs: list[dict], now_ms: int, out: Outbox) -> list[Item]:
+        leads = self.deps.leads
+        states = await leads.get_many([(r["tenant"], r["lead_id"]) for r in reqs])
+        found = await leads.lookup([(r["tenant"], r["lead_id"], _suppression_keys(s, r)) for r, s in zip(reqs, states)])
+        items = []
+        for req, state, look in zip(reqs, states, found):
+            tenant = self.deps.tenants.tenants.get(req["tenant"])
+            suppressed = look.blocklisted or look.opted_out
+            verdict = screen(req, state, suppressed, now_ms) if tenant else Verdict("skip", "unknown_tenant")
+            if self._settled_now(verdict, req, now_ms, out):
+                continue
+            items.append(Item(req, state, tenant))
+        return items
+
+    async def _claimed(self, items: list[Item], now_ms: int, out: Outbox) -> list[Item]:
+        marks = await self.state.claim([i.req["send_id"] for i in items], self.owner, now_ms)
+        kept, failed = [], []
+        for item, mark in zip(items, marks):
+            verdict = after_mark(mark, now_ms, int(self.deps.settings.send_lease_s * 1000))
+            if verdict.action == "skip" and mark and b"|{" in mark:
+                out.events.append(_stored_event(mark))  # re-emit what the first attempt recorded
+                continue
+            if verdict.action == "fail":
+                ev = send_event("send.failed", item.req, now_ms, provider="", reason="outcome_unknown",
+                                error="a worker died between claiming this send and recording the provider's answer")
+                out.events.append(ev)
+                failed.append((item.req["send_id"], ev))
+                continue
+            if not self._settled_now(verdict, item.req, now_ms, out):
+                kept.append(item)
+        if failed:
+            await self.state.settle([], [], failed)
+        return kept
+
+    async def _capped(self, items: list[Item], out: Outbox, now_ms: int) -> list[Item]:
+        """Daily alerts count against the per-lead, per-local-day cap; welcome and triggered don't."""
+        daily = [i for i in items if i.req["kind"] in DAILY_CAPPED]
+        kept = [i for i in items if i.req["kind"] not in DAILY_CAPPED]
+        keys = [(i.req["tenant"], i.req["channel"], i.req["lead_id"], i.req["local_date"]) for i in daily]
+        counts = await self.state.count_today(keys)
+        release, uncount = [], []
+        for item, key, nth in zip(daily, keys, counts):
+            item.counted = True
+            if over_cap(item.req, nth, item.tenant.daily_caps):
+                out.events.append(send_event("send.skipped", item.req, now_ms, reason="daily_cap"))
+                release.append(item.req["send_id"])
+                uncount.append(key)
+            else:
+                kept.append(item)
+        await self._give_back(release, uncount)
+        return kept
+
+    async def _rate_limited(self, items: list[Item], now_ms: int, out: Outbox) -> list[Item]:
+        second, kept, late = now_ms // 1000, [], []
+        by_scope: dict[tuple[str, int], list[Item]] = {}
+        for item in items:
+            by_scope.setdefault((f"tenant:{item.tenant.id}", item.tenant.sending.rate_per_s), []).append(item)
+        for (scope, limit), group in by_scope.items():
+            granted = await self.state.take(scope, second, len(group), limit)
+            kept += group[:granted]
+            late += group[granted:]
+        by_provider: dict[str, list[Item]] = {}
+        for item in kept:
+            by_provider.setdefault(self._providers(item)[0], []).append(item)
+        kept = []
+        for name, group in by_provider.items():
+            granted = await self.state.take(f"provider:{name}", second, len(group),
+                                            self.deps.settings.provider_rate_per_s)
+            kept += group[:granted]
+            late += group[granted:]
+        for item in late:
+            self._defer(item.req, "rate_limited", (second + 1) * 1000, now_ms, out)
+        await self._give_back([i.req["send_id"] for i in late], [_cap_key(i) for i in late if i.counted])
+        return kept
+
+    async def _composed(self, items: list[Item], now_ms: int, out: Outbox) -> list[Item]:
+        sent_before = await self.state.sent_jobs([(i.req["tenant"], i.req["lead_id"]) for i in items],
+                                                 now_ms - RESEND_JOBS_AFTER_MS)
+        for item, exclude in zip(items, sent_before):
+            item.jobs = await self._matches(item, exclude, now_ms)
+        ready, skipped = [], []
+        for item in items:
+            if not item.jobs and item.req["kind"] == "daily":
+                out.events.append(send_event("send.skipped", item.req, now_ms, reason="no_matching_jobs"))
+                skipped.append(item)
+            else:
+                ready.append(item)
+        await self._give_back([i.req["send_id"] for i in skipped], [_cap_key(i) for i in skipped])
+        codes = await self.state.link_codes(sum(self._codes_needed(i) for i in ready))
+        links = []
+        for item in ready:
+            n = self._codes_needed(item)
+            item_codes, codes = codes[:n], codes[n:]
+            item.composed, item.message = self._compose(item, item_codes, now_ms)
+            links += [rec.to_dict() for rec in item.composed.links]
+        # links are stored before the message leaves: the first click must find its record
+        await self.state.record([], links, now_ms, 0)
+        return ready
+
+    async def _delivered(self, items: list[Item], now_ms: int, out: Outbox) -> None:
+        groups: dict[tuple[str, tuple[str, ...]], list[Item]] = {}
+        for item in items:
+            groups.setdefault((item.req["channel"], tuple(self._providers(item))), []).append(item)
+        sent, release, uncount, failed, dispatched = [], [], [], [], []
+        for (channel, names), group in groups.items():
+            outcomes = await self.chains.for_names(names, channel).send_many([i.message for i in group])
+            for item, outcome in zip(group, outcomes):
+                req = item.req
+                if outcome.ok:
+                    ev = send_event("send.dispatched", req, now_ms, provider=outcome.provider,
+                                    provider_id=outcome.provider_id, template=f"{req['tenant']}/{req['list']}",
+                                    template_version=item.composed.template_version,
+                                    creative=getattr(getattr(item.composed, "creative", None), "id", None),
+                                    job_keys=[j.key for j in item.jobs], links=len(item.composed.links),
+                                    segments=getattr(item.composed, "segments", 0))
+                    out.events.append(ev)
+                    sent.append((req["send_id"], ev))
+                    dispatched.append(ev[1])
+                elif outcome.permanent or req.get("attempt", 0) + 1 >= MAX_ATTEMPTS:
+                    reason = "permanent" if outcome.permanent else "retries_exhausted"
+                    ev = send_event("send.failed", req, now_ms, provider=outcome.provider,
+                                    error=(outcome.error or "")[:300], reason=reason)
+                    out.events.append(ev)
+                    failed.append((req["send_id"], ev))
+                else:
+                    retry_at = now_ms + backoff_ms(req.get("attempt", 0), outcome.retry_after_s)
+                    self._defer(req, f"provider_transient: {outcome.error or ''}"[:200], retry_at, now_ms, out)
+                    release.append(req["send_id"])
+                    uncount.append(_cap_key(item))
+        await self.state.settle(sent, release, failed)
+        await self.state.uncount_today(uncount)
+        await self.state.record(dispatched, [], now_ms, now_ms - RESEND_JOBS_AFTER_MS)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _settled_now(self, verdict: Verdict, req: dict, now_ms: int, out: Outbox) -> bool:
+        """Record a skip or a deferral; True when the request goes no further in this batch."""
+        if verdict.action == "skip":
+            out.events.append(send_event("send.skipped", req, now_ms, reason=verdict.reason))
+            return True
+        if verdict.action == "defer":
+            self._defer(req, verdict.reason, verdict.retry_at, now_ms, out)
+            return True
+        return False
+
+    def _defer(self, req: dict, reason: str, retry_at: int, now_ms: int, out: Outbox) -> None:
+        again = retried(req, retry_at)
+        out.events.append(send_event("send.deferred", req, now_ms, reason=reason, retry_at=retry_at))
+        out.retries.append(again)
+
+    async def _give_back(self, send_ids: list[str], cap_keys: list[tuple]) -> None:
+        if send_ids:
+            await self.state.settle([], send_ids, [])
+        await self.state.uncount_today(cap_keys)
+
+    def _providers(self, item: Item) -> list[str]:
+        cfg = item.tenant.lists.get(item.req["list"])
+        if cfg is not None and cfg.providers:
+            return list(cfg.providers)
+        return list(getattr(item.tenant.sending, item.req["channel"]))
+
+    async def _matches(self, item: Item, exclude: set[str], now_ms: int) -> list:
+        index = await self._index(item.tenant.id)
+        profile = item.state.profile or {}
+        point = None
+        if profile.get("lat") is not None and profile.get("lon") is not None:
+            point = (profile["lat"], profile["lon"])
+        elif profile.get("zip"):
+            point = zip_point(str(profile["zip"])[:5])
+        cfg = item.tenant.lists.get(item.req["list"])
+        k = cfg.jobs_per_message if cfg else 5
+        if item.req["channel"] == "sms":
+            k = min(k, 3)
+        return [m.job for m in rank(index, profile.get("keywords") or [], profile.get("categories") or [],
+                                    point, now_ms, exclude, k=k)]
+
+    async def _index(self, tenant: str) -> JobIndex:
+        """The tenant's job index, rebuilt only when its jobs changed."""
+        version = await self.jobs.version(tenant)
+        cached = self.indexes.get(tenant)
+        if cached and cached[0] == version:
+            return cached[1]
+        index = JobIndex(tenant)
+        for job in (await self.jobs.load(tenant)).values():
+            index.add(job)
+        self.indexes[tenant] = (version, index)
+        return index
+
+    def _codes_needed(self, item: Item) -> int:
+        if item.req["channel"] == "sms":
+            return sms_codes_needed()
+        cfg = item.tenant.lists.get(item.req["list"])
+        return email_codes_needed(len(item.jobs), bool(cfg and cfg.creatives))
+
+    def _compose(self, item: Item, codes: list[int], now_ms: int):
+        req, tenant, state = item.req, item.tenant, item.state
+        brand = TenantBrand(tenant.id, tenant.name, tenant.brand.postal_address,
+                            tenant.brand.from_name or tenant.name, tenant.brand.from_address,
+                            tenant.brand.unsubscribe_mailto, tenant.brand.sms_max_segments)
+        who = Recipient(state.lead_id, state.address, state.first_name or "", "")
+        base = self.deps.settings.tracking_base_url
+        if req["channel"] == "sms":
+            composed = compose_sms(SmsContext(brand, who, req["list"], req["send_id"],
+                                              self.templates.sms(tenant.id, req["list"]), item.jobs, codes,
+                                              base, now_ms, campaign=req["kind"]))
+            return composed, SmsMessage(req["send_id"], tenant.brand.sms_from, state.address, composed.body)
+        cfg = tenant.lists.get(req["list"])
+        creatives = [Creative(**c.model_dump()) for c in (cfg.creatives if cfg else [])]
+        composed = compose_email(EmailContext(brand, who, req["list"], req["send_id"],
+                                              self.templates.email(tenant.id, req["list"]), item.jobs, codes,
+                                              base, now_ms, creatives=creatives, campaign=req["kind"]))
+        message = EmailMessage(req["send_id"], brand.from_address, brand.from_name, state.address,
+                               composed.subject, composed.html, composed.text, composed.headers,
+                               {"send_id": req["send_id"], "tenant": tenant.id, "list": req["list"]})
+        return composed, message
+
+
+def _suppression_keys(state, req: dict) -> list[str]:
+    if state is None:
+        return [req["lead_id"]]
+    if req["channel"] == "email" and "@" in state.address:
+        return [state.address, "@" + state.address.rsplit("@", 1)[1]]
+    return [state.address]
+
+
+def _cap_key(item: Item) -> tuple | None:
+    r = item.req
+    return (r["tenant"], r["channel"], r["lead_id"], r["local_date"]) if item.counted else None
+
+
+def _stored_event(mark: bytes) -> tuple[str, dict]:
+    """The event recorded with a settled mark: "sent|{json}" or "failed|{json}"."""
+    _, _, payload = mark.decode().partition("|")
+    doc = orjson.loads(payload)
+    return doc["name"], doc["event"]
+
+

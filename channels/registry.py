@@ -1,0 +1,61 @@
+"""Builds the delivery adapters from Settings, and chains a list's providers in failover.
+
+Provider names in the tenant file: smtp, sendgrid, ses (email); twilio, esendex (SMS).
+"""
+from __future__ import annotations
+
+from channels.failover import CircuitBreaker, FailoverMailer, FailoverSms
+from channels.sendgrid import SendGridMailer
+from channels.ses import SesMailer
+from channels.smtp_pool import SmtpPool
+from channels.twilio import TwilioSms
+from channels.xml_sms import EsendexSms
+from streams.settings import Settings
+
+EMAIL_PROVIDERS = ("smtp", "sendgrid", "ses")
+SMS_PROVIDERS = ("twilio", "esendex")
+
+
+def build_providers(s: Settings) -> dict:
+    """Every provider adapter, by name (connections open lazily, on first use)."""
+    base = s.providers_url
+    return {
+        "smtp": SmtpPool(s.smtp_host, s.smtp_port, size=s.smtp_pool_size, starttls=s.smtp_starttls,
+                         username=s.smtp_username or None, password=s.smtp_password or None),
+        "sendgrid": SendGridMailer(s.sendgrid_api_key, s.sendgrid_url or base),
+        "ses": SesMailer(s.ses_access_key_id, s.ses_secret_access_key, s.ses_region, s.ses_url or base),
+        "twilio": TwilioSms(s.twilio_account_sid, s.twilio_auth_token, s.twilio_url or base),
+        "esendex": EsendexSms(s.esendex_username, s.esendex_password, s.esendex_account_reference,
+                              s.esendex_url or base),
+    }
+
+
+class Chains:
+    """A failover chain per provider order, built once; one circuit breaker per provider."""
+
+    def __init__(self, providers: dict):
+        self.providers = providers
+        self.breakers = {name: CircuitBreaker() for name in providers}
+        self._chains: dict[tuple[str, ...], object] = {}
+
+    def for_names(self, names: list[str] | tuple[str, ...], channel: str):
+        """The mailer (email) or gateway (sms) trying these providers in order."""
+        names = tuple(names)
+        known = EMAIL_PROVIDERS if channel == "email" else SMS_PROVIDERS
+        bad = [n for n in names if n not in known]
+        if not names or bad:
+            raise ValueError(f"{channel} providers {list(names)}: unknown {bad}; choose from {known}")
+        if names not in self._chains:
+            self._chains[names] = self._chain(names, channel)
+        return self._chains[names]
+
+    def _chain(self, names: tuple[str, ...], channel: str):
+        cls = FailoverMailer if channel == "email" else FailoverSms
+        chain = self.providers[names[-1]]
+        for name in reversed(names[:-1]):
+            chain = cls(self.providers[name], chain, self.breakers[name])
+        return chain
+
+    async def close(self) -> None:
+        for p in self.providers.values():
+            await p.close()

@@ -1,0 +1,200 @@
+"""Email over SMTP through a small pool of persistent connections (aiosmtplib).
+
+Opening an SMTP session (TCP, EHLO, maybe STARTTLS and AUTH) costs several round trips, so
+connections are kept and reused across messages; messages go out in parallel, one transaction
+per connection at a time. A connection idle for a while is checked with NOOP before reuse; one
+that failed is dropped and a fresh one is opened on the next checkout.
+Reply codes: 5xx is permanent, 4xx and lost connections are transient.
+"""
+from __future__ import annotations
+
+import asyncio
+import binascii
+import email.header
+import email.message
+import email.policy
+import email.utils
+import re
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import aiosmtplib
+
+from channels.base import EmailMessage, Outcome, delivered, failed, map_bounded
+
+# atext of RFC 5322 minus "@", so "<id@domain>" stays a valid msg-id whatever the send_id is
+_NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]")
+_CONNECTION_ERRORS = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)
+
+
+def message_id(send_id: str, domain: str) -> str:
+    """The Message-ID for a send: deterministic, so a resend is recognisably the same mail."""
+    return f"<{_NOT_ATEXT.sub('_', send_id).strip('.') or 'x'}@{domain}>"
+
+
+# compat32 headers are stored as given: the default policy parses every header into a tree
+# (about 2 ms a message), which alone would cap one worker below the 1,000 mails/s target
+_POLICY = email.policy.compat32.clone(linesep="\r\n", max_line_length=78)
+
+
+def _header(name: str, value: str) -> str | email.header.Header:
+    """An ASCII value as is; anything else RFC 2047-encoded in UTF-8."""
+    return value if value.isascii() else email.header.Header(value, "utf-8", header_name=name)
+
+
+def _text_part(text: str, subtype: str) -> email.message.EmailMessage:
+    """A text/* part in quoted-printable (binascii's C encoder: short lines, 7-bit clean)."""
+    part = email.message.EmailMessage(policy=_POLICY)
+    part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(binascii.b2a_qp(text.encode("utf-8")).decode("ascii"))
+    return part
+
+
+def build_mime(message: EmailMessage, domain: str, now: float | None = None) -> email.message.EmailMessage:
+    """An RFC 5322 message: multipart/alternative (text, then html) with our headers."""
+    mime = email.message.EmailMessage(policy=_POLICY)
+    mime["From"] = email.utils.formataddr((message.from_name, message.from_addr))  # encodes a non-ASCII name
+    mime["To"] = message.to_addr
+    mime["Subject"] = _header("Subject", message.subject)
+    mime["Date"] = email.utils.formatdate(now, usegmt=True)
+    mime["Message-ID"] = message_id(message.send_id, domain)
+    mime["X-Leadstream-Send-Id"] = message.send_id  # survives into bounces (DSNs quote headers)
+    for name, value in message.headers.items():
+        if name in mime:  # the composer's own From/To/Date/Message-ID win over the defaults
+            del mime[name]
+        mime[name] = _header(name, value)
+    mime["MIME-Version"] = "1.0"
+    mime["Content-Type"] = "multipart/alternative"
+    mime.attach(_text_part(message.text, "plain"))
+    mime.attach(_text_part(message.html, "html"))
+    return mime
+
+
+def smtp_failure(send_id: str, provider: str, code: int, text: str) -> Outcome:
+    """5xx replies are permanent; 4xx (greylisting, mailbox busy, 421 closing) are transient."""
+    return failed(send_id, provider, f"SMTP {code}: {text}", permanent=500 <= code < 600)
+
+
+@dataclass
+class _Connection:
+    smtp: aiosmtplib.SMTP
+    idle_since: float
+
+
+class SmtpPool:
+    """A Mailer that speaks SMTP to one relay over at most `size` persistent connections."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        size: int = 4,
+        starttls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        *,
+        local_hostname: str = "localhost",
+        message_id_domain: str = "leadstream.local",
+        idle_check_s: float = 5.0,
+        validate_certs: bool = True,
+        tls_context: ssl.SSLContext | None = None,
+        name: str = "smtp",
+    ) -> None:
+        if size < 1:
+            raise ValueError("SmtpPool size must be at least 1")
+        self.name = name
+        self.host, self.port, self.size = host, port, size
+        self.starttls, self.username, self.password = starttls, username, password
+        self.timeout = timeout
+        self.local_hostname = local_hostname  # explicit: the default looks up our FQDN, slowly
+        self.message_id_domain = message_id_domain
+        self.idle_check_s = idle_check_s
+        self.validate_certs = validate_certs
+        self.tls_context = tls_context  # e.g. trusting a private CA; None = the system's
+        self._idle: list[_Connection] = []
+        self._slots = asyncio.Semaphore(size)  # pool-wide, so concurrent callers share `size`
+        self.connections_opened = 0  # for tests and metrics: reuse means this stays small
+
+    async def send_many(self, messages: Sequence[EmailMessage]) -> list[Outcome]:
+        """Send every message over the pool; one outcome per message, in order."""
+        return await map_bounded(list(messages), self._send_one, self._slots)
+
+    async def close(self) -> None:
+        """Say QUIT on every idle connection and forget them."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            try:
+                await conn.smtp.quit()
+            except _CONNECTION_ERRORS:
+                conn.smtp.close()
+
+    async def _send_one(self, message: EmailMessage) -> Outcome:
+        """Check out a connection, run MAIL/RCPT/DATA, classify the answer."""
+        mime = build_mime(message, self.message_id_domain)
+        raw = mime.as_bytes()  # flattened once here; aiosmtplib's send_message would redo it slower
+        try:
+            conn = await self._checkout()
+        except aiosmtplib.SMTPAuthenticationError as exc:  # our credentials: 4xx/5xx auth is permanent
+            return failed(message.send_id, self.name, f"login refused: SMTP {exc.code}: {exc.message}",
+                          permanent=True)
+        except _CONNECTION_ERRORS as exc:
+            return failed(message.send_id, self.name, f"connect: {type(exc).__name__}: {exc}", permanent=False)
+        try:
+            await conn.smtp.sendmail(message.from_addr, [message.to_addr], raw)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            self._checkin(conn)
+            return smtp_failure(message.send_id, self.name, refused.code, refused.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            self._checkin(conn)  # aiosmtplib sent RSET already; a 421 closed it and checkin drops it
+            return smtp_failure(message.send_id, self.name, exc.code, exc.message)
+        except ValueError as exc:  # an address aiosmtplib refuses to put on the wire
+            self._checkin(conn)
+            return failed(message.send_id, self.name, f"invalid address: {exc}", permanent=True)
+        except _CONNECTION_ERRORS as exc:
+            conn.smtp.close()
+            return failed(message.send_id, self.name, f"{type(exc).__name__}: {exc}", permanent=False)
+        self._checkin(conn)
+        return delivered(message.send_id, self.name, mime["Message-ID"])
+
+    async def _checkout(self) -> _Connection:
+        """A live connection: a recently used idle one, a checked older one, or a new one."""
+        while self._idle:
+            conn = self._idle.pop()  # LIFO: the warmest connection, least likely timed out
+            if not conn.smtp.is_connected:
+                continue
+            if time.monotonic() - conn.idle_since < self.idle_check_s:
+                return conn
+            try:
+                await conn.smtp.noop()
+                return conn
+            except _CONNECTION_ERRORS:
+                conn.smtp.close()
+        return await self._connect()
+
+    async def _connect(self) -> _Connection:
+        """Open, greet and (if configured) authenticate a new connection."""
+        smtp = aiosmtplib.SMTP(
+            hostname=self.host, port=self.port, timeout=self.timeout, start_tls=self.starttls,
+            local_hostname=self.local_hostname, validate_certs=self.validate_certs,
+            tls_context=self.tls_context,
+        )
+        await smtp.connect()
+        try:
+            if self.username is not None:
+                await smtp.login(self.username, self.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        self.connections_opened += 1
+        return _Connection(smtp, time.monotonic())
+
+    def _checkin(self, conn: _Connection) -> None:
+        """Return a connection to the pool if it is still usable."""
+        if conn.smtp.is_connected:
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)

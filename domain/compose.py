@@ -1,0 +1,319 @@
+"""Compose one person's daily job alert: an email (HTML + text) or an SMS, with tracked links.
+
+Pure: the caller passes the compiled template, the link codes (allocated from a counter),
+the creatives and `now_ms`; the same context always composes the same message, so a re-send
+after a crash is identical. Templates see tracked links only, never a job's raw URL or the
+person's address, so no template can leak personal data into a URL or skip tracking.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import formataddr, formatdate
+from typing import Protocol
+
+from markupsafe import escape
+
+from domain.creatives import Creative, pick_creative
+from domain.jobs import Job
+from domain.links import LinkKind, LinkRecord, base62, tracked_url
+from domain.sms_text import encoding, normalise_for_gsm, segments
+
+DEFAULT_SMS_SEGMENTS = 2
+OPT_OUT_LINE = "Reply STOP to opt out"
+MAX_SMS_JOBS = 3  # an SMS names at most this many jobs before it starts dropping them to fit
+EMAIL_FIXED_LINKS = 3  # header pixel, footer pixel, unsubscribe
+DAY_MS = 86_400_000
+_SEND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # it goes into Message-ID and a header
+_LINE_BREAKS = re.compile(r"[\r\n]+")
+
+
+class EmailTemplate(Protocol):
+    """A compiled email template (see projections.templates): renders from plain data."""
+
+    version: str
+
+    def render_subject(self, data: Mapping) -> str: ...
+    def render_html(self, data: Mapping) -> str: ...
+    def render_text(self, data: Mapping) -> str: ...
+
+
+class SmsTemplate(Protocol):
+    """A compiled SMS template: renders the message from plain data."""
+
+    version: str
+
+    def render(self, data: Mapping) -> str: ...
+
+
+class ComplianceError(ValueError):
+    """A composed message lacks something the law requires (unsubscribe link, postal address)."""
+
+
+@dataclass(frozen=True)
+class TenantBrand:
+    """What a message needs to know about the tenant sending it."""
+
+    id: str
+    name: str
+    postal_address: str  # CAN-SPAM: a valid physical postal address in every email
+    from_name: str
+    from_address: str
+    unsubscribe_mailto: str  # mailbox for the List-Unsubscribe mailto: fallback
+    sms_max_segments: int = DEFAULT_SMS_SEGMENTS
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """The lead as a message sees it; address is the email or phone and goes only in To."""
+
+    lead_id: str
+    address: str
+    first_name: str = ""
+    city: str = ""
+
+
+@dataclass(frozen=True)
+class EmailContext:
+    """Everything compose_email needs; codes come from the caller's counter, in order."""
+
+    tenant: TenantBrand
+    lead: Recipient
+    list: str
+    send_id: str
+    template: EmailTemplate
+    jobs: Sequence[Job]  # in rank order
+    codes: Sequence[int]  # at least email_codes_needed(len(jobs), bool(creatives))
+    tracking_base_url: str
+    now_ms: int
+    creatives: Sequence[Creative] = ()
+    campaign: str = ""
+
+
+@dataclass(frozen=True)
+class SmsContext:
+    """Everything compose_sms needs; one code is used (the top job's link)."""
+
+    tenant: TenantBrand
+    lead: Recipient
+    list: str
+    send_id: str
+    template: SmsTemplate
+    jobs: Sequence[Job]  # in rank order
+    codes: Sequence[int]
+    tracking_base_url: str
+    now_ms: int
+    campaign: str = ""
+    max_segments: int | None = None  # None: the tenant's sms_max_segments
+
+
+@dataclass(frozen=True)
+class ComposedEmail:
+    """A ready email: the mailer adds nothing but the MIME structure and DKIM."""
+
+    send_id: str
+    subject: str
+    html: str
+    text: str
+    headers: dict[str, str]
+    links: tuple[LinkRecord, ...]  # store each under its code before sending
+    creative: Creative | None
+    template_version: str
+
+
+@dataclass(frozen=True)
+class ComposedSms:
+    """A ready SMS body with its segment count and encoding ("GSM-7" or "UCS-2")."""
+
+    send_id: str
+    to: str
+    body: str
+    segments: int
+    encoding: str
+    links: tuple[LinkRecord, ...]
+    template_version: str
+
+
+def email_codes_needed(n_jobs: int, has_creative: bool) -> int:
+    """How many link codes compose_email uses for this many jobs (and maybe a creative)."""
+    return n_jobs + int(has_creative) + EMAIL_FIXED_LINKS
+
+
+def sms_codes_needed() -> int:
+    """How many link codes compose_sms uses."""
+    return 1
+
+
+@dataclass
+class _Linker:
+    """Hands out the caller's codes in order and records what each one stands for."""
+
+    base: dict
+    codes: Sequence[int]
+    base_url: str
+    records: list[LinkRecord] = field(default_factory=list)
+
+    def link(self, kind: LinkKind, slot: str, destination: str = "", job: Job | None = None,
+             position: int = 0, creative: Creative | None = None) -> str:
+        """The tracked URL for the next code, recording its LinkRecord."""
+        code = base62(self.codes[len(self.records)])
+        cpc = job.cpc_cents if job else (creative.cpc_cents if creative else 0)
+        self.records.append(LinkRecord(
+            code=code, kind=kind, destination_url=destination, job_key=job.key if job else "",
+            position=position, cpc_cents=cpc, creative=creative.id if creative else "",
+            slot=slot, **self.base))
+        return tracked_url(self.base_url, kind, code)
+
+
+def _linker(ctx: EmailContext | SmsContext, needed: int) -> _Linker:
+    """A linker for this send, once the codes and send id are checked."""
+    if len(ctx.codes) < needed:
+        raise ValueError(f"send {ctx.send_id}: {needed} link codes needed, {len(ctx.codes)} given")
+    if not _SEND_ID.match(ctx.send_id):
+        raise ValueError(f"send id must be 1-128 of [A-Za-z0-9._:-], got {ctx.send_id!r}")
+    base = dict(send_id=ctx.send_id, tenant=ctx.tenant.id, lead_id=ctx.lead.lead_id,
+                list=ctx.list, template=ctx.template.version, campaign=ctx.campaign,
+                created_ms=ctx.now_ms)
+    return _Linker(base=base, codes=ctx.codes, base_url=ctx.tracking_base_url)
+
+
+def _present(d: dict) -> dict:
+    """d without empty values, so `| default(...)` in a template applies to them."""
+    return {k: v for k, v in d.items() if v not in ("", None)}
+
+
+def _job_data(job: Job, position: int, link: str, now_ms: int) -> dict:
+    """What a template sees of a job: its tracked link, never its raw URL."""
+    place = ", ".join(p for p in (job.city, job.state) if p)
+    days = max(0, (now_ms - job.posted_at_ms) // DAY_MS) if job.posted_at_ms else None
+    return _present(dict(
+        title=job.title, company=job.company, city=job.city, state=job.state, zip=job.zip,
+        country=job.country, category=job.category, description=job.description,
+        location=place, link=link, position=position, posted_days_ago=days))
+
+
+def _common_data(ctx: EmailContext | SmsContext) -> dict:
+    """Template data shared by email and SMS; the lead's address is deliberately absent."""
+    return dict(
+        tenant=_present(dict(name=ctx.tenant.name, postal_address=ctx.tenant.postal_address,
+                             from_name=ctx.tenant.from_name)),
+        lead=_present(dict(first_name=ctx.lead.first_name, city=ctx.lead.city)),
+        list=ctx.list, job_count=len(ctx.jobs), now_ms=ctx.now_ms)
+
+
+def _one_line(text: str) -> str:
+    """Header-safe: no line breaks (header injection), single spaces."""
+    return " ".join(_LINE_BREAKS.sub(" ", text).split())
+
+
+def _email_headers(ctx: EmailContext, unsubscribe_url: str) -> dict[str, str]:
+    """The headers the mailer sets as they are (it adds Subject, MIME and DKIM)."""
+    domain = ctx.tenant.from_address.rpartition("@")[2]
+    return {
+        "From": formataddr((_one_line(ctx.tenant.from_name), ctx.tenant.from_address)),
+        "To": formataddr((_one_line(ctx.lead.first_name), ctx.lead.address)),
+        "Date": formatdate(ctx.now_ms / 1000, usegmt=True),
+        "Message-ID": f"<{ctx.send_id}@{domain}>",  # stable, so a re-send is recognisably the same
+        # RFC 8058: the HTTPS URI takes a one-click POST; mailto is the fallback for old clients.
+        "List-Unsubscribe": f"<{unsubscribe_url}>, <mailto:{ctx.tenant.unsubscribe_mailto}?subject=unsubscribe>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "X-Leadstream-Send": ctx.send_id,
+    }
+
+
+def _check_footer(ctx: EmailContext, html: str, text: str, unsubscribe_url: str) -> None:
+    """Refuse to send an email without an unsubscribe link and postal address in both parts."""
+    address = ctx.tenant.postal_address
+    missing = [what for what, ok in (
+        ("unsubscribe link in HTML", unsubscribe_url in html),
+        ("unsubscribe link in text", unsubscribe_url in text),
+        ("postal address in HTML", str(escape(address)) in html),
+        ("postal address in text", address in text),
+    ) if not ok]
+    if not address or missing:
+        raise ComplianceError(f"template {ctx.list}@{ctx.template.version} for tenant "
+                              f"{ctx.tenant.id} lacks: {', '.join(missing) or 'a postal address'}")
+
+
+def _creative_for(ctx: EmailContext) -> Creative | None:
+    """The send's creative, or None when the list has no live creative (the block is left out)."""
+    live = [c for c in ctx.creatives if c.weight > 0]
+    return pick_creative(live, ctx.send_id) if live else None
+
+
+def compose_email(ctx: EmailContext) -> ComposedEmail:
+    """The email for one send: subject, HTML and text parts, headers and the links to store."""
+    creative = _creative_for(ctx)
+    linker = _linker(ctx, email_codes_needed(len(ctx.jobs), creative is not None))
+    pixel_top = linker.link("open", "pixel_top")
+    jobs = [_job_data(job, i, linker.link("click", "job", job.url, job=job, position=i), ctx.now_ms)
+            for i, job in enumerate(ctx.jobs, start=1)]
+    creative_data = None
+    if creative:
+        creative_data = _present(dict(
+            id=creative.id, headline=creative.headline, body=creative.body, cta=creative.cta,
+            image_url=creative.image_url,
+            link=linker.link("click", "creative", creative.url, creative=creative)))
+    pixel_bottom = linker.link("open", "pixel_bottom")
+    unsubscribe = linker.link("unsubscribe", "unsubscribe")
+    data = _common_data(ctx) | dict(jobs=jobs, creative=creative_data, pixel_top=pixel_top,
+                                    pixel_bottom=pixel_bottom, unsubscribe_url=unsubscribe)
+    subject = _one_line(ctx.template.render_subject(data))
+    data["subject"] = subject
+    html, text = ctx.template.render_html(data), ctx.template.render_text(data)
+    _check_footer(ctx, html, text, unsubscribe)
+    return ComposedEmail(send_id=ctx.send_id, subject=subject, html=html, text=text,
+                         headers=_email_headers(ctx, unsubscribe), links=tuple(linker.records),
+                         creative=creative, template_version=ctx.template.version)
+
+
+def _sms_body(ctx: SmsContext, shown: int, link: str) -> str:
+    """The rendered SMS naming the top `shown` jobs, GSM-normalised, with link and opt-out."""
+    jobs = [_job_data(j, i, link, ctx.now_ms) for i, j in enumerate(ctx.jobs[:shown], start=1)]
+    data = _common_data(ctx) | dict(jobs=jobs, link=link, more=len(ctx.jobs) - shown)
+    body = normalise_for_gsm(ctx.template.render(data)).strip()
+    if link not in body:  # a template that forgot the link still sends a working message
+        body = f"{body} {link}"
+    if "STOP" not in body:  # the opt-out instruction is not optional (TCPA/CTIA)
+        body = f"{body}\n{OPT_OUT_LINE}"
+    return body
+
+
+def _fits(body: str, max_segments: int) -> bool:
+    """Whether body goes out in at most max_segments SMS segments."""
+    return segments(body)[0] <= max_segments
+
+
+def _shorten_before_link(body: str, link: str, max_segments: int) -> str | None:
+    """body with words dropped from the end of the text before the link until it fits."""
+    head, _, rest = body.partition(link)
+    tail = link + rest
+    words = head.split(" ")
+    for n in range(len(words) - 1, 0, -1):
+        candidate = " ".join(words[:n]).rstrip(" ,;:-") + "... " + tail
+        if _fits(candidate, max_segments) and "STOP" in candidate:
+            return candidate
+    return tail if _fits(tail, max_segments) and "STOP" in tail else None
+
+
+def compose_sms(ctx: SmsContext) -> ComposedSms:
+    """The SMS for one send: top job(s), one tracked short link, opt-out, within N segments."""
+    if not ctx.jobs:
+        raise ValueError(f"send {ctx.send_id}: an SMS alert needs at least one job")
+    max_segments = ctx.max_segments or ctx.tenant.sms_max_segments
+    linker = _linker(ctx, sms_codes_needed())
+    top = ctx.jobs[0]
+    link = linker.link("click", "job", top.url, job=top, position=1)
+    # Drop jobs before cutting words: a whole job name beats three truncated ones.
+    for shown in range(min(MAX_SMS_JOBS, len(ctx.jobs)), 0, -1):
+        body = _sms_body(ctx, shown, link)
+        if _fits(body, max_segments):
+            break
+    else:
+        body = _shorten_before_link(body, link, max_segments)
+        if body is None:
+            raise ValueError(f"send {ctx.send_id}: link and opt-out alone exceed {max_segments} segments")
+    return ComposedSms(send_id=ctx.send_id, to=ctx.lead.address, body=body,
+                       segments=segments(body)[0], encoding=encoding(body),
+                       links=tuple(linker.records), template_version=ctx.template.version)

@@ -1,0 +1,155 @@
+"""Tracked links: short codes, the record each code stands for, and sealed tokens.
+
+A tracking URL carries only an opaque code (base62 of a counter the caller allocates) or a
+sealed token (authenticated encryption), never personal data. The redirect looks the code up
+and goes only to the destination recorded here when the message was composed, so there is
+no open redirect. Pure: counters, keys and nonces are passed in.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_DIGIT = {c: i for i, c in enumerate(ALPHABET)}
+
+LinkKind = Literal["click", "open", "unsubscribe"]
+PATH_OF_KIND: dict[str, str] = {"click": "c", "open": "o", "unsubscribe": "u"}
+
+TOKEN_VERSION = "v1"
+NONCE_BYTES = 12  # AES-GCM's standard nonce; never reuse one with the same key
+_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # no '.', which separates the token's parts
+
+
+def base62(n: int) -> str:
+    """The base62 spelling of a non-negative integer (0 -> "0")."""
+    if n < 0:
+        raise ValueError(f"base62 needs a non-negative integer, got {n}")
+    if n == 0:
+        return ALPHABET[0]
+    out = []
+    while n:
+        n, r = divmod(n, 62)
+        out.append(ALPHABET[r])
+    return "".join(reversed(out))
+
+
+def unbase62(s: str) -> int:
+    """The integer a base62 string spells; ValueError for an empty or foreign string."""
+    if not s:
+        raise ValueError("empty base62 string")
+    n = 0
+    for c in s:
+        d = _DIGIT.get(c)
+        if d is None:
+            raise ValueError(f"not a base62 character: {c!r}")
+        n = n * 62 + d
+    return n
+
+
+def is_code(s: str) -> bool:
+    """Whether s can be a short code (the redirect checks this before any lookup)."""
+    return 0 < len(s) <= 16 and all(c in _DIGIT for c in s)
+
+
+@dataclass(frozen=True)
+class LinkRecord:
+    """What a short code stands for, stored under the code when the message is composed."""
+
+    code: str
+    kind: LinkKind
+    send_id: str
+    tenant: str
+    lead_id: str
+    destination_url: str  # "" for opens and unsubscribes: they never redirect
+    job_key: str  # Job.key for a job link, "" otherwise
+    position: int  # 1-based rank of the job in the message; 0 for non-job links
+    cpc_cents: int
+    list: str
+    template: str  # template version (content hash)
+    campaign: str
+    creative: str  # creative id for the creative's link, "" otherwise
+    created_ms: int
+    slot: str = ""  # where in the message: job, creative, pixel_top, pixel_bottom, unsubscribe
+
+    def to_dict(self) -> dict:
+        """Plain dict for storage (Redis hash / JSON)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LinkRecord":
+        """Inverse of to_dict; ignores fields it does not know so old readers survive additions."""
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def tracked_url(base_url: str, kind: LinkKind, code: str) -> str:
+    """The public URL for a code: {base}/c/{code}, /o/{code} or /u/{code}."""
+    if kind not in PATH_OF_KIND:
+        raise ValueError(f"unknown link kind {kind!r}")
+    if not is_code(code):
+        raise ValueError(f"not a short code: {code!r}")
+    return f"{base_url.rstrip('/')}/{PATH_OF_KIND[kind]}/{code}"
+
+
+class TamperedToken(ValueError):
+    """A sealed token that was altered, truncated, forged or sealed with a key we don't hold."""
+
+
+class UnknownKey(TamperedToken):
+    """A sealed token naming a key id that is not (or no longer) in the key ring."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _aad(key_id: str) -> bytes:
+    # Binding version and key id into the tag means neither can be swapped on a token.
+    return f"{TOKEN_VERSION}.{key_id}".encode("ascii")
+
+
+def seal(payload: dict, key: bytes, key_id: str, nonce: bytes) -> str:
+    """A URL-safe token holding payload, encrypted and authenticated with AES-GCM."""
+    if not _KEY_ID.match(key_id):
+        raise ValueError(f"key id must be 1-32 of [A-Za-z0-9_-], got {key_id!r}")
+    if len(nonce) != NONCE_BYTES:
+        raise ValueError(f"nonce must be {NONCE_BYTES} bytes, got {len(nonce)}")
+    plain = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    sealed = AESGCM(key).encrypt(nonce, plain, _aad(key_id))
+    return f"{TOKEN_VERSION}.{key_id}.{_b64(nonce + sealed)}"
+
+
+def unseal(token: str, keys: dict[str, bytes]) -> dict:
+    """The payload of a sealed token; TamperedToken (or UnknownKey) if it can't be trusted."""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_VERSION:
+        raise TamperedToken("malformed token")
+    _, key_id, body = parts
+    key = keys.get(key_id)
+    if key is None:
+        raise UnknownKey(f"unknown key id {key_id!r}")
+    try:
+        raw = _unb64(body)
+    except (binascii.Error, ValueError) as e:
+        raise TamperedToken("token body is not base64url") from e
+    if _b64(raw) != body:  # the decoder ignores stray characters and spare bits; we don't
+        raise TamperedToken("token body is not canonical base64url")
+    if len(raw) < NONCE_BYTES + 16:
+        raise TamperedToken("token too short")
+    try:
+        plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(key_id))
+    except InvalidTag as e:
+        raise TamperedToken("token failed authentication") from e
+    return json.loads(plain)

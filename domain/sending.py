@@ -1,0 +1,102 @@
+"""The sender's decisions, pure: may this request go out now, and which events tell what
+happened. The sender agent does the I/O around them (Redis marks, providers, Kafka).
+
+At most once per send id: a request whose id is already marked "sent" or "failed" is
+skipped; one marked "inflight" by a worker that may have died waits until the claim's lease
+has run out, then is reported as failed(outcome_unknown) — the provider may or may not have
+taken it, and sending it again could deliver it twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.identity import derived_event_id
+from domain.intake import LeadState
+
+LEASE_MS = 5 * 60 * 1000  # a claim older than this belongs to a worker that is gone
+PRIORITY_KINDS = ("welcome", "triggered", "more_jobs")
+DAILY_CAPPED = ("daily",)  # welcome and triggered messages do not count against the daily cap
+SOURCE = "agent:sender"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """go, skip (send.skipped), defer (to the retry topic) or fail (send.failed)."""
+
+    action: str
+    reason: str = ""
+    retry_at: int | None = None
+
+
+GO = Verdict("go")
+
+
+def screen(req: dict, state: LeadState | None, suppressed: bool, now_ms: int) -> Verdict:
+    """Checks made again at send time: the lead may have left since the request was planned."""
+    if req.get("not_before") and _ms(req["not_before"]) > now_ms:
+        return Verdict("defer", "not_yet", _ms(req["not_before"]))
+    if state is None:
+        return Verdict("skip", "unknown_lead")
+    if state.status != "accepted":
+        return Verdict("skip", state.status)  # unsubscribed, cold, suppressed, rejected
+    if req["list"] not in state.lists:
+        return Verdict("skip", "not_on_list")
+    if suppressed:
+        return Verdict("skip", "suppressed")
+    return GO
+
+
+def after_mark(mark: bytes | None, now_ms: int, lease_ms: int = LEASE_MS) -> Verdict:
+    """What an existing in-flight / sent mark of the send id means for this request."""
+    if mark is None:
+        return GO
+    text = mark.decode()
+    if text.startswith("sent"):
+        return Verdict("skip", "already_sent")
+    if text.startswith("failed"):
+        return Verdict("skip", "already_failed")
+    claimed_ms = int(text.rsplit("|", 1)[1]) if text.count("|") == 2 else 0
+    if now_ms - claimed_ms < lease_ms:
+        return Verdict("defer", "in_flight_elsewhere", claimed_ms + lease_ms)
+    return Verdict("fail", "outcome_unknown")
+
+
+def over_cap(req: dict, nth_today: int, caps: dict[str, int]) -> bool:
+    """A daily alert past the tenant's per-lead cap for its channel and local day."""
+    return req["kind"] in DAILY_CAPPED and nth_today > caps.get(req["channel"], 1)
+
+
+def backoff_ms(attempt: int, retry_after_s: float | None) -> int:
+    """Delay before the next attempt: the provider's Retry-After, else 2 s doubling to 10 min."""
+    if retry_after_s:
+        return int(retry_after_s * 1000)
+    return min(2000 * 2 ** attempt, 600_000)
+
+
+def retried(req: dict, not_before: int) -> dict:
+    """The request again, one attempt later, not before that instant."""
+    attempt = req.get("attempt", 0) + 1
+    return {**req, "attempt": attempt, "not_before": not_before,
+            "event_id": derived_event_id(req["send_id"], f"send.requested#{attempt}", not_before)}
+
+
+def send_event(kind: str, req: dict, now_ms: int, **fields) -> tuple[str, dict]:
+    """send.dispatched / failed / deferred / skipped for this request."""
+    attempt = req.get("attempt", 0)
+    ev = {"event_id": derived_event_id(req["send_id"], f"{kind}#{attempt}", _ms(req["due_at"])),
+          "tenant": req["tenant"], "occurred_at": now_ms, "schema": f"{kind}@1",
+          "causation_id": req["event_id"], "source": SOURCE, "lead_id": req["lead_id"],
+          "send_id": req["send_id"], "channel": req["channel"], "list": req["list"],
+          "kind": req["kind"], **fields}
+    if kind != "send.skipped":
+        ev.setdefault("attempt", attempt)
+    return kind, ev
+
+
+def topic_for(req: dict) -> str:
+    """Which send topic a request belongs on: priority work never queues behind bulk work."""
+    return "priority" if req["kind"] in PRIORITY_KINDS else "bulk"
+
+
+def _ms(ts) -> int:
+    return ts if isinstance(ts, int) else int(ts.timestamp() * 1000)

@@ -1,0 +1,137 @@
+"""The sender's state in Redis: the in-flight / sent mark of each send id, rate limits, the
+per-lead daily cap, each lead's send history and the jobs it was already sent, link codes.
+
+The guarantee (see README, "Sending"): a send id is delivered at most once. Before calling a
+provider the sender claims the id (SET NX "inflight"); after the provider answers it writes
+"sent" (or releases the claim when the provider certainly did not take the message, so a
+later attempt may). A worker that dies between the claim and the answer leaves the claim:
+the id is never sent again, and once the claim is older than the lease the sender reports
+it as send.failed(outcome_unknown) instead of guessing.
+
+Key families (projections/redis_keys.py):
+  ls:send:{send_id}                  the mark (TTL 3 days)
+  ls:rate:{scope}:{second}           rate-limit windows (TTL seconds)
+  ls:cap:{tenant}:{channel}:{lead}:{date}  sends to a lead on its local day (TTL 2 days)
+  ls:hist:{tenant}:{lead}            the last 50 sends of a lead (TTL 90 days)
+  ls:sentjobs:{tenant}:{lead}        jobs sent to a lead, by time (TTL 30 days)
+  ls:linkseq                         the link-code counter (one key)
+  ls:link:{code}                     a tracked link's record (TTL 90 days)
+"""
+from __future__ import annotations
+
+import orjson
+import redis.asyncio as aioredis
+
+MARK_TTL_S = 3 * 24 * 3600
+CAP_TTL_S = 2 * 24 * 3600
+HIST_TTL_S = 90 * 24 * 3600
+HIST_KEEP = 50
+SENTJOBS_TTL_S = 30 * 24 * 3600
+LINK_TTL_S = 90 * 24 * 3600
+
+# Take up to ARGV[1] of a window's ARGV[2] slots; returns how many were granted.
+_TAKE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local want, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local grant = math.max(0, math.min(want, limit - used))
+if grant > 0 then
+  redis.call('INCRBY', KEYS[1], grant)
+  redis.call('EXPIRE', KEYS[1], 5)
+end
+return grant
+"""
+
+
+def mark_key(send_id: str) -> str:
+    return f"ls:send:{send_id}"
+
+
+class SendState:
+    """Pipelined access to the sender's keys."""
+
+    def __init__(self, r: aioredis.Redis):
+        self.r = r
+        self._take = r.register_script(_TAKE)
+
+    async def claim(self, send_ids: list[str], owner: str, now_ms: int) -> list[bytes | None]:
+        """Claim each id for delivery; None where claimed now, else the mark already there."""
+        pipe = self.r.pipeline(transaction=False)
+        for sid in send_ids:
+            pipe.set(mark_key(sid), f"inflight|{owner}|{now_ms}", nx=True, ex=MARK_TTL_S)
+        for sid in send_ids:
+            pipe.get(mark_key(sid))
+        res = await pipe.execute()
+        n = len(send_ids)
+        return [None if res[i] else res[n + i] for i in range(n)]
+
+    async def settle(self, sent: list[tuple[str, tuple[str, dict]]], released: list[str],
+                     failed: list[tuple[str, tuple[str, dict]]]) -> None:
+        """sent / failed: (send_id, the event saying so) -> "sent|{event}" / "failed|{event}",
+        so a redelivered request re-emits that very event; released: claims given back (the
+        provider certainly did not take the message)."""
+        pipe = self.r.pipeline(transaction=False)
+        for word, settled in (("sent", sent), ("failed", failed)):
+            for sid, (name, ev) in settled:
+                doc = orjson.dumps({"name": name, "event": ev}).decode()
+                pipe.set(mark_key(sid), f"{word}|{doc}", ex=MARK_TTL_S)
+        if released:
+            pipe.delete(*[mark_key(s) for s in released])
+        await pipe.execute()
+
+    async def take(self, scope: str, second: int, want: int, limit: int) -> int:
+        """Up to `want` sends of this scope's per-second limit; returns how many are granted."""
+        return int(await self._take(keys=[f"ls:rate:{scope}:{second}"], args=[want, limit]))
+
+    async def count_today(self, items: list[tuple[str, str, str, str]]) -> list[int]:
+        """For each (tenant, channel, lead_id, local date): this send's number of the day."""
+        pipe = self.r.pipeline(transaction=False)
+        for tenant, channel, lead_id, day in items:
+            key = f"ls:cap:{tenant}:{channel}:{lead_id}:{day}"
+            pipe.incr(key)
+            pipe.expire(key, CAP_TTL_S)
+        res = await pipe.execute()
+        return [int(v) for v in res[0::2]]
+
+    async def uncount_today(self, items: list[tuple[str, str, str, str]]) -> None:
+        """Give back the cap of sends that did not go out after all (None: one never counted)."""
+        items = [i for i in items if i]
+        if items:
+            pipe = self.r.pipeline(transaction=False)
+            for tenant, channel, lead_id, day in items:
+                pipe.decr(f"ls:cap:{tenant}:{channel}:{lead_id}:{day}")
+            await pipe.execute()
+
+    async def sent_jobs(self, keys: list[tuple[str, str]], since_ms: int) -> list[set[str]]:
+        """For each (tenant, lead_id): the job keys sent to it since since_ms."""
+        pipe = self.r.pipeline(transaction=False)
+        for tenant, lead_id in keys:
+            pipe.zrangebyscore(f"ls:sentjobs:{tenant}:{lead_id}", since_ms, "+inf")
+        return [{k.decode() for k in ks} for ks in await pipe.execute()]
+
+    async def record(self, dispatched: list[dict], links: list[dict], now_ms: int, keep_since_ms: int) -> None:
+        """After delivery: history, jobs sent, and the tracked links' records."""
+        pipe = self.r.pipeline(transaction=False)
+        for d in dispatched:
+            hist = f"ls:hist:{d['tenant']}:{d['lead_id']}"
+            pipe.lpush(hist, orjson.dumps({k: d[k] for k in ("send_id", "list", "kind", "provider", "channel")}
+                                          | {"at": now_ms}))
+            pipe.ltrim(hist, 0, HIST_KEEP - 1)
+            pipe.expire(hist, HIST_TTL_S)
+            if d["job_keys"]:
+                jobs = f"ls:sentjobs:{d['tenant']}:{d['lead_id']}"
+                pipe.zadd(jobs, {k: now_ms for k in d["job_keys"]})
+                pipe.zremrangebyscore(jobs, "-inf", keep_since_ms)
+                pipe.expire(jobs, SENTJOBS_TTL_S)
+        for rec in links:
+            pipe.set(f"ls:link:{rec['code']}", orjson.dumps(rec), ex=LINK_TTL_S)
+        await pipe.execute()
+
+    async def link_codes(self, n: int) -> list[int]:
+        """n fresh link-code numbers, from one atomic counter shared by every sender."""
+        if n <= 0:
+            return []
+        end = await self.r.incrby("ls:linkseq", n)
+        return list(range(end - n + 1, end + 1))
+
+    async def history(self, tenant: str, lead_id: str) -> list[dict]:
+        return [orjson.loads(x) for x in await self.r.lrange(f"ls:hist:{tenant}:{lead_id}", 0, -1)]

@@ -1,0 +1,127 @@
+"""A private platform beside the live one: own topic prefix, Redis database and ClickHouse
+database, and a supervisor of its own running the chosen agents. Used by the sending tests,
+the send and plan benchmarks, and the demo's morning, so their schedules and sends never mix
+with the live stack's leads. The outside world (SMTP sink, provider stand-ins, job feeds)
+is the live stack's.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+import yaml
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from scaling.client import SupervisorClient
+from scaling.drill import free_port
+from streams.settings import ROOT, get_settings
+from streams.topics import all_topics
+
+SEND_AGENTS = ("intake", "planner", "jobs", "sender_priority", "sender_bulk", "retry", "analytics")
+
+
+class IsolatedPlatform:
+    """Start with `with IsolatedPlatform(redis_db=5) as p:`; everything is removed on exit."""
+
+    def __init__(self, redis_db: int, agents: tuple[str, ...] = SEND_AGENTS, env: dict | None = None,
+                 max_workers: int = 1, keep: bool = False):
+        base = get_settings()
+        self.tag = uuid.uuid4().hex[:8]
+        self.prefix = f"iso-{self.tag}."
+        self.agents, self.keep = agents, keep
+        self.port = free_port()
+        self.tmp = Path(tempfile.mkdtemp(prefix="leadstream-iso-"))
+        redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{redis_db}"
+        ch_db = f"iso_{self.tag}"
+        scaling = {a: {"topics": _topics_of(a), "min_workers": 1, "max_workers": max_workers,
+                       "lag_per_worker": 100_000, "activation_lag": 1, "scale_down_window_s": 30,
+                       "stall_after_s": 300} for a in agents}
+        (self.tmp / "agents.yaml").write_text(yaml.safe_dump({"agents": scaling}))
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "LEADSTREAM_TOPIC_PREFIX": self.prefix,
+                    "LEADSTREAM_REDIS_URL": redis_url, "LEADSTREAM_CLICKHOUSE_DATABASE": ch_db,
+                    "LEADSTREAM_SUPERVISOR_PORT": str(self.port), "LEADSTREAM_WORKER_METRICS_BASE_PORT": "0",
+                    "LEADSTREAM_SCALING_FILE": str(self.tmp / "agents.yaml"),
+                    "LEADSTREAM_SCALING_INTERVAL_S": "1", "LEADSTREAM_PLAN_INTERVAL_S": "3600",
+                    "LEADSTREAM_RUN_DIR": str(self.tmp), "LEADSTREAM_LOG_DIR": str(self.tmp),
+                    **(env or {})}
+        self.settings = base.model_copy(update={"topic_prefix": self.prefix, "redis_url": redis_url,
+                                                "clickhouse_database": ch_db})
+        self.redis = redis.Redis.from_url(redis_url)
+        self.supervisor = SupervisorClient(self.port)
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "IsolatedPlatform":
+        self.redis.flushdb()
+        self._run("-m", "streams.bootstrap")
+        self.proc = subprocess.Popen([sys.executable, "-m", "scaling.supervisor", *self.agents], env=self.env,
+                                     cwd=ROOT, stdout=open(self.tmp / "supervisor.log", "wb"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        for a in self.agents:
+            self.supervisor.wait(lambda s: any(w["ready"] for w in s["workers"]), a, 120, f"{a} to be ready")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        if not self.keep:
+            self.cleanup()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    def cleanup(self) -> None:
+        """Drop the topics, the ClickHouse database and the Redis database."""
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        names = [f"{self.prefix}{t.name}" for t in all_topics()]
+        for f in admin.delete_topics(names, operation_timeout=30).values():
+            try:
+                f.result()
+            except Exception:
+                pass  # a topic that was never made
+        from projections.clickhouse import connect
+        s = self.settings
+        connect(s.clickhouse_host, s.clickhouse_port).execute(f"DROP DATABASE IF EXISTS {s.clickhouse_database}")
+        self.redis.flushdb()
+
+    def plan(self, at_ms: int) -> str:
+        """One planning pass as if it were this instant (the admin command)."""
+        iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at_ms / 1000)) + f".{at_ms % 1000:03d}Z"
+        return self._run("-m", "agents.planner", "--at", iso)
+
+    def poll_feeds(self) -> str:
+        """Poll every tenant's feeds now (the admin command)."""
+        return self._run("-m", "agents.jobs", "--poll")
+
+    def produce(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+        p = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "linger.ms": 5})
+        for key, value in records:
+            p.produce(f"{self.prefix}{topic}", value, key)
+        assert p.flush(30) == 0, "records left unproduced"
+
+    def log(self, name: str = "supervisor") -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def _run(self, *args: str) -> str:
+        out = subprocess.run([sys.executable, *args], env=self.env, cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: {out.stderr or out.stdout}")
+        return out.stdout
+
+
+def _topics_of(agent: str) -> list[str]:
+    from scaling.config import load_scaling
+    return list(load_scaling()[agent].topics)

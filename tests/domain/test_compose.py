@@ -1,0 +1,284 @@
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from markupsafe import escape
+
+from domain.compose import (OPT_OUT_LINE, ComplianceError, EmailContext, Recipient, SmsContext,
+                            TenantBrand, compose_email, compose_sms, email_codes_needed)
+from domain.creatives import Creative, pick_creative
+from domain.jobs import Job
+from domain.links import base62
+from domain.sms_text import segments
+from projections.templates import TemplateStore
+
+BASE = "https://t.jobsnearby.example"
+NOW = 1_760_000_000_000
+DAY = 86_400_000
+TRACKED = re.compile(r"^https://t\.jobsnearby\.example/([cou])/([0-9A-Za-z]+)$")
+URL = re.compile(r"https?://[^\s\"'<>]+")
+DEMO = Path(__file__).resolve().parents[2] / "tenants" / "demo.yaml"
+
+BRAND = TenantBrand(id="jobsnearby", name="Jobs Nearby",
+                    postal_address="100 Congress Ave, Suite 2 & 3, Austin, TX 78701", from_name="Jobs Nearby", from_address="alerts@jobsnearby.example",
+                    unsubscribe_mailto="unsubscribe@jobsnearby.example")
+LEAD = Recipient(lead_id="01J9LEADX", address="zebulon.quirk@example.com", first_name="Zebulon", city="Austin")
+CREATIVES = (
+    Creative(id="cert", headline="Forklift licence in a day", url="https://ads.example/cert?src=ls", cta="Book",
+             weight=3, cpc_cents=25),
+    Creative(id="boots", headline="Safety boots 20% off", url="https://ads.example/boots", weight=1),
+    Creative(id="paused", headline="Paused", url="https://ads.example/paused", weight=0),
+)
+
+
+def job(i: int, title: str, **over) -> Job:
+    base = dict(tenant="jobsnearby", job_id=f"R{i}", source="indeed-xml", title=title, company=f"Acme {i}",
+                url=f"https://jobs.example/apply/{i}?utm_source=ls&ref=R{i}", city="Austin", state="TX",
+                posted_at_ms=NOW - i * DAY, cpc_cents=30 + i)
+    return Job(**(base | over))
+
+
+JOBS = (job(1, "Forklift Driver"), job(2, "Picker <script>alert(1)</script>"), job(3, "Night Loader & Packer"))
+
+
+@pytest.fixture(scope="module")
+def store() -> TemplateStore:
+    return TemplateStore()
+
+
+def email_ctx(store, **over) -> EmailContext:
+    base = dict(tenant=BRAND, lead=LEAD, list="daily-jobs", send_id="send-2025-10-09-0001",
+                template=store.email("jobsnearby", "daily-jobs"), jobs=JOBS, codes=list(range(5000, 5010)),
+                tracking_base_url=BASE, now_ms=NOW, creatives=CREATIVES, campaign="daily-2025-10-09")
+    return EmailContext(**(base | over))
+
+
+def sms_ctx(store, **over) -> SmsContext:
+    base = dict(tenant=BRAND, lead=replace(LEAD, address="+15125550100"), list="sms-alerts", send_id="sms-1",
+                template=store.sms("jobsnearby", "sms-alerts"), jobs=JOBS, codes=[777_000],
+                tracking_base_url=BASE, now_ms=NOW, campaign="sms-2025-10-09")
+    return SmsContext(**(base | over))
+
+
+@pytest.fixture(scope="module")
+def mail(store):
+    return compose_email(email_ctx(store))
+
+
+def html_urls(html: str) -> list[str]:
+    return re.findall(r'(?:href|src)="([^"]*)"', html)
+
+
+def positions(text: str, needles) -> list[int]:
+    return [text.index(n) for n in needles]
+
+
+def test_jobs_appear_in_rank_order_in_both_parts(mail):
+    titles_html = ["Forklift Driver", "Picker &lt;script&gt;", "Night Loader &amp; Packer"]
+    titles_text = ["Forklift Driver", "Picker <script>", "Night Loader & Packer"]
+    assert positions(mail.html, titles_html) == sorted(positions(mail.html, titles_html))
+    assert positions(mail.text, titles_text) == sorted(positions(mail.text, titles_text))
+
+
+def test_every_html_link_is_tracked_with_a_given_code(mail):
+    given = {base62(c) for c in range(5000, 5010)}
+    urls = html_urls(mail.html)
+    assert len(urls) >= 7
+    for url in urls:
+        m = TRACKED.match(url)
+        assert m, f"untracked URL in HTML: {url}"
+        assert m.group(2) in given
+    for url in URL.findall(mail.text):
+        assert TRACKED.match(url), f"untracked URL in text: {url}"
+
+
+def test_link_records_map_codes_to_their_own_destinations(mail):
+    by_code = {r.code: r for r in mail.links}
+    assert len(by_code) == len(mail.links) == 7  # 3 jobs + creative + 2 pixels + unsubscribe
+    jobs = [r for r in mail.links if r.slot == "job"]
+    assert [(r.destination_url, r.position, r.job_key, r.cpc_cents) for r in jobs] == \
+        [(j.url, i, j.key, j.cpc_cents) for i, j in enumerate(JOBS, 1)]
+    for r, j in zip(jobs, JOBS):  # each job's tracked link is the one around its own title
+        assert re.search(f'<a href="{BASE}/c/{r.code}"[^>]*>{re.escape(str(escape(j.title)))}</a>', mail.html)
+        assert f"{j.title} - {j.company}, Austin, TX\n   {BASE}/c/{r.code}" in mail.text
+    for url in html_urls(mail.html):
+        kind, code = TRACKED.match(url).groups()
+        assert by_code[code].kind == {"c": "click", "o": "open", "u": "unsubscribe"}[kind]
+    assert {r.send_id for r in mail.links} == {"send-2025-10-09-0001"}
+    assert {r.lead_id for r in mail.links} == {LEAD.lead_id}
+    assert {r.template for r in mail.links} == {mail.template_version}
+    assert all(r.destination_url == "" for r in mail.links if r.kind != "click")
+
+
+def test_two_open_pixels_at_top_and_bottom(mail):
+    pixels = {r.slot: r for r in mail.links if r.kind == "open"}
+    assert set(pixels) == {"pixel_top", "pixel_bottom"}
+    top = mail.html.index(f'src="{BASE}/o/{pixels["pixel_top"].code}"')
+    bottom = mail.html.index(f'src="{BASE}/o/{pixels["pixel_bottom"].code}"')
+    first_job = mail.html.index(f'href="{BASE}/c/{mail.links[1].code}"')
+    assert top < first_job < mail.html.index("100 Congress Ave") < bottom
+
+
+def test_no_personal_data_in_any_url(mail):
+    urls = html_urls(mail.html) + URL.findall(mail.text) + re.findall(r"<([^>]+)>", mail.headers["List-Unsubscribe"])
+    for url in urls:
+        for secret in (LEAD.address, "zebulon", "Zebulon", "quirk", LEAD.lead_id, "%40", "@example.com"):
+            assert secret not in url, f"{secret} leaked into {url}"
+
+
+def test_list_unsubscribe_headers_follow_rfc_8058(mail):
+    unsub = next(r for r in mail.links if r.kind == "unsubscribe")
+    assert mail.headers["List-Unsubscribe"] == \
+        f"<{BASE}/u/{unsub.code}>, <mailto:unsubscribe@jobsnearby.example?subject=unsubscribe>"
+    assert re.fullmatch(r"<https://[^<>\s,]+>, <mailto:[^<>\s,@]+@[^<>\s,?]+\?subject=unsubscribe>",
+                        mail.headers["List-Unsubscribe"])
+    assert mail.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail.headers["X-Leadstream-Send"] == "send-2025-10-09-0001"
+    assert f'href="{BASE}/u/{unsub.code}"' in mail.html and f"{BASE}/u/{unsub.code}" in mail.text
+
+
+def test_address_goes_only_in_the_to_header(mail):
+    assert mail.headers["To"] == "Zebulon <zebulon.quirk@example.com>"
+    assert LEAD.address not in mail.html and LEAD.address not in mail.text
+    assert mail.headers["From"] == "Jobs Nearby <alerts@jobsnearby.example>"
+    assert mail.headers["Message-ID"] == "<send-2025-10-09-0001@jobsnearby.example>"
+
+
+def test_footer_has_the_physical_address(mail):
+    assert "100 Congress Ave, Suite 2 &amp; 3, Austin, TX 78701" in mail.html
+    assert "100 Congress Ave, Suite 2 & 3, Austin, TX 78701" in mail.text
+    assert mail.text.index("100 Congress Ave") > mail.text.index("Night Loader")
+
+
+def test_creative_is_the_deterministic_weighted_pick(store, mail):
+    assert mail.creative == pick_creative(CREATIVES, "send-2025-10-09-0001")
+    record = next(r for r in mail.links if r.slot == "creative")
+    assert (record.destination_url, record.creative, record.cpc_cents) == \
+        (mail.creative.url, mail.creative.id, mail.creative.cpc_cents)
+    assert f'href="{BASE}/c/{record.code}"' in mail.html
+    assert compose_email(email_ctx(store)) == mail  # a re-send composes the very same message
+
+
+def test_creative_rotation_follows_weights():
+    picks = [pick_creative(CREATIVES, f"send-{i}").id for i in range(4000)]
+    assert "paused" not in picks
+    assert 0.70 < picks.count("cert") / len(picks) < 0.80  # weight 3 of 4
+    assert pick_creative(tuple(reversed(CREATIVES)), "send-7") == pick_creative(CREATIVES, "send-7")
+
+
+def test_html_is_compiled_responsive_mjml(mail):
+    assert mail.html.lower().startswith("<!doctype html>") and "<html" in mail.html
+    assert "@media only screen and (max-width:479px)" in mail.html or "@media only screen" in mail.html
+    assert "mj-column-per-100" in mail.html and mail.html.rstrip().endswith("</html>")
+    assert "<mj-" not in mail.html and "{{" not in mail.html and "{%" not in mail.html
+    assert "fonts.googleapis" not in mail.html  # opening the email calls no third party
+
+
+def test_autoescaping_in_html_but_not_in_text(mail):
+    assert "<script>" not in mail.html
+    assert "Picker &lt;script&gt;alert(1)&lt;/script&gt;" in mail.html
+    assert "Picker <script>alert(1)</script>" in mail.text  # text/plain: nothing to escape
+
+
+def test_merge_tags_and_subject(mail, store):
+    assert mail.subject == "Zebulon, 3 new jobs near Austin today"
+    assert "Hi Zebulon," in mail.html and "Hi Zebulon," in mail.text
+    anonymous = compose_email(email_ctx(store, lead=Recipient(lead_id="L2", address="x@example.com")))
+    assert "Hi there," in anonymous.html and "Hi there," in anonymous.text
+    assert anonymous.subject == "Your 3 new jobs today"
+
+
+def test_header_injection_is_flattened(store):
+    sneaky = Recipient(lead_id="L3", address="x@example.com", first_name="Eve\r\nBcc: all@example.com", city="Austin")
+    m = compose_email(email_ctx(store, lead=sneaky))
+    assert "\n" not in m.subject and "\r" not in m.subject
+    assert all("\n" not in v and "\r" not in v for v in m.headers.values())
+
+
+def test_without_creatives_the_block_is_left_out(store):
+    m = compose_email(email_ctx(store, creatives=(), codes=list(range(100, 100 + email_codes_needed(3, False)))))
+    assert m.creative is None and "Sponsored" not in m.html and "Sponsored" not in m.text
+    assert [r.slot for r in m.links] == ["pixel_top", "job", "job", "job", "pixel_bottom", "unsubscribe"]
+
+
+def test_too_few_codes_is_refused(store):
+    with pytest.raises(ValueError, match="7 link codes needed, 6 given"):
+        compose_email(email_ctx(store, codes=list(range(6))))
+
+
+class NoFooterTemplate:
+    version = "bad"
+
+    def render_subject(self, data):
+        return "hi"
+
+    def render_html(self, data):
+        return "".join(f'<a href="{j["link"]}">{j["title"]}</a>' for j in data["jobs"])
+
+    def render_text(self, data):
+        return "jobs"
+
+
+def test_template_without_unsubscribe_or_address_cannot_send(store):
+    with pytest.raises(ComplianceError, match="unsubscribe link in HTML.*postal address in text"):
+        compose_email(email_ctx(store, template=NoFooterTemplate()))
+
+
+def demo_lists():
+    book = yaml.safe_load(DEMO.read_text())
+    return [(t, name, cfg["channel"]) for t, tenant in book["tenants"].items() for name, cfg in tenant["lists"].items()]
+
+
+@pytest.mark.parametrize("tenant,list_name,channel", demo_lists())
+def test_every_demo_list_composes(store, tenant, list_name, channel):
+    brand = replace(BRAND, id=tenant)
+    if channel == "email":
+        m = compose_email(email_ctx(store, tenant=brand, list=list_name, template=store.email(tenant, list_name)))
+        assert all(TRACKED.match(u) for u in html_urls(m.html)) and m.subject
+    else:
+        s = compose_sms(sms_ctx(store, tenant=brand, list=list_name, template=store.sms(tenant, list_name)))
+        assert s.segments <= 2 and OPT_OUT_LINE in s.body
+
+
+# --- SMS ---
+
+def test_sms_fits_two_segments_with_short_link_and_opt_out(store):
+    s = compose_sms(sms_ctx(store))
+    link = f"{BASE}/c/{base62(777_000)}"
+    assert s.segments <= 2 and segments(s.body)[0] == s.segments
+    assert link in s.body and s.body.rstrip().endswith(OPT_OUT_LINE)
+    assert s.encoding == "GSM-7" and s.to == "+15125550100"
+    assert [(r.code, r.destination_url, r.position) for r in s.links] == [(base62(777_000), JOBS[0].url, 1)]
+    assert "Forklift Driver" in s.body and "zebulon" not in link.lower()
+
+
+def test_sms_drops_jobs_then_words_to_fit(store):
+    long = tuple(job(i, " ".join(["Senior Warehouse Operations Supervisor, overnight inbound receiving"] * 3))
+                 for i in range(1, 4))
+    s = compose_sms(sms_ctx(store, jobs=long))
+    assert s.segments <= 2 and f"{BASE}/c/" in s.body and OPT_OUT_LINE in s.body
+    assert "..." in s.body and "Acme 2" not in s.body
+    one = compose_sms(sms_ctx(store, jobs=long, max_segments=1))
+    assert one.segments == 1 and f"{BASE}/c/" in one.body and OPT_OUT_LINE in one.body
+
+
+def test_sms_normalises_typography_to_stay_gsm(store):
+    s = compose_sms(sms_ctx(store, jobs=(job(1, "Driver \u2013 \u201cNight\u201d shift\u2026"),)))
+    assert s.encoding == "GSM-7" and 'Driver - "Night" shift...' in s.body
+
+
+def test_sms_goes_ucs2_only_when_content_forces_it(store):
+    s = compose_sms(sms_ctx(store, jobs=(job(1, "\u4ed3\u5e93\u64cd\u4f5c\u5458 Warehouse operator"),) + JOBS[1:]))
+    assert s.encoding == "UCS-2" and s.segments <= 2 and OPT_OUT_LINE in s.body
+
+
+def test_sms_tenant_setting_limits_segments(store):
+    s = compose_sms(sms_ctx(store, tenant=replace(BRAND, sms_max_segments=1)))
+    assert s.segments == 1 and OPT_OUT_LINE in s.body
+
+
+def test_sms_refuses_when_link_and_opt_out_cannot_fit(store):
+    with pytest.raises(ValueError, match="exceed 1 segments"):
+        compose_sms(sms_ctx(store, tracking_base_url="https://t.example/" + "x" * 200, max_segments=1))

@@ -1,0 +1,61 @@
+"""The sender's decisions: checked again at send time, at most once per send id."""
+from domain.intake import LeadState
+from domain.sending import (LEASE_MS, after_mark, backoff_ms, over_cap, retried, screen, send_event,
+                            topic_for)
+
+NOW = 1_764_165_600_000
+REQ = {"event_id": "01REQ", "tenant": "acme", "lead_id": "L1", "send_id": "S1", "channel": "email",
+       "list": "daily", "kind": "daily", "due_at": NOW - 1000, "local_date": "2025-11-26", "attempt": 0,
+       "not_before": None, "trigger": None}
+
+
+def state(status="accepted", lists=("daily",)) -> LeadState:
+    return LeadState("acme", "L1", "email", "a@example.com", status, lists=list(lists))
+
+
+def test_a_subscribed_lead_goes():
+    assert screen(REQ, state(), False, NOW).action == "go"
+
+
+def test_suppression_is_checked_again_at_send_time():
+    assert screen(REQ, state("unsubscribed"), False, NOW).reason == "unsubscribed"
+    assert screen(REQ, state(lists=("other",)), False, NOW).reason == "not_on_list"
+    assert screen(REQ, state(), True, NOW).reason == "suppressed"
+    assert screen(REQ, None, False, NOW).reason == "unknown_lead"
+
+
+def test_a_request_not_yet_due_is_deferred_to_its_instant():
+    v = screen({**REQ, "not_before": NOW + 5000}, state(), False, NOW)
+    assert (v.action, v.retry_at) == ("defer", NOW + 5000)
+
+
+def test_marks_make_delivery_at_most_once():
+    assert after_mark(None, NOW).action == "go"
+    assert after_mark(b"sent|smtp|<id>", NOW).reason == "already_sent"
+    assert after_mark(b"failed", NOW).reason == "already_failed"
+    fresh = after_mark(f"inflight|w1|{NOW - 1000}".encode(), NOW)
+    assert (fresh.action, fresh.retry_at) == ("defer", NOW - 1000 + LEASE_MS)
+    stale = after_mark(f"inflight|w1|{NOW - LEASE_MS - 1}".encode(), NOW)
+    assert (stale.action, stale.reason) == ("fail", "outcome_unknown")
+
+
+def test_the_daily_cap_counts_daily_alerts_only():
+    assert not over_cap(REQ, 1, {"email": 1})
+    assert over_cap(REQ, 2, {"email": 1})
+    assert not over_cap({**REQ, "kind": "welcome"}, 5, {"email": 1})
+
+
+def test_retries_back_off_and_keep_the_send_id():
+    assert backoff_ms(0, None) == 2000 and backoff_ms(3, None) == 16000
+    assert backoff_ms(10, None) == 600_000 and backoff_ms(0, 7.5) == 7500
+    again = retried(REQ, NOW + 2000)
+    assert again["send_id"] == "S1" and again["attempt"] == 1 and again["event_id"] != REQ["event_id"]
+    assert retried(REQ, NOW + 2000) == again
+
+
+def test_events_are_deterministic_per_attempt_and_routed_by_kind():
+    a = send_event("send.dispatched", REQ, NOW, provider="smtp")
+    assert a == send_event("send.dispatched", REQ, NOW, provider="smtp")
+    assert a[1]["attempt"] == 0 and a[1]["causation_id"] == "01REQ"
+    assert "attempt" not in send_event("send.skipped", REQ, NOW, reason="x")[1]
+    assert topic_for(REQ) == "bulk" and topic_for({**REQ, "kind": "welcome"}) == "priority"

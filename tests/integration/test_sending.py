@@ -1,0 +1,266 @@
+"""Daily alerts end to end on a private platform (stack.isolated): feeds -> jobs, leads ->
+welcome and schedule, the planner at a given instant -> requests -> compose -> the real
+SMTP sink and the provider stand-ins. Counted where they land."""
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import signal
+import time
+import uuid
+from datetime import datetime, timezone
+
+import httpx
+import orjson
+import pytest
+
+from domain.identity import new_event_id
+from domain.lead_input import LeadIn
+from domain.schedule import local_date, send_id
+from domain.submission import build_submitted
+from schemas.codec import default_codec
+from stack.isolated import IsolatedPlatform
+from streams.settings import get_settings, load_tenants
+from tests.integration.conftest import wait_for
+
+S = get_settings()
+BOOK = load_tenants(S.tenants_file)
+CODEC = default_codec()
+
+
+MAIL: dict = {}
+
+
+@pytest.fixture(scope="module")
+def iso(tmp_path_factory):
+    """A private platform with an SMTP server and provider stand-ins of its own, so what is
+    counted there is exactly what this platform sent."""
+    from stack.standins import providers, smtp_sink
+    folder = tmp_path_factory.mktemp("mail")
+    smtp_port, _, stop_smtp = smtp_sink.start(port=0, folder=folder)
+    providers_url, stop_providers = providers.start(port=0)
+    MAIL.update(dir=folder, providers=providers_url)
+    env = {"LEADSTREAM_SEND_LEASE_S": "8", "LEADSTREAM_SMTP_PORT": str(smtp_port),
+           "LEADSTREAM_PROVIDERS_URL": providers_url, "LEADSTREAM_MAIL_DIR": str(folder)}
+    with IsolatedPlatform(redis_db=6, env=env, keep=bool(os.environ.get("KEEP_ISO"))) as p:
+        p.poll_feeds()
+        wait_for(lambda: p.redis.hlen("ls:jobs:jobsnearby") >= 6000 and p.redis.hlen("ls:jobs:hireflow") >= 3000,
+                 60, what="the feeds' jobs in Redis")
+        yield p
+    stop_providers()
+    stop_smtp()
+
+
+@pytest.fixture(autouse=True)
+def providers_behave():
+    yield
+    if MAIL:
+        for provider in ("sendgrid", "ses", "twilio", "esendex"):
+            httpx.post(f"{MAIL['providers']}/control/{provider}", json={"mode": "ok"})
+
+
+def submit(p: IsolatedPlatform, tenant: str, leads: list[dict]) -> list[str]:
+    """lead.submitted straight to the private intake topic; returns the lead ids."""
+    t, now, records = BOOK.tenants[tenant], int(time.time() * 1000), []
+    for body in leads:
+        sub = build_submitted(LeadIn.model_validate(body), t, new_event_id(now, os.urandom(10)), now, "test")
+        records.append((sub["lead_id"].encode(), CODEC.encode("lead.submitted", sub)))
+    p.produce("leads.submitted", records)
+    return [k.decode() for k, _ in records]
+
+
+def state(p, tenant, lid) -> dict | None:
+    raw = p.redis.get(f"ls:lead:{tenant}:{lid}")
+    return orjson.loads(raw) if raw else None
+
+
+def wait_scheduled(p, tenant, lids, list_name) -> list[int]:
+    """The due instants of these leads on this list, once the planner has them."""
+    members = [f"{lid}|{list_name}" for lid in lids]
+    return wait_for(lambda: (s := p.redis.zmscore(f"ls:due:{tenant}", members)) and all(s) and [int(x) for x in s],
+                    60, what="the leads in the schedule")
+
+
+def mails_to(address: str) -> list[email.message.EmailMessage]:
+    out = []
+    for path in MAIL["dir"].glob("*.eml"):
+        if address.encode() in path.read_bytes():
+            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if msg["To"] and address in msg["To"]:
+                out.append(msg)
+    return out
+
+
+def send_events(p, send_ids: list[str]) -> list[tuple]:
+    from projections.clickhouse import connect
+    ch = connect(S.clickhouse_host, S.clickhouse_port)
+    return ch.execute(f"SELECT event_type, visitParamExtractString(payload, 'send_id') AS sid, "
+                      f"visitParamExtractString(payload, 'provider'), visitParamExtractString(payload, 'reason') "
+                      f"FROM {p.settings.clickhouse_database}.events FINAL WHERE event_type LIKE 'send.%%' "
+                      f"AND sid IN %(ids)s ORDER BY occurred_at", {"ids": tuple(send_ids)})
+
+
+def utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def test_each_lead_gets_its_nine_oclock_alert_at_its_own_instant_exactly_once(iso):
+    uid = uuid.uuid4().hex[:8]
+    ny, la = f"ny.{uid}@example.com", f"la.{uid}@example.com"
+    lids = submit(iso, "jobsnearby", [
+        {"email": ny, "first_name": "Nia", "partner": "indeed-xml", "list": "daily-jobs",
+         "location": {"zip": "10001", "country": "US"}, "interests": {"keywords": ["nurse"], "categories": ["nursing"]}},
+        {"email": la, "first_name": "Luis", "partner": "indeed-xml", "list": "daily-jobs",
+         "location": {"zip": "90012", "country": "US"}, "interests": {"keywords": ["warehouse", "forklift"]}}])
+    due_ny, due_la = wait_scheduled(iso, "jobsnearby", lids, "daily-jobs")
+    # 09:00 in New York and in Los Angeles: three hours apart, both at :00 local
+    assert (due_la - due_ny) % (24 * 3600 * 1000) == 3 * 3600 * 1000
+    assert utc(due_ny).hour in (13, 14) and utc(due_la).hour in (16, 17) and utc(due_ny).minute == 0
+    # the welcome comes on acceptance, on the priority path
+    wait_for(lambda: len(mails_to(ny)) == 1 and len(mails_to(la)) == 1, 60, what="the two welcome emails")
+
+    iso.plan(due_ny)
+    wait_for(lambda: len(mails_to(ny)) == 2, 60, what="New York's daily alert")
+    time.sleep(2)
+    assert len(mails_to(la)) == 1, "Los Angeles got its alert at New York's nine o'clock"
+    iso.plan(due_ny)  # the same instant again (a second planner, a restart): nothing new
+    iso.plan(due_la)
+    wait_for(lambda: len(mails_to(la)) == 2, 60, what="Los Angeles' daily alert")
+    time.sleep(3)
+    assert (len(mails_to(ny)), len(mails_to(la))) == (2, 2)
+    sid = send_id("jobsnearby", lids[0], "daily-jobs", local_date(due_ny, "America/New_York"))
+    assert [e[0] for e in send_events(iso, [sid])].count("send.dispatched") == 1
+
+
+def test_the_alert_carries_the_right_jobs_tracked_links_and_unsubscribe_headers(iso):
+    uid = uuid.uuid4().hex[:8]
+    addr = f"nurse.{uid}@example.com"
+    [lid] = submit(iso, "jobsnearby", [{"email": addr, "first_name": "Ann", "partner": "indeed-xml",
+                                        "list": "daily-jobs", "location": {"zip": "10001", "country": "US"},
+                                        "interests": {"keywords": ["nurse"], "categories": ["nursing"]}}])
+    [due] = wait_scheduled(iso, "jobsnearby", [lid], "daily-jobs")
+    wait_for(lambda: mails_to(addr), 60, what="the welcome")
+    iso.plan(due)
+    sid = send_id("jobsnearby", lid, "daily-jobs", local_date(due, "America/New_York"))
+    [msg] = wait_for(lambda: [m for m in mails_to(addr) if m["X-Leadstream-Send"] == sid], 60, what="the alert")
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    assert "Jobs Nearby Inc., 350 Fifth Avenue" in html and "350 Fifth Avenue" in text
+    unsub = msg["List-Unsubscribe"]
+    assert re.search(r"<http://127\.0\.0\.1:18081/u/[0-9A-Za-z]+>", unsub) and "mailto:" in unsub
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    urls = set(re.findall(r'(?:href|src)="(http[^"]+)"', html))
+    assert urls and all(re.fullmatch(r"http://127\.0\.0\.1:18081/[cou]/[0-9A-Za-z]+", u) for u in urls), urls
+    assert not any(addr.split("@")[0] in u for u in urls)
+    jobs = {k.decode(): orjson.loads(v) for k, v in iso.redis.hgetall("ls:jobs:jobsnearby").items()}
+    clicks = [u.rsplit("/", 1)[1] for u in urls if "/c/" in u]
+    records = [orjson.loads(iso.redis.get(f"ls:link:{c}")) for c in clicks]
+    job_links = [r for r in records if r["job_key"]]
+    assert len(job_links) == 5  # the list's jobs_per_message
+    for r in job_links:
+        job = jobs[r["job_key"]]
+        assert r["destination_url"] == job["url"] and r["send_id"] == sid
+        # the jobs suit a nurse in 10001: nursing work, near New York
+        assert "nurs" in (job["title"] + job["category"]).lower()
+        assert job["state"] in ("NY", "NJ") and job["title"] in html
+    creative = [r for r in records if r["creative"]]
+    assert len(creative) == 1 and creative[0]["destination_url"].startswith("https://partners.example/")
+
+
+def test_an_unsubscribed_lead_gets_no_alert(iso):
+    uid = uuid.uuid4().hex[:8]
+    addr = f"leaver.{uid}@example.com"
+    [lid] = submit(iso, "jobsnearby", [{"email": addr, "partner": "indeed-xml", "list": "daily-jobs",
+                                        "location": {"zip": "10001", "country": "US"}}])
+    [due] = wait_scheduled(iso, "jobsnearby", [lid], "daily-jobs")
+    req = {"event_id": new_event_id(int(time.time() * 1000), os.urandom(10)), "tenant": "jobsnearby",
+           "occurred_at": int(time.time() * 1000), "schema": "lead.unsubscribe_requested@1", "causation_id": None,
+           "source": "test", "lead_id": lid, "reason": "asked_by_phone"}
+    iso.produce("leads.submitted", [(lid.encode(), CODEC.encode("lead.unsubscribe_requested", req))])
+    wait_for(lambda: (st := state(iso, "jobsnearby", lid)) and st["status"] == "unsubscribed", 60, what="unsubscribed")
+    wait_for(lambda: iso.redis.zscore("ls:due:jobsnearby", f"{lid}|daily-jobs") is None, 30,
+             what="the lead out of the schedule")
+    iso.plan(due)
+    time.sleep(4)
+    sid = send_id("jobsnearby", lid, "daily-jobs", local_date(due, "America/New_York"))
+    assert not [m for m in mails_to(addr) if m["X-Leadstream-Send"] == sid]
+
+
+def _hireflow_welcome(iso, tag: str) -> tuple[str, str]:
+    uid = uuid.uuid4().hex[:8]
+    addr = f"{tag}.{uid}@example.com"
+    [lid] = submit(iso, "hireflow", [{"email": addr, "partner": "p", "list": "nurses",
+                                      "location": {"zip": "60601", "country": "US"}}])
+    return lid, addr
+
+
+def _sent_at(provider: str, addr: str) -> list[dict]:
+    return [m for m in httpx.get(f"{MAIL['providers']}/sent/{provider}").json() if addr in orjson.dumps(m).decode()]
+
+
+def test_a_failing_provider_is_replaced_by_the_fallback_and_nothing_is_lost(iso):
+    httpx.post(f"{MAIL['providers']}/control/sendgrid", json={"mode": "fail"}).raise_for_status()
+    lid, addr = _hireflow_welcome(iso, "fallback")
+    wait_for(lambda: _sent_at("ses", addr), 60, what="the welcome delivered by SES")
+    assert not _sent_at("sendgrid", addr)
+    welcome = wait_for(lambda: [e for e in send_events(iso, [_welcome_id("hireflow", lid)])
+                                if e[0] == "send.dispatched"], 30, what="send.dispatched")
+    assert welcome[0][2] == "ses"
+
+
+def test_a_throttling_provider_defers_the_message_which_is_delivered_later(iso):
+    for provider in ("sendgrid", "ses"):
+        httpx.post(f"{MAIL['providers']}/control/{provider}",
+                   json={"mode": "throttle", "fail_next": 1}).raise_for_status()
+    lid, addr = _hireflow_welcome(iso, "throttled")
+    wait_for(lambda: _sent_at("sendgrid", addr) or _sent_at("ses", addr), 90, what="delivery after throttling")
+    sid = _welcome_id("hireflow", lid)
+    kinds = wait_for(lambda: (ev := [e[0] for e in send_events(iso, [sid])]) and "send.dispatched" in ev and ev,
+                     30, what="the events of the throttled send")
+    assert "send.deferred" in kinds, (kinds, send_events(iso, [sid]), httpx.get(f"{MAIL['providers']}/control/sendgrid").json())
+    assert kinds.index("send.deferred") < kinds.index("send.dispatched")
+    assert len(_sent_at("sendgrid", addr)) + len(_sent_at("ses", addr)) == 1
+
+
+def _welcome_id(tenant: str, lid: str) -> str:
+    import hashlib
+    return hashlib.blake2b(f"{tenant}\x1f{lid}\x1fwelcome".encode(), digest_size=12).hexdigest()
+
+
+def test_a_sender_killed_mid_batch_delivers_no_message_twice_and_reports_the_uncertain(iso):
+    n, uid = 1500, uuid.uuid4().hex[:8]
+    leads = [{"email": f"k{i}.{uid}@example.com", "partner": "indeed-xml", "list": "warehouse",
+              "location": {"zip": "10001", "country": "US"}} for i in range(n)]
+    lids = submit(iso, "jobsnearby", leads)
+    dues = wait_scheduled(iso, "jobsnearby", lids, "warehouse")
+    sids = [send_id("jobsnearby", lid, "warehouse", local_date(d, "America/New_York")) for lid, d in zip(lids, dues)]
+    iso.plan(max(dues))
+
+    def delivered() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for path in MAIL["dir"].glob("*.eml"):
+            head = path.read_bytes()[:4000]
+            m = re.search(rb"X-Leadstream-Send: ([0-9a-f]{24})", head)
+            if m and m.group(1).decode() in wanted:
+                counts[m.group(1).decode()] = counts.get(m.group(1).decode(), 0) + 1
+        return counts
+    wanted = set(sids)
+    wait_for(lambda: len(delivered()) > 100, 120, 0.1, "the bulk sender part-way through")
+    victim = next(w for w in iso.supervisor.workers("sender_bulk") if w["pid"])
+    os.kill(victim["pid"], signal.SIGKILL)
+    assert len(delivered()) < n, "the kill came too late to test anything"
+
+    def settled():
+        ev = send_events(iso, sids)
+        final = {e[1] for e in ev if e[0] in ("send.dispatched", "send.failed")}
+        return len(final) == n and ev
+    events = wait_for(settled, 180, 1.0, "every send dispatched or reported")
+    counts = delivered()
+    assert max(counts.values()) == 1, "a message was delivered twice"
+    unknown = {e[1] for e in events if e[0] == "send.failed" and e[3] == "outcome_unknown"}
+    dispatched = {e[1] for e in events if e[0] == "send.dispatched"}
+    assert set(counts) <= dispatched | unknown
+    assert len(dispatched | unknown) == n and not (dispatched & unknown)
+    assert len(counts) >= len(dispatched)  # every dispatched one is at the SMTP server
