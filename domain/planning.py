@@ -9,6 +9,7 @@ id's in-flight / sent mark).
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from domain.geo import point_timezone, zip_timezone
 from domain.identity import derived_event_id
@@ -69,8 +70,7 @@ def daily_request(state: LeadState | None, tenant: Tenant, list_name: str, due_m
     if state is None or cfg is None or state.status != "accepted" or list_name not in state.lists:
         return None, None
     tz = lead_timezone(state)
-    following = next_due(due_ms, tz, cfg.send_time, cfg.cadence, default_tz=cfg.timezone)
-    day = local_date(due_ms, tz, default_tz=cfg.timezone)
+    following, day = _following_and_day(due_ms, tz, cfg.send_time, cfg.cadence, cfg.timezone)
     sid = send_id(tenant.id, state.lead_id, list_name, day)
     if now_ms - due_ms > MAX_LATE_MS:
         return ("send.skipped", _skipped(tenant.id, state, list_name, sid, due_ms, "missed_window")), following
@@ -78,12 +78,21 @@ def daily_request(state: LeadState | None, tenant: Tenant, list_name: str, due_m
     return ("send.requested", ev), following
 
 
+@lru_cache(maxsize=8192)
+def _following_and_day(due_ms: int, tz: str | None, send_time: str, cadence: str,
+                       default_tz: str) -> tuple[int, str]:
+    """The next instant and the local date of a due instant. Cached: a morning's members
+    share a few dozen (instant, zone) pairs, and zoneinfo arithmetic is the planner's cost."""
+    return (next_due(due_ms, tz, send_time, cadence, default_tz=default_tz),
+            local_date(due_ms, tz, default_tz=default_tz))
+
+
 def welcome_request(accepted: dict, tenant: Tenant, now_ms: int) -> tuple[str, dict] | None:
     """The welcome message for a lead just accepted, on the priority path; none for an
     acceptance older than a day (a replay or a new planner reading old events)."""
     cfg = tenant.lists.get(accepted["list"])
     occurred = _ms(accepted["occurred_at"])
-    if cfg is None or now_ms - occurred > WELCOME_MAX_AGE_MS:
+    if cfg is None or not cfg.welcome or now_ms - occurred > WELCOME_MAX_AGE_MS:
         return None
     due = welcome_at(occurred, accepted["channel"], accepted.get("timezone"), cfg.effective_quiet_hours,
                      default_tz=cfg.timezone)

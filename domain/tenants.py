@@ -38,6 +38,7 @@ class ListConfig(Strict):
     timezone: str = DEFAULT_TIMEZONE  # for leads whose own zone is unknown
     creatives: list[CreativeConfig] = Field(default_factory=list)
     jobs_per_message: int = Field(5, ge=1, le=20)
+    welcome: bool = True  # a welcome message on acceptance, on the priority path
     # providers in order: the first delivers, the next takes over on transient failure;
     # empty: the tenant's sending defaults for the channel
     providers: list[str] = Field(default_factory=list)

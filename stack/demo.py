@@ -692,6 +692,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=500, help="leads per request (default 500)")
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
     p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for decisions")
+    p.add_argument("--no-morning", action="store_true", help="skip the morning of daily alerts")
     args = p.parse_args(argv)
     if args.leads < 1 or args.batch_size < 1 or args.concurrency < 1:
         p.error("--leads, --batch-size and --concurrency must be positive")
@@ -731,10 +732,14 @@ async def run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  [bold red]{sub.failed_batches} batches ({sub.failed_leads:,} leads) "
                       f"were refused by the API (errors above)[/]")
     consistent = print_summary(console, brands, q, sub, complete=done)
+    morning_ok = True
+    if not args.no_morning:
+        from stack.morning import run_morning
+        morning_ok = await run_morning(settings, console, set(sub.lead_ids))
     print_explore(console, settings, brands, q)
     if not done:
         print_timeout(console, args.timeout, len(sub.event_ids), seen, decided)
-    return 0 if done and consistent and not sub.failed_batches else 1
+    return 0 if done and consistent and morning_ok and not sub.failed_batches else 1
 
 
 def print_intro(console: Console, settings: Settings, brands: list[Brand], run_id: str,

@@ -84,3 +84,5 @@ def test_welcome_goes_at_once_by_email_and_after_quiet_hours_by_sms():
     _, ev = welcome_request(sms, TENANT, now)
     assert ev["not_before"] == ms("2026-11-26T13:00:00")  # 08:00 in New York, the quiet window's end
     assert welcome_request(accepted, TENANT, now + 25 * 3600 * 1000) is None  # old news: no welcome
+    quiet = make_tenant(lists={"daily": {"channel": "email", "welcome": False}})
+    assert welcome_request(accepted, quiet, now) is None

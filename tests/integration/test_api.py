@@ -35,7 +35,8 @@ def test_a_lead_goes_from_http_to_redis_and_clickhouse(api, keys, uid, ch, setti
     assert doc["attribution"] == {"utm_source": "facebook"} and doc["address"] == f"ann.{uid}@example.com"
     assert "applied" not in doc
     rows = ch.execute(f"SELECT event_type, list, partner FROM {settings.clickhouse_database}.events FINAL "
-                      f"WHERE lead_id = %(l)s ORDER BY event_type", {"l": body["lead_id"]})
+                      f"WHERE lead_id = %(l)s AND event_type LIKE 'lead.%%' ORDER BY event_type",
+                      {"l": body["lead_id"]})
     assert rows == [("lead.accepted", "daily-jobs", "ziprecruiter"),
                     ("lead.submitted", "daily-jobs", "ziprecruiter")]
 

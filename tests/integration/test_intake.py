@@ -118,7 +118,8 @@ def test_queue_path_json_on_kafka_becomes_a_decided_lead(producer, settings, ch,
     lid = lead_id("shiftly", "email", f"queue.{uid}@example.com")
     rows = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(ch.execute(
         f"SELECT event_type, source FROM {settings.clickhouse_database}.events FINAL "
-        f"WHERE lead_id = %(l)s ORDER BY event_type", {"l": lid})), what="2 events", timeout=60)
+        f"WHERE lead_id = %(l)s AND event_type LIKE 'lead.%%' ORDER BY event_type", {"l": lid})),
+        what="2 events", timeout=60)
     assert rows == [("lead.accepted", "agent:intake"), ("lead.submitted", "queue")]
 
 

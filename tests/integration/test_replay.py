@@ -21,7 +21,7 @@ def _snapshot_redis(rds) -> dict:
 
 def _clickhouse_counts(ch, db: str) -> tuple:
     events = ch.execute(f"SELECT event_type, count(), uniqExact(event_id) FROM {db}.events FINAL "
-                        f"GROUP BY event_type ORDER BY event_type")
+                        f"WHERE event_type LIKE 'lead.%' GROUP BY event_type ORDER BY event_type")
     daily = ch.execute(f"SELECT tenant, event_type, reason, uniqExactMerge(events) FROM {db}.daily_lead_counts "
                        f"GROUP BY tenant, event_type, reason ORDER BY tenant, event_type, reason")
     return events, daily

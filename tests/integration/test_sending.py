@@ -191,7 +191,7 @@ def test_an_unsubscribed_lead_gets_no_alert(iso):
 def _hireflow_welcome(iso, tag: str) -> tuple[str, str]:
     uid = uuid.uuid4().hex[:8]
     addr = f"{tag}.{uid}@example.com"
-    [lid] = submit(iso, "hireflow", [{"email": addr, "partner": "p", "list": "nurses",
+    [lid] = submit(iso, "hireflow", [{"email": addr, "partner": "p", "list": "tech-weekly",
                                       "location": {"zip": "60601", "country": "US"}}])
     return lid, addr
 
@@ -264,3 +264,27 @@ def test_a_sender_killed_mid_batch_delivers_no_message_twice_and_reports_the_unc
     assert set(counts) <= dispatched | unknown
     assert len(dispatched | unknown) == n and not (dispatched & unknown)
     assert len(counts) >= len(dispatched)  # every dispatched one is at the SMTP server
+
+
+def test_a_welcome_is_not_held_up_by_a_morning_of_bulk_alerts(iso):
+    """Priority and bulk sends travel on separate topics and consumer groups: a welcome
+    goes out while thousands of daily alerts are still queued."""
+    n, uid = 3000, uuid.uuid4().hex[:8]
+    lids = submit(iso, "jobsnearby", [{"email": f"bulk{i}.{uid}@example.com", "partner": "indeed-xml",
+                                       "list": "warehouse", "location": {"zip": "10001", "country": "US"}}
+                                      for i in range(n)])
+    dues = wait_scheduled(iso, "jobsnearby", lids, "warehouse")
+    time.sleep(5)  # let their own welcomes go by first
+    iso.plan(max(dues))
+    wait_for(lambda: iso.supervisor.status()["agents"]["sender_bulk"]["lag"] > 500, 60, 0.2,
+             "a bulk backlog")
+    started = time.monotonic()
+    addr = f"vip.{uid}@example.com"
+    submit(iso, "jobsnearby", [{"email": addr, "partner": "indeed-xml", "list": "daily-jobs",
+                                "location": {"zip": "10001", "country": "US"}}])
+    wait_for(lambda: mails_to(addr), 60, 0.2, "the welcome")
+    latency = time.monotonic() - started
+    backlog = iso.supervisor.status()["agents"]["sender_bulk"]["lag"]
+    assert backlog > 0, "the bulk backlog drained before the welcome: the test proved nothing"
+    assert latency < 15, f"the welcome took {latency:.1f}s behind the bulk work"
+    print(f"welcome after {latency:.2f}s with a bulk backlog of {backlog}")

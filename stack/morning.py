@@ -1,0 +1,100 @@
+"""The demo's morning: the planner runs through the next local send instants of the demo's
+leads (as `python -m agents.planner --at` would), the senders compose and deliver, and a
+table shows what went out per brand and provider, read back from ClickHouse."""
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agents.planner import plan_due
+from projections.clickhouse import connect
+from streams.settings import Settings
+from streams.wiring import build
+
+HORIZON_MS = 36 * 3600 * 1000
+
+
+async def due_instants(deps, lead_ids: set[str]) -> dict[int, int]:
+    """instant -> how many of these leads' list memberships fall due then (next 36 h)."""
+    now, out = int(time.time() * 1000), {}
+    for tenant in deps.tenants.tenants:
+        async for member, score in deps.redis.zscan_iter(f"ls:due:{tenant}", count=5000):
+            if member.decode().split("|", 1)[0] in lead_ids and score <= now + HORIZON_MS:
+                out[int(score)] = out.get(int(score), 0) + 1
+    return dict(sorted(out.items()))
+
+
+def outcomes(s: Settings, since: datetime) -> list[tuple]:
+    """(tenant, provider, event_type, reason, sends) of the daily alerts of this morning."""
+    ch = connect(s.clickhouse_host, s.clickhouse_port)
+    return ch.execute(
+        f"SELECT tenant, visitParamExtractString(payload, 'provider') AS provider, event_type, "
+        f"visitParamExtractString(payload, 'reason') AS reason, "
+        f"uniqExact(visitParamExtractString(payload, 'send_id')) "
+        f"FROM {s.clickhouse_database}.events WHERE event_type LIKE 'send.%%' AND ingested_at >= %(since)s "
+        f"AND visitParamExtractString(payload, 'kind') = 'daily' "
+        f"GROUP BY tenant, provider, event_type, reason ORDER BY tenant, provider, event_type", {"since": since})
+
+
+def settled(rows: list[tuple]) -> tuple[int, int]:
+    """(requested, finished: dispatched + failed + skipped) send ids."""
+    req = sum(r[4] for r in rows if r[2] == "send.requested")
+    done = sum(r[4] for r in rows if r[2] in ("send.dispatched", "send.failed", "send.skipped"))
+    return req, done
+
+
+async def run_morning(s: Settings, console: Console, lead_ids: set[str], timeout: float = 180.0) -> bool:
+    deps = build(s)
+    since = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    instants = await due_instants(deps, lead_ids)
+    if not instants:
+        console.print("  no demo lead is due in the next 36 hours")
+        return False
+    console.print(f"\n[bold]a morning[/]: {sum(instants.values()):,} daily alerts due at "
+                  f"{len(instants)} local send times (each lead's own 09:00, 07:30, ... in its zone)")
+    with Progress(TextColumn("  {task.description:<11}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        plan = progress.add_task("planned", total=len(instants))
+        for instant in instants:
+            await plan_due(deps, instant)
+            progress.advance(plan)
+        await asyncio.to_thread(deps.producer.close)
+        sent = progress.add_task("sent", total=None)
+        deadline, req, done = time.monotonic() + timeout, 0, -1
+        while time.monotonic() < deadline:
+            req, done = settled(await asyncio.to_thread(outcomes, s, since))
+            progress.update(sent, total=max(req, 1), completed=done)
+            if req and done >= req:
+                break
+            await asyncio.sleep(1)
+    print_morning(console, s, await asyncio.to_thread(outcomes, s, since))
+    return req > 0 and done >= req
+
+
+def print_morning(console: Console, s: Settings, rows: list[tuple]) -> None:
+    table = Table(title="what went out this morning (daily alerts)", title_justify="left")
+    for col in ("brand", "provider", "dispatched", "failed", "deferred", "skipped (why)"):
+        table.add_column(col, justify="left" if col in ("brand", "provider", "skipped (why)") else "right")
+    cells: dict[tuple[str, str], dict] = {}
+    for tenant, provider, etype, reason, n in rows:
+        if etype == "send.requested":
+            continue
+        c = cells.setdefault((tenant, provider or "-"), {"dispatched": 0, "failed": 0, "deferred": 0, "skipped": {}})
+        if etype == "send.skipped":
+            c["skipped"][reason] = c["skipped"].get(reason, 0) + n
+        else:
+            c[etype.split(".")[1]] += n
+    for (tenant, provider), c in sorted(cells.items()):
+        why = ", ".join(f"{k} {v}" for k, v in sorted(c["skipped"].items())) or "-"
+        table.add_row(tenant, provider, f"{c['dispatched']:,}", f"{c['failed']:,}", f"{c['deferred']:,}", why)
+    console.print(table)
+    mails = sorted(s.mail_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime)
+    if mails:
+        console.print(f"  {len(mails):,} emails at the local SMTP server; open one: "
+                      f"xdg-open {mails[-1]}  (or any mail client)", soft_wrap=True)
+    console.print(f"  SMS and API emails: curl -s {s.providers_url}/sent/twilio | jq '.[0]'", soft_wrap=True)
