@@ -48,14 +48,15 @@ async def load(deps, states: list[LeadState], day_start_ms: int, chunk: int = 20
 
 
 async def run(deps, states: list[LeadState], day_start: int) -> tuple[int, float]:
-    """Load, then time one planner pass at the day's last due instant (everything is due
-    then, and nothing is past the 6 h catch-up window)."""
+    """Load, then time the planner's passes at each of the day's send instants, in order, as
+    the running planner makes them through the day."""
     from agents.planner import plan_due
     await load(deps, states, day_start)
-    [(_, last_due)] = await deps.redis.zrange(f"ls:due:{TENANT}", -1, -1, withscores=True)
-    say("planning the day: the planner's pass over every due member")
-    t0 = time.perf_counter()
-    requested = await plan_due(deps, int(last_due))
+    instants = sorted({int(sc) for _, sc in await deps.redis.zrange(f"ls:due:{TENANT}", 0, -1, withscores=True)})
+    say(f"planning the day: {len(instants)} send instants, the planner's pass at each")
+    t0, requested = time.perf_counter(), 0
+    for at in instants:
+        requested += await plan_due(deps, at)
     await asyncio.to_thread(deps.producer.close)
     return requested, time.perf_counter() - t0
 

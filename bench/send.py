@@ -5,14 +5,16 @@ N send.requested on a private sends.bulk topic, for N accepted leads with jobs t
 through the real agent (screen, claim, cap, rate limit, match, compose with the MJML template,
 store links, SMTP pool, settle, events) until N send.dispatched are on the private
 sends.events topic. The SMTP server is the project's aiosmtpd sink in its own process.
-baseline: the same number of ready messages pushed straight through channels.smtp_pool
-to the same server (the delivery ceiling), so ratio = value / baseline shows what the
-rest of the pipeline costs.
+baseline: the very messages the pipeline delivered (read back from the sink) pushed straight
+through channels.smtp_pool to the same server (the delivery ceiling), so ratio = value /
+baseline shows what the rest of the pipeline costs.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import email
+import email.policy
 import os
 import subprocess
 import sys
@@ -77,12 +79,22 @@ def count_dispatched(p: IsolatedPlatform, n: int, timeout: float) -> float:
     return time.monotonic()
 
 
-async def baseline(port: int, n: int) -> float:
-    """Ready messages straight through the SMTP pool: the ceiling of delivery alone."""
-    html = "<html><body>" + "<p>Warehouse associate, New York - apply now</p>" * 20 + "</body></html>"
+def composed_messages(folder: Path) -> list[EmailMessage]:
+    """The emails the pipeline delivered, read back from the sink, as ready messages again."""
+    out = []
+    for path in sorted(folder.glob("*.eml")):
+        m = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        headers = {k: str(m[k]) for k in ("List-Unsubscribe", "List-Unsubscribe-Post", "X-Leadstream-Send")}
+        out.append(EmailMessage(f"base-{path.stem[:24]}", "alerts@jobsnearby.example", "Jobs Nearby",
+                                str(m["To"]), str(m["Subject"]), m.get_body(("html",)).get_content(),
+                                m.get_body(("plain",)).get_content(), headers))
+    return out
+
+
+async def baseline(port: int, msgs: list[EmailMessage]) -> float:
+    """The same messages straight through the SMTP pool to the same server: delivery alone."""
     pool = SmtpPool("127.0.0.1", port, size=8)
-    msgs = [EmailMessage(f"base{i:08d}", "alerts@jobsnearby.example", "Jobs Nearby", f"x{i}@example.com",
-                         "Your jobs today", html, "Warehouse associate, New York", {}) for i in range(n)]
+    n = len(msgs)
     t0 = time.perf_counter()
     for i in range(0, n, 500):
         outcomes = await pool.send_many(msgs[i:i + 500])
@@ -117,8 +129,11 @@ def main(argv: list[str]) -> None:
             value = args.emails / (count_dispatched(p, args.emails, 600) - t0)
             files = sum(1 for _ in folder.glob("*.eml"))
         say(f"  {value:,.0f} emails/s through the agent; {files:,} .eml files at the sink")
-        say("baseline: the same number of ready messages straight through the SMTP pool")
-        base = asyncio.run(baseline(port, args.emails))
+        say("baseline: the very same messages (read back from the sink) straight through the SMTP pool")
+        msgs = composed_messages(folder)
+        for f in folder.glob("*.eml"):
+            f.unlink()
+        base = asyncio.run(baseline(port, msgs))
     finally:
         sink.terminate()
         sink.wait(10)

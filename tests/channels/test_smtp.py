@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from channels.base import EmailMessage, Mailer
-from channels.smtp_pool import SmtpPool, build_mime, message_id
+from channels.smtp_pool import SmtpPool, message_id, mime_bytes
 from stack.standins import smtp_sink
 
 
@@ -149,9 +149,12 @@ async def test_login_with_the_right_password_and_refused_with_a_wrong_one(tmp_pa
 
 def test_message_id_keeps_the_send_id_and_stays_valid():
     assert message_id("t1:lead 9/2024-05-01", "mx.example") == "<t1_lead_9/2024-05-01@mx.example>"
-    mime = build_mime(mail(3), "leadstream.local", now=0)
-    assert mime["Date"] == "Thu, 01 Jan 1970 00:00:00 GMT"
+    raw, mid = mime_bytes(mail(3), "leadstream.local", now=0)
+    mime = email.message_from_bytes(raw, policy=email.policy.default)
+    assert b"\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n" in raw and mime["Message-ID"] == mid
     assert mime["X-Leadstream-Send-Id"] == "send-0003"
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only, as SMTP wants
+    assert {p.get_content_type() for p in mime.iter_parts()} == {"text/plain", "text/html"}
 
 
 def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
