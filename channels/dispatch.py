@@ -99,6 +99,8 @@ class Dispatcher:
                 out.events.append(_stored_event(mark))  # re-emit what the first attempt recorded
                 continue
             if verdict.action == "fail":
+                log.error("send %s: a worker died mid-send; outcome unknown, not sent again",
+                          item.req["send_id"], extra=_ids(item.req))
                 ev = send_event("send.failed", item.req, now_ms, provider="", reason="outcome_unknown",
                                 error="a worker died between claiming this send and recording the provider's answer")
                 out.events.append(ev)
@@ -198,6 +200,8 @@ class Dispatcher:
                     reason = "permanent" if outcome.permanent else "retries_exhausted"
                     ev = send_event("send.failed", req, now_ms, provider=outcome.provider,
                                     error=(outcome.error or "")[:300], reason=reason)
+                    log.warning("send %s failed (%s) at %s: %s", req["send_id"], reason, outcome.provider,
+                                outcome.error, extra=_ids(req))
                     out.events.append(ev)
                     failed.append((req["send_id"], ev))
                 else:
@@ -291,6 +295,12 @@ class Dispatcher:
                                composed.subject, composed.html, composed.text, composed.headers,
                                {"send_id": req["send_id"], "tenant": tenant.id, "list": req["list"]})
         return composed, message
+
+
+def _ids(req: dict) -> dict:
+    """The ids a log line about one request carries (see streams/logs.py)."""
+    return {"tenant": req["tenant"], "lead_id": req["lead_id"], "event_id": req["event_id"],
+            "send_id": req["send_id"]}
 
 
 def _suppression_keys(state, req: dict) -> list[str]:

@@ -93,15 +93,15 @@ def cmd_scale() -> int:
     except OSError as exc:
         print(f"the supervisor does not answer ({exc}); start it with ./dev up")
         return 1
-    print(f"  {'agent':<14}{'lag':>10}{'desired':>9}{'running':>9}  last decision")
+    print(f"  {'agent':<16}{'lag':>10}{'desired':>9}{'running':>9}  last decision")
     for name, a in status["agents"].items():
         last = a["last_decision"] or {}
         flag = " [PAUSED]" if a["paused"] else " [STALLED]" if a["stalled"] else ""
-        print(f"  {name:<14}{a['lag'] if a['lag'] is not None else '?':>10}{a['desired'] or 0:>9}"
+        print(f"  {name:<16}{a['lag'] if a['lag'] is not None else '?':>10}{a['desired'] or 0:>9}"
               f"{a['running']:>9}  {last.get('direction', '-')}: {last.get('reason', a['error'] or '-')}{flag}")
         for c in a["changes"][-3:]:
             at = time.strftime("%H:%M:%S", time.localtime(c["at"]))
-            print(f"  {'':<14}{at:>10}  {c['direction']} {c['from']} -> {c['to']} at lag {c['lag']}")
+            print(f"  {'':<16}{at:>10}  {c['direction']} {c['from']} -> {c['to']} at lag {c['lag']}")
     return 0
 
 

@@ -288,3 +288,29 @@ def test_a_welcome_is_not_held_up_by_a_morning_of_bulk_alerts(iso):
     assert backlog > 0, "the bulk backlog drained before the welcome: the test proved nothing"
     assert latency < 15, f"the welcome took {latency:.1f}s behind the bulk work"
     print(f"welcome after {latency:.2f}s with a bulk backlog of {backlog}")
+
+
+def test_a_daily_sms_goes_through_the_sms_gateway_within_its_segments(iso):
+    from domain.sms_text import segments
+    uid = uuid.uuid4().hex[:6]
+    n = int(uid, 16) % 10000
+    phone = f"+1 415 2{n // 1000 % 10}{n // 100 % 10} {n % 100:02d}{n % 10}1"
+    [lid] = submit(iso, "jobsnearby", [{
+        "phone": phone, "first_name": "Tess", "partner": "indeed-xml", "list": "sms-alerts",
+        "location": {"zip": "94103", "country": "US"}, "interests": {"keywords": ["driver"]},
+        "consent": {"at": "2026-11-20T09:00:00Z", "ip": "203.0.113.9", "text": "Yes, text me jobs."}}])
+    [due] = wait_scheduled(iso, "jobsnearby", [lid], "sms-alerts")
+    assert utc(due).hour in (17, 18)  # 10:00 in San Francisco (the number's zone), on a weekday
+    iso.plan(due)
+    e164 = state(iso, "jobsnearby", lid)["address"]
+    sid = send_id("jobsnearby", lid, "sms-alerts", local_date(due, "America/Los_Angeles"))
+    [msg] = wait_for(lambda: [m for m in httpx.get(f"{MAIL['providers']}/sent/twilio").json()
+                              if m["to"] == e164], 60, what="the SMS at the Twilio stand-in")
+    body = msg["body"]
+    n_segments, _, _ = segments(body)
+    assert n_segments <= 2 and "Reply STOP to opt out" in body
+    assert re.search(r"http://127\.0\.0\.1:18081/c/[0-9A-Za-z]+", body)
+    assert e164.lstrip("+") not in body  # no personal data in the link or the text
+    dispatched = wait_for(lambda: [e for e in send_events(iso, [sid]) if e[0] == "send.dispatched"], 30,
+                          what="send.dispatched")
+    assert dispatched[0][2] == "twilio"
