@@ -160,19 +160,33 @@ class Dispatcher:
             item.jobs = await self._matches(item, exclude, now_ms)
         ready, skipped = [], []
         for item in items:
-            if not item.jobs and item.req["kind"] == "daily":
+            # a daily alert or an SMS is its jobs: without one there is nothing to send
+            if not item.jobs and (item.req["kind"] == "daily" or item.req["channel"] == "sms"):
                 out.events.append(send_event("send.skipped", item.req, now_ms, reason="no_matching_jobs"))
                 skipped.append(item)
             else:
                 ready.append(item)
         await self._give_back([i.req["send_id"] for i in skipped], [_cap_key(i) for i in skipped])
         codes = await self.state.link_codes(sum(self._codes_needed(i) for i in ready))
-        links = []
+        links, composed, broken = [], [], []
         for item in ready:
             n = self._codes_needed(item)
             item_codes, codes = codes[:n], codes[n:]
-            item.composed, item.message = self._compose(item, item_codes, now_ms)
+            try:
+                item.composed, item.message = self._compose(item, item_codes, now_ms)
+            except Exception as exc:  # a template or content problem of this message alone
+                log.error("send %s: cannot compose: %r", item.req["send_id"], exc, extra=_ids(item.req))
+                ev = send_event("send.failed", item.req, now_ms, provider="", reason="no_content",
+                                error=f"compose: {exc!r}"[:300])
+                out.events.append(ev)
+                broken.append((item.req["send_id"], ev))
+                continue
+            composed.append(item)
             links += [rec.to_dict() for rec in item.composed.links]
+        if broken:
+            await self.state.settle([], [], broken)
+            await self.state.uncount_today([_cap_key(i) for i in ready if i not in composed])
+        ready = composed
         # links are stored before the message leaves: the first click must find its record
         await self.state.record([], links, now_ms, 0)
         return ready
