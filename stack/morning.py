@@ -29,16 +29,17 @@ async def due_instants(deps, lead_ids: set[str]) -> dict[int, int]:
     return dict(sorted(out.items()))
 
 
-def outcomes(s: Settings, since: datetime) -> list[tuple]:
-    """(tenant, provider, event_type, reason, sends) of the daily alerts of this morning."""
+def outcomes(s: Settings, since: datetime, lead_ids: set[str]) -> list[tuple]:
+    """(tenant, provider, event_type, reason, sends) of this morning's daily alerts to these leads."""
     ch = connect(s.clickhouse_host, s.clickhouse_port)
     return ch.execute(
         f"SELECT tenant, visitParamExtractString(payload, 'provider') AS provider, event_type, "
         f"visitParamExtractString(payload, 'reason') AS reason, "
         f"uniqExact(visitParamExtractString(payload, 'send_id')) "
         f"FROM {s.clickhouse_database}.events WHERE event_type LIKE 'send.%%' AND ingested_at >= %(since)s "
-        f"AND visitParamExtractString(payload, 'kind') = 'daily' "
-        f"GROUP BY tenant, provider, event_type, reason ORDER BY tenant, provider, event_type", {"since": since})
+        f"AND visitParamExtractString(payload, 'kind') = 'daily' AND lead_id IN %(leads)s "
+        f"GROUP BY tenant, provider, event_type, reason ORDER BY tenant, provider, event_type",
+        {"since": since, "leads": tuple(lead_ids)})
 
 
 def settled(rows: list[tuple]) -> tuple[int, int]:
@@ -55,8 +56,9 @@ async def run_morning(s: Settings, console: Console, lead_ids: set[str], timeout
     if not instants:
         console.print("  no demo lead is due in the next 36 hours")
         return False
-    console.print(f"\n[bold]a morning[/]: {sum(instants.values()):,} daily alerts due at "
-                  f"{len(instants)} local send times (each lead's own 09:00, 07:30, ... in its zone)")
+    console.print(f"\n[bold]a morning[/]: {sum(instants.values()):,} daily alerts of this run due at "
+                  f"{len(instants)} local send times (each lead's own 09:00, 07:30, ... in its zone); "
+                  f"the planner also sends whatever else on the platform is due by then")
     with Progress(TextColumn("  {task.description:<11}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         plan = progress.add_task("planned", total=len(instants))
@@ -67,12 +69,12 @@ async def run_morning(s: Settings, console: Console, lead_ids: set[str], timeout
         sent = progress.add_task("sent", total=None)
         deadline, req, done = time.monotonic() + timeout, 0, -1
         while time.monotonic() < deadline:
-            req, done = settled(await asyncio.to_thread(outcomes, s, since))
+            req, done = settled(await asyncio.to_thread(outcomes, s, since, lead_ids))
             progress.update(sent, total=max(req, 1), completed=done)
             if req and done >= req:
                 break
             await asyncio.sleep(1)
-    print_morning(console, s, await asyncio.to_thread(outcomes, s, since))
+    print_morning(console, s, await asyncio.to_thread(outcomes, s, since, lead_ids))
     return req > 0 and done >= req
 
 
