@@ -56,6 +56,28 @@ class DrillResult:
     samples: list[Sample] = field(default_factory=list)
 
 
+def stop_process_group(proc: subprocess.Popen | None) -> None:
+    """SIGTERM a supervisor's process group (it and its workers), SIGKILL after a minute."""
+    if proc and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every catalogue topic under this prefix (the ones that exist)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [f"{prefix}{t.name}" for t in all_topics()]
+    for f in admin.delete_topics(names, operation_timeout=30).values():
+        try:
+            f.result()
+        except Exception:
+            pass  # a topic the run did not create: nothing to remove
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -172,23 +194,11 @@ class Drill:
         return time.monotonic() - t0
 
     def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc)
         self._cleanup()
 
     def _cleanup(self) -> None:
-        admin = AdminClient({"bootstrap.servers": self.s.kafka_bootstrap})
-        names = [f"{self.prefix}{t.name}" for t in all_topics()]
-        for f in admin.delete_topics(names, operation_timeout=30).values():
-            try:
-                f.result()
-            except Exception:
-                pass  # a topic the run did not create: nothing to remove
+        delete_topics(self.s.kafka_bootstrap, self.prefix)
         import redis
         r = redis.Redis.from_url(self.s.redis_url)
         keys = [f"ls:lead:{TENANT}:{k.decode()}" for k in self.lead_ids]

@@ -7,7 +7,6 @@ is the live stack's.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,12 +17,10 @@ from pathlib import Path
 import redis
 import yaml
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
 from scaling.client import SupervisorClient
-from scaling.drill import free_port
+from scaling.drill import delete_topics, free_port, stop_process_group
 from streams.settings import ROOT, get_settings
-from streams.topics import all_topics
 
 SEND_AGENTS = ("intake", "planner", "jobs", "sender_priority", "sender_bulk", "retry", "analytics")
 
@@ -74,23 +71,11 @@ class IsolatedPlatform:
             self.cleanup()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc)
 
     def cleanup(self) -> None:
         """Drop the topics, the ClickHouse database and the Redis database."""
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
-        names = [f"{self.prefix}{t.name}" for t in all_topics()]
-        for f in admin.delete_topics(names, operation_timeout=30).values():
-            try:
-                f.result()
-            except Exception:
-                pass  # a topic that was never made
+        delete_topics(self.settings.kafka_bootstrap, self.prefix)
         from projections.clickhouse import connect
         s = self.settings
         connect(s.clickhouse_host, s.clickhouse_port).execute(f"DROP DATABASE IF EXISTS {s.clickhouse_database}")
