@@ -16,17 +16,30 @@ from projections.clickhouse import connect
 from streams.settings import Settings
 from streams.wiring import build
 
-HORIZON_MS = 36 * 3600 * 1000
+HORIZON_MS = 24 * 3600 * 1000 - 1  # a day: each lead and list falls due once within it
 
 
 async def due_instants(deps, lead_ids: set[str]) -> dict[int, int]:
-    """instant -> how many of these leads' list memberships fall due then (next 36 h)."""
+    """instant -> how many of these leads' list memberships fall due then (the next 24 h)."""
     now, out = int(time.time() * 1000), {}
     for tenant in deps.tenants.tenants:
         async for member, score in deps.redis.zscan_iter(f"ls:due:{tenant}", count=5000):
             if member.decode().split("|", 1)[0] in lead_ids and score <= now + HORIZON_MS:
                 out[int(score)] = out.get(int(score), 0) + 1
     return dict(sorted(out.items()))
+
+
+async def planner_caught_up(s: Settings, timeout: float = 60.0) -> None:
+    """Wait until the planner has scheduled every accepted lead (its group's lag is 0)."""
+    from scaling.client import SupervisorClient
+    client, deadline = SupervisorClient(s.supervisor_port), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if client.status()["agents"]["planner"]["lag"] == 0:
+                return
+        except (OSError, KeyError):
+            pass
+        await asyncio.sleep(1)
 
 
 def outcomes(s: Settings, since: datetime, lead_ids: set[str]) -> list[tuple]:
@@ -52,9 +65,10 @@ def settled(rows: list[tuple]) -> tuple[int, int]:
 async def run_morning(s: Settings, console: Console, lead_ids: set[str], timeout: float = 180.0) -> bool:
     deps = build(s)
     since = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    await planner_caught_up(s)
     instants = await due_instants(deps, lead_ids)
     if not instants:
-        console.print("  no demo lead is due in the next 36 hours")
+        console.print("  no demo lead is due in the next 24 hours")
         return False
     console.print(f"\n[bold]a morning[/]: {sum(instants.values()):,} daily alerts of this run due at "
                   f"{len(instants)} local send times (each lead's own 09:00, 07:30, ... in its zone); "
