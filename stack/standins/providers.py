@@ -500,13 +500,13 @@ async def _cancel_all() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _main(port: int) -> None:
+async def _main(port: int, host: str = "127.0.0.1") -> None:
     """Serve until SIGINT/SIGTERM, then print what was accepted."""
     app = make_app()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await web.TCPSite(runner, host, port).start()
+    url = f"http://{host}:{runner.addresses[0][1]}"
     print(f"provider stand-ins on {url} ({', '.join(PROVIDERS)})", flush=True)
     print(f"credentials they accept: {json.dumps(DEFAULT_CREDENTIALS)}", flush=True)
     stopping = asyncio.Event()
@@ -521,9 +521,10 @@ async def _main(port: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Command line: python -m stack.standins.providers --port P."""
     parser = argparse.ArgumentParser(description="Local stand-ins for SendGrid, SES, Twilio and Esendex.")
-    parser.add_argument("--port", type=int, default=8025, help="port on 127.0.0.1 (0 = any free)")
+    parser.add_argument("--port", type=int, default=8025, help="port (0 = any free)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     args = parser.parse_args(argv)
-    asyncio.run(_main(args.port))
+    asyncio.run(_main(args.port, args.host))
 
 
 if __name__ == "__main__":

@@ -316,13 +316,13 @@ async def _cancel_all() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _main(port: int, folder: Path) -> None:
+async def _main(port: int, folder: Path, host: str = "127.0.0.1") -> None:
     """Serve until SIGINT/SIGTERM, then print a summary."""
     folder.mkdir(parents=True, exist_ok=True)
     controller = SinkController(folder)
-    server = await serve(controller, "127.0.0.1", port)
+    server = await serve(controller, host, port)
     bound = server.sockets[0].getsockname()[1]
-    print(f"smtp sink listening on 127.0.0.1:{bound}, writing .eml files to {folder}", flush=True)
+    print(f"smtp sink listening on {host}:{bound}, writing .eml files to {folder}", flush=True)
     print(f"misbehave by writing {controller.control_file} (see module docstring)", flush=True)
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -338,8 +338,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Local SMTP sink that stores mail as .eml files.")
     parser.add_argument("--port", type=int, default=2525, help="port on 127.0.0.1 (0 = any free)")
     parser.add_argument("--dir", type=Path, default=DEFAULT_FOLDER, help="folder for .eml files")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     args = parser.parse_args(argv)
-    asyncio.run(_main(args.port, args.dir))
+    asyncio.run(_main(args.port, args.dir, args.host))
 
 
 if __name__ == "__main__":
