@@ -3,45 +3,13 @@ from __future__ import annotations
 
 import socket
 
-import httpx
-import pytest
 
 from channels.base import EmailMessage, Mailer
 from channels.sendgrid import SendGridMailer
 from channels.ses import SesMailer, sigv4_authorization
 from stack.standins import providers
 
-CREDS = providers.DEFAULT_CREDENTIALS
-
-
-@pytest.fixture(scope="module")
-def standin():
-    url, stop = providers.start(0)
-    yield url
-    stop()
-
-
-@pytest.fixture(scope="module")
-def admin(standin):
-    """One kept-alive client for steering and inspecting the stand-in."""
-    with httpx.Client(base_url=standin) as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def fresh(admin):
-    """Every test starts with well-behaved, empty stand-ins."""
-    for provider in providers.PROVIDERS:
-        admin.post(f"/control/{provider}", json={"mode": "ok"}).raise_for_status()
-        admin.delete(f"/sent/{provider}").raise_for_status()
-
-
-def control(admin: httpx.Client, provider: str, **settings) -> None:
-    admin.post(f"/control/{provider}", json=settings).raise_for_status()
-
-
-def sent(admin: httpx.Client, provider: str) -> list[dict]:
-    return admin.get(f"/sent/{provider}").json()
+from tests.channels.provider_standin import CREDS, admin, control, fresh, sent, standin  # noqa: F401 (fixtures)
 
 
 def mail(i: int, to: str | None = None) -> EmailMessage:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import pytest
 
 from channels.base import EmailMessage, Mailer, Outcome, SmsGateway, SmsMessage
 from channels.failover import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, FailoverMailer, FailoverSms
@@ -13,9 +12,8 @@ from channels.ses import SesMailer
 from channels.smtp_pool import SmtpPool
 from channels.twilio import TwilioSms
 from channels.xml_sms import EsendexSms
-from stack.standins import providers, smtp_sink
-
-CREDS = providers.DEFAULT_CREDENTIALS
+from stack.standins import smtp_sink
+from tests.channels.provider_standin import CREDS, admin, control, fresh, standin  # noqa: F401 (fixtures)
 
 
 class Clock:
@@ -26,30 +24,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def standin():
-    url, stop = providers.start(0)
-    yield url
-    stop()
-
-
-@pytest.fixture(scope="module")
-def admin(standin):
-    with httpx.Client(base_url=standin) as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def fresh(admin):
-    for provider in providers.PROVIDERS:
-        admin.post(f"/control/{provider}", json={"mode": "ok"}).raise_for_status()
-        admin.delete(f"/sent/{provider}").raise_for_status()
-
-
-def control(admin: httpx.Client, provider: str, **settings) -> None:
-    admin.post(f"/control/{provider}", json=settings).raise_for_status()
 
 
 def accepted(admin: httpx.Client, provider: str) -> int:
