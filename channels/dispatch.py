@@ -19,6 +19,7 @@ from domain.compose import (EmailContext, Recipient, SmsContext, TenantBrand, co
                             email_codes_needed, sms_codes_needed)
 from domain.creatives import Creative
 from domain.geo import zip_point
+from domain.links import signed_code
 from domain.matching import JobIndex, rank
 from domain.sending import DAILY_CAPPED, Verdict, after_mark, backoff_ms, over_cap, retried, screen, send_event
 from projections.redis_jobs import JobStore
@@ -288,8 +289,10 @@ class Dispatcher:
         cfg = item.tenant.lists.get(item.req["list"])
         return email_codes_needed(len(item.jobs), bool(cfg and cfg.creatives))
 
-    def _compose(self, item: Item, codes: list[int], now_ms: int):
+    def _compose(self, item: Item, numbers: list[int], now_ms: int):
         req, tenant, state = item.req, item.tenant, item.state
+        key = self.deps.settings.link_key_ring[0]
+        codes = [signed_code(n, key) for n in numbers]
         brand = TenantBrand(tenant.id, tenant.name, tenant.brand.postal_address,
                             tenant.brand.from_name or tenant.name, tenant.brand.from_address,
                             tenant.brand.unsubscribe_mailto, tenant.brand.sms_max_segments)
@@ -307,7 +310,8 @@ class Dispatcher:
                                               base, now_ms, creatives=creatives, campaign=req["kind"]))
         message = EmailMessage(req["send_id"], brand.from_address, brand.from_name, state.address,
                                composed.subject, composed.html, composed.text, composed.headers,
-                               {"send_id": req["send_id"], "tenant": tenant.id, "list": req["list"]})
+                               {"send_id": req["send_id"], "tenant": tenant.id, "lead_id": state.lead_id,
+                                "list": req["list"]})
         return composed, message
 
 

@@ -17,13 +17,13 @@ from markupsafe import escape
 
 from domain.creatives import Creative, pick_creative
 from domain.jobs import Job
-from domain.links import LinkKind, LinkRecord, base62, tracked_url
+from domain.links import LinkKind, LinkRecord, tracked_url
 from domain.sms_text import encoding, normalise_for_gsm, segments
 
 DEFAULT_SMS_SEGMENTS = 2
 OPT_OUT_LINE = "Reply STOP to opt out"
 MAX_SMS_JOBS = 3  # an SMS names at most this many jobs before it starts dropping them to fit
-EMAIL_FIXED_LINKS = 3  # header pixel, footer pixel, unsubscribe
+EMAIL_FIXED_LINKS = 4  # header pixel, footer pixel, unsubscribe, honeypot
 DAY_MS = 86_400_000
 _SEND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # it goes into Message-ID and a header
 _LINE_BREAKS = re.compile(r"[\r\n]+")
@@ -84,7 +84,7 @@ class EmailContext:
     send_id: str
     template: EmailTemplate
     jobs: Sequence[Job]  # in rank order
-    codes: Sequence[int]  # at least email_codes_needed(len(jobs), bool(creatives))
+    codes: Sequence[str]  # signed short codes, at least email_codes_needed(len(jobs), bool(creatives))
     tracking_base_url: str
     now_ms: int
     creatives: Sequence[Creative] = ()
@@ -101,7 +101,7 @@ class SmsContext:
     send_id: str
     template: SmsTemplate
     jobs: Sequence[Job]  # in rank order
-    codes: Sequence[int]
+    codes: Sequence[str]  # signed short codes (domain.links.signed_code)
     tracking_base_url: str
     now_ms: int
     campaign: str = ""
@@ -150,14 +150,14 @@ class _Linker:
     """Hands out the caller's codes in order and records what each one stands for."""
 
     base: dict
-    codes: Sequence[int]
+    codes: Sequence[str]
     base_url: str
     records: list[LinkRecord] = field(default_factory=list)
 
     def link(self, kind: LinkKind, slot: str, destination: str = "", job: Job | None = None,
              position: int = 0, creative: Creative | None = None) -> str:
         """The tracked URL for the next code, recording its LinkRecord."""
-        code = base62(self.codes[len(self.records)])
+        code = self.codes[len(self.records)]
         cpc = job.cpc_cents if job else (creative.cpc_cents if creative else 0)
         self.records.append(LinkRecord(
             code=code, kind=kind, destination_url=destination, job_key=job.key if job else "",
@@ -242,6 +242,19 @@ def _creative_for(ctx: EmailContext) -> Creative | None:
     return pick_creative(live, ctx.send_id) if live else None
 
 
+_BODY_OPEN = re.compile(r"<body[^>]*>", re.IGNORECASE)
+
+
+def _with_honeypot(html: str, url: str) -> str:
+    """html with a link no person can see or reach by keyboard, right after <body>: only
+    machines that fetch every URL of a message follow it (the bot filter counts on that)."""
+    trap = (f'<a href="{url}" style="display:none!important;mso-hide:all" aria-hidden="true" '
+            f'tabindex="-1"></a>')
+    m = _BODY_OPEN.search(html)
+    at = m.end() if m else 0
+    return html[:at] + trap + html[at:]
+
+
 def compose_email(ctx: EmailContext) -> ComposedEmail:
     """The email for one send: subject, HTML and text parts, headers and the links to store."""
     creative = _creative_for(ctx)
@@ -263,6 +276,7 @@ def compose_email(ctx: EmailContext) -> ComposedEmail:
     data["subject"] = subject
     html, text = ctx.template.render_html(data), ctx.template.render_text(data)
     _check_footer(ctx, html, text, unsubscribe)
+    html = _with_honeypot(html, linker.link("click", "honeypot"))
     return ComposedEmail(send_id=ctx.send_id, subject=subject, html=html, text=text,
                          headers=_email_headers(ctx, unsubscribe), links=tuple(linker.records),
                          creative=creative, template_version=ctx.template.version)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -20,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _DIGIT = {c: i for i, c in enumerate(ALPHABET)}
 
-LinkKind = Literal["click", "open", "unsubscribe"]
+LinkKind = Literal["click", "open", "unsubscribe"]  # a honeypot is a click in slot "honeypot"
 PATH_OF_KIND: dict[str, str] = {"click": "c", "open": "o", "unsubscribe": "u"}
 
 TOKEN_VERSION = "v1"
@@ -56,7 +58,36 @@ def unbase62(s: str) -> int:
 
 def is_code(s: str) -> bool:
     """Whether s can be a short code (the redirect checks this before any lookup)."""
-    return 0 < len(s) <= 16 and all(c in _DIGIT for c in s)
+    return 0 < len(s) <= 20 and all(c in _DIGIT for c in s)
+
+
+TAG_CHARS = 4  # 62**4 = 14.8 M guesses per valid code: counters can't be enumerated
+
+
+def _tag(n: int, key: bytes) -> str:
+    """TAG_CHARS base62 characters of HMAC-SHA256(key, n): the code's keyed check."""
+    digest = hmac.new(key, n.to_bytes(8, "big"), hashlib.sha256).digest()
+    t = int.from_bytes(digest[:8], "big") % 62 ** TAG_CHARS
+    return base62(t).rjust(TAG_CHARS, ALPHABET[0])
+
+
+def signed_code(n: int, key: bytes) -> str:
+    """The public short code for counter value n: base62(n) followed by its keyed tag."""
+    return base62(n) + _tag(n, key)
+
+
+def code_number(code: str, keys: Sequence[bytes]) -> int | None:
+    """The counter value a signed code stands for, or None when it is malformed or tampered
+    with. keys holds the current key first and the retired ones still honoured after it."""
+    if not is_code(code) or len(code) <= TAG_CHARS:
+        return None
+    n = unbase62(code[:-TAG_CHARS])
+    if n >= 2 ** 64:
+        return None
+    tag = code[-TAG_CHARS:]
+    if any(hmac.compare_digest(tag, _tag(n, k)) for k in keys):
+        return n
+    return None
 
 
 @dataclass(frozen=True)

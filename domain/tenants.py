@@ -117,6 +117,34 @@ class Sending(Strict):
     rate_per_s: int = Field(1000, ge=1)
 
 
+class Engagement(Strict):
+    """How the tenant counts engagement, prunes cold leads and answers SMS replies."""
+
+    min_click_delay_s: float = Field(2.0, ge=0)  # a click sooner than this after sending is a machine
+    burst_window_s: float = Field(1.0, ge=0)  # several links of one message clicked within this: a scanner
+    soft_bounce_limit: int = Field(3, ge=1)  # this many soft bounces ...
+    soft_bounce_window_days: int = Field(7, ge=1)  # ... within this many days suppress the address
+    inactive_days: dict[Channel, int] = Field(default_factory=lambda: {"email": 30, "sms": 14})
+    more_keywords: list[str] = Field(default_factory=lambda: ["MORE"])  # SMS reply asking for more jobs now
+    help_contact: str = ""  # appended to the HELP answer (e.g. "support@brand.example")
+
+
+class Revenue(Strict):
+    """The profit share: what part of the click revenue goes to the brand (the rest to the platform)."""
+
+    brand_share: float = Field(0.7, ge=0, le=1)
+
+
+class Webhook(Strict):
+    """Where the tenant wants its events pushed (primary, and a failover), and the HMAC secret."""
+
+    url: str
+    failover_url: str = ""
+    secret: str
+    events: list[str] = Field(default_factory=lambda: ["lead.*", "send.*", "engagement.*"])
+    attempts: int = Field(6, ge=1, le=50)
+
+
 class FeedConfig(Strict):
     """A partner's job feed, polled every every_s seconds."""
 
@@ -140,6 +168,9 @@ class Tenant(Strict):
     brand: Brand = Brand()
     sending: Sending = Sending()
     feeds: list[FeedConfig] = Field(default_factory=list)
+    engagement: Engagement = Engagement()
+    revenue: Revenue = Revenue()
+    webhook: Webhook | None = None
 
     @model_validator(mode="after")
     def _demo_key_matches(self) -> "Tenant":

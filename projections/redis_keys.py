@@ -37,6 +37,15 @@ FAMILIES = (
     KeyFamily("sent_jobs", "ls:sentjobs:*", "ttl", max_ttl_s=30 * 24 * 3600, holds="jobs sent to a lead lately"),
     KeyFamily("link_seq", "ls:linkseq", "single", holds="the tracked-link code counter"),
     KeyFamily("link", "ls:link:*", "ttl", max_ttl_s=90 * 24 * 3600, holds="a tracked link's record"),
+    KeyFamily("provider_message", "ls:pmsg:*", "ttl", max_ttl_s=30 * 24 * 3600,
+              holds="the send behind a provider's message id (for its webhooks)"),
+    KeyFamily("engagement", "ls:eng:*", "per_lead", holds="a lead's engagement counters and last human times"),
+    KeyFamily("engagement_seen", "ls:engseen:*", "ttl", max_ttl_s=7 * 24 * 3600,
+              holds="engagement events already counted"),
+    KeyFamily("activity", "ls:act:*", "ttl", max_ttl_s=3600, holds="a message's recent clicks (bot filter)"),
+    KeyFamily("soft_bounces", "ls:soft:*", "ttl", max_ttl_s=90 * 24 * 3600, holds="a lead's recent soft bounces"),
+    KeyFamily("last_seen", "ls:lastseen:*", "per_tenant",
+              holds="per tenant and channel: each active lead's last human engagement (hygiene)"),
 )
 
 

@@ -16,10 +16,14 @@ Key families (projections/redis_keys.py):
   ls:sentjobs:{tenant}:{lead}        jobs sent to a lead, by time (TTL 30 days)
   ls:linkseq                         the link-code counter (one key)
   ls:link:{code}                     a tracked link's record (TTL 90 days)
+  ls:pmsg:{provider}:{provider_id}   the send behind a provider's message id (TTL 30 days)
 """
 from __future__ import annotations
 
 import orjson
+
+NO_WEBHOOKS = ("smtp",)  # providers that never call back
+PMSG_TTL_S = 30 * 24 * 3600
 import redis.asyncio as aioredis
 
 MARK_TTL_S = 3 * 24 * 3600
@@ -122,6 +126,11 @@ class SendState:
                 pipe.zadd(jobs, {k: now_ms for k in d["job_keys"]})
                 pipe.zremrangebyscore(jobs, "-inf", keep_since_ms)
                 pipe.expire(jobs, SENTJOBS_TTL_S)
+            if d.get("provider_id") and d.get("provider") not in NO_WEBHOOKS:
+                # provider webhooks name the provider's message id: what send it was
+                pipe.set(f"ls:pmsg:{d['provider']}:{d['provider_id']}", orjson.dumps(
+                    {k: d[k] for k in ("tenant", "lead_id", "send_id", "channel", "list", "template")}),
+                    ex=PMSG_TTL_S)
         for rec in links:
             pipe.set(f"ls:link:{rec['code']}", orjson.dumps(rec), ex=LINK_TTL_S)
         await pipe.execute()

@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import redis
 import yaml
 from confluent_kafka import Producer
@@ -29,12 +30,15 @@ class IsolatedPlatform:
     """Start with `with IsolatedPlatform(redis_db=5) as p:`; everything is removed on exit."""
 
     def __init__(self, redis_db: int, agents: tuple[str, ...] = SEND_AGENTS, env: dict | None = None,
-                 max_workers: int = 1, keep: bool = False):
+                 max_workers: int = 1, keep: bool = False, fronts: tuple[str, ...] = ()):
         base = get_settings()
         self.tag = uuid.uuid4().hex[:8]
         self.prefix = f"iso-{self.tag}."
-        self.agents, self.keep = agents, keep
+        self.agents, self.keep, self.fronts = agents, keep, fronts
         self.port = free_port()
+        self.tracking_port, self.api_port = free_port(), free_port()
+        self.tracking_url = f"http://127.0.0.1:{self.tracking_port}"
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.tmp = Path(tempfile.mkdtemp(prefix="leadstream-iso-"))
         redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{redis_db}"
         ch_db = f"iso_{self.tag}"
@@ -48,12 +52,15 @@ class IsolatedPlatform:
                     "LEADSTREAM_SCALING_FILE": str(self.tmp / "agents.yaml"),
                     "LEADSTREAM_SCALING_INTERVAL_S": "1", "LEADSTREAM_PLAN_INTERVAL_S": "3600",
                     "LEADSTREAM_RUN_DIR": str(self.tmp), "LEADSTREAM_LOG_DIR": str(self.tmp),
+                    "LEADSTREAM_TRACKING_PORT": str(self.tracking_port), "LEADSTREAM_TRACKING_BASE_URL": self.tracking_url,
+                    "LEADSTREAM_API_PORT": str(self.api_port), "LEADSTREAM_SPOOL_DIR": str(self.tmp / "spool"),
                     **(env or {})}
         self.settings = base.model_copy(update={"topic_prefix": self.prefix, "redis_url": redis_url,
                                                 "clickhouse_database": ch_db})
         self.redis = redis.Redis.from_url(redis_url)
         self.supervisor = SupervisorClient(self.port)
         self.proc: subprocess.Popen | None = None
+        self.front_procs: dict[str, subprocess.Popen] = {}
 
     def __enter__(self) -> "IsolatedPlatform":
         self.redis.flushdb()
@@ -61,9 +68,38 @@ class IsolatedPlatform:
         self.proc = subprocess.Popen([sys.executable, "-m", "scaling.supervisor", *self.agents], env=self.env,
                                      cwd=ROOT, stdout=open(self.tmp / "supervisor.log", "wb"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        for name in self.fronts:
+            self.start_front(name)
         for a in self.agents:
             self.supervisor.wait(lambda s: any(w["ready"] for w in s["workers"]), a, 120, f"{a} to be ready")
         return self
+
+    def start_front(self, name: str, env: dict | None = None) -> subprocess.Popen:
+        """Start the tracking front ("tracking") or the ingress API ("api") of this platform."""
+        cmd = {"tracking": ["-m", "api.tracking"],
+               "api": ["-m", "uvicorn", "api.ingress:app_from_env", "--factory", "--host", "127.0.0.1",
+                       "--port", str(self.api_port), "--no-access-log", "--log-level", "warning"]}[name]
+        url = self.tracking_url if name == "tracking" else self.api_url
+        proc = subprocess.Popen([sys.executable, *cmd], env={**self.env, **(env or {})}, cwd=ROOT,
+                                stdout=open(self.tmp / f"{name}.log", "ab"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.front_procs[name] = proc
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited: {self.log(name)[-2000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not answer in 60 s: {self.log(name)[-2000:]}")
+
+    def stop_front(self, name: str) -> None:
+        proc = self.front_procs.pop(name, None)
+        if proc is not None:
+            stop_process_group(proc)
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -71,6 +107,8 @@ class IsolatedPlatform:
             self.cleanup()
 
     def stop(self) -> None:
+        for name in list(self.front_procs):
+            self.stop_front(name)
         stop_process_group(self.proc)
 
     def cleanup(self) -> None:

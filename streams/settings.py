@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     max_batch_leads: int = 1000
     max_body_bytes: int = 2_000_000
     produce_timeout_s: float = 5.0
+    hygiene_interval_s: float = 60.0  # how often cold leads are pruned
     plan_interval_s: float = 5.0  # how often the planner emits the sends that fell due
     # scaling: the supervisor's status/metrics port, its per-agent file, how often it measures
     supervisor_host: str = "127.0.0.1"
@@ -74,6 +75,15 @@ class Settings(BaseSettings):
     send_lease_s: float = 300.0  # a claim older than this: its worker died mid-send (outcome unknown)
     provider_rate_per_s: int = 2000  # each provider's share of sends per second
     tracking_base_url: str = "http://127.0.0.1:18081"  # where tracked links point
+    tracking_host: str = "127.0.0.1"  # the tracking front (/c /o /u) listens here
+    tracking_port: int = 18081
+    # keys of the tracked-link codes' check characters: "id:secret,..." with the current key
+    # first; retired keys stay listed for as long as their links must still resolve
+    link_keys: str = "dev1:leadstream-local-link-key"
+    spool_dir: Path = ROOT / ".stack" / "spool"  # events kept here while Kafka is unreachable
+    link_cache_size: int = 100_000  # link records the tracking front keeps in memory
+    tracking_trust_forwarded: bool = False  # behind a proxy: the person's address is X-Forwarded-For's first
+    hooks_url: str = "http://127.0.0.1:18050"  # the stand-in for tenants' webhook endpoints
     feeds_url: str = "http://127.0.0.1:18040"  # the job-feed stand-in; tenant files may say {feeds_url}
     mail_dir: Path = ROOT / ".stack" / "mail"
     # Sentry's own tooling sets SENTRY_DSN, so accept it beside the prefixed name.
@@ -81,6 +91,14 @@ class Settings(BaseSettings):
     sentry_environment: str = "local"
     alert_webhook_url: str = ""
     log_format: Literal["json", "text"] = "json"
+
+    @property
+    def link_key_ring(self) -> list[bytes]:
+        """The link-code keys, current first."""
+        keys = [part.split(":", 1)[-1].encode() for part in self.link_keys.split(",") if part.strip()]
+        if not keys:
+            raise ValueError("LEADSTREAM_LINK_KEYS holds no key")
+        return keys
 
     @property
     def api_url(self) -> str:

@@ -29,6 +29,10 @@ SENDS_PRIORITY = "sends.priority"
 SENDS_BULK = "sends.bulk"
 SENDS_RETRY = "sends.retry"
 SEND_EVENTS = "sends.events"
+ENGAGEMENT_OBSERVED = "engagement.observed"
+ENGAGEMENT_EVENTS = "engagement.events"
+WEBHOOKS_RAW = "webhooks.raw"
+WEBHOOKS_OUT_DEAD = "webhooks.outbound.dead"
 
 CATALOGUE = [
     TopicSpec(SUBMITTED, "lead_id", "lead.submitted and lead.unsubscribe_requested (Avro): the intake's input"),
@@ -43,7 +47,14 @@ CATALOGUE = [
     TopicSpec(SENDS_BULK, "lead_id", "send.requested (Avro) for the daily alerts"),
     TopicSpec(SENDS_RETRY, "lead_id", "send.requested (Avro) deferred until not_before",
               retention_ms=7 * 24 * 3600 * 1000),
-    TopicSpec(SEND_EVENTS, "lead_id", "send.dispatched / failed / deferred / skipped (Avro): what happened"),
+    TopicSpec(SEND_EVENTS, "lead_id", "send.dispatched / failed / deferred / skipped / delivered / bounced (Avro): what happened"),
+    # what the tracking front and the provider webhooks saw; the engagement agent decides what it was
+    TopicSpec(ENGAGEMENT_OBSERVED, "lead_id", "engagement.hit (tracking front) and webhook.observation (providers), as seen"),
+    TopicSpec(ENGAGEMENT_EVENTS, "lead_id", "engagement.opened / clicked / unsubscribed / replied / complained / reactivated (Avro)"),
+    TopicSpec(WEBHOOKS_RAW, "provider", "webhook.received: every provider webhook's raw request, accepted or not",
+              retention_ms=30 * 24 * 3600 * 1000, dead_letter=False),
+    TopicSpec(WEBHOOKS_OUT_DEAD, "lead_id", "events a tenant's endpoints refused or never answered, after every retry",
+              retention_ms=30 * 24 * 3600 * 1000, dead_letter=False),
 ]
 
 

@@ -20,7 +20,9 @@ from streams.wiring import build
 AGENTS = {"intake": "agents.intake", "intake_json": "agents.intake_json",
           "analytics": "agents.analytics", "planner": "agents.planner",
           "jobs": "agents.jobs", "sender_priority": "agents.sender:register_priority",
-          "sender_bulk": "agents.sender:register_bulk", "retry": "agents.retry"}
+          "sender_bulk": "agents.sender:register_bulk", "retry": "agents.retry",
+          "engagement": "agents.engagement", "hygiene": "agents.hygiene",
+          "webhooks_out": "agents.webhooks_out"}
 
 
 def main(argv: list[str]) -> None:

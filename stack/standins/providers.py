@@ -16,6 +16,27 @@ bodies), and records every accepted message. Tests steer and inspect it over HTT
 - GET /control/{provider}   the current mode and how many requests arrived
 - GET /sent/{provider}      the accepted messages, in order; DELETE clears them and the count
 
+It also plays the providers' side of their inbound webhooks (formats and signing in
+`channels.webhooks_in`), with dev keys generated once per process at start:
+
+- GET /webhook-keys  {"sendgrid_public_key": base64 DER of the dev ECDSA P-256 key, "sns_cert_url": the
+  dev SNS certificate's URL (allow its prefix in WebhookSecrets.ses_cert_url_prefixes), "sns_topic_arn"}
+- GET /sns/SimpleNotificationService-standin.pem  the self-signed dev SNS signing certificate
+- POST /webhooks/emit  {"provider": ..., "target": "http://127.0.0.1:18080/webhooks/sendgrid",
+  "events": [...], "tamper": false}: POSTs a correctly signed webhook in the provider's wire format to
+  target (tamper=true flips one byte of the signature; for Esendex, of the Basic password) and answers
+  {"status": <target's status>, "body": <target's body text>, "results": [one per POST]}; with several
+  POSTs, status/body are the first non-2xx answer, else the last. `events` are:
+    sendgrid  Event Webhook event dicts, sent as one JSON array signed with the dev key
+    ses       SES event dicts (eventType, mail, ...), each in its own SNS Notification envelope signed
+              (SignatureVersion 2) by the dev certificate on topic sns_topic_arn; an item with "Type":
+              "SubscriptionConfirmation" | "UnsubscribeConfirmation" (+ "SubscribeURL", "Token") is sent as that
+    twilio    status-callback / incoming-message form fields (AccountSid and ApiVersion added), one POST each,
+              X-Twilio-Signature with the stand-in's auth token over target + params
+    esendex   {"type": "MessageDelivered" | "MessageFailed" | "InboundMessage", "Id": ..., ...} elements
+              (a dict value such as FailureReason nests), one XML POST each, HTTP Basic with the
+              DEFAULT_CREDENTIALS esendex username / password
+
     python -m stack.standins.providers --port 8025
 
 The credentials it accepts are `DEFAULT_CREDENTIALS` unless `start(credentials=...)` says else.
@@ -28,6 +49,7 @@ import asyncio
 import base64
 import email.utils
 import concurrent.futures
+import functools
 import hashlib
 import hmac
 import json
@@ -42,7 +64,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import aiohttp
 from aiohttp import web
+
+from channels.webhooks_in import esendex as esendex_hooks, sendgrid as sendgrid_hooks
+from channels.webhooks_in import ses as ses_hooks, twilio as twilio_hooks
+from channels.webhooks_in.base import tamper as tamper_signature
 
 PROVIDERS = ("sendgrid", "ses", "twilio", "esendex")
 DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
@@ -394,6 +421,109 @@ def _uuid() -> str:
     return "-".join(secrets.token_hex(n) for n in (4, 2, 2, 2, 6)).upper()
 
 
+# ---- inbound webhooks: the providers' side -------------------------------------------------
+
+SNS_CERT_PATH = "/sns/SimpleNotificationService-standin.pem"
+SNS_TOPIC_ARN = "arn:aws:sns:eu-west-1:000000000000:leadstream-ses-events"
+
+
+@dataclass(frozen=True)
+class WebhookKeys:
+    """The dev signing keys: SendGrid's ECDSA pair, SNS's RSA key and self-signed certificate."""
+
+    sendgrid_private_pem: bytes
+    sendgrid_public_key: str  # base64 DER, as SendGrid shows it
+    sns_private_pem: bytes
+    sns_cert_pem: bytes
+
+
+@functools.lru_cache(maxsize=1)
+def webhook_keys() -> WebhookKeys:
+    """Generated once per process (make_app asks at start)."""
+    return WebhookKeys(*sendgrid_hooks.generate_key_pair(), *ses_hooks.generate_signing_cert())
+
+
+async def webhook_keys_get(request: web.Request) -> web.Response:
+    """GET /webhook-keys: what a receiver needs to verify the stand-in's webhooks."""
+    return web.json_response({"sendgrid_public_key": webhook_keys().sendgrid_public_key,
+                              "sns_cert_url": f"{request.url.origin()}{SNS_CERT_PATH}",
+                              "sns_topic_arn": SNS_TOPIC_ARN})
+
+
+async def sns_cert_get(request: web.Request) -> web.Response:
+    """GET /sns/SimpleNotificationService-standin.pem: the dev SNS signing certificate."""
+    return web.Response(body=webhook_keys().sns_cert_pem, content_type="application/x-pem-file")
+
+
+def _webhook_posts(request: web.Request, provider: str, target: str, events: list[dict[str, Any]],
+                   tamper: bool) -> list[tuple[bytes, dict[str, str]]]:
+    """(body, headers) of each POST the provider would make for `events`."""
+    keys, now, creds = webhook_keys(), time.time(), request.app[CREDENTIALS]
+    if provider == "sendgrid":
+        body = json.dumps(events).encode()
+        headers = sendgrid_hooks.sign(body, keys.sendgrid_private_pem, now)
+        if tamper:
+            headers[sendgrid_hooks.SIGNATURE_HEADER] = tamper_signature(headers[sendgrid_hooks.SIGNATURE_HEADER])
+        return [(body, {**headers, "Content-Type": "application/json"})]
+    posts = []
+    for event in events:
+        if provider == "ses":
+            cert_url, kind = f"{request.url.origin()}{SNS_CERT_PATH}", event.get("Type", "Notification")
+            message = event if kind == "Notification" else event.get("Message", f"Confirm {SNS_TOPIC_ARN}")
+            envelope = ses_hooks.sign_envelope(message, SNS_TOPIC_ARN, cert_url, keys.sns_private_pem, now,
+                                               message_type=kind, subscribe_url=event.get("SubscribeURL", ""),
+                                               token=event.get("Token", ""))
+            if tamper:
+                envelope["Signature"] = tamper_signature(envelope["Signature"])
+            posts.append((json.dumps(envelope).encode(), {
+                "Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": kind,
+                "x-amz-sns-message-id": envelope["MessageId"], "x-amz-sns-topic-arn": SNS_TOPIC_ARN}))
+        elif provider == "twilio":
+            params = {"AccountSid": creds["twilio"]["account_sid"], "ApiVersion": "2010-04-01",
+                      **{k: str(v) for k, v in event.items()}}
+            signature = twilio_hooks.sign(target, params, creds["twilio"]["auth_token"])
+            posts.append((urllib.parse.urlencode(params).encode(), {
+                "Content-Type": twilio_hooks.FORM,
+                "X-Twilio-Signature": tamper_signature(signature) if tamper else signature}))
+        else:  # esendex
+            fields = dict(event)
+            password = creds["esendex"]["password"]
+            if tamper:
+                password = password[:-1] + chr(ord(password[-1]) ^ 1)
+            posts.append((esendex_hooks.notification_xml(str(fields.pop("type", "")), fields), {
+                "Content-Type": "application/xml; charset=utf-8",
+                "Authorization": esendex_hooks.basic_auth_header(creds["esendex"]["username"], password)}))
+    return posts
+
+
+async def webhooks_emit(request: web.Request) -> web.Response:
+    """POST /webhooks/emit: send `events` to `target` as the provider would, signed; relay the answer."""
+    try:
+        spec = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="body must be JSON") from None
+    provider, target, events = spec.get("provider"), spec.get("target"), spec.get("events")
+    if provider not in PROVIDERS:
+        raise web.HTTPBadRequest(text=f"provider must be one of {', '.join(PROVIDERS)}")
+    if not isinstance(target, str) or not target.startswith(("http://", "https://")):
+        raise web.HTTPBadRequest(text="target must be an http(s) URL")
+    if not isinstance(events, list) or not events or not all(isinstance(e, dict) for e in events):
+        raise web.HTTPBadRequest(text="events must be a non-empty list of objects")
+    if provider == "esendex" and any(e.get("type") not in esendex_hooks.KINDS for e in events):
+        raise web.HTTPBadRequest(text=f"esendex events need a type: one of {', '.join(esendex_hooks.KINDS)}")
+    results = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+        for body, headers in _webhook_posts(request, provider, target, events, bool(spec.get("tamper"))):
+            try:
+                async with session.post(target, data=body, headers=headers) as response:
+                    results.append({"status": response.status, "body": await response.text()})
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                return web.json_response({"error": f"POST {target} failed: {exc!r}", "results": results},
+                                         status=502)
+    answer = next((r for r in results if not 200 <= r["status"] < 300), results[-1])
+    return web.json_response({**answer, "results": results})
+
+
 # ---- control ------------------------------------------------------------------------------
 
 def _provider(request: web.Request) -> str:
@@ -452,6 +582,10 @@ def make_app(credentials: dict[str, dict[str, str]] | None = None) -> web.Applic
     app.router.add_get("/control/{provider}", control_get)
     app.router.add_get("/sent/{provider}", sent_list)
     app.router.add_delete("/sent/{provider}", sent_clear)
+    webhook_keys()  # generate the dev webhook keys now, not on the first request
+    app.router.add_get("/webhook-keys", webhook_keys_get)
+    app.router.add_get(SNS_CERT_PATH, sns_cert_get)
+    app.router.add_post("/webhooks/emit", webhooks_emit)
     return app
 
 

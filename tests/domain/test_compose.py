@@ -10,7 +10,13 @@ from domain.compose import (OPT_OUT_LINE, ComplianceError, EmailContext, Recipie
                             TenantBrand, compose_email, compose_sms, email_codes_needed)
 from domain.creatives import Creative, pick_creative
 from domain.jobs import Job
-from domain.links import base62
+from domain.links import code_number, signed_code
+
+KEY = b"compose-test-key"
+
+
+def codes(start: int, n: int) -> list[str]:
+    return [signed_code(i, KEY) for i in range(start, start + n)]
 from domain.sms_text import segments
 from projections.templates import TemplateStore
 
@@ -50,14 +56,14 @@ def store() -> TemplateStore:
 
 def email_ctx(store, **over) -> EmailContext:
     base = dict(tenant=BRAND, lead=LEAD, list="daily-jobs", send_id="send-2025-10-09-0001",
-                template=store.email("jobsnearby", "daily-jobs"), jobs=JOBS, codes=list(range(5000, 5010)),
+                template=store.email("jobsnearby", "daily-jobs"), jobs=JOBS, codes=codes(5000, 10),
                 tracking_base_url=BASE, now_ms=NOW, creatives=CREATIVES, campaign="daily-2025-10-09")
     return EmailContext(**(base | over))
 
 
 def sms_ctx(store, **over) -> SmsContext:
     base = dict(tenant=BRAND, lead=replace(LEAD, address="+15125550100"), list="sms-alerts", send_id="sms-1",
-                template=store.sms("jobsnearby", "sms-alerts"), jobs=JOBS, codes=[777_000],
+                template=store.sms("jobsnearby", "sms-alerts"), jobs=JOBS, codes=[signed_code(777_000, KEY)],
                 tracking_base_url=BASE, now_ms=NOW, campaign="sms-2025-10-09")
     return SmsContext(**(base | over))
 
@@ -83,7 +89,7 @@ def test_jobs_appear_in_rank_order_in_both_parts(mail):
 
 
 def test_every_html_link_is_tracked_with_a_given_code(mail):
-    given = {base62(c) for c in range(5000, 5010)}
+    given = set(codes(5000, 10))
     urls = html_urls(mail.html)
     assert len(urls) >= 7
     for url in urls:
@@ -96,7 +102,7 @@ def test_every_html_link_is_tracked_with_a_given_code(mail):
 
 def test_link_records_map_codes_to_their_own_destinations(mail):
     by_code = {r.code: r for r in mail.links}
-    assert len(by_code) == len(mail.links) == 7  # 3 jobs + creative + 2 pixels + unsubscribe
+    assert len(by_code) == len(mail.links) == 8  # 3 jobs + creative + 2 pixels + unsubscribe + honeypot
     jobs = [r for r in mail.links if r.slot == "job"]
     assert [(r.destination_url, r.position, r.job_key, r.cpc_cents) for r in jobs] == \
         [(j.url, i, j.key, j.cpc_cents) for i, j in enumerate(JOBS, 1)]
@@ -109,7 +115,25 @@ def test_link_records_map_codes_to_their_own_destinations(mail):
     assert {r.send_id for r in mail.links} == {"send-2025-10-09-0001"}
     assert {r.lead_id for r in mail.links} == {LEAD.lead_id}
     assert {r.template for r in mail.links} == {mail.template_version}
-    assert all(r.destination_url == "" for r in mail.links if r.kind != "click")
+    assert all(r.destination_url == "" for r in mail.links if r.kind != "click" or r.slot == "honeypot")
+
+
+def test_a_hidden_honeypot_link_right_after_body(mail):
+    trap = [r for r in mail.links if r.slot == "honeypot"]
+    assert len(trap) == 1 and trap[0].kind == "click"
+    body = re.search(r"<body[^>]*>", mail.html).end()
+    tag = re.match(r'<a href="([^"]+)" style="display:none!important;mso-hide:all" aria-hidden="true" '
+                   r'tabindex="-1"></a>', mail.html[body:])
+    assert tag and tag.group(1) == f"{BASE}/c/{trap[0].code}"
+    assert f"/c/{trap[0].code}" not in mail.text  # nowhere a person could see it
+
+
+def test_codes_are_signed_and_a_changed_character_is_refused(mail):
+    for r in mail.links:
+        assert code_number(r.code, [KEY]) is not None
+        flipped = r.code[:-1] + ("A" if r.code[-1] != "A" else "B")
+        assert code_number(flipped, [KEY]) is None
+        assert code_number(r.code, [b"another key"]) is None
 
 
 def test_two_open_pixels_at_top_and_bottom(mail):
@@ -198,14 +222,14 @@ def test_header_injection_is_flattened(store):
 
 
 def test_without_creatives_the_block_is_left_out(store):
-    m = compose_email(email_ctx(store, creatives=(), codes=list(range(100, 100 + email_codes_needed(3, False)))))
+    m = compose_email(email_ctx(store, creatives=(), codes=codes(100, email_codes_needed(3, False))))
     assert m.creative is None and "Sponsored" not in m.html and "Sponsored" not in m.text
-    assert [r.slot for r in m.links] == ["pixel_top", "job", "job", "job", "pixel_bottom", "unsubscribe"]
+    assert [r.slot for r in m.links] == ["pixel_top", "job", "job", "job", "pixel_bottom", "unsubscribe", "honeypot"]
 
 
 def test_too_few_codes_is_refused(store):
-    with pytest.raises(ValueError, match="7 link codes needed, 6 given"):
-        compose_email(email_ctx(store, codes=list(range(6))))
+    with pytest.raises(ValueError, match="8 link codes needed, 6 given"):
+        compose_email(email_ctx(store, codes=codes(0, 6)))
 
 
 class NoFooterTemplate:
@@ -246,11 +270,11 @@ def test_every_demo_list_composes(store, tenant, list_name, channel):
 
 def test_sms_fits_two_segments_with_short_link_and_opt_out(store):
     s = compose_sms(sms_ctx(store))
-    link = f"{BASE}/c/{base62(777_000)}"
+    link = f"{BASE}/c/{signed_code(777_000, KEY)}"
     assert s.segments <= 2 and segments(s.body)[0] == s.segments
     assert link in s.body and s.body.rstrip().endswith(OPT_OUT_LINE)
     assert s.encoding == "GSM-7" and s.to == "+15125550100"
-    assert [(r.code, r.destination_url, r.position) for r in s.links] == [(base62(777_000), JOBS[0].url, 1)]
+    assert [(r.code, r.destination_url, r.position) for r in s.links] == [(signed_code(777_000, KEY), JOBS[0].url, 1)]
     assert "Forklift Driver" in s.body and "zebulon" not in link.lower()
 
 

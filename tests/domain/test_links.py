@@ -40,7 +40,7 @@ def test_tracked_url_per_kind():
     assert tracked_url(base, "unsubscribe", "G9") == "https://t.jobsnearby.example/u/G9"
 
 
-@pytest.mark.parametrize("kind,code", [("redirect", "G9"), ("click", ""), ("click", "a.b"), ("click", "x" * 17)])
+@pytest.mark.parametrize("kind,code", [("redirect", "G9"), ("click", ""), ("click", "a.b"), ("click", "x" * 21)])
 def test_tracked_url_refuses_bad_kind_or_code(kind, code):
     with pytest.raises(ValueError):
         tracked_url("https://t.example", kind, code)

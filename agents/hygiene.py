@@ -1,0 +1,122 @@
+"""Hygiene agent: unsubscribe the leads that went cold.
+
+It follows leads.events (accepted, resubmitted, unsubscribed) and engagement.events (human
+opens and clicks) into one sorted set per tenant and channel: each active lead and the last
+time a person engaged (or signed up, if never). Every `hygiene_interval_s` it asks the intake
+to unsubscribe each lead older than the tenant's window (e.g. 30 days email, 14 days SMS),
+with reason "inactive", and records an engagement.unsubscribed(how=inactive) fact.
+Machine opens and clicks never keep a lead alive.
+
+    python -m agents.hygiene --at 2026-12-31T09:00:00Z    # prune once as if it were that instant
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import time
+from datetime import datetime
+
+from ulid import ULID
+
+from domain.hygiene import cold_cutoff_ms
+from schemas.codec import DecodeError
+from streams.batching import oldest_ms, run_batch
+from streams.topics import ENGAGEMENT_EVENTS, LEAD_EVENTS, SUBMITTED
+
+SOURCE = "agent:hygiene"
+PRUNE_BATCH = 5000
+
+
+def register(app, deps) -> None:
+    s = deps.settings
+    topics = app.topic(deps.topic(LEAD_EVENTS), deps.topic(ENGAGEMENT_EVENTS),
+                       value_serializer="raw", key_serializer="raw")
+
+    @app.agent(topics, name="hygiene")
+    async def hygiene(stream):
+        async for events in stream.take_events(s.batch_size, within=s.batch_seconds):
+            values = [e.message.value for e in events]
+            await run_batch("hygiene", lambda: follow(deps, values), oldest_event_ms=oldest_ms(events))
+
+    @app.timer(s.hygiene_interval_s)
+    async def prune_cold() -> None:
+        await run_batch("hygiene_prune", lambda: prune(deps, int(time.time() * 1000)))
+
+
+def _key(tenant: str, channel: str) -> str:
+    return f"ls:lastseen:{tenant}:{channel}"
+
+
+async def follow(deps, values: list[bytes | None]) -> int:
+    """Move each lead's last-seen time; other agents' bad messages are theirs to dead-letter."""
+    pipe = deps.redis.pipeline(transaction=False)
+    for value in values:
+        try:
+            name, ev = deps.codec.decode(value or b"")
+        except DecodeError:
+            continue
+        at = ev["occurred_at"]
+        at = at if isinstance(at, int) else int(at.timestamp() * 1000)
+        if name == "lead.accepted":
+            pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, nx=True)
+        elif name == "lead.resubmitted":
+            pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, gt=True)
+        elif name == "lead.unsubscribed":
+            pipe.zrem(_key(ev["tenant"], ev["channel"]), ev["lead_id"])
+        elif name in ("engagement.opened", "engagement.clicked") and not ev["is_bot"] and ev["revision"] == 0:
+            pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, xx=True, gt=True)
+    await pipe.execute()
+    return len(values)
+
+
+def _event_id(at_ms: int, *parts: str) -> str:
+    """A ULID fixed by its inputs: pruning the same lead at the same instant twice decides the same event."""
+    digest = hashlib.sha256("|".join(parts).encode()).digest()[:10]
+    return str(ULID.from_bytes(at_ms.to_bytes(6, "big") + digest))
+
+
+async def prune(deps, now_ms: int) -> int:
+    """Ask to unsubscribe every lead past its tenant's window; returns how many."""
+    total = 0
+    for tenant in deps.tenants.tenants.values():
+        for channel, days in tenant.engagement.inactive_days.items():
+            key = _key(tenant.id, channel)
+            while True:
+                cold = await deps.redis.zrangebyscore(key, "-inf", cold_cutoff_ms(now_ms, days),
+                                                      start=0, num=PRUNE_BATCH, withscores=True)
+                if not cold:
+                    break
+                await deps.producer.send_many([r for lead, seen in cold
+                                               for r in _records(deps, tenant.id, channel, lead.decode(), int(seen), now_ms, days)])
+                await deps.redis.zrem(key, *[lead for lead, _ in cold])
+                total += len(cold)
+    return total
+
+
+def _records(deps, tenant: str, channel: str, lead_id: str, seen_ms: int, now_ms: int, days: int) -> list[tuple]:
+    req_id = _event_id(now_ms, "unsubreq", tenant, lead_id, str(seen_ms))
+    env = {"tenant": tenant, "occurred_at": now_ms, "causation_id": None, "source": SOURCE, "lead_id": lead_id}
+    request = env | {"event_id": req_id, "schema": "lead.unsubscribe_requested@1", "reason": "inactive",
+                     "requested_by": f"{SOURCE}: no human open or click in {days} days"}
+    fact = env | {"event_id": _event_id(now_ms, "unsubeng", tenant, lead_id, str(seen_ms)),
+                  "schema": "engagement.unsubscribed@1", "causation_id": req_id, "channel": channel,
+                  "send_id": "", "list": "", "template": "", "how": "inactive"}
+    key = lead_id.encode()
+    return [(deps.topic(SUBMITTED), key, deps.codec.encode("lead.unsubscribe_requested", request), None),
+            (deps.topic(ENGAGEMENT_EVENTS), key, deps.codec.encode("engagement.unsubscribed", fact), None)]
+
+
+def main() -> None:
+    from streams.settings import get_settings
+    from streams.wiring import build
+    p = argparse.ArgumentParser(description="prune cold leads once, as if it were --at")
+    p.add_argument("--at", help="ISO instant (default: now)")
+    a = p.parse_args()
+    now_ms = int(datetime.fromisoformat(a.at.replace("Z", "+00:00")).timestamp() * 1000) if a.at else int(time.time() * 1000)
+    deps = build(get_settings())
+    print(f"unsubscribed as inactive: {asyncio.run(prune(deps, now_ms))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""The tracking front: /c/{code} redirects, /o/{code} pixels, /u/{code} unsubscribes.
+
+A person waits on the other end, so this process does the bare minimum before answering: it
+checks the code's keyed tag (a tampered or invented code is a 404 without touching Redis),
+finds the link record (a local LRU cache, else one Redis GET) and answers. Only then, after
+the response is written, it encodes the hit and hands it to a spooling producer, which never
+blocks and never loses it (streams/spool.py). Deciding whether the hit was a person, and
+everything that follows from it, is the engagement agent's work.
+
+    GET  /c/{code}  302 to the destination recorded when the message was composed
+    GET  /o/{code}  a 1x1 transparent GIF
+    GET  /u/{code}  a small page confirming the unsubscribe with one button
+    POST /u/{code}  unsubscribe (the page's button, or RFC 8058 one-click from a mail provider)
+    HEAD on each    the same status without a body (recorded: link checkers use HEAD)
+    GET  /healthz, /metrics (Prometheus), /stats (server-side timings, for the benchmark)
+
+It is a bare ASGI app on uvicorn (httptools + uvloop): no framework routing on the hot path.
+
+    python -m api.tracking            # LEADSTREAM_TRACKING_HOST / _PORT, default 127.0.0.1:18081
+"""
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections import OrderedDict, deque
+
+import orjson
+import redis.asyncio as aioredis
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from ulid import ULID
+
+from domain.links import LinkRecord, code_number
+from schemas.codec import default_codec
+from streams.settings import Settings, get_settings, load_tenants
+from streams.spool import SpoolingProducer
+from streams.topics import ENGAGEMENT_OBSERVED
+
+log = logging.getLogger("leadstream.tracking")
+
+GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+       b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+NO_STORE = (b"cache-control", b"no-store, no-cache, must-revalidate, private")
+KIND_OF_PATH = {"c": "click", "o": "open", "u": "unsubscribe"}
+MISSING = object()
+
+HITS = Counter("leadstream_tracking_hits_total", "Tracking requests answered", ["kind", "status"])
+SECONDS = Histogram("leadstream_tracking_seconds", "Server time from request to response written",
+                    ["kind"], buckets=(.0002, .0005, .001, .002, .003, .005, .01, .025, .1, .5))
+
+
+class LinkCache:
+    """code -> LinkRecord dict (or None for a code Redis does not know), least recently used out."""
+
+    def __init__(self, size: int, miss_ttl_s: float = 30.0):
+        self.size, self.miss_ttl_s = size, miss_ttl_s
+        self._d: OrderedDict[str, tuple[dict | None, float]] = OrderedDict()
+
+    def get(self, code: str, now: float):
+        hit = self._d.get(code, MISSING)
+        if hit is MISSING:
+            return MISSING
+        rec, expires = hit
+        if rec is None and now > expires:  # an unknown code may be written later: look again
+            del self._d[code]
+            return MISSING
+        self._d.move_to_end(code)
+        return rec
+
+    def put(self, code: str, rec: dict | None, now: float) -> None:
+        self._d[code] = (rec, now + self.miss_ttl_s)
+        if len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+
+class Timings:
+    """The last server times per kind, for exact percentiles in the benchmark."""
+
+    def __init__(self, keep: int = 200_000):
+        self.by_kind: dict[str, deque] = {}
+        self.keep = keep
+
+    def add(self, kind: str, seconds: float) -> None:
+        d = self.by_kind.get(kind)
+        if d is None:
+            d = self.by_kind[kind] = deque(maxlen=self.keep)
+        d.append(seconds)
+        SECONDS.labels(kind).observe(seconds)
+
+    def summary(self) -> dict:
+        out = {}
+        for kind, d in self.by_kind.items():
+            xs = sorted(d)
+            if xs:
+                out[kind] = {"n": len(xs), "p50_ms": round(xs[len(xs) // 2] * 1000, 3),
+                             "p99_ms": round(xs[min(len(xs) - 1, int(len(xs) * 0.99))] * 1000, 3),
+                             "max_ms": round(xs[-1] * 1000, 3)}
+        return out
+
+    def clear(self) -> None:
+        self.by_kind.clear()
+
+
+def _unsubscribe_page(brand: str, action: str, done: bool) -> bytes:
+    brand = html.escape(brand)
+    if done:
+        body = f"<h1>You are unsubscribed</h1><p>{brand} will send you no more of these messages.</p>"
+    else:
+        body = (f"<h1>Unsubscribe from {brand}?</h1><p>You will receive no more of these messages.</p>"
+                f'<form method="post" action="{html.escape(action)}">'
+                f'<button type="submit" name="List-Unsubscribe" value="One-Click">Unsubscribe</button></form>')
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+            f'content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
+            f"<title>Unsubscribe</title></head><body>{body}</body></html>").encode()
+
+
+class TrackingApp:
+    """The ASGI application; one instance per process."""
+
+    def __init__(self, settings: Settings, producer: SpoolingProducer | None = None,
+                 redis_client: aioredis.Redis | None = None):
+        self.s = settings
+        self.keys = settings.link_key_ring
+        self.topic = settings.topic_prefix + ENGAGEMENT_OBSERVED
+        self.codec = default_codec()
+        self.cache = LinkCache(settings.link_cache_size)
+        self.timings = Timings()
+        self.brands = {t.id: t.name for t in load_tenants(settings.tenants_file).tenants.values()}
+        self.redis = redis_client or aioredis.Redis.from_url(settings.redis_url)
+        self.producer = producer
+        self.trust_forwarded = settings.tracking_trust_forwarded
+
+    # ---- ASGI entry ---------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            return await self._lifespan(receive, send)
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        parts = path.split("/")
+        if len(parts) == 3 and parts[1] in KIND_OF_PATH:
+            return await self._tracked(scope, receive, send, KIND_OF_PATH[parts[1]], parts[2], started)
+        if path == "/healthz":
+            return await _respond(send, 200, b"ok", b"text/plain")
+        if path == "/metrics":
+            return await _respond(send, 200, generate_latest(), CONTENT_TYPE_LATEST.encode())
+        if path == "/stats":
+            if scope["method"] == "DELETE":
+                self.timings.clear()
+            return await _respond(send, 200, orjson.dumps(self.timings.summary()), b"application/json")
+        return await _respond(send, 404, b"not found", b"text/plain")
+
+    async def _lifespan(self, receive, send):
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                if self.producer is None:
+                    self.producer = SpoolingProducer(self.s.kafka_bootstrap, self.s.spool_dir / "tracking")
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                if self.producer is not None:
+                    self.producer.close()
+                await self.redis.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # ---- the tracked routes -------------------------------------------------------------
+
+    async def _tracked(self, scope, receive, send, kind: str, code: str, started: float):
+        method = scope["method"]
+        allowed = ("GET", "HEAD", "POST") if kind == "unsubscribe" else ("GET", "HEAD")
+        if method not in allowed:
+            return await _respond(send, 405, b"method not allowed", b"text/plain", extra=[(b"allow", ", ".join(allowed).encode())])
+        rec = await self._record(code) if code_number(code, self.keys) is not None else None
+        if rec is None or rec["kind"] != kind:
+            HITS.labels(kind, "404").inc()
+            return await _respond(send, 404, b"not found", b"text/plain", head=method == "HEAD")
+        if method == "POST":
+            await _drain(receive)
+        await self._answer(send, kind, rec, method, code)
+        self.timings.add(kind, time.perf_counter() - started)
+        HITS.labels(kind, "ok").inc()
+        # the person has the answer; now the record of what happened
+        self._emit(scope, kind, method, rec)
+
+    async def _record(self, code: str) -> dict | None:
+        now = time.monotonic()
+        rec = self.cache.get(code, now)
+        if rec is MISSING:
+            raw = await self.redis.get(f"ls:link:{code}")
+            rec = orjson.loads(raw) if raw else None
+            self.cache.put(code, rec, now)
+        return rec
+
+    async def _answer(self, send, kind: str, rec: dict, method: str, code: str) -> None:
+        head = method == "HEAD"
+        if kind == "open":
+            return await _respond(send, 200, GIF, b"image/gif", head=head, extra=[NO_STORE])
+        if kind == "click":
+            if rec.get("slot") == "honeypot" or not rec.get("destination_url"):
+                return await _respond(send, 200, b"", b"text/plain", head=head, extra=[NO_STORE])
+            return await _respond(send, 302, b"", b"text/plain", head=head,
+                                  extra=[(b"location", rec["destination_url"].encode()), NO_STORE])
+        page = _unsubscribe_page(self.brands.get(rec["tenant"], rec["tenant"]), f"/u/{code}",
+                                 done=method == "POST")
+        return await _respond(send, 200, page, b"text/html; charset=utf-8", head=head, extra=[NO_STORE])
+
+    def _emit(self, scope, kind: str, method: str, rec: dict) -> None:
+        headers = dict(scope["headers"])
+        ua = headers.get(b"user-agent", b"").decode("latin-1")[:512]
+        ip = scope["client"][0] if scope.get("client") else ""
+        if self.trust_forwarded and b"x-forwarded-for" in headers:
+            ip = headers[b"x-forwarded-for"].decode("latin-1").split(",")[0].strip()
+        now_ms = int(time.time() * 1000)
+        job_key = rec.get("job_key", "")
+        hit = {
+            "event_id": str(ULID()), "tenant": rec["tenant"], "occurred_at": now_ms,
+            "schema": "engagement.hit@1", "causation_id": rec["send_id"], "source": "tracking",
+            "lead_id": rec["lead_id"], "kind": kind, "method": method, "user_agent": ua, "ip": ip,
+            "delivered_at": int(rec.get("created_ms", 0)), "destination_url": rec.get("destination_url", ""),
+            "send_id": rec["send_id"], "code": rec["code"], "slot": rec.get("slot", ""), "job_key": job_key,
+            "job_source": job_key.split(":")[1] if job_key.count(":") >= 2 else "",
+            "position": int(rec.get("position", 0)), "cpc_cents": int(rec.get("cpc_cents", 0)),
+            "list": rec.get("list", ""), "template": rec.get("template", ""),
+            "campaign": rec.get("campaign", ""), "creative": rec.get("creative", ""),
+        }
+        try:
+            value = self.codec.encode("engagement.hit", hit)
+        except Exception:  # a record we cannot encode is a bug: keep it visible, never lose the hit silently
+            log.exception("cannot encode hit for %s", rec.get("code"))
+            return
+        self.producer.send(self.topic, rec["lead_id"].encode(), value)
+
+
+async def _drain(receive) -> None:
+    more = True
+    while more:
+        msg = await receive()
+        more = msg.get("more_body", False)
+
+
+async def _respond(send, status: int, body: bytes, content_type: bytes, head: bool = False,
+                   extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def app_from_env() -> TrackingApp:
+    return TrackingApp(get_settings())
+
+
+def main() -> None:
+    import uvicorn
+
+    from streams.logs import configure_logging
+    s = get_settings()
+    configure_logging("tracking", s.log_format)
+    uvicorn.run(TrackingApp(s), host=s.tracking_host, port=s.tracking_port, loop="uvloop",
+                http="httptools", access_log=False, lifespan="on", log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

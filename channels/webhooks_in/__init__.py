@@ -1,0 +1,17 @@
+"""Inbound provider webhooks: verify who sent them, parse them into `Observation`s.
+
+Pure (no network I/O). Each provider module has `verify(headers, body, url, secrets, now_s,
+cert_pem=None)` raising WebhookRejected(401) and `parse(headers, body)` raising
+WebhookRejected(400); `ses.cert_url(body, secrets)` names the certificate to fetch first.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+from channels.webhooks_in import esendex, sendgrid, ses, twilio
+from channels.webhooks_in.base import Observation, ObservationKind, Parsed, WebhookRejected, WebhookSecrets
+
+PROVIDERS: dict[str, ModuleType] = {"sendgrid": sendgrid, "ses": ses, "twilio": twilio, "esendex": esendex}
+
+__all__ = ["PROVIDERS", "Observation", "ObservationKind", "Parsed", "WebhookRejected", "WebhookSecrets",
+           "esendex", "sendgrid", "ses", "twilio"]
