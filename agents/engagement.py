@@ -21,9 +21,10 @@ from projections.redis_engagement import EngagementStore
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
-from streams.topics import ENGAGEMENT_EVENTS, ENGAGEMENT_OBSERVED, SEND_EVENTS, SUBMITTED
+from streams.topics import ENGAGEMENT_EVENTS, ENGAGEMENT_OBSERVED, SEND_EVENTS, SENDS_PRIORITY, SUBMITTED
 
-ROLE_TOPIC = {"engagement": ENGAGEMENT_EVENTS, "lead_input": SUBMITTED, "send_events": SEND_EVENTS}
+ROLE_TOPIC = {"engagement": ENGAGEMENT_EVENTS, "lead_input": SUBMITTED, "send_events": SEND_EVENTS,
+              "priority": SENDS_PRIORITY}
 
 
 def register(app, deps) -> None:

@@ -4,6 +4,7 @@ POST /v1/leads           one lead            -> 202 {lead_id, event_id, channel}
 POST /v1/leads/batch     {"leads": [...]}    -> 202 {count, leads: [{lead_id, event_id, channel}]}
 GET  /v1/leads/{lead_id} the read model of one of the key's tenant's leads
 POST /v1/leads/{lead_id}/unsubscribe               -> 202 {lead_id, event_id}
+POST /webhooks/{provider} provider callbacks (api/webhooks.py)
 GET  /healthz
 """
 from __future__ import annotations
@@ -18,7 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import Caller, caller_from, tenant_for_write
+from api.body import read_body as _read_body
 from api.errors import ApiError, install_error_handlers, validation_problems
+from api.webhooks import install_webhooks
 from domain.identity import derived_event_id, new_event_id
 from domain.lead_input import BatchIn, LeadIn
 from domain.submission import SubmissionError, build_submitted
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(CountRequests)
     caller = caller_from(deps)
+    install_webhooks(app, deps)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -120,19 +124,6 @@ _RESPONSES = {401: {"description": "missing or invalid API key"},
               413: {"description": "body or batch too large"},
               422: {"description": "invalid lead, with the field and the problem"},
               503: {"description": "Kafka did not take the lead: nothing stored, retry"}}
-
-
-async def _read_body(request: Request, s: Settings) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > s.max_body_bytes:
-        raise ApiError(413, "body_too_large", f"body of {declared} bytes; at most {s.max_body_bytes}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > s.max_body_bytes:
-            raise ApiError(413, "body_too_large", f"body over {s.max_body_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _parse(model, body: bytes):

@@ -16,12 +16,13 @@ import orjson
 from channels.base import EmailMessage, SmsMessage
 from channels.registry import Chains, build_providers
 from domain.compose import (EmailContext, Recipient, SmsContext, TenantBrand, compose_email, compose_sms,
-                            email_codes_needed, sms_codes_needed)
+                            compose_reply, email_codes_needed, sms_codes_needed)
 from domain.creatives import Creative
 from domain.geo import zip_point
 from domain.links import signed_code
 from domain.matching import JobIndex, rank
-from domain.sending import DAILY_CAPPED, Verdict, after_mark, backoff_ms, over_cap, retried, screen, send_event
+from domain.sending import (DAILY_CAPPED, Verdict, after_mark, backoff_ms, is_reply, over_cap, reply_text,
+                            retried, screen, screen_reply, send_event)
 from projections.redis_jobs import JobStore
 from projections.redis_sends import SendState
 from projections.templates import TemplateStore
@@ -85,7 +86,14 @@ class Dispatcher:
         for req, state, look in zip(reqs, states, found):
             tenant = self.deps.tenants.tenants.get(req["tenant"])
             suppressed = look.blocklisted or look.opted_out
-            verdict = screen(req, state, suppressed, now_ms) if tenant else Verdict("skip", "unknown_tenant")
+            if tenant and req["kind"] == "more_jobs" and not req["list"] and state is not None:
+                req = {**req, "list": _sms_list(tenant, state)}
+            if not tenant:
+                verdict = Verdict("skip", "unknown_tenant")
+            elif is_reply(req):  # answering the person, even the STOP that just unsubscribed them
+                verdict = screen_reply(req, state, look.blocklisted)
+            else:
+                verdict = screen(req, state, suppressed, now_ms)
             if self._settled_now(verdict, req, now_ms, out):
                 continue
             items.append(Item(req, state, tenant))
@@ -162,7 +170,7 @@ class Dispatcher:
         ready, skipped = [], []
         for item in items:
             # a daily alert or an SMS is its jobs: without one there is nothing to send
-            if not item.jobs and (item.req["kind"] == "daily" or item.req["channel"] == "sms"):
+            if not item.jobs and not is_reply(item.req) and (item.req["kind"] == "daily" or item.req["channel"] == "sms"):
                 out.events.append(send_event("send.skipped", item.req, now_ms, reason="no_matching_jobs"))
                 skipped.append(item)
             else:
@@ -257,6 +265,8 @@ class Dispatcher:
         return list(getattr(item.tenant.sending, item.req["channel"]))
 
     async def _matches(self, item: Item, exclude: set[str], now_ms: int) -> list:
+        if is_reply(item.req):
+            return []
         index = await self._index(item.tenant.id)
         profile = item.state.profile or {}
         point = None
@@ -284,6 +294,8 @@ class Dispatcher:
         return index
 
     def _codes_needed(self, item: Item) -> int:
+        if is_reply(item.req):
+            return 0
         if item.req["channel"] == "sms":
             return sms_codes_needed()
         cfg = item.tenant.lists.get(item.req["list"])
@@ -298,6 +310,10 @@ class Dispatcher:
                             tenant.brand.unsubscribe_mailto, tenant.brand.sms_max_segments)
         who = Recipient(state.lead_id, state.address, state.first_name or "", "")
         base = self.deps.settings.tracking_base_url
+        if is_reply(req):
+            text = reply_text(req, tenant.name, tenant.engagement.help_contact)
+            composed = compose_reply(req["send_id"], state.address, text, tenant.brand.sms_max_segments)
+            return composed, SmsMessage(req["send_id"], tenant.brand.sms_from, state.address, composed.body)
         if req["channel"] == "sms":
             composed = compose_sms(SmsContext(brand, who, req["list"], req["send_id"],
                                               self.templates.sms(tenant.id, req["list"]), item.jobs, codes,
@@ -341,3 +357,12 @@ def _stored_event(mark: bytes) -> tuple[str, dict]:
     return doc["name"], doc["event"]
 
 
+
+
+def _sms_list(tenant, state) -> str:
+    """The lead's SMS list, for a "more jobs" request that names none."""
+    for name in state.lists:
+        cfg = tenant.lists.get(name)
+        if cfg is not None and cfg.channel == "sms":
+            return name
+    return next(iter(state.lists), "")

@@ -18,7 +18,7 @@ from markupsafe import escape
 from domain.creatives import Creative, pick_creative
 from domain.jobs import Job
 from domain.links import LinkKind, LinkRecord, tracked_url
-from domain.sms_text import encoding, normalise_for_gsm, segments
+from domain.sms_text import encoding, fit, normalise_for_gsm, segments
 
 DEFAULT_SMS_SEGMENTS = 2
 OPT_OUT_LINE = "Reply STOP to opt out"
@@ -318,7 +318,7 @@ def compose_sms(ctx: SmsContext) -> ComposedSms:
     max_segments = ctx.max_segments or ctx.tenant.sms_max_segments
     linker = _linker(ctx, sms_codes_needed())
     top = ctx.jobs[0]
-    link = linker.link("click", "job", top.url, job=top, position=1)
+    link = linker.link("click", "sms", top.url, job=top, position=1)  # slot "sms": the click came from a text
     # Drop jobs before cutting words: a whole job name beats three truncated ones.
     for shown in range(min(MAX_SMS_JOBS, len(ctx.jobs)), 0, -1):
         body = _sms_body(ctx, shown, link)
@@ -331,3 +331,13 @@ def compose_sms(ctx: SmsContext) -> ComposedSms:
     return ComposedSms(send_id=ctx.send_id, to=ctx.lead.address, body=body,
                        segments=segments(body)[0], encoding=encoding(body),
                        links=tuple(linker.records), template_version=ctx.template.version)
+
+
+REPLY_TEMPLATE = "reply"
+
+
+def compose_reply(send_id: str, to: str, text: str, max_segments: int) -> ComposedSms:
+    """The answer to an SMS reply (STOP / HELP / START confirmation): fixed text, no links."""
+    body = fit(normalise_for_gsm(text).strip(), max_segments)
+    return ComposedSms(send_id=send_id, to=to, body=body, segments=segments(body)[0],
+                       encoding=encoding(body), links=(), template_version=REPLY_TEMPLATE)

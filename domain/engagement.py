@@ -8,6 +8,7 @@ redelivered observation decides the very same events (and ClickHouse/Redis colla
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from domain.bots import BotPolicy, Hit, SendActivity, Verdict, burst_victims, classify, remember
 from domain.sms_replies import ReplyIntent
@@ -22,7 +23,7 @@ UNSUBSCRIBE_REASONS = {"one_click": "link", "sms_stop": "sms_stop", "complaint":
                        "hard_bounce": "hard_bounce", "soft_bounces": "soft_bounces",
                        "provider_unsubscribe": "provider", "inactive": "inactive"}
 
-Out = tuple[str, str, dict]  # (topic role: "engagement" | "lead_input" | "send_events", event name, event)
+Out = tuple[str, str, dict]  # (topic role: engagement | lead_input | send_events | priority, event name, event)
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,20 @@ def _reply(ev: dict, at: int, intent: ReplyIntent) -> list[Out]:
     outs: list[Out] = [("engagement", "engagement.replied", fact)]
     if intent.kind == "stop":
         outs += unsubscribe(ev, "sms_stop", "sms")
+    if intent.kind in ("stop", "help"):
+        outs.append(("priority", "send.requested", _answer(ev, at, "triggered", f"reply:{intent.kind}")))
+    elif intent.kind == "more":  # the next best jobs, now (jobs already sent are left out)
+        outs.append(("priority", "send.requested", _answer(ev, at, "more_jobs", "sms:more")))
     return outs
+
+
+def _answer(ev: dict, at: int, kind: str, trigger: str) -> dict:
+    """The send request answering a reply, on the priority path; its id is fixed by the reply's."""
+    day = datetime.fromtimestamp(at / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+    return (_envelope("send.requested", derived_id(ev["event_id"], "ANSWER"), ev["tenant"], at, ev["event_id"])
+            | {"lead_id": ev["lead_id"], "send_id": f"reply-{ev['event_id']}", "channel": "sms", "list": "",
+               "kind": kind, "due_at": at, "local_date": day, "attempt": 0, "not_before": None,
+               "trigger": trigger})
 
 
 def engagement_counts(name: str, ev: dict) -> dict[str, int]:

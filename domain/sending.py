@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from domain.identity import derived_event_id
 from domain.intake import LeadState
+from domain.sms_replies import ReplyIntent, confirmation_text
 
 LEASE_MS = 5 * 60 * 1000  # a claim older than this belongs to a worker that is gone
 PRIORITY_KINDS = ("welcome", "triggered", "more_jobs")
@@ -44,6 +45,29 @@ def screen(req: dict, state: LeadState | None, suppressed: bool, now_ms: int) ->
     if suppressed:
         return Verdict("skip", "suppressed")
     return GO
+
+
+def is_reply(req: dict) -> bool:
+    """An answer to the lead's own SMS (STOP / HELP confirmation)."""
+    return (req.get("trigger") or "").startswith("reply:")
+
+
+def screen_reply(req: dict, state: LeadState | None, blocklisted: bool) -> Verdict:
+    """An answer goes to whoever wrote, subscribed or not (a STOP is confirmed once)."""
+    if state is None:
+        return Verdict("skip", "unknown_lead")
+    if blocklisted:
+        return Verdict("skip", "suppressed")
+    return GO
+
+
+def reply_text(req: dict, brand: str, help_contact: str) -> str:
+    """The confirmation text for a reply trigger ("reply:stop" / "reply:help" / "reply:start")."""
+    kind = req["trigger"].split(":", 1)[1]
+    text = confirmation_text(ReplyIntent(kind, kind.upper(), "reply"), brand, help_contact)
+    if text is None:
+        raise ValueError(f"no confirmation for reply trigger {req['trigger']!r}")
+    return text
 
 
 def after_mark(mark: bytes | None, now_ms: int, lease_ms: int = LEASE_MS) -> Verdict:

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     esendex_username: str = "standin@example.com"
     esendex_password: str = "standin-pass"
     esendex_account_reference: str = "EX0000000"
+    # provider webhooks in: SendGrid's verification key (base64 DER); empty locally, where the
+    # providers' stand-in makes one and publishes it at webhook_keys_url (empty in production)
+    sendgrid_webhook_public_key: str = ""
+    webhook_keys_url: str = "http://127.0.0.1:18030/webhook-keys"
+    ses_cert_url_prefixes: str = "http://127.0.0.1:18030/sns/"  # besides https://sns.<region>.amazonaws.com/
+    ses_topic_arns: str = ""  # comma-separated; empty: any topic
+    webhook_max_age_s: int = 600  # older signed timestamps are refused (replays)
     send_lease_s: float = 300.0  # a claim older than this: its worker died mid-send (outcome unknown)
     provider_rate_per_s: int = 2000  # each provider's share of sends per second
     tracking_base_url: str = "http://127.0.0.1:18081"  # where tracked links point

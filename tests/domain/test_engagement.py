@@ -90,11 +90,22 @@ def test_complaint_unsubscribes_and_delivery_is_a_send_fact():
 def test_sms_stop_reply_unsubscribes_an_ordinary_reply_does_not():
     stop = obs("reply", provider="twilio", channel="sms", text="Stop.", from_number="+15125550100")
     outs = decide_observation(stop, 0, POLICY, classify_reply("Stop."))
-    assert [n for _, n, _ in outs] == ["engagement.replied", "lead.unsubscribe_requested", "engagement.unsubscribed"]
+    assert [n for _, n, _ in outs] == ["engagement.replied", "lead.unsubscribe_requested", "engagement.unsubscribed",
+                                       "send.requested"]
     assert outs[1][2]["reason"] == "sms_stop"
+    answer = outs[3][2]
+    assert (outs[3][0], answer["kind"], answer["trigger"], answer["channel"]) == ("priority", "triggered", "reply:stop", "sms")
+    assert decide_observation(stop, 0, POLICY, classify_reply("Stop."))[3][2]["send_id"] == answer["send_id"]
     chat = obs("reply", text="Thanks, I will apply")
     assert [n for _, n, _ in decide_observation(chat, 0, POLICY, classify_reply(chat["text"]))] == ["engagement.replied"]
 
 
 def test_score_weighs_human_clicks_and_ignores_machines():
     assert score({"human_clicks": 2, "human_opens": 1, "machine_clicks": 9}) == 7
+
+
+def test_help_is_answered_and_more_asks_for_jobs_now():
+    help_ = decide_observation(obs("reply", text="HELP"), 0, POLICY, classify_reply("HELP"))
+    assert [(n, e.get("trigger")) for _, n, e in help_] == [("engagement.replied", None), ("send.requested", "reply:help")]
+    more = decide_observation(obs("reply", text="more"), 0, POLICY, classify_reply("more", ("MORE",)))
+    assert [(n, e.get("kind")) for _, n, e in more] == [("engagement.replied", None), ("send.requested", "more_jobs")]

@@ -1,0 +1,20 @@
+"""Reading a request body under the size limit (413 beyond it)."""
+from __future__ import annotations
+
+from fastapi import Request
+
+from api.errors import ApiError
+from streams.settings import Settings
+
+
+async def read_body(request: Request, s: Settings) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > s.max_body_bytes:
+        raise ApiError(413, "body_too_large", f"body of {declared} bytes; at most {s.max_body_bytes}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > s.max_body_bytes:
+            raise ApiError(413, "body_too_large", f"body over {s.max_body_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,182 @@
+"""POST /webhooks/{provider}: what the email and SMS providers tell us, verified and kept.
+
+Every request's raw body goes to webhooks.raw whatever happens (webhook.received, with the
+status we answered). A request whose signature or credentials do not verify is answered 401,
+one that is not the provider's format 400; otherwise each observation is matched to our send
+(the provider's message id -> ls:pmsg, written when the message was dispatched; an inbound
+SMS -> the tenant owning the number it was sent to, the lead by its phone number) and
+produced to engagement.observed, where the engagement agent decides what follows. The answer
+is 200 only once Kafka has everything; 503 otherwise, so the provider retries.
+
+Secrets: LEADSTREAM_SENDGRID_WEBHOOK_PUBLIC_KEY, LEADSTREAM_TWILIO_AUTH_TOKEN, the Esendex
+push credentials and the SNS certificate rules (see streams/settings.py). Locally the
+providers' stand-in makes the keys; the API reads the public ones from LEADSTREAM_WEBHOOK_KEYS_URL.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from urllib.parse import urlparse
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.body import read_body
+from api.errors import ApiError
+from channels.webhooks_in import PROVIDERS, Observation, WebhookRejected, WebhookSecrets, ses
+from domain.identity import derived_event_id, lead_id, new_event_id
+from projections.redis_engagement import EngagementStore
+from streams.producer import ProduceError
+from streams.topics import ENGAGEMENT_OBSERVED, WEBHOOKS_RAW
+from streams.wiring import Deps
+
+log = logging.getLogger("leadstream.webhooks")
+SOURCE = "api:webhooks"
+SNS_HOST_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn")
+
+
+class WebhookKeys:
+    """The verification secrets, with the local stand-in's public keys fetched once."""
+
+    def __init__(self, deps: Deps):
+        self.s = deps.settings
+        self._secrets: WebhookSecrets | None = None
+        self._certs: dict[str, bytes] = {}
+
+    async def secrets(self) -> WebhookSecrets:
+        if self._secrets is None:
+            s = self.s
+            public_key = s.sendgrid_webhook_public_key
+            if not public_key and s.webhook_keys_url:
+                async with httpx.AsyncClient(timeout=5) as c:
+                    public_key = (await c.get(s.webhook_keys_url)).json()["sendgrid_public_key"]
+            self._secrets = WebhookSecrets(
+                sendgrid_public_key=public_key,
+                ses_cert_url_prefixes=tuple(p for p in s.ses_cert_url_prefixes.split(",") if p),
+                ses_topic_arns=tuple(p for p in s.ses_topic_arns.split(",") if p),
+                twilio_auth_token=s.twilio_auth_token, esendex_user=s.esendex_username,
+                esendex_password=s.esendex_password, max_age_s=s.webhook_max_age_s)
+        return self._secrets
+
+    async def cert(self, url: str) -> bytes:
+        """The SNS signing certificate at an allowed URL (checked by ses.cert_url), cached."""
+        if url not in self._certs:
+            async with httpx.AsyncClient(timeout=5, follow_redirects=False) as c:
+                r = await c.get(url)
+            if r.status_code != 200:
+                raise WebhookRejected(401, f"signing certificate not available ({r.status_code})")
+            self._certs[url] = r.content
+        return self._certs[url]
+
+
+def install_webhooks(app: FastAPI, deps: Deps) -> None:
+    keys = WebhookKeys(deps)
+
+    @app.post("/webhooks/{provider}", responses={400: {"description": "not the provider's format"},
+                                                   401: {"description": "signature or credentials do not verify"},
+                                                   503: {"description": "not stored: the provider should retry"}})
+    async def webhook(provider: str, request: Request):
+        """A provider's webhook (SendGrid, Amazon SES via SNS, Twilio, Esendex)."""
+        module = PROVIDERS.get(provider)
+        if module is None:
+            raise ApiError(404, "unknown_provider", f"no webhook for {provider!r}; one of {', '.join(PROVIDERS)}")
+        body = await read_body(request, deps.settings)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        status, error, observations = 200, "", []
+        try:
+            observations = await _verified(module, provider, headers, body, str(request.url), keys)
+        except WebhookRejected as exc:
+            status, error = exc.status, exc.detail
+        matched = await _match(deps, observations) if observations else []
+        unmatched = len(observations) - len(matched)
+        if unmatched:
+            error = error or f"{unmatched} of {len(observations)} observations name no send we know"
+        await _produce(deps, provider, headers, body, status, error, matched)
+        if status != 200:
+            raise ApiError(status, "unauthorized" if status == 401 else "bad_request", error)
+        return JSONResponse({"accepted": len(matched), "unmatched": unmatched})
+
+
+async def _verified(module, provider: str, headers: dict, body: bytes, url: str, keys: WebhookKeys) -> list[Observation]:
+    secrets = await keys.secrets()
+    cert = None
+    if provider == "ses":
+        cert = await keys.cert(ses.cert_url(body, secrets))
+    module.verify(headers, body, url, secrets, time.time(), cert_pem=cert)
+    parsed = module.parse(headers, body)
+    if parsed.subscribe_url:
+        await _confirm_subscription(parsed.subscribe_url, secrets)
+    return parsed.observations
+
+
+async def _confirm_subscription(url: str, secrets: WebhookSecrets) -> None:
+    """SNS asks us to confirm a subscription: GET its URL, only on an SNS (or allowed) host."""
+    host = urlparse(url).hostname or ""
+    if not (host.startswith("sns.") and host.endswith(SNS_HOST_SUFFIXES) and url.startswith("https://")) \
+            and not any(url.startswith(p) for p in secrets.ses_cert_url_prefixes):
+        raise WebhookRejected(400, f"refusing to confirm a subscription at {host!r}")
+    async with httpx.AsyncClient(timeout=5, follow_redirects=False) as c:
+        await c.get(url)
+
+
+async def _match(deps: Deps, observations: list[Observation]) -> list[dict]:
+    """Observation events for those we can tie to a tenant and lead."""
+    store = EngagementStore(deps.redis)
+    sent = await store.messages([(o.provider, o.provider_message_id) for o in observations if o.kind != "reply"])
+    sent_iter = iter(sent)
+    by_number = {t.brand.sms_from: t for t in deps.tenants.tenants.values()}
+    now_ms = int(time.time() * 1000)
+    out = []
+    for o in observations:
+        if o.kind == "reply":
+            tenant = by_number.get(o.to_number)
+            facts = {"tenant": tenant.id, "lead_id": lead_id(tenant.id, "sms", o.from_number), "send_id": "",
+                     "channel": "sms", "list": "", "template": ""} if tenant else None
+        else:
+            facts = next(sent_iter)
+        if facts is None:
+            log.warning("webhook %s %s: no send known for message %s", o.provider, o.kind, o.provider_message_id)
+            continue
+        out.append(_observation_event(o, facts, now_ms))
+    return out
+
+
+def _observation_event(o: Observation, facts: dict, now_ms: int) -> dict:
+    # the provider's own event id fixes ours: a webhook the provider retries decides nothing twice
+    at = o.occurred_ms or now_ms
+    return {"event_id": derived_event_id(f"{o.provider}/{o.provider_event_id}", "webhook.observation", at),
+            "tenant": facts["tenant"],
+            "occurred_at": at, "schema": "webhook.observation@1", "causation_id": None,
+            "source": SOURCE, "lead_id": facts["lead_id"], "provider": o.provider, "kind": o.kind,
+            "provider_event_id": o.provider_event_id, "provider_message_id": o.provider_message_id,
+            "send_id": o.send_id or facts["send_id"], "channel": facts["channel"], "list": facts["list"],
+            "template": facts["template"], "recipient": o.recipient, "bounce_type": o.bounce_type,
+            "reason": o.reason, "url": o.url, "user_agent": o.user_agent, "ip": o.ip,
+            "from_number": o.from_number, "to_number": o.to_number, "text": o.text}
+
+
+async def _produce(deps: Deps, provider: str, headers: dict, body: bytes, status: int, error: str,
+                   events: list[dict]) -> None:
+    now_ms = int(time.time() * 1000)
+    try:
+        text, encoding = body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        import base64
+        text, encoding = base64.b64encode(body).decode(), "base64"
+    raw = {"event_id": new_event_id(now_ms, os.urandom(10)), "tenant": events[0]["tenant"] if events else "",
+           "occurred_at": now_ms, "schema": "webhook.received@1", "causation_id": None, "source": SOURCE,
+           "provider": provider, "content_type": headers.get("content-type", ""),
+           "headers": orjson.dumps({k: v for k, v in headers.items() if k != "authorization"}).decode(),
+           "body": text, "body_encoding": encoding, "status": status, "error": error[:500]}
+    enc = deps.codec.encode
+    records = [(deps.topic(WEBHOOKS_RAW), provider.encode(), enc("webhook.received", raw), None)]
+    records += [(deps.topic(ENGAGEMENT_OBSERVED), e["lead_id"].encode(), enc("webhook.observation", e), None)
+                for e in events]
+    try:
+        await deps.producer.send_many(records, timeout=deps.settings.produce_timeout_s)
+    except (ProduceError, asyncio.TimeoutError) as exc:
+        raise ApiError(503, "unavailable", f"not stored ({exc}): retry", headers={"Retry-After": "5"}) from exc

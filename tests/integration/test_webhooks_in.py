@@ -1,0 +1,197 @@
+"""Provider webhooks end to end on a private platform: the providers' stand-in sends signed
+webhooks in each provider's wire format to our API; bounces and complaints suppress, SMS
+STOP unsubscribes and is confirmed, HELP is answered, an ordinary reply changes nothing; bad
+signatures get 401, unparseable bodies 400, and every raw request is kept on webhooks.raw."""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import httpx
+import orjson
+import pytest
+from confluent_kafka import Consumer
+
+from channels.webhooks_in import esendex, twilio
+from schemas.codec import default_codec
+from stack.isolated import IsolatedPlatform
+from streams.settings import get_settings
+from tests.integration.conftest import wait_for
+from tests.integration.test_sending import submit
+
+S = get_settings()
+CODEC = default_codec()
+AGENTS = ("intake", "planner", "jobs", "sender_priority", "retry", "engagement")
+CTX: dict = {}
+
+
+@pytest.fixture(scope="module")
+def iso(tmp_path_factory):
+    from stack.standins import providers, smtp_sink
+    folder = tmp_path_factory.mktemp("mail")
+    smtp_port, _, stop_smtp = smtp_sink.start(port=0, folder=folder)
+    url, stop_providers = providers.start(port=0)
+    CTX["providers"] = url
+    env = {"LEADSTREAM_SMTP_PORT": str(smtp_port), "LEADSTREAM_MAIL_DIR": str(folder),
+           "LEADSTREAM_PROVIDERS_URL": url, "LEADSTREAM_WEBHOOK_KEYS_URL": f"{url}/webhook-keys",
+           "LEADSTREAM_SES_CERT_URL_PREFIXES": f"{url}/sns/"}
+    with IsolatedPlatform(redis_db=9, agents=AGENTS, env=env, fronts=("api",)) as p:
+        p.poll_feeds()
+        wait_for(lambda: p.redis.hlen("ls:jobs:hireflow") >= 3000, 60, what="hireflow's jobs")
+        yield p
+    stop_providers()
+    stop_smtp()
+
+
+def emit(p, provider: str, events: list[dict], tamper: bool = False) -> dict:
+    r = httpx.post(f"{CTX['providers']}/webhooks/emit", timeout=30,
+                   json={"provider": provider, "target": f"{p.api_url}/webhooks/{provider}",
+                         "events": events, "tamper": tamper})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def lead_state(p, tenant: str, lid: str) -> dict | None:
+    raw = p.redis.get(f"ls:lead:{tenant}:{lid}")
+    return orjson.loads(raw) if raw else None
+
+
+def raw_webhooks(p) -> list[dict]:
+    """Every webhook.received event on this platform's raw topic."""
+    c = Consumer({"bootstrap.servers": S.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([f"{p.prefix}webhooks.raw"])
+    out, idle_since = [], time.monotonic()
+    while time.monotonic() - idle_since < 5:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            out.append(CODEC.decode(m.value())[1])
+            idle_since = time.monotonic()
+    c.close()
+    return out
+
+
+def sent_via_sendgrid(p, address: str, provider: str = "sendgrid") -> tuple[str, str]:
+    """A hireflow lead whose welcome went out through SendGrid (or, with SendGrid failing, its
+    fallback SES): (lead id, the provider's message id)."""
+    [lid] = submit(p, "hireflow", [{"email": address, "first_name": "Bo", "partner": "indeed-xml", "list": "tech-weekly",
+                                    "location": {"zip": "94105", "country": "US"},
+                                    "interests": {"keywords": ["engineer"]}}])
+
+    def pmsg():
+        for key in p.redis.scan_iter(f"ls:pmsg:{provider}:*"):
+            if orjson.loads(p.redis.get(key))["lead_id"] == lid:
+                return key.decode().rsplit(":", 1)[1]
+        return None
+    return lid, wait_for(pmsg, 60, what=f"the welcome dispatched through {provider}")
+
+
+def sendgrid_event(kind: str, pid: str, address: str, **extra) -> dict:
+    return {"email": address, "timestamp": int(time.time()), "event": kind,
+            "sg_event_id": uuid.uuid4().hex, "sg_message_id": f"{pid}.filterdrecv-1", **extra}
+
+
+def test_a_hard_bounce_reported_by_sendgrid_unsubscribes_the_lead(iso):
+    address = f"bounce-{uuid.uuid4().hex[:8]}@example.com"
+    lid, pid = sent_via_sendgrid(iso, address)
+    answer = emit(iso, "sendgrid", [sendgrid_event("delivered", pid, address),
+                                    sendgrid_event("bounce", pid, address, type="bounce",
+                                                   reason="550 5.1.1 The email account does not exist")])
+    assert answer["status"] == 200 and orjson.loads(answer["body"]) == {"accepted": 2, "unmatched": 0}
+    st = wait_for(lambda: (s := lead_state(iso, "hireflow", lid)) and s["status"] == "unsubscribed" and s, 60,
+                  what="the bounced lead unsubscribed")
+    assert st["status"] == "unsubscribed"
+
+
+def test_soft_bounces_suppress_only_after_the_tenants_limit(iso):
+    address = f"soft-{uuid.uuid4().hex[:8]}@example.com"
+    lid, pid = sent_via_sendgrid(iso, address)
+    for _ in range(2):
+        emit(iso, "sendgrid", [sendgrid_event("bounce", pid, address, type="blocked", reason="421 try later")])
+    time.sleep(3)
+    assert lead_state(iso, "hireflow", lid)["status"] == "accepted"  # 2 < soft_bounce_limit (3)
+    emit(iso, "sendgrid", [sendgrid_event("bounce", pid, address, type="blocked", reason="421 try later")])
+    wait_for(lambda: lead_state(iso, "hireflow", lid)["status"] == "unsubscribed", 60,
+             what="the third soft bounce suppressing")
+
+
+def test_a_complaint_through_ses_sns_unsubscribes(iso):
+    address = f"complain-{uuid.uuid4().hex[:8]}@example.com"
+    httpx.post(f"{CTX['providers']}/control/sendgrid", json={"mode": "fail"}).raise_for_status()
+    try:
+        lid, pid = sent_via_sendgrid(iso, address, provider="ses")  # SendGrid down: SES delivers it
+    finally:
+        httpx.post(f"{CTX['providers']}/control/sendgrid", json={"mode": "ok"}).raise_for_status()
+    answer = emit(iso, "ses", [{"eventType": "Complaint", "mail": {
+        "messageId": pid, "destination": [address], "timestamp": "2026-11-26T09:00:00.000Z",
+        "tags": {}}, "complaint": {"complainedRecipients": [{"emailAddress": address}],
+                                   "timestamp": "2026-11-26T09:05:00.000Z", "complaintFeedbackType": "abuse"}}])
+    assert answer["status"] == 200, answer
+    wait_for(lambda: lead_state(iso, "hireflow", lid)["status"] == "unsubscribed", 60,
+             what="the complaining lead unsubscribed")
+
+
+def sms_lead(p) -> tuple[str, str]:
+    n = int(uuid.uuid4().hex[:4], 16) % 10000
+    phone = f"+1415555{n:04d}"
+    [lid] = submit(p, "jobsnearby", [{
+        "phone": phone, "first_name": "Tess", "partner": "indeed-xml", "list": "sms-alerts",
+        "location": {"zip": "98101", "country": "US"}, "interests": {"keywords": ["driver"]},
+        "consent": {"at": "2026-11-20T09:00:00Z", "ip": "203.0.113.9", "text": "Yes, text me jobs."}}])
+    st = wait_for(lambda: lead_state(p, "jobsnearby", lid), 60, what="the SMS lead accepted")
+    return lid, st["address"]
+
+
+def twilio_sent_to(number: str) -> list[str]:
+    return [m["body"] for m in httpx.get(f"{CTX['providers']}/sent/twilio").json() if m["to"] == number]
+
+
+@pytest.mark.parametrize("text", ["Stop.", "stpo", "STOP thank you", "unsubscribe", "Opt-out"])
+def test_sms_stop_in_its_variants_unsubscribes_and_is_confirmed(iso, text):
+    lid, number = sms_lead(iso)
+    answer = emit(iso, "twilio", [{"MessageSid": "SM" + uuid.uuid4().hex, "From": number, "To": "+15005550001",
+                                   "Body": text, "SmsStatus": "received", "NumMedia": "0"}])
+    assert answer["status"] == 200
+    wait_for(lambda: lead_state(iso, "jobsnearby", lid)["status"] == "unsubscribed", 60, what=f"{text!r} unsubscribing")
+    confirm = wait_for(lambda: [b for b in twilio_sent_to(number) if "unsubscribed" in b], 60, what="the STOP confirmation")
+    assert len(confirm) == 1 and "Jobs Nearby" in confirm[0]
+
+
+def test_an_ordinary_reply_changes_nothing_and_help_is_answered(iso):
+    lid, number = sms_lead(iso)
+    for body in ("Thanks, I will apply", "Don't stop sending these!", "HELP"):
+        emit(iso, "esendex", [{"type": "InboundMessage", "Id": uuid.uuid4().hex, "MessageId": uuid.uuid4().hex,
+                               "AccountId": "EX0000000", "MessageText": body, "From": number.lstrip("+"),
+                               "To": "15005550001"}])
+    helped = wait_for(lambda: [b for b in twilio_sent_to(number) if "Reply STOP to opt out" in b and "rates" in b],
+                      60, what="the HELP answer")
+    assert helped
+    time.sleep(2)
+    assert lead_state(iso, "jobsnearby", lid)["status"] == "accepted"
+
+
+def test_bad_signatures_get_401_malformed_bodies_400_and_every_request_is_kept(iso):
+    for provider, events in [("sendgrid", [sendgrid_event("delivered", "x", "a@example.com")]),
+                             ("twilio", [{"MessageSid": "SM1", "MessageStatus": "delivered", "To": "+15005550001"}]),
+                             ("esendex", [{"type": "MessageDelivered", "Id": "1", "MessageId": "m", "AccountId": "EX0000000",
+                                           "OccurredAt": "2026-11-26T09:00:00Z"}]),
+                             ("ses", [{"eventType": "Delivery", "mail": {"messageId": "m", "destination": ["a@example.com"],
+                                                                         "timestamp": "2026-11-26T09:00:00.000Z"}}])]:
+        assert emit(iso, provider, events, tamper=True)["status"] == 401, provider
+    url = iso.api_url
+    assert httpx.post(f"{url}/webhooks/sendgrid", content=b"[]").status_code == 401  # no signature at all
+    form = {"MessageSid": "SM1"}  # signed, but neither a status callback nor a message
+    sig = twilio.sign(f"{url}/webhooks/twilio", form, S.twilio_auth_token)
+    assert httpx.post(f"{url}/webhooks/twilio", data=form, headers={"x-twilio-signature": sig}).status_code == 400
+    auth = esendex.basic_auth_header(S.esendex_username, S.esendex_password)
+    r = httpx.post(f"{url}/webhooks/esendex", content=b"<not-xml", headers={"authorization": auth,
+                                                                             "content-type": "application/xml"})
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"
+    assert emit(iso, "sendgrid", [{"nonsense": True}])["status"] == 400
+    assert httpx.post(f"{url}/webhooks/mailchimp", content=b"{}").status_code == 404
+    assert httpx.post(f"{url}/webhooks/sendgrid", content=b"x" * (S.max_body_bytes + 1)).status_code == 413
+    kept = raw_webhooks(iso)
+    statuses = sorted(k["status"] for k in kept)
+    assert statuses.count(401) >= 5 and statuses.count(400) >= 3
+    assert all(k["body"] or k["status"] == 401 for k in kept)
