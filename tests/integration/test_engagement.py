@@ -208,3 +208,37 @@ def test_a_front_without_kafka_still_redirects_and_spools_then_a_later_front_sen
     rows = wait_for(lambda: (r := ch_rows(iso, send_id)) and len([x for x in r if x[0] == "engagement.clicked"]) >= 2 and r,
                     60, what="the spooled clicks in ClickHouse")
     assert len([x for x in rows if x[0] == "engagement.clicked"]) >= 2
+
+
+def test_revenue_by_source_equals_the_cpcs_people_clicked(iso):
+    from datetime import date, timedelta
+
+    from projections.revenue import revenue
+    msg, html, send_id, _ = welcome_for(iso, f"earner-{os.getpid()}@example.com")
+    jobs = [u for u in re.findall(rf'href="({re.escape(iso.tracking_url)}/c/[0-9A-Za-z]+)"', html)
+            if _record(iso, u)["slot"] == "job"][:3]
+    assert len(jobs) >= 2
+    person = {"user-agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+                            "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"}
+    time.sleep(2.2)
+    for url in jobs:  # a person reads each job before opening the next
+        assert httpx.get(url, headers=person).status_code == 302
+        time.sleep(1.3)
+    expected: dict[str, int] = {}
+    for url in jobs:
+        rec = _record(iso, url)
+        source = rec["job_key"].split(":")[1]
+        expected[source] = expected.get(source, 0) + int(rec["cpc_cents"])
+    db = iso.settings.clickhouse_database
+    client = connect(S.clickhouse_host, S.clickhouse_port)
+    wait_for(lambda: len([r for r in ch_rows(iso, send_id) if r[0] == "engagement.clicked"]) >= len(jobs), 60,
+             what="the clicks in ClickHouse")
+    today = date.today()
+    rows = revenue(client, db, "jobsnearby", ["job_source"], today - timedelta(days=1), today + timedelta(days=1))
+    got = {r["job_source"]: r["revenue_cents"] for r in rows}
+    # other tests' clicks on this platform are scanners' (machines, not billed) or the Chromium person's one click
+    chromium = {r[0]: r[1] for r in client.execute(
+        f"SELECT job_source, sum(cpc_cents) FROM {db}.engagement FINAL WHERE event_type = 'engagement.clicked' "
+        f"AND is_bot = 0 AND send_id != %(s)s AND slot != 'honeypot' GROUP BY job_source", {"s": send_id})}
+    for source, cents in expected.items():
+        assert got[source] == cents + chromium.get(source, 0), (source, got, expected, chromium)
