@@ -20,6 +20,7 @@ It is a bare ASGI app on uvicorn (httptools + uvloop): no framework routing on t
 """
 from __future__ import annotations
 
+import gc
 import html
 import logging
 import time
@@ -260,6 +261,9 @@ def main() -> None:
     from streams.logs import configure_logging
     s = get_settings()
     configure_logging("tracking", s.log_format)
+    # a person waits on every request: collect young garbage often, old rarely (the cache is old)
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
     uvicorn.run(TrackingApp(s), host=s.tracking_host, port=s.tracking_port, loop="uvloop",
                 http="httptools", access_log=False, lifespan="on", log_level="warning")
 
