@@ -5,7 +5,9 @@ opens and clicks) into one sorted set per tenant and channel: each active lead a
 time a person engaged (or signed up, if never). Every `hygiene_interval_s` it asks the intake
 to unsubscribe each lead older than the tenant's window (e.g. 30 days email, 14 days SMS),
 with reason "inactive", and records an engagement.unsubscribed(how=inactive) fact.
-Machine opens and clicks never keep a lead alive.
+Machine opens and clicks never keep a lead alive. A person's click on an old message from a
+lead it pruned asks the intake to subscribe it again (lead.resubscribe_requested,
+reactivated_by_click) when the tenant's engagement.reactivate_on_click allows it.
 
     python -m agents.hygiene --at 2026-12-31T09:00:00Z    # prune once as if it were that instant
 """
@@ -26,6 +28,7 @@ from streams.topics import ENGAGEMENT_EVENTS, LEAD_EVENTS, SUBMITTED
 
 SOURCE = "agent:hygiene"
 PRUNE_BATCH = 5000
+PRUNED_KEEP_MS = 365 * 86_400_000  # a click this long after pruning no longer brings a lead back
 
 
 def register(app, deps) -> None:
@@ -48,9 +51,15 @@ def _key(tenant: str, channel: str) -> str:
     return f"ls:lastseen:{tenant}:{channel}"
 
 
+def _pruned(tenant: str, channel: str) -> str:
+    return f"ls:pruned:{tenant}:{channel}"
+
+
 async def follow(deps, values: list[bytes | None]) -> int:
-    """Move each lead's last-seen time; other agents' bad messages are theirs to dead-letter."""
+    """Move each lead's last-seen time; other agents' bad messages are theirs to dead-letter.
+    A person's click from a lead this agent pruned asks for it back, where the tenant allows."""
     pipe = deps.redis.pipeline(transaction=False)
+    humans = []
     for value in values:
         try:
             name, ev = deps.codec.decode(value or b"")
@@ -62,12 +71,43 @@ async def follow(deps, values: list[bytes | None]) -> int:
             pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, nx=True)
         elif name == "lead.resubmitted":
             pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, gt=True)
+        elif name == "lead.resubscribed":
+            pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, gt=True)
         elif name == "lead.unsubscribed":
             pipe.zrem(_key(ev["tenant"], ev["channel"]), ev["lead_id"])
         elif name in ("engagement.opened", "engagement.clicked") and not ev["is_bot"] and ev["revision"] == 0:
             pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, xx=True, gt=True)
+            if name == "engagement.clicked":
+                humans.append(ev)
     await pipe.execute()
+    await _reactivate(deps, humans)
     return len(values)
+
+
+async def _reactivate(deps, clicks: list[dict]) -> None:
+    """Ask the intake to take back the pruned leads a person clicked for (tenant permitting)."""
+    clicks = [c for c in clicks if c["tenant"] in deps.tenants.tenants
+              and deps.tenants.tenants[c["tenant"]].engagement.reactivate_on_click]
+    if not clicks:
+        return
+    pipe = deps.redis.pipeline(transaction=False)
+    for c in clicks:
+        pipe.zscore(_pruned(c["tenant"], c["channel"]), c["lead_id"])
+    pruned = [c for c, score in zip(clicks, await pipe.execute()) if score is not None]
+    if not pruned:
+        return
+    records = []
+    for c in pruned:
+        at = c["occurred_at"] if isinstance(c["occurred_at"], int) else int(c["occurred_at"].timestamp() * 1000)
+        req = {"event_id": _event_id(at, "resubreq", c["event_id"]), "tenant": c["tenant"], "occurred_at": at,
+               "schema": "lead.resubscribe_requested@1", "causation_id": c["event_id"], "source": SOURCE,
+               "lead_id": c["lead_id"], "reason": "reactivated_by_click", "requested_by": SOURCE}
+        records.append((deps.topic(SUBMITTED), c["lead_id"].encode(), deps.codec.encode("lead.resubscribe_requested", req), None))
+    await deps.producer.send_many(records)
+    pipe = deps.redis.pipeline(transaction=False)
+    for c in pruned:
+        pipe.zrem(_pruned(c["tenant"], c["channel"]), c["lead_id"])
+    await pipe.execute()
 
 
 def _event_id(at_ms: int, *parts: str) -> str:
@@ -89,7 +129,11 @@ async def prune(deps, now_ms: int) -> int:
                     break
                 await deps.producer.send_many([r for lead, seen in cold
                                                for r in _records(deps, tenant.id, channel, lead.decode(), int(seen), now_ms, days)])
-                await deps.redis.zrem(key, *[lead for lead, _ in cold])
+                pipe = deps.redis.pipeline(transaction=True)
+                pipe.zrem(key, *[lead for lead, _ in cold])
+                pipe.zadd(_pruned(tenant.id, channel), {lead: now_ms for lead, _ in cold})
+                pipe.zremrangebyscore(_pruned(tenant.id, channel), "-inf", now_ms - PRUNED_KEEP_MS)
+                await pipe.execute()
                 total += len(cold)
     return total
 

@@ -2,6 +2,7 @@
 
 lead.submitted -> validate, dedupe -> lead.accepted / rejected / resubmitted
 lead.unsubscribe_requested -> lead.unsubscribed (and the tenant's opt-out set)
+lead.resubscribe_requested -> lead.resubscribed (out of the opt-out set again)
 
 Per batch: decode, check (CPU), one Redis round trip for state and suppression, decide in
 order (a duplicate inside the batch sees the first one's state), produce the events and
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from domain.intake import LeadState, check_submission, decide, decide_unsubscribe, evolve
+from domain.intake import LeadState, check_submission, decide, decide_resubscribe, decide_unsubscribe, evolve
 from domain.validation import suppression_keys
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
@@ -52,12 +53,15 @@ async def process(deps, msgs: list[tuple]) -> int:
     states: dict[tuple[str, str], LeadState | None] = {}
     events_topic = deps.topic(LEAD_EVENTS)
     optouts: list[tuple[str, str]] = []
+    optins: list[tuple[str, str]] = []
     for (name, ev, tenant, checked), look in zip(todo, found):
         k = (ev["tenant"], ev["lead_id"])
         state = states[k] if k in states else look.state
         if name == "lead.submitted":
             suppressed = "blocklisted" if look.blocklisted else ("opted_out" if look.opted_out else None)
             decided = decide(ev, checked, suppressed, state, tenant, SOURCE)
+        elif name == "lead.resubscribe_requested":
+            decided = decide_resubscribe(ev, state, SOURCE)
         else:
             decided = decide_unsubscribe(ev, state, SOURCE)
         for out_name, out_ev in decided:
@@ -65,13 +69,15 @@ async def process(deps, msgs: list[tuple]) -> int:
             state = evolve(state, out_name, out_ev)
             if out_name == "lead.unsubscribed":
                 optouts.append((out_ev["tenant"], out_ev["address"]))
+            elif out_name == "lead.resubscribed":
+                optins.append((out_ev["tenant"], out_ev["address"]))
         states[k] = state
     await deps.producer.send_many(out)
-    await deps.leads.save([st for st in states.values() if st is not None], optouts)
+    await deps.leads.save([st for st in states.values() if st is not None], optouts, optins)
     return len(msgs)
 
 
-INPUTS = ("lead.submitted", "lead.unsubscribe_requested")
+INPUTS = ("lead.submitted", "lead.unsubscribe_requested", "lead.resubscribe_requested")
 
 
 def _decode(deps, value: bytes | None) -> tuple[str, dict, str | None]:

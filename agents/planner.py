@@ -20,7 +20,7 @@ from streams.batching import NotYetProjected, oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import LEAD_EVENTS, SEND_EVENTS, SENDS_BULK, SENDS_PRIORITY
 
-WATCHED = ("lead.accepted", "lead.resubmitted", "lead.unsubscribed")
+WATCHED = ("lead.accepted", "lead.resubmitted", "lead.unsubscribed", "lead.resubscribed")
 PLAN_LIMIT = 5000
 
 

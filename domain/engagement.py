@@ -195,7 +195,12 @@ def _reply(ev: dict, at: int, intent: ReplyIntent) -> list[Out]:
     outs: list[Out] = [("engagement", "engagement.replied", fact)]
     if intent.kind == "stop":
         outs += unsubscribe(ev, "sms_stop", "sms")
-    if intent.kind in ("stop", "help"):
+    if intent.kind == "start":
+        request = (_envelope("lead.resubscribe_requested", derived_id(ev["event_id"], "RESUBREQ"), ev["tenant"], at,
+                             ev["event_id"])
+                   | {"lead_id": ev["lead_id"], "reason": "sms_start", "requested_by": SOURCE})
+        outs.append(("lead_input", "lead.resubscribe_requested", request))
+    if intent.kind in ("stop", "help", "start"):
         outs.append(("priority", "send.requested", _answer(ev, at, "triggered", f"reply:{intent.kind}")))
     elif intent.kind == "more":  # the next best jobs, now (jobs already sent are left out)
         outs.append(("priority", "send.requested", _answer(ev, at, "more_jobs", "sms:more")))

@@ -119,6 +119,22 @@ def decide_unsubscribe(req: dict, state: LeadState | None,
     return [("lead.unsubscribed", _ided(ev, req, "lead.unsubscribed"))]
 
 
+# who may come back, and from which unsubscribe: the person's own START brings back a lead that
+# texted STOP; a person's click brings back a lead pruned for inactivity (never a complaint or a bounce)
+RESUBSCRIBE_FROM = {"sms_start": ("sms_stop", "inactive"), "reactivated_by_click": ("inactive",)}
+
+
+def decide_resubscribe(req: dict, state: LeadState | None, source: str) -> list[tuple[str, dict]]:
+    """A request to subscribe an unsubscribed lead again: lead.resubscribed, only when the
+    reason it left is one that this kind of request may undo."""
+    if state is None or req["event_id"] in state.applied or state.status != "unsubscribed":
+        return []
+    if not set(state.reasons) & set(RESUBSCRIBE_FROM.get(req["reason"], ())):
+        return []
+    ev = dict(_envelope(req, source), channel=state.channel, address=state.address, reason=req["reason"])
+    return [("lead.resubscribed", _ided(ev, req, "lead.resubscribed"))]
+
+
 def _envelope(sub: dict, source: str) -> dict:
     return {"tenant": sub["tenant"], "occurred_at": _ms(sub["occurred_at"]), "causation_id": sub["event_id"],
             "source": source, "lead_id": sub["lead_id"]}
@@ -162,6 +178,11 @@ def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
             return None
         state.status = "unsubscribed"
         state.reasons = [ev["reason"]]
+    elif name == "lead.resubscribed":
+        if state is None:
+            return None
+        state.status = "accepted"
+        state.reasons = []
     elif name == "lead.resubmitted":
         if state is None:
             return None

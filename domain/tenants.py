@@ -125,6 +125,7 @@ class Engagement(Strict):
     soft_bounce_limit: int = Field(3, ge=1)  # this many soft bounces ...
     soft_bounce_window_days: int = Field(7, ge=1)  # ... within this many days suppress the address
     inactive_days: dict[Channel, int] = Field(default_factory=lambda: {"email": 30, "sms": 14})
+    reactivate_on_click: bool = True  # a person's click brings back a lead pruned for inactivity
     more_keywords: list[str] = Field(default_factory=lambda: ["MORE"])  # SMS reply asking for more jobs now
     help_contact: str = ""  # appended to the HELP answer (e.g. "support@brand.example")
 

@@ -44,6 +44,7 @@ FAMILIES = (
               holds="engagement events already counted"),
     KeyFamily("activity", "ls:act:*", "ttl", max_ttl_s=3600, holds="a message's recent clicks (bot filter)"),
     KeyFamily("soft_bounces", "ls:soft:*", "ttl", max_ttl_s=90 * 24 * 3600, holds="a lead's recent soft bounces"),
+    KeyFamily("pruned", "ls:pruned:*", "per_tenant", holds="per tenant and channel: leads pruned as inactive in the last year"),
     KeyFamily("last_seen", "ls:lastseen:*", "per_tenant",
               holds="per tenant and channel: each active lead's last human engagement (hygiene)"),
 )

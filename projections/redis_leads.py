@@ -65,15 +65,18 @@ class LeadStore:
             pos += len(keys)
         return out
 
-    async def save(self, states: list[LeadState], optouts: list[tuple[str, str]] = ()) -> None:
-        """Write the states and new opt-outs atomically (MULTI/EXEC): a whole batch or none."""
-        if not states and not optouts:
+    async def save(self, states: list[LeadState], optouts: list[tuple[str, str]] = (),
+                   optins: list[tuple[str, str]] = ()) -> None:
+        """Write the states, new opt-outs and withdrawn ones atomically (MULTI/EXEC): a whole batch or none."""
+        if not states and not optouts and not optins:
             return
         pipe = self.r.pipeline(transaction=True)
         if states:
             pipe.mset({lead_key(s.tenant, s.lead_id): orjson.dumps(s) for s in states})
         for tenant, address in optouts:
             pipe.sadd(optout_key(tenant), address)
+        for tenant, address in optins:
+            pipe.srem(optout_key(tenant), address)
         await pipe.execute()
 
     async def get_many(self, keys: list[tuple[str, str]]) -> list[LeadState | None]:

@@ -85,6 +85,8 @@ def fold_leads(deps: Deps, messages: Iterator[tuple], tick: Callable[[int], None
             states[k] = st
         if name == "lead.unsubscribed":
             optouts.add((ev["tenant"], ev["address"]))
+        elif name == "lead.resubscribed":
+            optouts.discard((ev["tenant"], ev["address"]))
     return states, optouts, bad
 
 

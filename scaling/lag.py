@@ -5,6 +5,7 @@ counts from its earliest offset (all of it is still to be done).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
@@ -53,9 +54,16 @@ class LagProbe:
     def __init__(self, bootstrap: str, timeout: float = 10.0):
         self.admin = AdminClient({"bootstrap.servers": bootstrap})
         self.timeout = timeout
+        # one request at a time: concurrent calls on one AdminClient from several threads
+        # crashed the process (SIGSEGV in librdkafka) against a broker that had just started
+        self._lock = threading.Lock()
 
     def measure(self, group: str, topics: list[str]) -> GroupLag:
         """The group's lag on every partition of these topics (KafkaException if unreachable)."""
+        with self._lock:
+            return self._measure(group, topics)
+
+    def _measure(self, group: str, topics: list[str]) -> GroupLag:
         parts = self._partitions(topics)
         if not parts:
             return GroupLag(group, ())

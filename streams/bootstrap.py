@@ -32,6 +32,32 @@ def create_topics(s: Settings) -> list[str]:
     return [t.topic for t in new]
 
 
+def warm_group_coordinator(s: Settings, timeout_s: float = 60.0) -> float:
+    """Commit an offset for a throwaway group until Kafka takes it: on a broker that has just
+    started this creates __consumer_offsets and elects its coordinators. The supervisor's
+    first lag probes (AdminClient offset requests) crashed librdkafka (SIGSEGV in its main
+    thread) when they raced that start-up; after this they find a ready coordinator.
+    Returns the seconds it took."""
+    import time
+
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    topic = f"{s.topic_prefix}{all_topics()[0].name}"
+    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "leadstream-bootstrap",
+                  "enable.auto.commit": False})
+    started = time.monotonic()
+    try:
+        while True:
+            try:
+                c.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+                return time.monotonic() - started
+            except KafkaException:
+                if time.monotonic() - started > timeout_s:
+                    raise
+                time.sleep(0.5)
+    finally:
+        c.close()
+
+
 def blocklist_entries(deps) -> list[str]:
     b = deps.tenants.blocklist
     return ([e.strip().lower() for e in b.emails] + ["@" + d.strip().lower() for d in b.domains]
@@ -43,6 +69,7 @@ def main() -> None:
     deps = build(s)
     created = create_topics(s)
     print(f"topics: {len(created)} created" + (f" ({', '.join(created)})" if created else ""))
+    print(f"group coordinator ready after {warm_group_coordinator(s):.1f}s")
     from projections.clickhouse import migrate
     applied = migrate(deps.clickhouse(), s.clickhouse_database)
     print(f"clickhouse: {len(applied)} migrations applied {applied}")

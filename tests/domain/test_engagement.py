@@ -109,3 +109,10 @@ def test_help_is_answered_and_more_asks_for_jobs_now():
     assert [(n, e.get("trigger")) for _, n, e in help_] == [("engagement.replied", None), ("send.requested", "reply:help")]
     more = decide_observation(obs("reply", text="more"), 0, POLICY, classify_reply("more", ("MORE",)))
     assert [(n, e.get("kind")) for _, n, e in more] == [("engagement.replied", None), ("send.requested", "more_jobs")]
+
+
+def test_start_asks_to_resubscribe_and_is_confirmed():
+    outs = decide_observation(obs("reply", text="START"), 0, POLICY, classify_reply("START"))
+    assert [(n, e.get("reason"), e.get("trigger")) for _, n, e in outs] == [
+        ("engagement.replied", None, None), ("lead.resubscribe_requested", "sms_start", None),
+        ("send.requested", None, "reply:start")]

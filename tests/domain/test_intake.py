@@ -1,5 +1,5 @@
 """The intake decision: accept, reject with reasons, dedupe, never re-subscribe."""
-from domain.intake import LeadState, check_submission, decide, decide_unsubscribe, evolve
+from domain.intake import LeadState, check_submission, decide, decide_resubscribe, decide_unsubscribe, evolve
 from domain.lead_input import LeadIn
 from domain.submission import SubmissionError, build_submitted
 
@@ -154,3 +154,34 @@ def test_a_redelivered_submission_is_decided_into_identical_events(tenant):
     first = decide(sub, check_submission(sub, tenant), None, None, tenant, "test")
     again = decide(dict(sub), check_submission(sub, tenant), None, None, tenant, "test")
     assert first == again and first[0][1]["occurred_at"] == NOW
+
+
+def _unsubscribed(tenant, reason: str):
+    _, state = run(tenant, submitted(tenant, 1))
+    req = {"event_id": f"01UNSUB{reason}", "tenant": "acme", "occurred_at": NOW, "lead_id": state.lead_id,
+           "reason": reason}
+    [(name, ev)] = decide_unsubscribe(req, state, "test")
+    return evolve(state, name, ev)
+
+
+def _resubscribe(state, reason: str, event_id: str = "01RESUB"):
+    return {"event_id": event_id, "tenant": "acme", "occurred_at": NOW + 1000, "lead_id": state.lead_id, "reason": reason}
+
+
+def test_start_brings_back_a_lead_that_texted_stop_and_a_click_one_pruned_as_inactive(tenant):
+    for left, asked in (("sms_stop", "sms_start"), ("inactive", "reactivated_by_click"), ("inactive", "sms_start")):
+        state = _unsubscribed(tenant, left)
+        [(name, ev)] = decide_resubscribe(_resubscribe(state, asked), state, "test")
+        assert name == "lead.resubscribed" and ev["reason"] == asked
+        state = evolve(state, name, ev)
+        assert state.status == "accepted" and state.reasons == [] and state.lists == ["daily"]
+        assert decide_resubscribe(_resubscribe(state, asked), state, "test") == []  # already back
+
+
+def test_nothing_brings_back_a_complaint_a_bounce_or_the_tenants_own_unsubscribe(tenant):
+    for left in ("complaint", "hard_bounce", "tenant_request", "link"):
+        state = _unsubscribed(tenant, left)
+        for asked in ("sms_start", "reactivated_by_click"):
+            assert decide_resubscribe(_resubscribe(state, asked), state, "test") == []
+    state = _unsubscribed(tenant, "sms_stop")
+    assert decide_resubscribe(_resubscribe(state, "reactivated_by_click"), state, "test") == []  # a click is not consent
