@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
 import orjson
@@ -93,7 +94,8 @@ class Dispatcher:
             elif is_reply(req):  # answering the person, even the STOP that just unsubscribed them
                 verdict = screen_reply(req, state, look.blocklisted)
             else:
-                verdict = screen(req, state, suppressed, now_ms)
+                cfg = tenant.lists.get(req["list"])
+                verdict = screen(req, state, suppressed, now_ms, cfg.effective_quiet_hours if cfg else None)
             if self._settled_now(verdict, req, now_ms, out):
                 continue
             items.append(Item(req, state, tenant))
@@ -139,7 +141,30 @@ class Dispatcher:
         await self._give_back(release, uncount)
         return kept
 
+    async def _within_daily_volume(self, items: list[Item], now_ms: int, out: Outbox) -> list[Item]:
+        """A tenant's daily volume per channel: what is over it waits for the next UTC day."""
+        day = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000))
+        next_day = (now_ms // 86_400_000 + 1) * 86_400_000
+        groups: dict[tuple[str, str], list[Item]] = {}
+        kept, late = [], []
+        for item in items:
+            limit = item.tenant.sending.daily_limit.get(item.req["channel"])
+            if limit is None or is_reply(item.req):
+                kept.append(item)
+            else:
+                groups.setdefault((item.tenant.id, item.req["channel"]), []).append(item)
+        for (tenant, channel), group in groups.items():
+            limit = group[0].tenant.sending.daily_limit[channel]
+            granted = await self.state.take_today(tenant, channel, day, len(group), limit)
+            kept += group[:granted]
+            late += group[granted:]
+        for item in late:
+            self._defer(item.req, "tenant_daily_limit", next_day, now_ms, out)
+        await self._give_back([i.req["send_id"] for i in late], [_cap_key(i) for i in late if i.counted])
+        return kept
+
     async def _rate_limited(self, items: list[Item], now_ms: int, out: Outbox) -> list[Item]:
+        items = await self._within_daily_volume(items, now_ms, out)
         second, kept, late = now_ms // 1000, [], []
         by_scope: dict[tuple[str, int], list[Item]] = {}
         for item in items:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from domain.identity import derived_event_id
 from domain.intake import LeadState
+from domain.schedule import after_quiet_hours, in_quiet_hours
 from domain.sms_replies import ReplyIntent, confirmation_text
 
 LEASE_MS = 5 * 60 * 1000  # a claim older than this belongs to a worker that is gone
@@ -32,8 +33,11 @@ class Verdict:
 GO = Verdict("go")
 
 
-def screen(req: dict, state: LeadState | None, suppressed: bool, now_ms: int) -> Verdict:
-    """Checks made again at send time: the lead may have left since the request was planned."""
+def screen(req: dict, state: LeadState | None, suppressed: bool, now_ms: int,
+           quiet_hours: str | None = None) -> Verdict:
+    """Checks made again at send time: the lead may have left since the request was planned,
+    and an SMS that was deferred (rate limits, a provider's trouble) may now fall in the
+    lead's quiet hours: it waits for their end instead of waking anyone."""
     if req.get("not_before") and _ms(req["not_before"]) > now_ms:
         return Verdict("defer", "not_yet", _ms(req["not_before"]))
     if state is None:
@@ -44,6 +48,8 @@ def screen(req: dict, state: LeadState | None, suppressed: bool, now_ms: int) ->
         return Verdict("skip", "not_on_list")
     if suppressed:
         return Verdict("skip", "suppressed")
+    if req["channel"] == "sms" and in_quiet_hours(now_ms, state.timezone, quiet_hours):
+        return Verdict("defer", "quiet_hours", after_quiet_hours(now_ms, state.timezone, quiet_hours))
     return GO
 
 

@@ -115,6 +115,9 @@ class Sending(Strict):
     email: list[str] = Field(default_factory=lambda: ["smtp", "sendgrid"])
     sms: list[str] = Field(default_factory=lambda: ["twilio", "esendex"])
     rate_per_s: int = Field(1000, ge=1)
+    # the most messages per channel and UTC day (protects the sending reputation); past it a
+    # message waits for the next day (deferred, never dropped); absent: no limit
+    daily_limit: dict[Channel, int] = Field(default_factory=dict)
 
 
 class Engagement(Strict):

@@ -32,6 +32,8 @@ FAMILIES = (
     KeyFamily("feed_lock", "ls:feedlock:*", "ttl", max_ttl_s=24 * 3600, holds="a feed's poll interval"),
     KeyFamily("send_mark", "ls:send:*", "ttl", max_ttl_s=3 * 24 * 3600, holds="a send id's in-flight / sent mark"),
     KeyFamily("rate", "ls:rate:*", "ttl", max_ttl_s=5, holds="per-second rate-limit windows"),
+    KeyFamily("tenant_daily_volume", "ls:daycap:*", "ttl", max_ttl_s=2 * 24 * 3600,
+              holds="a tenant's sends per channel and UTC day"),
     KeyFamily("daily_cap", "ls:cap:*", "ttl", max_ttl_s=2 * 24 * 3600, holds="sends to a lead on its local day"),
     KeyFamily("history", "ls:hist:*", "ttl", max_ttl_s=90 * 24 * 3600, holds="a lead's last 50 sends"),
     KeyFamily("sent_jobs", "ls:sentjobs:*", "ttl", max_ttl_s=30 * 24 * 3600, holds="jobs sent to a lead lately"),

@@ -15,6 +15,7 @@ Key families (projections/redis_keys.py):
   ls:hist:{tenant}:{lead}            the last 50 sends of a lead (TTL 90 days)
   ls:sentjobs:{tenant}:{lead}        jobs sent to a lead, by time (TTL 30 days)
   ls:linkseq                         the link-code counter (one key)
+  ls:daycap:{tenant}:{channel}:{day} a tenant's sends of one UTC day (TTL 2 days)
   ls:link:{code}                     a tracked link's record (TTL 90 days)
   ls:pmsg:{provider}:{provider_id}   the send behind a provider's message id (TTL 30 days)
 """
@@ -36,11 +37,11 @@ LINK_TTL_S = 90 * 24 * 3600
 # Take up to ARGV[1] of a window's ARGV[2] slots; returns how many were granted.
 _TAKE = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local want, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local want, limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local grant = math.max(0, math.min(want, limit - used))
 if grant > 0 then
   redis.call('INCRBY', KEYS[1], grant)
-  redis.call('EXPIRE', KEYS[1], 5)
+  redis.call('EXPIRE', KEYS[1], ttl)
 end
 return grant
 """
@@ -84,7 +85,11 @@ class SendState:
 
     async def take(self, scope: str, second: int, want: int, limit: int) -> int:
         """Up to `want` sends of this scope's per-second limit; returns how many are granted."""
-        return int(await self._take(keys=[f"ls:rate:{scope}:{second}"], args=[want, limit]))
+        return int(await self._take(keys=[f"ls:rate:{scope}:{second}"], args=[want, limit, 5]))
+
+    async def take_today(self, tenant: str, channel: str, day: str, want: int, limit: int) -> int:
+        """Up to `want` sends of the tenant's daily volume for this channel and UTC day."""
+        return int(await self._take(keys=[f"ls:daycap:{tenant}:{channel}:{day}"], args=[want, limit, 2 * 86400]))
 
     async def count_today(self, items: list[tuple[str, str, str, str]]) -> list[int]:
         """For each (tenant, channel, lead_id, local date): this send's number of the day."""

@@ -734,8 +734,12 @@ async def run(args: argparse.Namespace, console: Console) -> int:
     consistent = print_summary(console, brands, q, sub, complete=done)
     morning_ok = True
     if not args.no_morning:
+        from stack.engagement_demo import run_afternoon
         from stack.morning import run_morning
+        morning_started = time.time()
         morning_ok = await run_morning(settings, console, set(sub.lead_ids))
+        if morning_ok:
+            morning_ok = await run_afternoon(settings, console, set(sub.lead_ids), morning_started)
     print_explore(console, settings, brands, q)
     if not done:
         print_timeout(console, args.timeout, len(sub.event_ids), seen, decided)

@@ -59,3 +59,15 @@ def test_events_are_deterministic_per_attempt_and_routed_by_kind():
     assert a[1]["attempt"] == 0 and a[1]["causation_id"] == "01REQ"
     assert "attempt" not in send_event("send.skipped", REQ, NOW, reason="x")[1]
     assert topic_for(REQ) == "bulk" and topic_for({**REQ, "kind": "welcome"}) == "priority"
+
+
+def test_a_deferred_sms_that_now_falls_in_quiet_hours_waits_for_their_end():
+    from datetime import datetime, timezone
+    sms = {**REQ, "channel": "sms"}
+    lead = LeadState("acme", "L1", "sms", "+12125550100", "accepted", lists=["daily"], timezone="America/New_York")
+    night = int(datetime(2026, 11, 26, 4, 30, tzinfo=timezone.utc).timestamp() * 1000)  # 23:30 in New York
+    v = screen(sms, lead, False, night, "21:00-08:00")
+    assert (v.action, v.reason) == ("defer", "quiet_hours")
+    assert v.retry_at == int(datetime(2026, 11, 26, 13, 0, tzinfo=timezone.utc).timestamp() * 1000)  # 08:00 there
+    assert screen(sms, lead, False, v.retry_at, "21:00-08:00").action == "go"
+    assert screen(REQ, state(), False, night, "21:00-08:00").action == "go"  # email has no quiet hours
