@@ -48,9 +48,18 @@ def screen(req: dict, state: LeadState | None, suppressed: bool, now_ms: int,
         return Verdict("skip", "not_on_list")
     if suppressed:
         return Verdict("skip", "suppressed")
-    if req["channel"] == "sms" and in_quiet_hours(now_ms, state.timezone, quiet_hours):
+    if req["channel"] == "sms" and _late(req, now_ms) and in_quiet_hours(now_ms, state.timezone, quiet_hours):
         return Verdict("defer", "quiet_hours", after_quiet_hours(now_ms, state.timezone, quiet_hours))
     return GO
+
+
+LATE_MS = 30 * 60 * 1000
+
+
+def _late(req: dict, now_ms: int) -> bool:
+    """Sent later than planned (a retry, or half an hour past its instant): the quiet hours
+    checked when it was planned no longer vouch for now."""
+    return req.get("attempt", 0) > 0 or now_ms - _ms(req["due_at"]) > LATE_MS
 
 
 def is_reply(req: dict) -> bool:

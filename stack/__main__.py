@@ -15,7 +15,7 @@ USAGE = """usage: ./dev COMMAND
   test          start everything and run the whole test suite
   up            install what is missing, start Kafka, Redis, ClickHouse, the API and the supervisor
   down          stop everything this checkout started
-  restart       restart the platform's own processes (API, supervisor, workers) after a code change
+  restart       restart the platform's own processes (API, tracking front, supervisor, workers) after a code change
   status        each service and worker: port, pid, healthy or not
   scale         per agent: lag, desired and running workers, the last scaling decision
   logs [NAME]   a service's log (all services' last lines without NAME)
@@ -26,7 +26,7 @@ USAGE = """usage: ./dev COMMAND
 """
 
 
-PLATFORM = ("api", "supervisor")  # the platform's own processes; the rest is infrastructure
+PLATFORM = ("api", "tracking", "supervisor")  # the platform's own processes; the rest is infrastructure
 
 
 def child_env() -> dict[str, str]:

@@ -32,9 +32,18 @@ GMAIL_PROXY = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggp
 SAMPLE = 400  # emails the afternoon plays with
 
 
+def _tracked(s: Settings, text: str) -> list[str]:
+    return re.findall(rf'(?:href|src)=\\?"({re.escape(s.tracking_base_url)}/[cou]/[0-9A-Za-z]+)', text)
+
+
 def morning_mail(s: Settings, since: float) -> list[tuple[str, list[str]]]:
-    """(HTML, tracked URLs) of the emails delivered since `since`, at most SAMPLE."""
+    """(brand, tracked URLs) of emails delivered since `since`: half from the SMTP server, the
+    rest from the SendGrid and SES stand-ins (the brands that send through their APIs)."""
     out = []
+    for provider in ("sendgrid", "ses"):
+        sent = httpx.get(f"{s.providers_url}/sent/{provider}", timeout=30).json()
+        for m in sent[-SAMPLE // 4:]:
+            out.append((m["from"], _tracked(s, str(m.get("request", "")))))
     for path in sorted(s.mail_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
         if path.stat().st_mtime < since or len(out) >= SAMPLE:
             break
@@ -42,10 +51,8 @@ def morning_mail(s: Settings, since: float) -> list[tuple[str, list[str]]]:
         body = msg.get_body(("html",))
         if body is None:
             continue
-        html = body.get_content()
-        urls = re.findall(rf'(?:href|src)="({re.escape(s.tracking_base_url)}/[cou]/[0-9A-Za-z]+)"', html)
-        out.append((html, urls))
-    return out
+        out.append((msg["From"], _tracked(s, body.get_content())))
+    return [(who, urls) for who, urls in out if urls]
 
 
 async def links_of(deps, urls: list[str]) -> list[dict]:
@@ -57,9 +64,13 @@ async def play(s: Settings, mails: list[tuple[str, list[str]]], seed: int = 7) -
     """People, scanners and proxies at the tracking front; how many of each did what."""
     deps, rng, did = build(s), random.Random(seed), {"people": 0, "clicks": 0, "scanned": 0, "proxied": 0,
                                                       "unsubscribed": 0, "not_found": 0}
+    gate = asyncio.Semaphore(32)
     async with httpx.AsyncClient(timeout=10, follow_redirects=False) as c:
         async def visit(urls: list[str]) -> None:
-            links = await links_of(deps, urls)
+            async with gate:
+                await visit_one(await links_of(deps, urls))
+
+        async def visit_one(links: list[dict]) -> None:
             jobs = [l for l in links if l["slot"] == "job"]
             pixels = [l for l in links if l["kind"] == "open"]
             roll = rng.random()
@@ -149,7 +160,7 @@ async def run_afternoon(s: Settings, console: Console, lead_ids: set[str], morni
         console.print("  no email of this morning to open")
         return False
     console.print(f"\n[bold]an afternoon[/]: people open and click {len(mails)} of the morning's emails; link "
-                  f"scanners and Apple's privacy proxy fetch some too; SendGrid reports a bounce, a texter says Stop.")
+                  f"scanners and Gmail's image proxy fetch some too; SendGrid reports a bounce, a texter says Stop.")
     await asyncio.sleep(2.5)  # people read before they click (the tenant's min_click_delay_s is 2)
     did = await play(s, mails)
     said = await provider_reports(s, deps, lead_ids)
@@ -195,6 +206,14 @@ def print_afternoon(console: Console, s: Settings, deps, rows: list[tuple]) -> N
         share.add_row(r["name"], str(r["clicks"]), f"${r['revenue_cents'] / 100:,.2f}", f"{r['brand_share']:.0%}",
                       f"${r['brand_cents'] / 100:,.2f}", f"${r['platform_cents'] / 100:,.2f}")
     console.print(share)
+    hooks = [(t.name, t.webhook.url) for t in deps.tenants.tenants.values() if t.webhook]
+    for name, url in hooks:
+        try:
+            got = httpx.get(url.replace("/hooks/", "/received/"), timeout=10).json()
+            console.print(f"  outbound webhooks: {len(got):,} of {name}'s events at its endpoint so far "
+                          f"({url}; signed, in order per lead)", soft_wrap=True)
+        except (httpx.HTTPError, ValueError):
+            console.print(f"  outbound webhooks: {name}'s endpoint {url} did not answer")
     console.print("  more: python -m projections.revenue --by job_source,list   ·   "
                   "clickhouse-client --port 19000 -d leadstream -q 'SELECT * FROM engagement FINAL LIMIT 5'",
                   soft_wrap=True)

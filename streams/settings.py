@@ -123,8 +123,9 @@ def load_tenants(path: Path) -> TenantBook:
     import yaml
     try:
         with open(path) as fh:
-            # feed URLs may say {feeds_url}: the job-feed stand-in that ./dev runs
-            data = yaml.safe_load(fh.read().replace("{feeds_url}", get_settings().feeds_url)) or {}
+            # feed URLs may say {feeds_url}, webhook URLs {hooks_url}: the stand-ins ./dev runs
+            text = fh.read().replace("{feeds_url}", get_settings().feeds_url)
+            data = yaml.safe_load(text.replace("{hooks_url}", get_settings().hooks_url)) or {}
     except OSError as exc:
         raise ValueError(f"cannot read tenant file {path}: {exc}; set LEADSTREAM_TENANTS_FILE") from exc
     return parse_tenant_book(data, path)

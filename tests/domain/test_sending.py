@@ -63,7 +63,7 @@ def test_events_are_deterministic_per_attempt_and_routed_by_kind():
 
 def test_a_deferred_sms_that_now_falls_in_quiet_hours_waits_for_their_end():
     from datetime import datetime, timezone
-    sms = {**REQ, "channel": "sms"}
+    sms = {**REQ, "channel": "sms", "attempt": 1}  # deferred once already (a rate limit, a provider's trouble)
     lead = LeadState("acme", "L1", "sms", "+12125550100", "accepted", lists=["daily"], timezone="America/New_York")
     night = int(datetime(2026, 11, 26, 4, 30, tzinfo=timezone.utc).timestamp() * 1000)  # 23:30 in New York
     v = screen(sms, lead, False, night, "21:00-08:00")
@@ -71,3 +71,7 @@ def test_a_deferred_sms_that_now_falls_in_quiet_hours_waits_for_their_end():
     assert v.retry_at == int(datetime(2026, 11, 26, 13, 0, tzinfo=timezone.utc).timestamp() * 1000)  # 08:00 there
     assert screen(sms, lead, False, v.retry_at, "21:00-08:00").action == "go"
     assert screen(REQ, state(), False, night, "21:00-08:00").action == "go"  # email has no quiet hours
+    on_time = {**sms, "attempt": 0, "due_at": night - 60_000}  # planned for this instant: checked when planned
+    assert screen(on_time, lead, False, night, "21:00-08:00").action == "go"
+    late = {**on_time, "due_at": night - 3_600_000}  # an hour late (the planner was down): checked again
+    assert screen(late, lead, False, night, "21:00-08:00").reason == "quiet_hours"
