@@ -2,7 +2,7 @@
 and the provider-message-id map the webhooks resolve through.
 
   ls:eng:{tenant}:{lead_id}          hash: human_/machine_ opens and clicks, last_human_ms,
-                                     last_human_open_ms, last_human_click_ms (one per lead)
+                                     last_human_open_ms, last_human_click_ms, score (one per lead)
   ls:engseen:{event_id}:{revision}   an engagement event already counted (TTL 7 days)
   ls:act:{send_id}                   a message's recent clicks and honeypot time (TTL 1 hour)
   ls:soft:{tenant}:{lead_id}         soft bounces within the window (sorted set, TTL = window)
@@ -34,6 +34,10 @@ for _, u in ipairs(updates) do
       local cur = tonumber(redis.call('HGET', u.key, f) or '0')
       if v > cur then redis.call('HSET', u.key, f, v) end
     end
+    -- the score of domain.engagement.score: a person's click weighs three opens, machines nothing
+    local clicks = math.max(0, tonumber(redis.call('HGET', u.key, 'human_clicks') or '0'))
+    local opens = math.max(0, tonumber(redis.call('HGET', u.key, 'human_opens') or '0'))
+    redis.call('HSET', u.key, 'score', 3 * clicks + opens)
   end
 end
 return applied

@@ -23,10 +23,13 @@ from pathlib import Path
 
 import orjson
 from confluent_kafka import KafkaException, Producer
+from prometheus_client import Counter
 
 log = logging.getLogger("leadstream.spool")
 
 CURRENT = "current.jsonl"
+SPOOLED = Counter("leadstream_spooled_records_total", "Records Kafka did not take, kept in the local spool")
+RESENT = Counter("leadstream_spool_resent_records_total", "Spooled records produced again")
 
 
 class Spool:
@@ -48,6 +51,7 @@ class Spool:
             self._fh.write(line)
             self._fh.flush()  # in the OS's hands: survives this process dying
             self.appended += 1
+        SPOOLED.inc()
 
     def take(self) -> list[Path]:
         """Move the current file aside (new appends go to a fresh one); every file waiting to
@@ -150,6 +154,7 @@ class SpoolingProducer:
             n += len(records)
             path.unlink()  # a crash before this line sends the file again: duplicates, never loss
         if n:
+            RESENT.inc(n)
             log.info("sent %d spooled records again", n)
         return n
 

@@ -143,6 +143,7 @@ def test_a_person_in_chromium_opens_and_clicks_and_counts_as_human(iso, tmp_path
     assert clicks[0][5] > 0, "the click carries the job's CPC"
     state = iso.redis.hgetall(f"ls:eng:jobsnearby:{_lead_of(iso, send_id)}")
     assert int(state[b"human_clicks"]) == 1 and int(state[b"human_opens"]) >= 1 and b"last_human_click_ms" in state
+    assert int(state[b"score"]) == 3 + int(state[b"human_opens"])
 
 
 def _record(p, url: str) -> dict:

@@ -73,3 +73,22 @@ def test_cold_leads_are_unsubscribed_and_a_human_click_keeps_a_lead(iso):
     out = iso._run("-m", "agents.hygiene", "--at", iso_at(day20 + 31 * DAY))
     assert "inactive: 1" in out
     wait_for(lambda: status(iso, clicker) == "unsubscribed", 60, what="the clicker, cold in turn")
+
+
+def test_a_pruned_lead_that_clicks_again_is_subscribed_again(iso):
+    uid = uuid.uuid4().hex[:8]
+    [lid] = submit(iso, "jobsnearby", [{"email": f"back.{uid}@example.com", "partner": "indeed-xml",
+                                        "list": "daily-jobs", "location": {"zip": "10001", "country": "US"}}])
+    key = "ls:lastseen:jobsnearby:email"
+    wait_for(lambda: iso.redis.zscore(key, lid), 60, what="the lead followed by hygiene")
+    signed_up = int(iso.redis.zscore(key, lid))
+    iso._run("-m", "agents.hygiene", "--at", iso_at(signed_up + 31 * DAY))
+    wait_for(lambda: status(iso, lid) == "unsubscribed", 60, what="the cold lead unsubscribed")
+    # weeks later the person opens an old alert and clicks a job: a person, so the lead is back
+    back = signed_up + 40 * DAY
+    iso.produce("engagement.observed", [(lid.encode(), hit(lid, back, CHROME))])
+    wait_for(lambda: status(iso, lid) == "accepted", 60, what="the lead subscribed again")
+    state = orjson.loads(iso.redis.get(f"ls:lead:jobsnearby:{lid}"))
+    assert state["reasons"] == [] and state["lists"] == ["daily-jobs"]
+    wait_for(lambda: iso.redis.zscore(key, lid) is not None, 30, what="hygiene following it again")
+    assert iso.redis.zscore(f"ls:pruned:jobsnearby:email", lid) is None

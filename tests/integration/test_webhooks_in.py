@@ -195,3 +195,24 @@ def test_bad_signatures_get_401_malformed_bodies_400_and_every_request_is_kept(i
     statuses = sorted(k["status"] for k in kept)
     assert statuses.count(401) >= 5 and statuses.count(400) >= 3
     assert all(k["body"] or k["status"] == 401 for k in kept)
+
+
+def test_start_after_stop_subscribes_again_and_more_sends_jobs_now(iso):
+    lid, number = sms_lead(iso)
+
+    def reply(text: str) -> None:
+        emit(iso, "twilio", [{"MessageSid": "SM" + uuid.uuid4().hex, "From": number, "To": "+15005550001",
+                              "Body": text, "SmsStatus": "received"}])
+    reply("STOP")
+    wait_for(lambda: lead_state(iso, "jobsnearby", lid)["status"] == "unsubscribed", 60, what="STOP")
+    reply("Start")
+    wait_for(lambda: lead_state(iso, "jobsnearby", lid)["status"] == "accepted", 60, what="START subscribing again")
+    assert wait_for(lambda: [b for b in twilio_sent_to(number) if "subscribed to job alerts again" in b], 60,
+                    what="the START confirmation")
+    reply("more jobs")
+
+    def more_sent():
+        hist = [orjson.loads(h) for h in iso.redis.lrange(f"ls:hist:jobsnearby:{lid}", 0, -1)]
+        return [h for h in hist if h["kind"] == "more_jobs"]
+    [sent] = wait_for(more_sent, 60, what="the jobs sent on MORE")
+    assert sent["channel"] == "sms" and sent["list"] == "sms-alerts"
