@@ -162,6 +162,9 @@ def main(argv: list[str]) -> None:
         say(f"paced: {RATE} requests/s (half redirects, half pixels) for {args.seconds:.0f}s")
         answered = asyncio.run(paced("127.0.0.1", port, clicks + opens, RATE, args.seconds))
         stats = httpx.get(f"{url}/stats").json()
+        metrics = httpx.get(f"{url}/metrics").text
+        answered_total = int(sum(float(m) for m in re.findall(
+            r'^leadstream_tracking_hits_total\{[^}]*status="ok"[^}]*\} ([\d.e+]+)$', metrics, re.M)))
     finally:
         front.terminate()
         front.wait(30)
@@ -179,11 +182,13 @@ def main(argv: list[str]) -> None:
     cleanup(s)
     click, pixel = stats.get("click", {}), stats.get("open", {})
     say(f"tracking {rps:,.0f} redirects/s  baseline {base:,.0f}/s  at {RATE}/s: redirect p99 "
-        f"{click.get('p99_ms')} ms, pixel p99 {pixel.get('p99_ms')} ms; hits in Kafka {kept:,} (+{spooled} spooled)")
+        f"{click.get('p99_ms')} ms, pixel p99 {pixel.get('p99_ms')} ms; hits answered {answered_total:,}, "
+        f"in Kafka {kept:,} (+{spooled} spooled)")
     emit({"bench": "tracking", "value": round(rps), "unit": "redirects/s", "baseline": round(base),
           "ratio": round(rps / base, 3), "errors": bad, "p50_ms": click.get("p50_ms"), "p99_ms": click.get("p99_ms"),
           "pixel_p50_ms": pixel.get("p50_ms"), "pixel_p99_ms": pixel.get("p99_ms"), "offered_rps": RATE,
-          "answered_at_offered": answered, "hits_in_kafka": kept, "hits_spooled": spooled})
+          "answered_at_offered": answered, "hits_answered": answered_total, "hits_in_kafka": kept,
+          "hits_spooled": spooled})
 
 
 if __name__ == "__main__":

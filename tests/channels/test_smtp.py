@@ -157,6 +157,24 @@ def test_message_id_keeps_the_send_id_and_stays_valid():
     assert {p.get_content_type() for p in mime.iter_parts()} == {"text/plain", "text/html"}
 
 
+def test_ascii_parts_go_as_7bit_with_long_lines_others_as_quoted_printable():
+    import dataclasses
+    html = "<html><body>" + "".join(f'<td class="c{i}">Job {i} &amp; more</td>' for i in range(400)) + "</body></html>"
+    raw, _ = mime_bytes(dataclasses.replace(mail(4), html=html, text="Line one.\n" + "word " * 400), "x.example", now=0)
+    lines = raw.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 998 and len(lines) < 60  # quoted-printable needed ~300
+    mime = email.message_from_bytes(raw, policy=email.policy.default)
+    parts = {p.get_content_type(): p for p in mime.iter_parts()}
+    assert parts["text/html"]["Content-Transfer-Encoding"] == "7bit"
+    assert parts["text/html"].get_content().replace("\r\n", "").replace("\n", "") == html  # only line breaks added
+    assert parts["text/plain"].get_content().split() == ("Line one.\n" + "word " * 400).split()
+    accented = dataclasses.replace(mail(5), html="<p>Zoë, 3 jobs near Montréal</p>")
+    mime = email.message_from_bytes(mime_bytes(accented, "x.example", now=0)[0], policy=email.policy.default)
+    html_part = [p for p in mime.iter_parts() if p.get_content_type() == "text/html"][0]
+    assert html_part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert html_part.get_content() == "<p>Zoë, 3 jobs near Montréal</p>"
+
+
 def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server context, client context trusting it) for a throwaway 127.0.0.1 certificate."""
     key = ec.generate_private_key(ec.SECP256R1())
