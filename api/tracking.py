@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from ulid import ULID
 
-from domain.links import LinkRecord, code_number
+from domain.links import code_number
 from schemas.codec import default_codec
 from streams.settings import Settings, get_settings, load_tenants
 from streams.spool import SpoolingProducer

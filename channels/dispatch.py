@@ -92,7 +92,7 @@ class Dispatcher:
             if not tenant:
                 verdict = Verdict("skip", "unknown_tenant")
             elif is_reply(req):  # answering the person, even the STOP that just unsubscribed them
-                verdict = screen_reply(req, state, look.blocklisted)
+                verdict = screen_reply(req, state, look.blocklisted, now_ms)
             else:
                 cfg = tenant.lists.get(req["list"])
                 verdict = screen(req, state, suppressed, now_ms, cfg.effective_quiet_hours if cfg else None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.identity import derived_event_id
-from domain.intake import LeadState
+from domain.intake import RESUBSCRIBE_FROM, LeadState
 from domain.schedule import after_quiet_hours, in_quiet_hours
 from domain.sms_replies import ReplyIntent, confirmation_text
 
@@ -67,12 +67,19 @@ def is_reply(req: dict) -> bool:
     return (req.get("trigger") or "").startswith("reply:")
 
 
-def screen_reply(req: dict, state: LeadState | None, blocklisted: bool) -> Verdict:
-    """An answer goes to whoever wrote, subscribed or not (a STOP is confirmed once)."""
+def screen_reply(req: dict, state: LeadState | None, blocklisted: bool, now_ms: int) -> Verdict:
+    """An answer goes to whoever wrote, subscribed or not (a STOP is confirmed once). START is
+    confirmed only once the lead is subscribed again: while the intake has yet to decide it
+    waits a moment; a lead that START cannot bring back (a complaint, the brand's own
+    unsubscribe) gets no false "you are subscribed"."""
     if state is None:
         return Verdict("skip", "unknown_lead")
     if blocklisted:
         return Verdict("skip", "suppressed")
+    if req["trigger"] == "reply:start" and state.status != "accepted":
+        if set(state.reasons) & set(RESUBSCRIBE_FROM["sms_start"]) and req.get("attempt", 0) < 5:
+            return Verdict("defer", "awaiting_resubscribe", now_ms + 2000)
+        return Verdict("skip", "not_resubscribed")
     return GO
 
 

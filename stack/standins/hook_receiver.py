@@ -26,18 +26,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import hashlib
 import hmac
 import json
 import signal
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from aiohttp import web
+
+from stack.standins.threaded import Steering, serve_in_thread
 
 DEFAULT_SECRET = "hook-secret"
 SIGNATURE_HEADER = "X-Leadstream-Signature"
@@ -47,25 +47,11 @@ KEEP = 20_000  # records kept per name: a long-running stand-in must not grow wi
 
 
 @dataclass
-class HookState:
+class HookState(Steering):
     """What one endpoint has received and how it should answer."""
 
     secret: str = DEFAULT_SECRET
-    mode: str = "ok"
-    remaining: int | None = None  # misbehave this many more times; None = until told otherwise
-    delay_s: float = 2.0
-    retry_after_s: float = 1.0
-    requests: int = 0
     received: deque = field(default_factory=lambda: deque(maxlen=KEEP))
-
-    def next_mode(self) -> str:
-        """The mode for this request, counting down `fail_next`."""
-        mode = self.mode
-        if mode != "ok" and self.remaining is not None:
-            self.remaining -= 1
-            if self.remaining <= 0:
-                self.mode, self.remaining = "ok", None
-        return mode
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "fail_next": self.remaining, "delay_s": self.delay_s,
@@ -193,45 +179,7 @@ def make_app(secrets: dict[str, str] | None = None) -> web.Application:
 def start(port: int = 0, host: str = "127.0.0.1",
           secrets: dict[str, str] | None = None) -> tuple[str, Callable[[], None]]:
     """Serve on its own thread and loop; returns (base url, stop)."""
-    loop = asyncio.new_event_loop()
-    ready: concurrent.futures.Future[int] = concurrent.futures.Future()
-    thread = threading.Thread(target=_run, args=(loop, make_app(secrets), host, port, ready),
-                              name="hook-receiver-standin", daemon=True)
-    thread.start()
-    bound = ready.result(timeout=10)
-
-    def stop() -> None:
-        if thread.is_alive():
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-
-    return f"http://{host}:{bound}", stop
-
-
-def _run(loop: asyncio.AbstractEventLoop, app: web.Application, host: str, port: int,
-         ready: concurrent.futures.Future[int]) -> None:
-    """Thread body: serve until the loop is stopped, then clean up."""
-    asyncio.set_event_loop(loop)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    try:
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, host, port).start())
-    except BaseException as exc:
-        ready.set_exception(exc)
-        loop.close()
-        return
-    ready.set_result(runner.addresses[0][1])
-    loop.run_forever()
-    loop.run_until_complete(runner.cleanup())
-    loop.run_until_complete(_cancel_all())  # "slow" answers still sleeping
-    loop.close()
-
-
-async def _cancel_all() -> None:
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    return serve_in_thread(make_app(secrets), host, port, "hook-receiver-standin")
 
 
 async def _main(port: int, host: str) -> None:

@@ -48,7 +48,6 @@ from collections import deque
 import asyncio
 import base64
 import email.utils
-import concurrent.futures
 import functools
 import hashlib
 import hmac
@@ -56,7 +55,6 @@ import json
 import re
 import secrets
 import signal
-import threading
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -67,6 +65,7 @@ from typing import Any, Callable
 import aiohttp
 from aiohttp import web
 
+from stack.standins.threaded import Steering, serve_in_thread
 from channels.webhooks_in import esendex as esendex_hooks, sendgrid as sendgrid_hooks
 from channels.webhooks_in import ses as ses_hooks, twilio as twilio_hooks
 from channels.webhooks_in.base import tamper as tamper_signature
@@ -86,25 +85,11 @@ _MAX_CLOCK_SKEW_S = 15 * 60  # SigV4 refuses requests signed more than 15 minute
 
 
 @dataclass
-class ProviderState:
+class ProviderState(Steering):
     """What one provider stand-in has seen and how it should behave."""
 
-    mode: str = "ok"
-    remaining: int | None = None  # misbehave this many more times; None = until told otherwise
-    retry_after_s: float = 1.0
-    delay_s: float = 2.0
-    requests: int = 0
     # the last KEEP accepted messages: a long-running stand-in must not grow without bound
     accepted: deque = field(default_factory=lambda: deque(maxlen=KEEP))
-
-    def next_mode(self) -> str:
-        """The mode for this request, counting down `fail_next`."""
-        mode = self.mode
-        if mode != "ok" and self.remaining is not None:
-            self.remaining -= 1
-            if self.remaining <= 0:
-                self.mode, self.remaining = "ok", None
-        return mode
 
 
 KEEP = 20_000
@@ -592,46 +577,7 @@ def make_app(credentials: dict[str, dict[str, str]] | None = None) -> web.Applic
 def start(port: int = 0, *, host: str = "127.0.0.1",
           credentials: dict[str, dict[str, str]] | None = None) -> tuple[str, Callable[[], None]]:
     """Serve the stand-ins on their own thread and loop; returns (base url, stop)."""
-    loop = asyncio.new_event_loop()
-    ready: concurrent.futures.Future[int] = concurrent.futures.Future()
-    thread = threading.Thread(target=_run, args=(loop, make_app(credentials), host, port, ready),
-                              name="provider-standins", daemon=True)
-    thread.start()
-    bound = ready.result(timeout=10)
-
-    def stop() -> None:
-        if thread.is_alive():
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-
-    return f"http://{host}:{bound}", stop
-
-
-def _run(loop: asyncio.AbstractEventLoop, app: web.Application, host: str, port: int,
-         ready: concurrent.futures.Future[int]) -> None:
-    """Thread body: serve until the loop is stopped, then clean up."""
-    asyncio.set_event_loop(loop)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    try:
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, host, port).start())
-    except BaseException as exc:
-        ready.set_exception(exc)
-        loop.close()
-        return
-    ready.set_result(runner.addresses[0][1])
-    loop.run_forever()
-    loop.run_until_complete(runner.cleanup())
-    loop.run_until_complete(_cancel_all())
-    loop.close()
-
-
-async def _cancel_all() -> None:
-    """Cancel handlers still running (a "slow" answer) so the loop closes cleanly."""
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    return serve_in_thread(make_app(credentials), host, port, "provider-standins")
 
 
 async def _main(port: int, host: str = "127.0.0.1") -> None:

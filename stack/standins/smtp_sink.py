@@ -36,6 +36,8 @@ from typing import Any, Callable
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from stack.standins.threaded import cancel_all
+
 DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / ".stack" / "mail"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9@._+=-]")
 _DEFAULT_TEXT = {421: "4.3.2 Service not available, closing channel", 451: "4.3.0 Try again later",
@@ -304,16 +306,8 @@ def _run(loop: asyncio.AbstractEventLoop, controller: SinkController, host: str,
     ready.set_result(server.sockets[0].getsockname()[1])
     loop.run_forever()
     server.close()
-    loop.run_until_complete(_cancel_all())
+    loop.run_until_complete(cancel_all())
     loop.close()
-
-
-async def _cancel_all() -> None:
-    """Cancel the per-connection tasks so the loop closes without 'pending task' noise."""
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _main(port: int, folder: Path, host: str = "127.0.0.1") -> None:

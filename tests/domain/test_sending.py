@@ -75,3 +75,18 @@ def test_a_deferred_sms_that_now_falls_in_quiet_hours_waits_for_their_end():
     assert screen(on_time, lead, False, night, "21:00-08:00").action == "go"
     late = {**on_time, "due_at": night - 3_600_000}  # an hour late (the planner was down): checked again
     assert screen(late, lead, False, night, "21:00-08:00").reason == "quiet_hours"
+
+
+def test_start_is_confirmed_only_once_the_lead_is_back():
+    from domain.sending import screen_reply
+    start = {**REQ, "channel": "sms", "list": "", "kind": "triggered", "trigger": "reply:start"}
+    stopped = LeadState("acme", "L1", "sms", "+12125550100", "unsubscribed", reasons=["sms_stop"], lists=["daily"])
+    assert (screen_reply(start, stopped, False, NOW).reason, screen_reply(start, stopped, False, NOW).retry_at) == \
+        ("awaiting_resubscribe", NOW + 2000)  # the intake has not decided yet
+    assert screen_reply({**start, "attempt": 5}, stopped, False, NOW).reason == "not_resubscribed"
+    complained = LeadState("acme", "L1", "sms", "+12125550100", "unsubscribed", reasons=["complaint"])
+    assert screen_reply(start, complained, False, NOW).reason == "not_resubscribed"
+    assert screen_reply(start, LeadState("acme", "L1", "sms", "+1", "accepted"), False, NOW).action == "go"
+    stop = {**start, "trigger": "reply:stop"}
+    assert screen_reply(stop, stopped, False, NOW).action == "go"  # STOP is confirmed to the unsubscribed
+    assert screen_reply(stop, stopped, True, NOW).reason == "suppressed"

@@ -91,4 +91,4 @@ def test_a_pruned_lead_that_clicks_again_is_subscribed_again(iso):
     state = orjson.loads(iso.redis.get(f"ls:lead:jobsnearby:{lid}"))
     assert state["reasons"] == [] and state["lists"] == ["daily-jobs"]
     wait_for(lambda: iso.redis.zscore(key, lid) is not None, 30, what="hygiene following it again")
-    assert iso.redis.zscore(f"ls:pruned:jobsnearby:email", lid) is None
+    assert iso.redis.zscore("ls:pruned:jobsnearby:email", lid) is None

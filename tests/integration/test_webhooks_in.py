@@ -4,7 +4,6 @@ STOP unsubscribes and is confirmed, HELP is answered, an ordinary reply changes 
 signatures get 401, unparseable bodies 400, and every raw request is kept on webhooks.raw."""
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
