@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from domain.bots import BotPolicy, SendActivity
-from domain.engagement import Policy, decide_hit, decide_observation, engagement_counts
+from domain.engagement import Policy, decide_hit, decide_observation, engagement_counts, event_ms
 from domain.sms_replies import classify_reply
 from projections.redis_engagement import EngagementStore
 from schemas.codec import DecodeError
@@ -61,7 +61,7 @@ async def process(deps, msgs: list[tuple]) -> int:
             continue
         todo.append((name, ev, tenant))
     acts = await store.activities(sorted({ev["send_id"] for n, ev, _ in todo if n == "engagement.hit" and ev["send_id"]}))
-    softs = [(ev["tenant"], ev["lead_id"], ev["event_id"], _ms(ev["occurred_at"])) for n, ev, _ in todo
+    softs = [(ev["tenant"], ev["lead_id"], ev["event_id"], event_ms(ev["occurred_at"])) for n, ev, _ in todo
              if n == "webhook.observation" and _soft(ev)]
     counts = dict(zip([s[2] for s in softs], await _soft_counts(store, softs, todo)))
     decided = []
@@ -105,13 +105,10 @@ def _updates(decided: list) -> list[dict]:
         inc = engagement_counts(name, ev)
         if not inc:
             continue
-        at = _ms(ev["occurred_at"])
+        at = event_ms(ev["occurred_at"])
         human_first = not ev["is_bot"] and ev.get("revision", 0) == 0
         what = "open" if name == "engagement.opened" else "click"
         ups.append({"seen": f"{ev['event_id']}:{ev.get('revision', 0)}", "key": (ev["tenant"], ev["lead_id"]),
                     "inc": inc, "max": {"last_human_ms": at, f"last_human_{what}_ms": at} if human_first else {}})
     return ups
 
-
-def _ms(t) -> int:
-    return t if isinstance(t, int) else int(t.timestamp() * 1000)

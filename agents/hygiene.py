@@ -21,6 +21,7 @@ from datetime import datetime
 
 from ulid import ULID
 
+from domain.engagement import event_ms
 from domain.hygiene import cold_cutoff_ms
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
@@ -65,8 +66,7 @@ async def follow(deps, values: list[bytes | None]) -> int:
             name, ev = deps.codec.decode(value or b"")
         except DecodeError:
             continue
-        at = ev["occurred_at"]
-        at = at if isinstance(at, int) else int(at.timestamp() * 1000)
+        at = event_ms(ev["occurred_at"])
         if name == "lead.accepted":
             pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, nx=True)
         elif name == "lead.resubmitted":
@@ -98,7 +98,7 @@ async def _reactivate(deps, clicks: list[dict]) -> None:
         return
     records = []
     for c in pruned:
-        at = c["occurred_at"] if isinstance(c["occurred_at"], int) else int(c["occurred_at"].timestamp() * 1000)
+        at = event_ms(c["occurred_at"])
         req = {"event_id": _event_id(at, "resubreq", c["event_id"]), "tenant": c["tenant"], "occurred_at": at,
                "schema": "lead.resubscribe_requested@1", "causation_id": c["event_id"], "source": SOURCE,
                "lead_id": c["lead_id"], "reason": "reactivated_by_click", "requested_by": SOURCE}

@@ -15,6 +15,7 @@ providers' stand-in makes the keys; the API reads the public ones from LEADSTREA
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import time
@@ -165,7 +166,6 @@ async def _produce(deps: Deps, provider: str, headers: dict, body: bytes, status
     try:
         text, encoding = body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        import base64
         text, encoding = base64.b64encode(body).decode(), "base64"
     raw = {"event_id": new_event_id(now_ms, os.urandom(10)), "tenant": events[0]["tenant"] if events else "",
            "occurred_at": now_ms, "schema": "webhook.received@1", "causation_id": None, "source": SOURCE,

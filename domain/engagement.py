@@ -47,7 +47,7 @@ def derived_id(event_id: str, suffix: str) -> str:
 def hit_of(ev: dict) -> Hit:
     """The bot filter's view of an engagement.hit event."""
     return Hit(kind=ev["kind"], method=ev["method"], user_agent=ev["user_agent"], ip=ev["ip"],
-               at_ms=_ms(ev["occurred_at"]), delivered_ms=ev["delivered_at"], slot=ev["slot"],
+               at_ms=event_ms(ev["occurred_at"]), delivered_ms=ev["delivered_at"], slot=ev["slot"],
                send_id=ev["send_id"], code=ev["code"])
 
 
@@ -76,7 +76,7 @@ def decide_hit(ev: dict, activity: SendActivity, policy: Policy,
     if name == "engagement.clicked":
         outs += _revise_burst(activity, hit, policy, recent, verdict)
         activity = remember(activity, hit, verdict, policy.bots)
-        recent = {c: e for c, e in recent.items() if at - _ms(e["occurred_at"]) <= policy.bots.burst_window_s * 1000}
+        recent = {c: e for c, e in recent.items() if at - event_ms(e["occurred_at"]) <= policy.bots.burst_window_s * 1000}
         if not verdict.is_bot:
             recent[ev["code"]] = out_ev
     return outs, activity, recent
@@ -110,7 +110,7 @@ def _unsubscribe_hit(ev: dict) -> list[Out]:
 def unsubscribe(ev: dict, how: str, channel: str, send_id: str = "", list_: str = "",
                 template: str = "") -> list[Out]:
     """The request the intake turns into lead.unsubscribed, and the engagement fact with its cause."""
-    at = _ms(ev["occurred_at"])
+    at = event_ms(ev["occurred_at"])
     request = (_envelope("lead.unsubscribe_requested", derived_id(ev["event_id"], "UNSUBREQ"), ev["tenant"], at,
                          ev["event_id"])
                | {"lead_id": ev["lead_id"], "reason": UNSUBSCRIBE_REASONS[how], "requested_by": SOURCE})
@@ -126,7 +126,8 @@ def _channel(ev: dict) -> str:
     return "sms" if ev.get("slot") == "sms" else "email"
 
 
-def _ms(t) -> int:
+def event_ms(t) -> int:
+    """An event's timestamp-millis field as ms, whether decoded to a datetime or still an int."""
     return t if isinstance(t, int) else int(t.timestamp() * 1000)
 
 
@@ -137,7 +138,7 @@ def decide_observation(ev: dict, soft_bounces_in_window: int, policy: Policy,
     """The events one provider observation decides. soft_bounces_in_window counts this
     address's soft bounces inside the tenant's window, this one included."""
     kind = ev["kind"]
-    at = _ms(ev["occurred_at"])
+    at = event_ms(ev["occurred_at"])
     if kind == "delivered":
         return [("send_events", "send.delivered", _send_fact("send.delivered", ev, at))]
     if kind in ("bounced", "failed"):
