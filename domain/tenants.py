@@ -137,6 +137,16 @@ class Revenue(Strict):
     """The profit share: what part of the click revenue goes to the brand (the rest to the platform)."""
 
     brand_share: float = Field(0.7, ge=0, le=1)
+    # the brand's own revenue report (its partner backend), reconciled with our figures by the
+    # accounting report; empty: not reconciled
+    report_url: str = ""
+
+
+class AnalyticsPolicy(Strict):
+    """What the brand's partners may see of the analytics (their own source's leads only)."""
+
+    # metric names from the analytics catalogue; empty: the catalogue's partner defaults
+    partner_metrics: list[str] = Field(default_factory=list)
 
 
 class Webhook(Strict):
@@ -174,6 +184,7 @@ class Tenant(Strict):
     feeds: list[FeedConfig] = Field(default_factory=list)
     engagement: Engagement = Engagement()
     revenue: Revenue = Revenue()
+    analytics: AnalyticsPolicy = AnalyticsPolicy()
     webhook: Webhook | None = None
 
     @model_validator(mode="after")

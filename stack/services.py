@@ -169,7 +169,7 @@ def _redis_cmd(s: Settings) -> list[str]:
     data.mkdir(parents=True, exist_ok=True)
     return ["redis-server", "--bind", "127.0.0.1", "--port", port, "--dir", str(data),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--daemonize", "no", "--protected-mode", "yes", "--maxmemory-policy", "noeviction"]
+            "--daemonize", "no", "--databases", "64", "--protected-mode", "yes", "--maxmemory-policy", "noeviction"]
 
 
 def _redis_healthy(s: Settings) -> bool:
