@@ -26,12 +26,16 @@ def caller_from(deps):
             raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'",
                            headers={"WWW-Authenticate": "Bearer"})
         key = key.strip()
+        book = deps.tenants
+        if cache.get("__version__") != book.version:
+            cache.clear()
+            cache["__version__"] = book.version
         found = cache.get(key)
         if found is None:
-            tenant = deps.tenants.tenant_for_key(key)
+            tenant = book.tenant_for_key(key)
             if tenant is not None:
                 found = Caller(tenant.id, False)
-            elif deps.tenants.is_admin_key(key):
+            elif book.is_admin_key(key):
                 found = Caller(None, True)
             else:
                 raise ApiError(401, "unauthorized", "unknown API key",

@@ -8,6 +8,8 @@ import redis.exceptions
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from streams.config_view import ConfigUnavailable
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, problems: list[dict] | None = None,
@@ -53,6 +55,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _store_down(_: Request, exc: Exception):
         return _response(503, "unavailable", f"the read store (Redis) is not answering: {exc}; retry",
                          headers={"Retry-After": "2"})
+
+    @app.exception_handler(ConfigUnavailable)
+    async def _config_down(_: Request, exc: Exception):
+        return _response(503, "unavailable", f"{exc}; retry", headers={"Retry-After": "2"})
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException):

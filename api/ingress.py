@@ -41,6 +41,8 @@ class UnsubscribeIn(BaseModel):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     deps = build(settings or get_settings())
+    deps.wait_for_config = False
+    deps.config  # start reading the configuration now, in the background
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -58,7 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "ok", "tenants": len(deps.tenants.tenants)}
+        book = deps.tenants
+        return {"status": "ok", "tenants": len(book.tenants), "config_version": book.version}
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -33,9 +33,10 @@ from ulid import ULID
 
 from domain.links import code_number
 from schemas.codec import default_codec
-from streams.settings import Settings, get_settings, load_tenants
+from streams.config_view import shared_view
+from streams.settings import Settings, get_settings
 from streams.spool import SpoolingProducer
-from streams.topics import ENGAGEMENT_OBSERVED
+from streams.topics import CONFIG, ENGAGEMENT_OBSERVED
 
 log = logging.getLogger("leadstream.tracking")
 
@@ -126,7 +127,8 @@ class TrackingApp:
         self.codec = default_codec()
         self.cache = LinkCache(settings.link_cache_size)
         self.timings = Timings()
-        self.brands = {t.id: t.name for t in load_tenants(settings.tenants_file).tenants.values()}
+        # the brand names on the unsubscribe page; never waits for Kafka (the front serves without it)
+        self.config = shared_view(settings.kafka_bootstrap, settings.topic_prefix + CONFIG, self.codec, wait=False)
         self.redis = redis_client or aioredis.Redis.from_url(settings.redis_url)
         self.producer = producer
         self.trust_forwarded = settings.tracking_trust_forwarded
@@ -186,6 +188,10 @@ class TrackingApp:
         # the person has the answer; now the record of what happened
         self._emit(scope, kind, method, rec)
 
+    def _brand_name(self, tenant: str) -> str:
+        t = self.config.book.tenants.get(tenant)
+        return t.name if t is not None else tenant
+
     async def _record(self, code: str) -> dict | None:
         now = time.monotonic()
         rec = self.cache.get(code, now)
@@ -204,7 +210,7 @@ class TrackingApp:
                 return await _respond(send, 200, b"", b"text/plain", head=head, extra=[NO_STORE])
             return await _respond(send, 302, b"", b"text/plain", head=head,
                                   extra=[(b"location", rec["destination_url"].encode()), NO_STORE])
-        page = _unsubscribe_page(self.brands.get(rec["tenant"], rec["tenant"]), f"/u/{code}",
+        page = _unsubscribe_page(self._brand_name(rec["tenant"]), f"/u/{code}",
                                  done=method == "POST")
         return await _respond(send, 200, page, b"text/html; charset=utf-8", head=head, extra=[NO_STORE])
 

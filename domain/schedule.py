@@ -105,7 +105,7 @@ def parse_send_time(text: str) -> tuple[int, int]:
     """(hour, minute) from "HH:MM" on a 24-hour clock; ValueError otherwise."""
     m = _HHMM.fullmatch(str(text).strip())
     if not m:
-        raise ValueError(f'time {text!r} is not HH:MM on a 24-hour clock (e.g. "09:00", "17:30")')
+        raise ValueError(f'"{text}" is not a time of day: HH:MM on a 24-hour clock (e.g. "09:00", "17:30")')
     return int(m.group(1)), int(m.group(2))
 
 

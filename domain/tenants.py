@@ -1,12 +1,14 @@
 """Tenant (brand) configuration: lists, partners, channels, validation policy, caps, keys."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.api_keys import ApiKey, hash_key, key_id_for
+from domain.list_rules import ListRules
+from domain.people import Grant, Person
 from domain.schedule import (DEFAULT_TIMEZONE, SMS_DEFAULT_QUIET_HOURS, parse_cadence, parse_quiet_hours,
                              parse_send_time, resolve_timezone, wall_time_in_quiet_hours)
 
@@ -42,6 +44,8 @@ class ListConfig(Strict):
     # providers in order: the first delivers, the next takes over on transient failure;
     # empty: the tenant's sending defaults for the channel
     providers: list[str] = Field(default_factory=list)
+    template: str = ""  # the template id (see Tenant.templates); empty: the list's own name
+    rules: ListRules = ListRules()
 
     @field_validator("send_time")
     @classmethod
@@ -83,6 +87,22 @@ class ListConfig(Strict):
         if self.quiet_hours is None and self.channel == "sms":
             return SMS_DEFAULT_QUIET_HOURS
         return self.quiet_hours
+
+
+class TemplateMeta(Strict):
+    """A template's metadata; its files live under tenants/templates/ (see projections.templates)."""
+
+    channel: Channel
+    description: str = ""
+    # the file stem under the templates root, e.g. "jobsnearby/daily-jobs"; empty: <tenant>/<id>
+    source: str = ""
+
+
+class PartnerInfo(Strict):
+    """A partner (lead source) of a brand."""
+
+    name: str = ""
+    active: bool = True  # an inactive partner's leads are refused as unknown_partner
 
 
 class ValidationPolicy(Strict):
@@ -186,6 +206,13 @@ class Tenant(Strict):
     revenue: Revenue = Revenue()
     analytics: AnalyticsPolicy = AnalyticsPolicy()
     webhook: Webhook | None = None
+    templates: dict[str, TemplateMeta] = Field(default_factory=dict)
+    partner_info: dict[str, PartnerInfo] = Field(default_factory=dict)
+
+    def template_of(self, list_name: str) -> str:
+        """The template id a list's messages are composed with."""
+        cfg = self.lists.get(list_name)
+        return (cfg.template if cfg and cfg.template else list_name)
 
     @model_validator(mode="after")
     def _demo_key_matches(self) -> "Tenant":
@@ -201,19 +228,43 @@ class Blocklist(Strict):
 
 
 class TenantBook(Strict):
-    """Every tenant, the admin keys and the global blocklist, as read from the tenant file."""
+    """The whole configuration a process holds: every tenant, the API keys, the people and
+    their grants, and the global blocklist (compiled from the configuration entities, see
+    domain.config_book, or read straight from a tenant file)."""
 
     admin_key_sha256: list[str] = Field(default_factory=list)
     blocklist: Blocklist = Blocklist()
     tenants: dict[str, Tenant]
+    api_keys: dict[str, ApiKey] = Field(default_factory=dict)  # by sha256
+    people: dict[str, Person] = Field(default_factory=dict)  # by email
+    grants: list[Grant] = Field(default_factory=list)
+    version: int = 0  # the configuration's position: changes whenever anything changes
 
     @model_validator(mode="before")
     @classmethod
     def _ids_from_keys(cls, data: dict) -> dict:
+        if not isinstance(data, dict):
+            return data
+        keys = dict(data.get("api_keys") or {})
+        for h in data.get("admin_key_sha256") or ():
+            keys.setdefault(h, ApiKey(sha256=h, role="platform_admin", name="imported"))
         for tid, t in (data.get("tenants") or {}).items():
             if isinstance(t, dict):
                 t.setdefault("id", tid)
-        return data
+                for h in t.get("api_key_sha256") or ():
+                    keys.setdefault(h, ApiKey(sha256=h, tenant=tid, role="ingest", name="imported"))
+        return {**data, "api_keys": keys}
+
+    def key_for(self, key: str, now_ms: int) -> ApiKey | None:
+        """The usable API key with this text, or None."""
+        found = self.api_keys.get(hash_key(key))
+        return found if found is not None and found.usable(now_ms) else None
+
+    def key_by_id(self, key_id: str) -> ApiKey | None:
+        return next((k for k in self.api_keys.values() if key_id_for(k.sha256) == key_id), None)
+
+    def grants_of(self, email: str) -> list[Grant]:
+        return [g for g in self.grants if g.person == email]
 
     @property
     def demo_keys(self) -> dict[str, str]:
@@ -229,11 +280,6 @@ class TenantBook(Strict):
 
     def is_admin_key(self, key: str) -> bool:
         return hash_key(key) in self.admin_key_sha256
-
-
-def hash_key(key: str) -> str:
-    """API keys are long random tokens, so one SHA-256 is enough to store them safely."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def parse_tenant_book(data: dict, origin: Path | str = "<tenant file>") -> TenantBook:

@@ -47,6 +47,13 @@ FAMILIES = (
     KeyFamily("activity", "ls:act:*", "ttl", max_ttl_s=3600, holds="a message's recent clicks (bot filter)"),
     KeyFamily("soft_bounces", "ls:soft:*", "ttl", max_ttl_s=90 * 24 * 3600, holds="a lead's recent soft bounces"),
     KeyFamily("pruned", "ls:pruned:*", "per_tenant", holds="per tenant and channel: leads pruned as inactive in the last year"),
+    KeyFamily("config_claim", "ls:cfgclaim:*", "ttl", max_ttl_s=60,
+              holds="an entity version being written (optimistic concurrency across API processes)"),
+    KeyFamily("session", "ls:sess:*", "ttl", max_ttl_s=7 * 24 * 3600, holds="a signed-in person's session"),
+    KeyFamily("person_sessions", "ls:psess:*", "ttl", max_ttl_s=7 * 24 * 3600,
+              holds="a person's open sessions (to end them on a password change)"),
+    KeyFamily("sign_in_failures", "ls:signfail:*", "ttl", max_ttl_s=24 * 3600,
+              holds="recent failed sign-ins per account and per address (lockout)"),
     KeyFamily("last_seen", "ls:lastseen:*", "per_tenant",
               holds="per tenant and channel: each active lead's last human engagement (hygiene)"),
 )

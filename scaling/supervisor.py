@@ -43,6 +43,7 @@ class Supervisor:
         self.paused: set[str] = set()
         self.errors: dict[str, str] = {}
         self.ticks = 0
+        self.config = None  # the configuration view (kept current; scaling settings may come from it)
         fleet.on_restart = lambda slot: m.WORKER_RESTARTS.labels(slot.agent).inc()
 
     async def tick(self) -> None:
@@ -155,7 +156,10 @@ class ClusterFleet:
 def build_app(sup: Supervisor) -> web.Application:
     """The supervisor's small HTTP face."""
     async def status(_req):
-        return web.json_response(sup.status())
+        doc = sup.status()
+        if sup.config is not None:
+            doc["config_version"] = sup.config.book.version
+        return web.json_response(doc)
 
     async def metrics(_req):
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -193,6 +197,10 @@ async def run(s: Settings, only: list[str]) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     fleet = _fleet(s, agents, run_dir, log_dir)
     sup = Supervisor(s, agents, fleet, LagProbe(s.kafka_bootstrap), alerts=StallAlerts(s.alert_webhook_url) if s.alert_webhook_url else None)
+    from schemas.codec import default_codec
+    from streams.config_view import shared_view
+    from streams.topics import CONFIG
+    sup.config = shared_view(s.kafka_bootstrap, s.topic_prefix + CONFIG, default_codec(), wait=False)
     runner = web.AppRunner(build_app(sup), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, s.supervisor_host, s.supervisor_port).start()

@@ -18,7 +18,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 MARKER = b"\xc3\x01"
-_FILE = re.compile(r"^(?P<event>[a-z_]+)\.v(?P<version>\d+)\.avsc$")
+_FILE = re.compile(r"^(?P<event>[a-z_.]+)\.v(?P<version>\d+)\.avsc$")
 
 
 class DecodeError(ValueError):

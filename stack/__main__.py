@@ -21,6 +21,8 @@ USAGE = """usage: ./dev COMMAND
   logs [NAME]   a service's log (all services' last lines without NAME)
   env           export lines for every endpoint and the demo API keys: eval "$(./dev env)"
   bench NAME    run bench/NAME.py (prints one JSON line last)
+  config import FILE | export [FILE]
+                the configuration as a tenant file: import (checked whole, then applied) or export
   replay        rebuild Redis and ClickHouse from the Kafka topics
   clean         stop everything and delete .stack/ data (keeps the jar cache)
 """
@@ -36,20 +38,21 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def cmd_up(only_infra: bool = False) -> None:
+def cmd_up(only_infra: bool = False, quiet: bool = False) -> None:
     s = get_settings()
     env = child_env()
     for svc in build_services(s):
         if only_infra and svc.name in PLATFORM:
             continue
         t0 = time.monotonic()
-        print(f"  {svc.name:<20}", end="", flush=True)
+        out = sys.stderr if quiet else sys.stdout
+        print(f"  {svc.name:<20}", end="", flush=True, file=out)
         try:
             state = start(svc, env)
         except RuntimeError as exc:
-            print("FAILED")
+            print("FAILED", file=out)
             sys.exit(f"\n{svc.name} could not start: {exc}")
-        print(f"{state} [{time.monotonic() - t0:.1f}s]")
+        print(f"{state} [{time.monotonic() - t0:.1f}s]", file=out)
 
 
 def cmd_down() -> None:
@@ -209,6 +212,9 @@ def main(argv: list[str]) -> int:
         return cmd_test(rest)
     elif cmd == "bench":
         return cmd_bench(rest[0] if rest else None, rest[1:])
+    elif cmd == "config":
+        cmd_up(only_infra=True, quiet=True)
+        return run_python(["-m", "stack.config_cli", *rest])
     elif cmd == "replay":
         return cmd_replay(rest)
     elif cmd == "clean":

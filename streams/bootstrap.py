@@ -19,7 +19,7 @@ def create_topics(s: Settings) -> list[str]:
     """Create the catalogue's topics that do not exist yet; returns the ones created."""
     admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
-    new = [NewTopic(f"{s.topic_prefix}{t.name}", s.partitions, 1, config=t.config())
+    new = [NewTopic(f"{s.topic_prefix}{t.name}", t.partitions or s.partitions, 1, config=t.config())
            for t in all_topics() if f"{s.topic_prefix}{t.name}" not in existing]
     if not new:
         return []
@@ -58,6 +58,22 @@ def warm_group_coordinator(s: Settings, timeout_s: float = 60.0) -> float:
         c.close()
 
 
+def placeholders(s: Settings) -> dict[str, str]:
+    """What {name} in a tenant file stands for: the local stand-ins' addresses."""
+    return {"feeds_url": s.feeds_url, "hooks_url": s.hooks_url}
+
+
+async def seed_config(deps) -> str:
+    """On a fresh stack (no configuration yet) import the tenant file; otherwise leave it."""
+    from services.config_import import import_doc, read_tenant_file
+    s = deps.settings
+    if deps.config.snapshot():
+        return f"{len(deps.config.snapshot())} entities already (version {deps.tenants.version})"
+    doc = read_tenant_file(s.tenants_file, placeholders(s))
+    result = await import_doc(deps.config_service, doc, str(s.tenants_file), actor="bootstrap")
+    return f"imported {s.tenants_file.name}: {result.created} entities created"
+
+
 def blocklist_entries(deps) -> list[str]:
     b = deps.tenants.blocklist
     return ([e.strip().lower() for e in b.emails] + ["@" + d.strip().lower() for d in b.domains]
@@ -73,9 +89,13 @@ def main() -> None:
     from projections.clickhouse import migrate
     applied = migrate(deps.clickhouse(), s.clickhouse_database)
     print(f"clickhouse: {len(applied)} migrations applied {applied}")
-    entries = blocklist_entries(deps)
-    asyncio.run(deps.leads.sync_blocklist(entries))
-    print(f"redis: blocklist holds {len(entries)} entries")
+
+    async def configure() -> None:
+        print(f"configuration: {await seed_config(deps)}")
+        entries = blocklist_entries(deps)
+        await deps.leads.sync_blocklist(entries)
+        print(f"redis: blocklist holds {len(entries)} entries")
+    asyncio.run(configure())
 
 
 if __name__ == "__main__":

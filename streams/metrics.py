@@ -43,8 +43,16 @@ JOB_LAST_SUCCESS = Gauge("leadstream_job_last_success_timestamp_seconds",
 REDIS_MEMORY = Gauge("leadstream_redis_memory_bytes", "Redis used_memory", ["redis"])
 REDIS_KEYS = Gauge("leadstream_redis_keys", "Redis keys per key family", ["family"])
 
+# --- the configuration every process holds ---
+CONFIG_VERSION = Gauge("leadstream_config_version", "Position of the configuration this process applied")
+CONFIG_APPLY_SECONDS = Histogram("leadstream_config_apply_seconds",
+                                 "From a configuration change being made to this process applying it",
+                                 buckets=SECONDS_BUCKETS)
+CONFIG_ERRORS = Counter("leadstream_config_errors_total", "Configuration events this process could not apply")
+
 # --- the API ---
 API_REQUESTS = Counter("leadstream_api_requests_total", "Requests answered", ["route", "status"])
+SIGN_INS = Counter("leadstream_sign_ins_total", "Sign-in attempts by outcome", ["outcome"])
 API_LEADS = Counter("leadstream_api_leads_total", "Leads accepted for processing (202)", ["tenant"])
 
 

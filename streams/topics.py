@@ -14,6 +14,7 @@ class TopicSpec:
     retention_ms: int = FOREVER
     compacted: bool = False
     dead_letter: bool = True
+    partitions: int | None = None  # None: the platform's default (LEADSTREAM_PARTITIONS)
 
     def config(self) -> dict[str, str]:
         return {"cleanup.policy": "compact" if self.compacted else "delete",
@@ -33,8 +34,16 @@ ENGAGEMENT_OBSERVED = "engagement.observed"
 ENGAGEMENT_EVENTS = "engagement.events"
 WEBHOOKS_RAW = "webhooks.raw"
 WEBHOOKS_OUT_DEAD = "webhooks.outbound.dead"
+CONFIG = "config.entities"
+CONFIG_HISTORY = "config.history"
 
 CATALOGUE = [
+    # the control plane: every configuration change, written to both in one transaction; every
+    # process keeps the current configuration from the compacted one (one partition: one order)
+    TopicSpec(CONFIG, "entity_key", "config.<entity>.upserted / .deleted (Avro): the latest of every entity",
+              compacted=True, dead_letter=False, partitions=1),
+    TopicSpec(CONFIG_HISTORY, "entity_key", "config.<entity>.upserted / .deleted (Avro): every change, kept forever",
+              dead_letter=False, partitions=1),
     TopicSpec(SUBMITTED, "lead_id", "lead.submitted and lead.unsubscribe_requested (Avro): the intake's input"),
     TopicSpec(LEAD_EVENTS, "lead_id", "lead.accepted / rejected / resubmitted / unsubscribed (Avro): decided facts"),
     TopicSpec(INTAKE_JSON, "any", "partners' leads as JSON, written straight to Kafka",

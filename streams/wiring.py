@@ -8,17 +8,51 @@ import redis.asyncio as aioredis
 from domain.tenants import TenantBook
 from projections.redis_leads import LeadStore
 from schemas.codec import Codec, default_codec
+from streams.config_view import ConfigUnavailable, ConfigView, shared_view
 from streams.producer import AsyncProducer
-from streams.settings import Settings, load_tenants
+from streams.settings import Settings
+from streams.topics import CONFIG, CONFIG_HISTORY
 
 
 @dataclass
 class Deps:
     settings: Settings
-    tenants: TenantBook
     codec: Codec
+    _book: TenantBook | None = field(default=None, repr=False)  # fixed: tests and tools only
     _producer: AsyncProducer | None = field(default=None, repr=False)
     _redis: aioredis.Redis | None = field(default=None, repr=False)
+    _config_service: object | None = field(default=None, repr=False)
+    # False in processes that must answer while Kafka is away (the API): they start reading the
+    # configuration in the background and answer 503 until it is loaded
+    wait_for_config: bool = True
+
+    @property
+    def config(self) -> ConfigView:
+        """This process's view of the configuration topic (started on first use)."""
+        return shared_view(self.settings.kafka_bootstrap, self.topic(CONFIG), self.codec,
+                           wait=self.wait_for_config)
+
+    @property
+    def tenants(self) -> TenantBook:
+        """The configuration as it is now: take it once per batch or request, not once per process."""
+        if self._book is not None:
+            return self._book
+        view = self.config
+        if not view.ready.is_set():
+            raise ConfigUnavailable(f"the configuration ({view.topic}) is not loaded yet: is Kafka up?")
+        return view.book
+
+    @property
+    def config_service(self):
+        """The use case that changes the configuration (API, import), built once."""
+        if self._config_service is None:
+            from projections.redis_config import ConfigClaims
+            from services.config_changes import ConfigService
+            from streams.config_writer import ConfigWriter
+            writer = ConfigWriter(self.settings.kafka_bootstrap, self.topic(CONFIG), self.topic(CONFIG_HISTORY),
+                                  self.codec)
+            self._config_service = ConfigService(self.config, writer, ConfigClaims(self.redis, self.topic(CONFIG)))
+        return self._config_service
 
     @property
     def producer(self) -> AsyncProducer:
@@ -46,5 +80,7 @@ class Deps:
         return connect(s.clickhouse_host, s.clickhouse_port)
 
 
-def build(settings: Settings) -> Deps:
-    return Deps(settings, load_tenants(settings.tenants_file), default_codec())
+def build(settings: Settings, book: TenantBook | None = None) -> Deps:
+    """The dependencies of a process; the configuration comes from the configuration topic
+    unless a fixed book is given (tests of one function, tools that read a file)."""
+    return Deps(settings, default_codec(), book)

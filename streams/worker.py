@@ -36,6 +36,7 @@ def main(argv: list[str]) -> None:
     init_sentry(settings.sentry_dsn, settings.sentry_environment, f"worker-{agent}")
     app = make_app(agent, settings)
     deps = build(settings)
+    deps.config  # the configuration, read to its end before any agent processes a message
     for a in agents:
         module, _, fn = AGENTS[a].partition(":")
         getattr(importlib.import_module(module), fn or "register")(app, deps)

@@ -256,7 +256,7 @@ def test_plan_day_anchors_bare_weekly_per_lead():
 # --- list configuration --------------------------------------------------------------------
 
 @pytest.mark.parametrize("fields, words", [
-    ({"send_time": "9am"}, "not HH:MM"), ({"send_time": "24:00"}, "not HH:MM"),
+    ({"send_time": "9am"}, "is not a time of day"), ({"send_time": "24:00"}, "is not a time of day"),
     ({"cadence": "hourly"}, "cadence 'hourly' is not understood"),
     ({"quiet_hours": "late"}, "quiet hours"), ({"quiet_hours": "08:00-08:00"}, "same time"),
     ({"timezone": "Mars/Base"}, "not an IANA zone"),

@@ -135,3 +135,29 @@ def read_dead_letters(settings, topic: str, match_key: bytes, timeout: float = 3
     finally:
         c.close()
     return found
+
+
+def seed_config_topic(settings, prefix: str, tenants_file=None) -> None:
+    """Create only the configuration topics under `prefix` and import a tenant file into them."""
+    import asyncio
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from services.config_import import import_doc, read_tenant_file
+    from streams.bootstrap import placeholders
+    from streams.topics import CONFIG, CONFIG_HISTORY, all_topics
+    from streams.wiring import build
+    s = settings.model_copy(update={"topic_prefix": prefix})
+    specs = {t.name: t for t in all_topics()}
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
+    for fut in admin.create_topics([NewTopic(prefix + n, 1, 1, config=specs[n].config())
+                                    for n in (CONFIG, CONFIG_HISTORY)]).values():
+        fut.result()
+    deps = build(s)
+    doc = read_tenant_file(tenants_file or s.tenants_file, placeholders(s))
+    asyncio.run(import_doc(deps.config_service, doc, "test", actor="test"))
+
+
+def drop_topics(settings, prefix: str) -> None:
+    from scaling.drill import delete_topics
+    delete_topics(settings.kafka_bootstrap, prefix)

@@ -10,7 +10,8 @@ import time
 
 import httpx
 
-from tests.integration.conftest import auth, email_lead_id, read_model, wait_decisions, wait_for
+from tests.integration.conftest import (auth, drop_topics, email_lead_id, read_model, seed_config_topic,
+                                       wait_decisions, wait_for)
 
 LEAD = {"first_name": "Ann", "partner": "ziprecruiter", "list": "daily-jobs",
         "location": {"zip": "10001", "city": "New York", "state": "NY", "country": "US"},
@@ -142,15 +143,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_api_answers_503_when_kafka_cannot_take_the_lead(keys, uid):
+def _second_api(env: dict) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    env = {**os.environ, "LEADSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1", "LEADSTREAM_API_PORT": str(port),
-           "LEADSTREAM_PRODUCE_TIMEOUT_S": "1.5"}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.ingress:create_app", "--factory",
-                             "--port", str(port), "--log-level", "warning"], env=env)
+                             "--port", str(port), "--log-level", "warning"],
+                            env={**os.environ, **env, "LEADSTREAM_API_PORT": str(port)})
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _answers(url), 20, what="the second API process")
+    return proc, url
+
+
+def test_api_answers_503_when_kafka_cannot_take_the_lead(keys, uid, settings):
+    # Kafka answers (the configuration is read) but refuses the lead: its topic does not exist
+    prefix = f"t503-{uid}."
+    seed_config_topic(settings, prefix)
+    proc, url = _second_api({"LEADSTREAM_TOPIC_PREFIX": prefix, "LEADSTREAM_PRODUCE_TIMEOUT_S": "1.5"})
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _up(url), 20, what="the second API process")
+        wait_for(lambda: httpx.get(f"{url}/healthz").json().get("tenants") == 3, 20, what="its configuration")
         r = httpx.post(f"{url}/v1/leads", json=lead(uid), headers=auth(keys["jobsnearby"]), timeout=10)
         assert r.status_code == 503, r.text
         assert r.json()["error"] == "unavailable" and r.headers["retry-after"] == "5"
@@ -158,11 +167,25 @@ def test_api_answers_503_when_kafka_cannot_take_the_lead(keys, uid):
     finally:
         proc.terminate()
         proc.wait(20)
+        drop_topics(settings, prefix)
 
 
-def _up(url: str) -> bool:
+def test_api_without_kafka_answers_503_never_2xx_or_401(keys, uid):
+    # no Kafka at all: no configuration to check the key against, and nowhere to store the lead
+    proc, url = _second_api({"LEADSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
     try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        r = httpx.post(f"{url}/v1/leads", json=lead(uid), headers=auth(keys["jobsnearby"]), timeout=10)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "unavailable" and "configuration" in r.json()["message"]
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 503
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code in (200, 503)
     except httpx.HTTPError:
         return False
 

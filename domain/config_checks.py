@@ -1,0 +1,121 @@
+"""Checks across entities: a configuration whose parts do not fit together is refused.
+
+A list must use a channel its brand has, providers the platform knows and a template that
+exists; a grant or a partner key must name a person and a partner that exist; nothing may
+belong to a brand that does not exist. The problems name the entity and the field.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from domain.config_entities import KNOWN_PROVIDERS, Ref
+
+CrossProblem = tuple[Ref, str, str]  # (entity, field under it, what is wrong)
+
+
+def consistency_problems(live: Mapping[Ref, dict]) -> list[CrossProblem]:
+    """Every reference that does not resolve in this set of live entities."""
+    tenants = {r.id: d for r, d in live.items() if r.kind == "tenant"}
+    people = {r.id for r in live if r.kind == "person"}
+    partners: dict[str, set[str]] = {}
+    templates: dict[str, dict[str, dict]] = {}
+    for r, d in live.items():
+        if r.kind == "partner":
+            partners.setdefault(r.tenant, set()).add(r.id)
+        elif r.kind == "template":
+            templates.setdefault(r.tenant, {})[r.id] = d
+    out: list[CrossProblem] = []
+    for ref, data in sorted(live.items(), key=lambda item: item[0].key):
+        if ref.tenant is not None and ref.tenant not in tenants:
+            out.append((ref, "", f"belongs to tenant {ref.tenant!r}, which does not exist"))
+            continue
+        if ref.kind == "tenant":
+            out += _tenant_problems(ref, data)
+        elif ref.kind == "list":
+            out += _list_problems(ref, data, tenants[ref.tenant], partners.get(ref.tenant),
+                                  templates.get(ref.tenant, {}))
+        elif ref.kind in ("grant", "api_key"):
+            out += _grant_or_key_problems(ref, data, people, partners.get(ref.tenant or "", None))
+    return out
+
+
+def new_problems(before: list[CrossProblem], after: list[CrossProblem]) -> list[CrossProblem]:
+    """The problems a change would introduce (an older inconsistency does not block others)."""
+    seen = set(before)
+    return [p for p in after if p not in seen]
+
+
+def _tenant_problems(ref: Ref, data: dict) -> list[CrossProblem]:
+    out = []
+    for channel in ("email", "sms"):
+        known = KNOWN_PROVIDERS[channel]
+        for i, name in enumerate((data.get("sending") or {}).get(channel) or []):
+            if name not in known:
+                out.append((ref, f"sending.{channel}[{i}]",
+                            f"unknown {channel} provider {name!r}: choose from {', '.join(known)}"))
+    return out
+
+
+def _list_problems(ref: Ref, data: dict, tenant: dict, partners: set[str] | None,
+                   templates: dict[str, dict]) -> list[CrossProblem]:
+    out = []
+    channel = data.get("channel")
+    if channel not in (tenant.get("channels") or ()):
+        out.append((ref, "channel", f"the brand does not send {channel}: its channels are "
+                                    f"{', '.join(tenant.get('channels') or ()) or 'none'}"))
+    known = KNOWN_PROVIDERS.get(channel, ())
+    for i, name in enumerate(data.get("providers") or ()):
+        if name not in known:
+            out.append((ref, f"providers[{i}]", f"unknown {channel} provider {name!r}: choose from "
+                                                f"{', '.join(known)}"))
+    template = data.get("template") or ""
+    if template:
+        meta = templates.get(template)
+        if meta is None:
+            out.append((ref, "template", f"template {template!r} does not exist: create it first"))
+        elif meta.get("channel") != channel:
+            out.append((ref, "template", f"template {template!r} is for {meta.get('channel')}, "
+                                         f"the list sends {channel}"))
+    intake = (data.get("rules") or {}).get("intake") or {}
+    if partners is not None:
+        for i, p in enumerate(intake.get("partners") or ()):
+            if p not in partners:
+                out.append((ref, f"rules.intake.partners[{i}]", f"partner {p!r} does not exist"))
+        for p in intake.get("source_caps") or {}:
+            if p != "*" and p not in partners:
+                out.append((ref, f"rules.intake.source_caps.{p}", f"partner {p!r} does not exist"))
+    return out
+
+
+def _grant_or_key_problems(ref: Ref, data: dict, people: set[str],
+                           partners: set[str] | None) -> list[CrossProblem]:
+    out = []
+    if ref.kind == "grant" and data.get("person") not in people:
+        out.append((ref, "person", f"person {data.get('person')!r} does not exist: add them first"))
+    partner = data.get("partner")
+    if partner and partners is not None and partner not in partners:
+        out.append((ref, "partner", f"partner {partner!r} does not exist"))
+    return out
+
+
+def dependents(live: Mapping[Ref, dict], ref: Ref) -> list[Ref]:
+    """What still refers to an entity (so deleting it first would leave them dangling)."""
+    if ref.kind == "tenant":
+        return sorted((r for r in live if r.tenant == ref.id), key=lambda r: r.key)
+    if ref.kind == "person":
+        return sorted((r for r, d in live.items() if r.kind == "grant" and d.get("person") == ref.id),
+                      key=lambda r: r.key)
+    if ref.kind == "template":
+        return sorted((r for r, d in live.items() if r.kind == "list" and r.tenant == ref.tenant
+                       and d.get("template") == ref.id), key=lambda r: r.key)
+    if ref.kind == "partner":
+        out = []
+        for r, d in live.items():
+            if r.tenant != ref.tenant:
+                continue
+            intake = (d.get("rules") or {}).get("intake") or {} if r.kind == "list" else {}
+            if (r.kind in ("grant", "api_key") and d.get("partner") == ref.id) or \
+                    ref.id in (intake.get("partners") or ()) or ref.id in (intake.get("source_caps") or {}):
+                out.append(r)
+        return sorted(out, key=lambda r: r.key)
+    return []
