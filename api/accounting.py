@@ -55,6 +55,8 @@ class DifferenceOut(Out):
     clicks: int = Field(description="theirs minus ours")
     revenue_cents: int = Field(description="theirs minus ours")
     relative: float | None = Field(description="revenue difference / our revenue; null when ours is 0 and theirs is not")
+    brand_cents: int | None = Field(description="the brand's share of their revenue minus its share of ours")
+    platform_cents: int | None = Field(description="the platform's share of their revenue minus of ours")
 
 
 class DayDifferenceOut(Out):

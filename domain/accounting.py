@@ -94,11 +94,14 @@ class OurFigures:
 @dataclass(frozen=True)
 class Difference:
     """Theirs minus ours; `relative` is the revenue difference over our revenue (None when we
-    counted nothing and they did: no ratio describes that)."""
+    counted nothing and they did: no ratio describes that). brand_cents and platform_cents: what
+    the split of their revenue would give each side minus what ours gives (None: share unknown)."""
 
     clicks: int
     revenue_cents: int
     relative: float | None
+    brand_cents: int | None = None
+    platform_cents: int | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,9 @@ def reconcile(tenant: str, name: str, ours: OurFigures, outcome: PartnerReport |
         return _with(row, status=Status.STALE, reason=stale[0], detail=stale[1], as_of=outcome.as_of,
                      stale=outcome.totals)
     status, reason, detail, diff, days = compare(ours.days, outcome.days, tolerance)
+    if ours.brand_share is not None:
+        brand, platform = split(outcome.totals.revenue_cents, ours.brand_share)
+        diff = replace(diff, brand_cents=brand - ours.brand_cents, platform_cents=platform - ours.platform_cents)
     return _with(row, status=status, reason=reason, detail=detail, theirs=outcome.totals, as_of=outcome.as_of,
                  difference=diff, day_differences=days)
 
@@ -278,9 +284,11 @@ def build_report(period: Period, generated_at: datetime, rows: Iterable[BrandRow
     current = [r for r in ordered if r.status in CURRENT]
     ours = sum((r.ours.figures for r in current), Figures())
     theirs = sum((r.theirs for r in current if r.theirs is not None), Figures())
-    reconciled = Reconciled(tuple(r.tenant for r in current), ours, theirs,
-                            Difference(theirs.clicks - ours.clicks, theirs.revenue_cents - ours.revenue_cents,
-                                       _relative(theirs.revenue_cents - ours.revenue_cents, ours.revenue_cents)))
+    reconciled = Reconciled(tuple(r.tenant for r in current), ours, theirs, Difference(
+        theirs.clicks - ours.clicks, theirs.revenue_cents - ours.revenue_cents,
+        _relative(theirs.revenue_cents - ours.revenue_cents, ours.revenue_cents),
+        sum(r.difference.brand_cents or 0 for r in current if r.difference),
+        sum(r.difference.platform_cents or 0 for r in current if r.difference)))
     excluded = tuple(Excluded(r.tenant, r.status, r.reason, r.detail) for r in ordered if r.status not in CURRENT)
     return AccountingReport(period, generated_at, CURRENCY, ordered, earned, reconciled, excluded)
 

@@ -60,7 +60,9 @@ async def fetch_report(http: httpx.AsyncClient, brand: str, url: str, period: Pe
     except _TooLarge:
         return Unavailable("malformed", f"the answer is larger than {MAX_REPORT_BYTES:,} bytes")
     except (httpx.HTTPError, OSError) as exc:
-        return Unavailable("unreachable", f"{type(exc).__name__}: {exc or 'no detail'}")
+        return Unavailable("unreachable", f"{type(exc).__name__}: {str(exc) or 'no detail'}")
+    except httpx.InvalidURL as exc:  # the tenant file's report_url, not the backend, is wrong
+        return Unavailable("unreachable", f"report_url {url!r} is not a usable URL: {exc}")
     if answer.status_code != 200:
         return Unavailable("http_error", f"HTTP {answer.status_code}: {_snippet(body)}")
     try:

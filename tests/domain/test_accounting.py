@@ -48,6 +48,8 @@ def test_within_tolerance_when_a_few_clicks_are_missing():
     r = row(report(theirs))
     assert r.status is Status.WITHIN_TOLERANCE and r.reason == "small_difference"
     assert (r.difference.clicks, r.difference.revenue_cents) == (-2, -90)
+    # their 69.10 split 70/30 is 48.37 + 20.73, against our 49.00 + 21.00 of 70.00
+    assert (r.difference.brand_cents, r.difference.platform_cents) == (4837 - 4900, 2073 - 2100)
     assert r.difference.relative == pytest.approx(-90 / 7000, abs=1e-6)
     assert [(d.day, d.ours, d.theirs) for d in r.day_differences] == [(D24, Figures(100, 4500), Figures(98, 4410))]
     assert "-2 clicks" in r.detail and "-0.90" in r.detail and "within" in r.detail
@@ -174,6 +176,8 @@ def test_totals_are_over_the_brands_that_answered_and_say_who_is_left_out():
     assert rep.reconciled.tenants == ("bolt", "acme")
     assert rep.reconciled.ours == Figures(360, 16000) and rep.reconciled.theirs == Figures(350, 15500)
     assert rep.reconciled.difference.revenue_cents == -500
+    # bolt's 85.00 split 60/40 is 51.00 + 34.00 against 54.00 + 36.00; acme's matched
+    assert (rep.reconciled.difference.brand_cents, rep.reconciled.difference.platform_cents) == (-300, -200)
     assert rep.reconciled.difference.relative == pytest.approx(-500 / 16000, abs=1e-6)
     assert [(e.tenant, e.status, e.reason) for e in rep.excluded] == [
         ("cargo", Status.UNAVAILABLE, "timeout"), ("delta", Status.STALE, "before_period_end"),

@@ -10,12 +10,13 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import httpx
 import pytest
 import yaml
 
-from domain.accounting import Status, Tolerance
+from domain.accounting import Status, Tolerance, Unavailable
 from domain.partner_reports import Figures, Period
-from projections.accounting import accounting_report, report_as_dict
+from projections.accounting import accounting_report, fetch_report, report_as_dict
 from projections.clickhouse import connect
 from streams.settings import get_settings
 from tests.projections.accounting_stack import (PLAN, ROOT, SINCE, UNREACHABLE, UNTIL, Standin, book, human_totals,
@@ -23,7 +24,7 @@ from tests.projections.accounting_stack import (PLAN, ROOT, SINCE, UNREACHABLE, 
 
 DB = f"acc_proj_{os.getpid()}"
 PERIOD = Period(SINCE, UNTIL)
-TIMEOUT_S = 1.5
+TIMEOUT_S = 3.0  # generous for the healthy backends on a loaded machine; the slow one sleeps 60 s
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,7 @@ def test_different_figures_are_a_mismatch(rows):
     assert r.status is Status.MISMATCH and r.reason == "beyond_tolerance"
     assert r.theirs == Figures(2, 90)
     assert r.difference.revenue_cents == 90 - r.ours.revenue_cents
+    assert r.difference.platform_cents == 45 - r.ours.platform_cents  # their 0.90 split 50/50
 
 
 @pytest.mark.parametrize("brand, reason, words", [
@@ -199,3 +201,10 @@ def test_the_command_line(standin, tmp_path):
     table = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert table.returncode == 0, table.stderr
     assert "left out of the reconciled totals" in table.stdout and "down (unavailable: http_error)" in table.stdout
+
+
+@pytest.mark.parametrize("url", ["http://[not-a-host/reports/x", "reports.example/x", "ftp://127.0.0.1/x"])
+async def test_a_report_url_that_is_no_url_makes_its_brand_unavailable(url):
+    async with httpx.AsyncClient() as http:
+        outcome = await fetch_report(http, "x", url, PERIOD, 1.0)
+    assert isinstance(outcome, Unavailable) and outcome.code == "unreachable", outcome
