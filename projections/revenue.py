@@ -17,10 +17,10 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
 
 from clickhouse_driver import Client
 
+from domain.accounting import split
 from domain.tenants import TenantBook
 
 # The dimensions a report may be grouped by: name -> the engagement column. Only these names
@@ -110,14 +110,6 @@ def revenue(client: Client, db: str, tenant: str | None, by: Sequence[str], sinc
     if not check_by(by) and not out:  # an ungrouped sum over nothing: a row of zeros
         out.append({m: 0 for m in METRICS})
     return out
-
-
-def split(revenue_cents: int, brand_share: float) -> tuple[int, int]:
-    """(brand_cents, platform_cents): the brand's share rounded half to even, the platform
-    the rest, so the two always add up to the revenue exactly."""
-    exact = Decimal(revenue_cents) * Decimal(str(brand_share))
-    brand = int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-    return brand, revenue_cents - brand
 
 
 def profit_share(client: Client, db: str, book: TenantBook, since: date, until: date) -> list[dict]:

@@ -254,7 +254,8 @@ def build_services(s: Settings) -> list[Service]:
                 lambda: ["clickhouse-server", f"--config-file={STACK / 'clickhouse' / 'config.xml'}"],
                 lambda: http_ok(f"http://127.0.0.1:{s.clickhouse_http_port}/ping"),
                 prepare=lambda: _clickhouse_prepare(s)),
-        # stand-ins for the outside world: an SMTP server, the providers' HTTP APIs, job feeds
+        # stand-ins for the outside world: an SMTP server, the providers' HTTP APIs, job feeds,
+        # brands' webhook endpoints and their partner backends' revenue reports
         Service("smtp-sink", s.smtp_port,
                 lambda: _python("-m", "stack.standins.smtp_sink", "--port", str(s.smtp_port),
                                 "--dir", str(s.mail_dir)),
@@ -268,6 +269,9 @@ def build_services(s: Settings) -> list[Service]:
         Service("hook-receiver", _port_of(s.hooks_url),
                 lambda: _python("-m", "stack.standins.hook_receiver", "--port", str(_port_of(s.hooks_url))),
                 lambda: port_open(_port_of(s.hooks_url))),
+        Service("partner-reports", _port_of(s.reports_url),
+                lambda: _python("-m", "stack.standins.partner_reports", "--port", str(_port_of(s.reports_url))),
+                lambda: http_ok(f"{s.reports_url}/healthz")),
         Service("bootstrap", 0, lambda: _python("-m", "streams.bootstrap"), lambda: True),
         Service("api", s.api_port,
                 lambda: _python("-m", "uvicorn", "api.ingress:app_from_env", "--factory",

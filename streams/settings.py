@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     tracking_trust_forwarded: bool = False  # behind a proxy: the person's address is X-Forwarded-For's first
     hooks_url: str = "http://127.0.0.1:18050"  # the stand-in for tenants' webhook endpoints
     feeds_url: str = "http://127.0.0.1:18040"  # the job-feed stand-in; tenant files may say {feeds_url}
+    reports_url: str = "http://127.0.0.1:18060"  # the partner revenue reports stand-in; {reports_url}
     mail_dir: Path = ROOT / ".stack" / "mail"
     # Sentry's own tooling sets SENTRY_DSN, so accept it beside the prefixed name.
     sentry_dsn: str = Field("", validation_alias=AliasChoices("LEADSTREAM_SENTRY_DSN", "SENTRY_DSN"))
@@ -123,8 +124,10 @@ def load_tenants(path: Path) -> TenantBook:
     import yaml
     try:
         with open(path) as fh:
-            # feed URLs may say {feeds_url}, webhook URLs {hooks_url}: the stand-ins ./dev runs
+            # feed URLs may say {feeds_url}, webhook URLs {hooks_url}, revenue report URLs
+            # {reports_url}: the stand-ins ./dev runs
             text = fh.read().replace("{feeds_url}", get_settings().feeds_url)
+            text = text.replace("{reports_url}", get_settings().reports_url)
             data = yaml.safe_load(text.replace("{hooks_url}", get_settings().hooks_url)) or {}
     except OSError as exc:
         raise ValueError(f"cannot read tenant file {path}: {exc}; set LEADSTREAM_TENANTS_FILE") from exc
