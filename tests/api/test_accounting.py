@@ -14,10 +14,9 @@ from fastapi import FastAPI, Header
 from api.accounting import accounting_router
 from api.errors import install_error_handlers
 from projections.clickhouse import connect
-from schemas.codec import default_codec
 from scaling.drill import free_port
 from streams.settings import Settings, get_settings
-from streams.wiring import Deps
+from streams.wiring import build
 from tests.projections.accounting_stack import PLAN, SINCE, UNREACHABLE, UNTIL, Standin, book, human_totals, seed
 
 DB = f"acc_api_{os.getpid()}"
@@ -56,7 +55,7 @@ def standin(written):
 
 
 def app_for(standin, settings: Settings) -> FastAPI:
-    deps = Deps(settings, book(standin.url), default_codec())
+    deps = build(settings, book(standin.url))
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(accounting_router(deps, scope_from_header, timeout_s=TIMEOUT_S))
