@@ -1,10 +1,12 @@
-"""Lead ingress and read API: validate, produce, answer. Never writes projections.
+"""The API process: lead ingress (validate, produce, answer; never a projection written), the
+management API, sign-in, the audit log. Every route's access rule is in its OpenAPI operation.
 
 POST /v1/leads           one lead            -> 202 {lead_id, event_id, channel}
 POST /v1/leads/batch     {"leads": [...]}    -> 202 {count, leads: [{lead_id, event_id, channel}]}
 GET  /v1/leads/{lead_id} the read model of one of the key's tenant's leads
 POST /v1/leads/{lead_id}/unsubscribe               -> 202 {lead_id, event_id}
 POST /webhooks/{provider} provider callbacks (api/webhooks.py)
+/v1/session, /v1/tenants/..., /v1/people, /v1/platform/..., /v1/audit: api/session.py, manage*.py, audit.py
 GET  /healthz
 """
 from __future__ import annotations
@@ -18,9 +20,15 @@ from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.auth import Caller, caller_from, tenant_for_write
+from api.access import Access, access_dependency, rule
+from api.audit import audit_router
 from api.body import read_body as _read_body
 from api.errors import ApiError, install_error_handlers, validation_problems
+from api.manage import management_router
+from api.manage_keys import keys_router
+from api.manage_people import people_router
+from api.openapi_docs import install_openapi, json_body
+from api.session import session_router
 from api.webhooks import install_webhooks
 from domain.identity import derived_event_id, new_event_id
 from domain.lead_input import BatchIn, LeadIn
@@ -35,8 +43,32 @@ SOURCE = "api"
 
 
 class UnsubscribeIn(BaseModel):
+    """Why the lead is unsubscribed (optional)."""
+
     model_config = ConfigDict(extra="forbid")
     reason: str = Field("tenant_request", min_length=1, max_length=100)
+
+
+class LeadTaken(BaseModel):
+    lead_id: str
+    event_id: str
+    channel: str
+
+
+class BatchTaken(BaseModel):
+    count: int
+    leads: list[LeadTaken]
+
+
+class Unsubscribing(BaseModel):
+    lead_id: str
+    event_id: str
+
+
+class Health(BaseModel):
+    status: str
+    tenants: int
+    config_version: int
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,24 +83,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # what is still queued was never acknowledged to a client (they got a 503)
             await asyncio.to_thread(deps._producer.close, 3.0)
 
-    app = FastAPI(title="leadstream ingress", version="1", lifespan=lifespan)
+    access = access_dependency(deps)
+    app = FastAPI(title="leadstream", version="1", lifespan=lifespan, dependencies=[Depends(access)],
+                  description="Lead ingress, the management API (tenants, lists and rules, partners, keys, "
+                              "people and roles), sign-in, the audit log, analytics and accounting. Every "
+                              "operation names its access rule in x-access.")
     app.state.deps = deps
     install_error_handlers(app)
     app.add_middleware(CountRequests)
-    caller = caller_from(deps)
     install_webhooks(app, deps)
+    install_lead_routes(app, deps, access)
+    for router in (session_router(deps, access), management_router(deps, access), keys_router(deps, access),
+                   people_router(deps, access), audit_router(deps, access)):
+        app.include_router(router)
+    install_openapi(app, [LeadIn, BatchIn, UnsubscribeIn])
 
-    @app.get("/healthz")
+    @app.get("/healthz", openapi_extra=rule("public"), response_model=Health)
     async def healthz() -> dict:
+        """Up, with the configuration loaded (503 until it is)."""
         book = deps.tenants
         return {"status": "ok", "tenants": len(book.tenants), "config_version": book.version}
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, openapi_extra=rule("public"))
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/leads", status_code=202, responses=_RESPONSES)
-    async def submit_lead(request: Request, who: Caller = Depends(caller)) -> dict:
+    return app
+
+
+def install_lead_routes(app: FastAPI, deps: Deps, access) -> None:
+    """The lead routes: validate, produce, answer (never a projection written on the way)."""
+
+    @app.post("/v1/leads", status_code=202, responses=_RESPONSES, tags=["leads"], response_model=LeadTaken,
+              openapi_extra={**rule("leads.submit", "request"), **json_body(LeadIn)})
+    async def submit_lead(request: Request, who: Access = Depends(access)) -> dict:
         """Submit one lead (email and/or phone, name, location, interests, list, partner...)."""
         body = await _read_body(request, deps.settings)
         lead = _parse(LeadIn, body)
@@ -77,8 +125,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         s = subs[0]
         return {"lead_id": s["lead_id"], "event_id": s["event_id"], "channel": s["channel"]}
 
-    @app.post("/v1/leads/batch", status_code=202, responses=_RESPONSES)
-    async def submit_batch(request: Request, who: Caller = Depends(caller)) -> dict:
+    @app.post("/v1/leads/batch", status_code=202, responses=_RESPONSES, tags=["leads"], response_model=BatchTaken,
+              openapi_extra={**rule("leads.submit", "request"), **json_body(BatchIn)})
+    async def submit_batch(request: Request, who: Access = Depends(access)) -> dict:
         """Submit up to 1,000 leads at once: all are taken, or none (with the reason)."""
         body = await _read_body(request, deps.settings)
         batch = _parse(BatchIn, body)
@@ -91,38 +140,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"count": len(subs), "leads": [
             {"lead_id": s["lead_id"], "event_id": s["event_id"], "channel": s["channel"]} for s in subs]}
 
-    @app.post("/v1/leads/{lead_id}/unsubscribe", status_code=202, responses=_RESPONSES)
-    async def unsubscribe(lead_id: str, request: Request, who: Caller = Depends(caller)) -> dict:
-        """Unsubscribe one of the tenant's leads: it is never messaged or re-subscribed again.
-        Optional body: {"reason": "..."} (default tenant_request)."""
-        tenant = tenant_for_write(deps, who, request)
+    @app.post("/v1/leads/{lead_id}/unsubscribe", status_code=202, responses=_RESPONSES, tags=["leads"],
+              response_model=Unsubscribing,
+              openapi_extra={**rule("leads.unsubscribe", "request"),
+                             **json_body(UnsubscribeIn, "optional: {reason}, default tenant_request")})
+    async def unsubscribe(lead_id: str, request: Request, who: Access = Depends(access)) -> dict:
+        """Unsubscribe one of the tenant's leads: it is never messaged or re-subscribed again."""
+        tenant = deps.tenants.tenants[who.tenant]
         reason = _parse(UnsubscribeIn, await _read_body(request, deps.settings) or b"{}").reason
         if await deps.leads.get(tenant.id, lead_id) is None:
             raise ApiError(404, "not_found", f"no lead {lead_id} for this tenant")
         now_ms = int(time.time() * 1000)
         ev = {"event_id": new_event_id(now_ms, os.urandom(10)), "tenant": tenant.id,
               "occurred_at": now_ms, "schema": "lead.unsubscribe_requested@1", "causation_id": None,
-              "source": SOURCE, "lead_id": lead_id, "reason": reason, "requested_by": tenant.id}
+              "source": SOURCE, "lead_id": lead_id, "reason": reason, "requested_by": who.actor}
         await _produce(deps, [ev], "lead.unsubscribe_requested")
         return {"lead_id": lead_id, "event_id": ev["event_id"]}
 
-    @app.get("/v1/leads/{lead_id}", responses=_RESPONSES)
-    async def get_lead(lead_id: str, tenant: str | None = None, who: Caller = Depends(caller)) -> dict:
+    @app.get("/v1/leads/{lead_id}", responses=_RESPONSES, tags=["leads"],
+             openapi_extra=rule("leads.read", "request"))
+    async def get_lead(lead_id: str, tenant: str | None = None, who: Access = Depends(access)) -> dict:
         """A lead's read model: status, reasons, lists, partners, attribution."""
-        t = who.tenant_id or tenant
-        if t is None:
-            raise ApiError(400, "tenant_required", "an admin key must name the tenant: ?tenant=ID")
-        state = await deps.leads.get(t, lead_id)
+        state = await deps.leads.get(who.tenant, lead_id)
         if state is None:
             raise ApiError(404, "not_found", f"no lead {lead_id} for this tenant")
         doc = state.to_dict()
         doc.pop("applied", None)
         return doc
 
-    return app
 
-
-_RESPONSES = {401: {"description": "missing or invalid API key"},
+_RESPONSES = {400: {"description": "an admin key names the tenant: X-Tenant"},
+              401: {"description": "missing or invalid API key"},
               403: {"description": "key not allowed for this tenant"},
               413: {"description": "body or batch too large"},
               422: {"description": "invalid lead, with the field and the problem"},
@@ -140,8 +188,14 @@ def _parse(model, body: bytes):
                        validation_problems(exc)) from exc
 
 
-def _submitted(deps: Deps, leads: list[LeadIn], who: Caller, request: Request, path: str) -> list[dict]:
-    tenant = tenant_for_write(deps, who, request)
+def _submitted(deps: Deps, leads: list[LeadIn], who: Access, request: Request, path: str) -> list[dict]:
+    tenant = deps.tenants.tenants[who.tenant]
+    if who.partner is not None:  # a partner's key speaks for its own source only
+        for i, lead in enumerate(leads):
+            if lead.partner != who.partner:
+                raise ApiError(403, "forbidden", f"this key submits leads of partner {who.partner!r}, "
+                                                 f"not {lead.partner!r}",
+                               [{"field": f"{path}{i}.partner", "problem": f"must be {who.partner!r}"}])
     now_ms = int(time.time() * 1000)
     idem = request.headers.get("idempotency-key")
     subs = []

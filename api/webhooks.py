@@ -26,6 +26,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.access import rule
 from api.body import read_body
 from api.errors import ApiError
 from channels.webhooks_in import PROVIDERS, Observation, WebhookRejected, WebhookSecrets, ses
@@ -77,7 +78,7 @@ class WebhookKeys:
 def install_webhooks(app: FastAPI, deps: Deps) -> None:
     keys = WebhookKeys(deps)
 
-    @app.post("/webhooks/{provider}", responses={400: {"description": "not the provider's format"},
+    @app.post("/webhooks/{provider}", openapi_extra=rule("public"), responses={400: {"description": "not the provider's format"},
                                                    401: {"description": "signature or credentials do not verify"},
                                                    503: {"description": "not stored: the provider should retry"}})
     async def webhook(provider: str, request: Request):

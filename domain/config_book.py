@@ -78,7 +78,8 @@ def entities_from_file(doc: Any) -> tuple[dict[Ref, dict], list[Problem]]:
     for k in doc.get("api_keys") or ():
         raw.append(_key_entity(k, None))
     for email, person in (doc.get("people") or {}).items():
-        raw.append((Ref("person", None, str(email).strip().lower()), {"email": email, **(person or {})}))
+        person = {k: v for k, v in (person or {}).items() if k != "demo_password"}  # demo files only
+        raw.append((Ref("person", None, str(email).strip().lower()), {"email": email, **person}))
     for g in doc.get("grants") or ():
         raw.append(_grant_entity(g))
     tenants = doc.get("tenants")

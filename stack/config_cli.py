@@ -14,7 +14,6 @@ import yaml
 
 from domain.config_changes import Refused
 from services.config_import import export_doc, import_doc, read_tenant_file
-from streams.bootstrap import placeholders
 from streams.config_view import ConfigUnavailable
 from streams.config_writer import ConfigWriteError
 from streams.settings import get_settings
@@ -39,7 +38,7 @@ def main(argv: list[str]) -> int:
 
 async def _import(deps, path: Path) -> int:
     try:
-        doc = read_tenant_file(path, placeholders(deps.settings))
+        doc = read_tenant_file(path, deps.settings.placeholders)
         result = await import_doc(deps.config_service, doc, str(path))
     except Refused as exc:
         print(f"config import: {exc.message}", file=sys.stderr)

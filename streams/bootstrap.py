@@ -58,18 +58,13 @@ def warm_group_coordinator(s: Settings, timeout_s: float = 60.0) -> float:
         c.close()
 
 
-def placeholders(s: Settings) -> dict[str, str]:
-    """What {name} in a tenant file stands for: the local stand-ins' addresses."""
-    return {"feeds_url": s.feeds_url, "hooks_url": s.hooks_url}
-
-
 async def seed_config(deps) -> str:
     """On a fresh stack (no configuration yet) import the tenant file; otherwise leave it."""
     from services.config_import import import_doc, read_tenant_file
     s = deps.settings
     if deps.config.snapshot():
         return f"{len(deps.config.snapshot())} entities already (version {deps.tenants.version})"
-    doc = read_tenant_file(s.tenants_file, placeholders(s))
+    doc = read_tenant_file(s.tenants_file, s.placeholders)
     result = await import_doc(deps.config_service, doc, str(s.tenants_file), actor="bootstrap")
     return f"imported {s.tenants_file.name}: {result.created} entities created"
 

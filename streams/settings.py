@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.tenants import TenantBook, parse_tenant_book
+from domain.tenants import TenantBook
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     sentry_environment: str = "local"
     alert_webhook_url: str = ""
     log_format: Literal["json", "text"] = "json"
+    # sign-in cookies are sent only over https when set (production: true, behind TLS)
+    cookie_secure: bool = False
 
     @property
     def link_key_ring(self) -> list[bytes]:
@@ -107,6 +109,12 @@ class Settings(BaseSettings):
         if not keys:
             raise ValueError("LEADSTREAM_LINK_KEYS holds no key")
         return keys
+
+    @property
+    def placeholders(self) -> dict[str, str]:
+        """What {name} in a tenant file stands for: feed URLs may say {feeds_url}, webhook URLs
+        {hooks_url}, revenue reports {reports_url} (the local stand-ins ./dev runs)."""
+        return {"feeds_url": self.feeds_url, "hooks_url": self.hooks_url, "reports_url": self.reports_url}
 
     @property
     def api_url(self) -> str:
@@ -120,15 +128,23 @@ def get_settings() -> Settings:
 
 
 def load_tenants(path: Path) -> TenantBook:
-    """Read and check a YAML tenant file."""
+    """Read and check a tenant file (the import format) into a TenantBook, without Kafka: for
+    tools and tests; the running platform reads its configuration from the configuration topic."""
     import yaml
+
+    from domain.config_book import compile_book, entities_from_file
+    s = get_settings()
     try:
-        with open(path) as fh:
-            # feed URLs may say {feeds_url}, webhook URLs {hooks_url}, revenue report URLs
-            # {reports_url}: the stand-ins ./dev runs
-            text = fh.read().replace("{feeds_url}", get_settings().feeds_url)
-            text = text.replace("{reports_url}", get_settings().reports_url)
-            data = yaml.safe_load(text.replace("{hooks_url}", get_settings().hooks_url)) or {}
+        text = Path(path).read_text()
     except OSError as exc:
         raise ValueError(f"cannot read tenant file {path}: {exc}; set LEADSTREAM_TENANTS_FILE") from exc
-    return parse_tenant_book(data, path)
+    for name, value in s.placeholders.items():
+        text = text.replace("{" + name + "}", value)
+    doc = yaml.safe_load(text) or {}
+    live, problems = entities_from_file(doc)
+    if problems:
+        raise ValueError(f"{path}: invalid tenant file: " + "; ".join(f"{p}: {m}" for p, m in problems))
+    book = compile_book(live)
+    demo = {tid: t.get("demo_key") for tid, t in (doc.get("tenants") or {}).items() if isinstance(t, dict)}
+    tenants = {tid: t.model_copy(update={"demo_key": demo.get(tid)}) for tid, t in book.tenants.items()}
+    return book.model_copy(update={"tenants": tenants})

@@ -22,7 +22,7 @@ AGENTS = {"intake": "agents.intake", "intake_json": "agents.intake_json",
           "jobs": "agents.jobs", "sender_priority": "agents.sender:register_priority",
           "sender_bulk": "agents.sender:register_bulk", "retry": "agents.retry",
           "engagement": "agents.engagement", "hygiene": "agents.hygiene",
-          "webhooks_out": "agents.webhooks_out"}
+          "webhooks_out": "agents.webhooks_out", "config_history": "agents.config_history:run"}
 
 
 def main(argv: list[str]) -> None:
@@ -34,9 +34,15 @@ def main(argv: list[str]) -> None:
     settings = get_settings()
     configure_logging(f"worker-{agent}", settings.log_format)
     init_sentry(settings.sentry_dsn, settings.sentry_environment, f"worker-{agent}")
-    app = make_app(agent, settings)
     deps = build(settings)
     deps.config  # the configuration, read to its end before any agent processes a message
+    if len(agents) == 1 and AGENTS[agents[0]].endswith(":run"):  # a plain consumer loop, not Faust
+        import asyncio
+        module, _, fn = AGENTS[agents[0]].partition(":")
+        metrics.serve(settings.metrics_port, settings.metrics_host)
+        asyncio.run(getattr(importlib.import_module(module), fn)(deps))
+        return
+    app = make_app(agent, settings)
     for a in agents:
         module, _, fn = AGENTS[a].partition(":")
         getattr(importlib.import_module(module), fn or "register")(app, deps)

@@ -144,8 +144,7 @@ def seed_config_topic(settings, prefix: str, tenants_file=None) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from services.config_import import import_doc, read_tenant_file
-    from streams.bootstrap import placeholders
-    from streams.topics import CONFIG, CONFIG_HISTORY, all_topics
+        from streams.topics import CONFIG, CONFIG_HISTORY, all_topics
     from streams.wiring import build
     s = settings.model_copy(update={"topic_prefix": prefix})
     specs = {t.name: t for t in all_topics()}
@@ -154,7 +153,7 @@ def seed_config_topic(settings, prefix: str, tenants_file=None) -> None:
                                     for n in (CONFIG, CONFIG_HISTORY)]).values():
         fut.result()
     deps = build(s)
-    doc = read_tenant_file(tenants_file or s.tenants_file, placeholders(s))
+    doc = read_tenant_file(tenants_file or s.tenants_file, s.placeholders)
     asyncio.run(import_doc(deps.config_service, doc, "test", actor="test"))
 
 
