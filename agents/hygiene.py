@@ -23,6 +23,7 @@ from ulid import ULID
 
 from domain.engagement import event_ms
 from domain.hygiene import cold_cutoff_ms
+from domain.list_rules import reactivates_on_click
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
 from streams.topics import ENGAGEMENT_EVENTS, LEAD_EVENTS, SUBMITTED
@@ -84,10 +85,16 @@ async def follow(deps, values: list[bytes | None]) -> int:
     return len(values)
 
 
+def _click_reactivates(tenant, click: dict) -> bool:
+    lst = tenant.lists.get(click.get("list") or "")
+    return reactivates_on_click(lst.rules if lst else None, tenant.engagement.reactivate_on_click)
+
+
 async def _reactivate(deps, clicks: list[dict]) -> None:
-    """Ask the intake to take back the pruned leads a person clicked for (tenant permitting)."""
-    clicks = [c for c in clicks if c["tenant"] in deps.tenants.tenants
-              and deps.tenants.tenants[c["tenant"]].engagement.reactivate_on_click]
+    """Ask the intake to take back the pruned leads a person clicked for (the list's rules, or
+    the brand's policy, permitting)."""
+    book = deps.tenants
+    clicks = [c for c in clicks if c["tenant"] in book.tenants and _click_reactivates(book.tenants[c["tenant"]], c)]
     if not clicks:
         return
     pipe = deps.redis.pipeline(transaction=False)

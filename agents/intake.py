@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 
-from domain.intake import LeadState, check_submission, decide, decide_resubscribe, decide_unsubscribe, evolve
-from domain.validation import suppression_keys
+from domain.intake import (LeadState, check_submission, decide, decide_resubscribe, decide_unsubscribe, evolve,
+                           source_cap_key)
+from domain.validation import suppression_entries, suppression_keys
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
@@ -35,9 +36,30 @@ def register(app, deps) -> None:
                             oldest_event_ms=oldest_ms(events))
 
 
+class BlocklistSync:
+    """Keeps the suppression set equal to the configuration's blocklist: a change made through
+    the control plane reaches Redis with the next batch (idempotent: any worker may do it)."""
+
+    def __init__(self):
+        self.version: int | None = None
+        self.entries: list[str] | None = None
+
+    async def ensure(self, deps, book) -> None:
+        if self.version == book.version:
+            return
+        entries = suppression_entries(book.blocklist)
+        if entries != self.entries:
+            await deps.leads.sync_blocklist(entries)
+        self.version, self.entries = book.version, entries
+
+
+_blocklists: dict[str, BlocklistSync] = {}
+
+
 async def process(deps, msgs: list[tuple]) -> int:
     """Decide a batch of raw input messages; returns how many were processed."""
     now_ms = int(time.time() * 1000)
+    await _blocklists.setdefault(deps.settings.topic_prefix, BlocklistSync()).ensure(deps, deps.tenants)
     out, todo = [], []
     for topic, partition, offset, key, value in msgs:
         name, ev, err = _decode(deps, value)
@@ -50,6 +72,10 @@ async def process(deps, msgs: list[tuple]) -> int:
     found = await deps.leads.lookup([
         (ev["tenant"], ev["lead_id"], suppression_keys(c, ev["channel"]) if c else [ev["lead_id"]])
         for _, ev, _, c in todo])
+    caps = {k: None for name, ev, tenant, _ in todo if name == "lead.submitted"
+            for k in [source_cap_key(ev, tenant)] if k is not None}
+    counts = dict(zip(caps, await deps.leads.source_counts(list(caps))))
+    counted: dict[tuple, int] = {}
     states: dict[tuple[str, str], LeadState | None] = {}
     events_topic = deps.topic(LEAD_EVENTS)
     optouts: list[tuple[str, str]] = []
@@ -59,7 +85,11 @@ async def process(deps, msgs: list[tuple]) -> int:
         state = states[k] if k in states else look.state
         if name == "lead.submitted":
             suppressed = "blocklisted" if look.blocklisted else ("opted_out" if look.opted_out else None)
-            decided = decide(ev, checked, suppressed, state, tenant, SOURCE)
+            cap = source_cap_key(ev, tenant)
+            decided = decide(ev, checked, suppressed, state, tenant, SOURCE,
+                             counts.get(cap, 0) + counted.get(cap, 0))
+            if cap is not None and any(n == "lead.accepted" for n, _ in decided):
+                counted[cap] = counted.get(cap, 0) + 1
         elif name == "lead.resubscribe_requested":
             decided = decide_resubscribe(ev, state, SOURCE)
         else:
@@ -73,7 +103,7 @@ async def process(deps, msgs: list[tuple]) -> int:
                 optins.append((out_ev["tenant"], out_ev["address"]))
         states[k] = state
     await deps.producer.send_many(out)
-    await deps.leads.save([st for st in states.values() if st is not None], optouts, optins)
+    await deps.leads.save([st for st in states.values() if st is not None], optouts, optins, counted)
     return len(msgs)
 
 

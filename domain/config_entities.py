@@ -24,6 +24,7 @@ PLATFORM_ONLY = frozenset({"platform", "tenant", "person"})  # keyed without a t
 # what the sending adapters know (channels/registry.py builds exactly these)
 KNOWN_PROVIDERS: dict[str, tuple[str, ...]] = {"email": ("smtp", "sendgrid", "ses"), "sms": ("twilio", "esendex")}
 PLATFORM_ID = "settings"
+PLATFORM_SCOPE = "*"  # in keys of kinds that are usually a tenant's: the platform's own (admin keys and grants)
 WEBHOOK_ID = "default"  # a brand has one webhook endpoint (with its failover)
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -74,7 +75,9 @@ class Ref:
 
     @property
     def key(self) -> str:
-        return f"{self.kind}:{self.tenant}/{self.id}" if self.tenant else f"{self.kind}:{self.id}"
+        if self.kind in PLATFORM_ONLY:
+            return f"{self.kind}:{self.id}"
+        return f"{self.kind}:{self.tenant or PLATFORM_SCOPE}/{self.id}"
 
     @property
     def path(self) -> str:
@@ -92,10 +95,10 @@ def parse_key(key: str) -> Ref:
     if kind in PLATFORM_ONLY:
         return Ref(kind, None, rest)
     tenant, slash, ident = rest.partition("/")
-    if kind in ("api_key", "grant") and not slash:
-        return Ref(kind, None, rest)  # a platform key or a platform_admin grant
     if not slash or not ident:
         raise ValueError(f"{key!r}: a {kind} key is {kind}:TENANT/ID")
+    if tenant == PLATFORM_SCOPE and kind in ("api_key", "grant"):
+        return Ref(kind, None, ident)  # a platform key or a platform_admin grant
     return Ref(kind, tenant, ident)
 
 

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from domain.identity import derived_event_id
+from domain.list_rules import (SOURCE_CAP_REACHED, ListRules, over_source_cap, reactivates_on_resubmit,
+                               resubmission_policy)
 from domain.tenants import Tenant
-from domain.validation import Checked, check_email, check_phone, check_routing
+from domain.validation import Checked, check_carrier, check_email, check_phone, check_routing
 
 APPLIED_KEEP = 16  # recent causing event ids kept per lead, to skip redelivered events
 KNOWN = {"accepted", "unsubscribed", "cold", "suppressed"}
@@ -56,17 +58,34 @@ def check_submission(sub: dict, tenant: Tenant) -> Checked:
         country = (sub.get("location") or {}).get("country")
         c = check_email(sub["address"], tenant, country)
     else:
-        c = check_phone(sub["address"], tenant, bool(sub.get("consent")))
+        c = check_carrier(check_phone(sub["address"], tenant, bool(sub.get("consent"))), tenant, sub["list"])
     if routing:
-        return Checked(c.address, routing + c.reasons, c.domain, c.region, c.timezone, c.detail)
+        return Checked(c.address, routing + c.reasons, c.domain, c.region, c.timezone, c.detail, c.carrier)
     return c
 
 
+def source_cap_key(sub: dict, tenant: Tenant) -> tuple[str, str, str, str] | None:
+    """(tenant, list, partner, UTC day) of a submission counted against its list's per-source
+    cap; None when the list caps nobody."""
+    lst = tenant.lists.get(sub["list"])
+    if lst is None or not lst.rules.intake.source_caps:
+        return None
+    day = _utc_day(_ms(sub["occurred_at"]))
+    return (sub["tenant"], sub["list"], sub["partner"], day)
+
+
+def _utc_day(ms: int) -> str:
+    days = ms // 86_400_000
+    from datetime import date, timedelta
+    return (date(1970, 1, 1) + timedelta(days=days)).strftime("%Y%m%d")
+
+
 def decide(sub: dict, checked: Checked, suppressed: str | None, state: LeadState | None,
-           tenant: Tenant, source: str) -> list[tuple[str, dict]]:
+           tenant: Tenant, source: str, accepted_today: int = 0) -> list[tuple[str, dict]]:
     """The events that follow from one submitted lead, given what we know about the person.
 
-    suppressed: "blocklisted", "opted_out" or None, looked up by the caller. A decision
+    suppressed: "blocklisted", "opted_out" or None, looked up by the caller. accepted_today:
+    leads this partner already brought to this list today (for the list's source cap). A decision
     carries the time of the event it decides, never the clock: a submission redelivered
     after a crash is decided into byte-identical events, so a replay folds what the live
     agent folded.
@@ -74,20 +93,44 @@ def decide(sub: dict, checked: Checked, suppressed: str | None, state: LeadState
     if state is not None and sub["event_id"] in state.applied:
         return []  # a redelivered event we already decided
     base = _envelope(sub, source)
+    rules = _rules(tenant, sub["list"])
     if state is not None and state.status in KNOWN:
+        if suppressed != "blocklisted" and reactivates_on_resubmit(rules, state.status, state.reasons):
+            return _reactivated(sub, base, state)
         return [_resubmitted(sub, base, state, tenant, suppressed)]
     reasons = list(checked.reasons) + ([suppressed] if suppressed else [])
+    if not reasons and over_source_cap(rules.intake, sub["partner"], accepted_today):
+        reasons.append(SOURCE_CAP_REACHED)
     if reasons:
         ev = dict(base, channel=sub["channel"], address=checked.address, partner=sub["partner"],
-                  list=sub["list"], reasons=reasons, detail=checked.detail)
+                  list=sub["list"], reasons=reasons, detail=checked.detail, carrier=checked.carrier)
         return [("lead.rejected", _ided(ev, sub, "lead.rejected"))]
     ev = dict(base, channel=sub["channel"], address=checked.address,
               first_name=sub.get("first_name"), last_name=sub.get("last_name"),
               location=sub.get("location"), interests=sub.get("interests") or {},
               timezone=checked.timezone, region=checked.region, partner=sub["partner"],
               list=sub["list"], attribution=sub.get("attribution") or {},
-              consent=sub.get("consent"))
+              consent=sub.get("consent"), carrier=checked.carrier)
     return [("lead.accepted", _ided(ev, sub, "lead.accepted"))]
+
+
+def _rules(tenant: Tenant, list_name: str) -> ListRules:
+    lst = tenant.lists.get(list_name)
+    return lst.rules if lst is not None else ListRules()
+
+
+def _reactivated(sub: dict, base: dict, state: LeadState) -> list[tuple[str, dict]]:
+    """A partner sent back a person pruned as inactive, to a list whose rules bring them back:
+    the resubmission joins them to the list, and they are subscribed again."""
+    resub = dict(base, channel=sub["channel"], partner=sub["partner"], list=sub["list"],
+                 attribution=sub.get("attribution") or {}, status=state.status, outcome="reactivated")
+    resub = _ided(resub, sub, "lead.resubmitted")
+    # caused by the resubmission (one cause, one event: the read model skips a cause it applied)
+    back = dict(base, channel=state.channel, address=state.address, reason="reactivated_by_resubmission",
+                causation_id=resub["event_id"])
+    back["event_id"] = derived_event_id(resub["event_id"], "lead.resubscribed", resub["occurred_at"])
+    back["schema"] = "lead.resubscribed@1"
+    return [("lead.resubmitted", resub), ("lead.resubscribed", back)]
 
 
 def _resubmitted(sub: dict, base: dict, state: LeadState, tenant: Tenant,
@@ -100,7 +143,7 @@ def _resubmitted(sub: dict, base: dict, state: LeadState, tenant: Tenant,
         outcome = "kept_suppressed"
     elif sub["list"] in state.lists:
         outcome = "already_on_list"
-    elif tenant.dedupe.resubmission == "merge":
+    elif resubmission_policy(_rules(tenant, sub["list"]), tenant.dedupe.resubmission) == "merge":
         outcome = "merged"
     else:
         outcome = "ignored"
@@ -140,9 +183,12 @@ def _envelope(sub: dict, source: str) -> dict:
             "source": source, "lead_id": sub["lead_id"]}
 
 
+SCHEMA_VERSIONS = {"lead.accepted": 2, "lead.rejected": 2, "lead.resubmitted": 2}  # the newest of each
+
+
 def _ided(ev: dict, sub: dict, name: str) -> dict:
     ev["event_id"] = derived_event_id(sub["event_id"], name, _ms(sub["occurred_at"]))
-    ev["schema"] = f"{name}@1"
+    ev["schema"] = f"{name}@{SCHEMA_VERSIONS.get(name, 1)}"
     return ev
 
 
@@ -187,7 +233,7 @@ def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
         if state is None:
             return None
         state.submissions += 1
-        if ev["outcome"] == "merged":
+        if ev["outcome"] in ("merged", "reactivated"):
             state.lists = _add(state.lists, ev["list"])
             state.partners = _add(state.partners, ev["partner"])
             state.attribution = {**state.attribution, **(ev.get("attribution") or {})}

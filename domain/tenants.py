@@ -90,12 +90,11 @@ class ListConfig(Strict):
 
 
 class TemplateMeta(Strict):
-    """A template's metadata; its files live under tenants/templates/ (see projections.templates)."""
+    """A template's metadata. Its files are tenants/templates/<tenant>/<id>.mjml (+ .txt.j2) for
+    email or <id>.sms.j2 for SMS, falling back to default/ (see projections.templates)."""
 
     channel: Channel
     description: str = ""
-    # the file stem under the templates root, e.g. "jobsnearby/daily-jobs"; empty: <tenant>/<id>
-    source: str = ""
 
 
 class PartnerInfo(Strict):

@@ -3,7 +3,8 @@
 Reason codes (stable, used in events, ClickHouse and the API):
   invalid_email, disposable_email, invalid_phone, not_mobile, missing_sms_consent,
   country_not_allowed, channel_not_allowed, unknown_list, list_channel_mismatch,
-  unknown_partner, blocklisted, opted_out
+  unknown_partner, blocklisted, opted_out, and the list rules' partner_not_on_list,
+  carrier_excluded, carrier_unknown, source_cap_reached (domain.list_rules)
 """
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
+import phonenumbers.carrier
 import phonenumbers.timezone
 import pytz
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from email_validator import EmailNotValidError, validate_email
 
+from domain.list_rules import carrier_verdict, partner_verdict
 from domain.tenants import Tenant
 
 _MOBILE_TYPES = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
@@ -31,6 +34,7 @@ class Checked:
     region: str | None = None
     timezone: str | None = None
     detail: str = ""
+    carrier: str | None = None  # an SMS number's carrier, where the carrier data knows it
 
 
 def check_routing(tenant: Tenant, channel: str, list_name: str, partner: str) -> tuple[str, ...]:
@@ -45,7 +49,19 @@ def check_routing(tenant: Tenant, channel: str, list_name: str, partner: str) ->
         reasons.append("list_channel_mismatch")
     if tenant.partners and partner not in tenant.partners:
         reasons.append("unknown_partner")
+    elif lst is not None and partner_verdict(lst.rules.intake, partner):
+        reasons.append(partner_verdict(lst.rules.intake, partner))
     return tuple(reasons)
+
+
+def check_carrier(checked: Checked, tenant: Tenant, list_name: str) -> Checked:
+    """The list's carrier targeting applied to an SMS number already checked."""
+    lst = tenant.lists.get(list_name)
+    why = carrier_verdict(lst.rules.carriers, checked.carrier) if lst is not None else None
+    if why is None:
+        return checked
+    return Checked(checked.address, checked.reasons + (why,), checked.domain, checked.region, checked.timezone,
+                   checked.detail, checked.carrier)
 
 
 # Plain ASCII dot-atom local parts (RFC 5322), the common case, on a domain email-validator
@@ -102,7 +118,8 @@ def check_phone(raw: str, tenant: Tenant, has_consent: bool) -> Checked:
         reasons.append("country_not_allowed")
     if policy.require_sms_consent and not has_consent:
         reasons.append("missing_sms_consent")
-    return Checked(address, tuple(reasons), region=region, timezone=_timezone(num, region))
+    carrier = phonenumbers.carrier.name_for_number(num, "en") or None
+    return Checked(address, tuple(reasons), region=region, timezone=_timezone(num, region), carrier=carrier)
 
 
 def _timezone(num: phonenumbers.PhoneNumber, region: str | None) -> str | None:
@@ -123,3 +140,10 @@ def suppression_keys(checked: Checked, channel: str) -> list[str]:
     if channel == "email" and checked.domain:
         keys.append("@" + checked.domain)
     return keys
+
+
+def suppression_entries(blocklist) -> list[str]:
+    """The global blocklist as the suppression set holds it: addresses, "@domain", E.164 phones."""
+    from domain.identity import identity_phone
+    return sorted(set([e.strip().lower() for e in blocklist.emails] + ["@" + d.strip().lower() for d in blocklist.domains]
+                      + [identity_phone(p, "US") for p in blocklist.phones]))

@@ -47,6 +47,8 @@ FAMILIES = (
     KeyFamily("activity", "ls:act:*", "ttl", max_ttl_s=3600, holds="a message's recent clicks (bot filter)"),
     KeyFamily("soft_bounces", "ls:soft:*", "ttl", max_ttl_s=90 * 24 * 3600, holds="a lead's recent soft bounces"),
     KeyFamily("pruned", "ls:pruned:*", "per_tenant", holds="per tenant and channel: leads pruned as inactive in the last year"),
+    KeyFamily("source_cap", "ls:srccap:*", "ttl", max_ttl_s=2 * 24 * 3600,
+              holds="leads a partner brought to a list with a per-source cap, per UTC day"),
     KeyFamily("config_claim", "ls:cfgclaim:*", "ttl", max_ttl_s=60,
               holds="an entity version being written (optimistic concurrency across API processes)"),
     KeyFamily("session", "ls:sess:*", "ttl", max_ttl_s=7 * 24 * 3600, holds="a signed-in person's session"),

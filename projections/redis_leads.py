@@ -4,6 +4,7 @@ Key families (all bounded: one per lead, or one per tenant):
   ls:lead:{tenant}:{lead_id}   JSON of domain.intake.LeadState (the read model; no TTL)
   ls:block                     global blocklist: addresses and "@domain" entries
   ls:optout:{tenant}           the tenant's opt-outs (addresses)
+  ls:srccap:{tenant}:{list}:{partner}:{yyyymmdd}  leads a partner brought to a capped list that UTC day
 """
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ def lead_key(tenant: str, lead_id: str) -> str:
 
 def optout_key(tenant: str) -> str:
     return f"ls:optout:{tenant}"
+
+
+def source_cap_key(key: tuple[str, str, str, str]) -> str:
+    tenant, list_name, partner, day = key
+    return f"ls:srccap:{tenant}:{list_name}:{partner}:{day}"
+
+
+SOURCE_CAP_TTL_S = 2 * 24 * 3600
 
 
 @dataclass
@@ -65,12 +74,22 @@ class LeadStore:
             pos += len(keys)
         return out
 
+    async def source_counts(self, keys: list[tuple[str, str, str, str]]) -> list[int]:
+        """Leads each (tenant, list, partner, day) brought to its capped list so far (one MGET)."""
+        if not keys:
+            return []
+        return [int(v or 0) for v in await self.r.mget([source_cap_key(k) for k in keys])]
+
     async def save(self, states: list[LeadState], optouts: list[tuple[str, str]] = (),
-                   optins: list[tuple[str, str]] = ()) -> None:
-        """Write the states, new opt-outs and withdrawn ones atomically (MULTI/EXEC): a whole batch or none."""
-        if not states and not optouts and not optins:
+                   optins: list[tuple[str, str]] = (), counted: dict | None = None) -> None:
+        """Write the states, new opt-outs and withdrawn ones, and the per-source counts of capped
+        lists, atomically (MULTI/EXEC): a whole batch or none."""
+        if not states and not optouts and not optins and not counted:
             return
         pipe = self.r.pipeline(transaction=True)
+        for key, n in (counted or {}).items():
+            pipe.incrby(source_cap_key(key), n)
+            pipe.expire(source_cap_key(key), SOURCE_CAP_TTL_S)
         if states:
             pipe.mset({lead_key(s.tenant, s.lead_id): orjson.dumps(s) for s in states})
         for tenant, address in optouts:

@@ -30,7 +30,7 @@ class IsolatedPlatform:
     """Start with `with IsolatedPlatform(redis_db=5) as p:`; everything is removed on exit."""
 
     def __init__(self, redis_db: int, agents: tuple[str, ...] = SEND_AGENTS, env: dict | None = None,
-                 max_workers: int = 1, keep: bool = False, fronts: tuple[str, ...] = ()):
+                 max_workers: int = 1, keep: bool = False, fronts: tuple[str, ...] = (), metrics: bool = False):
         base = get_settings()
         self.tag = uuid.uuid4().hex[:8]
         self.prefix = f"iso-{self.tag}."
@@ -48,7 +48,8 @@ class IsolatedPlatform:
         (self.tmp / "agents.yaml").write_text(yaml.safe_dump({"agents": scaling}))
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "LEADSTREAM_TOPIC_PREFIX": self.prefix,
                     "LEADSTREAM_REDIS_URL": redis_url, "LEADSTREAM_CLICKHOUSE_DATABASE": ch_db,
-                    "LEADSTREAM_SUPERVISOR_PORT": str(self.port), "LEADSTREAM_WORKER_METRICS_BASE_PORT": "0",
+                    "LEADSTREAM_SUPERVISOR_PORT": str(self.port),
+                    "LEADSTREAM_WORKER_METRICS_BASE_PORT": str(free_block(10 * len(agents)) if metrics else 0),
                     "LEADSTREAM_SCALING_FILE": str(self.tmp / "agents.yaml"),
                     "LEADSTREAM_SCALING_INTERVAL_S": "1", "LEADSTREAM_PLAN_INTERVAL_S": "3600",
                     "LEADSTREAM_RUN_DIR": str(self.tmp), "LEADSTREAM_LOG_DIR": str(self.tmp),
@@ -143,6 +144,28 @@ class IsolatedPlatform:
         if out.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {out.stderr or out.stdout}")
         return out.stdout
+
+
+def free_block(n: int) -> int:
+    """The first of n consecutive loopback ports that are free now (workers' /metrics)."""
+    import socket
+    for _ in range(50):
+        base = free_port()
+        if base + n >= 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports found")
 
 
 def _topics_of(agent: str) -> list[str]:

@@ -9,7 +9,7 @@ import sys
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from domain.identity import identity_phone
+from domain.validation import suppression_entries
 from streams.settings import Settings, get_settings
 from streams.topics import all_topics
 from streams.wiring import build
@@ -70,9 +70,7 @@ async def seed_config(deps) -> str:
 
 
 def blocklist_entries(deps) -> list[str]:
-    b = deps.tenants.blocklist
-    return ([e.strip().lower() for e in b.emails] + ["@" + d.strip().lower() for d in b.domains]
-            + [identity_phone(p, "US") for p in b.phones])
+    return suppression_entries(deps.tenants.blocklist)
 
 
 def main() -> None:

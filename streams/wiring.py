@@ -22,6 +22,7 @@ class Deps:
     _producer: AsyncProducer | None = field(default=None, repr=False)
     _redis: aioredis.Redis | None = field(default=None, repr=False)
     _config_service: object | None = field(default=None, repr=False)
+    _view: ConfigView | None = field(default=None, repr=False)
     # False in processes that must answer while Kafka is away (the API): they start reading the
     # configuration in the background and answer 503 until it is loaded
     wait_for_config: bool = True
@@ -29,8 +30,10 @@ class Deps:
     @property
     def config(self) -> ConfigView:
         """This process's view of the configuration topic (started on first use)."""
-        return shared_view(self.settings.kafka_bootstrap, self.topic(CONFIG), self.codec,
-                           wait=self.wait_for_config)
+        if self._view is None:
+            self._view = shared_view(self.settings.kafka_bootstrap, self.topic(CONFIG), self.codec,
+                                     wait=self.wait_for_config)
+        return self._view
 
     @property
     def tenants(self) -> TenantBook:

@@ -144,7 +144,7 @@ def seed_config_topic(settings, prefix: str, tenants_file=None) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from services.config_import import import_doc, read_tenant_file
-        from streams.topics import CONFIG, CONFIG_HISTORY, all_topics
+    from streams.topics import CONFIG, CONFIG_HISTORY, all_topics
     from streams.wiring import build
     s = settings.model_copy(update={"topic_prefix": prefix})
     specs = {t.name: t for t in all_topics()}
