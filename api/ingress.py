@@ -195,7 +195,8 @@ def _submitted(deps: Deps, leads: list[LeadIn], who: Access, request: Request, p
             if lead.partner != who.partner:
                 raise ApiError(403, "forbidden", f"this key submits leads of partner {who.partner!r}, "
                                                  f"not {lead.partner!r}",
-                               [{"field": f"{path}{i}.partner", "problem": f"must be {who.partner!r}"}])
+                               [{"field": f"{path}{i}.partner" if path else "partner",
+                                 "problem": f"must be {who.partner!r}"}])
     now_ms = int(time.time() * 1000)
     idem = request.headers.get("idempotency-key")
     subs = []

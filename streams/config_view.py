@@ -38,7 +38,8 @@ class ConfigView:
         self.bootstrap, self.topic, self.codec = bootstrap, topic, codec
         self.state: dict[str, Entity] = {}
         self.book: TenantBook = compile_book({}, 0)
-        self.position = 0  # the next offset to read: the book holds every change before it
+        self.position = 0  # the next offset to read (transaction markers included)
+        self.applied = 0  # one past the last change applied: the book's version, the same in every process
         self.last_applied_ms = 0
         self._cond = threading.Condition()
         self._listeners: list[Callable[[TenantBook], None]] = []
@@ -163,7 +164,8 @@ class ConfigView:
                     evolve(self.state, ev)
                 latest_ms = max(latest_ms, _ms(ev["occurred_at"]))
                 changed = True
-            self.position = m.offset() + 1
+            self.position = max(self.position, m.offset() + 1)
+            self.applied = m.offset() + 1
         if changed:
             self._swap(latest_ms)
         elif msgs:
@@ -177,11 +179,11 @@ class ConfigView:
 
     def _swap(self, latest_ms: int) -> None:
         try:
-            book = compile_book(live_entities(self.snapshot()), self.position)
+            book = compile_book(live_entities(self.snapshot()), self.applied)
         except Exception:
             metrics.CONFIG_ERRORS.inc()
             log.exception("the configuration at offset %d does not compile; keeping version %d",
-                          self.position, self.book.version)
+                          self.applied, self.book.version)
             return
         with self._cond:
             self.book = book
