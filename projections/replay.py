@@ -14,11 +14,12 @@ import time
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from domain.intake import LeadState, evolve
 from projections.clickhouse import EventsWriter, migrate
+from projections.config_rows import CONFIG_COLUMNS, config_row
 from projections.event_rows import event_row
 from projections.redis_leads import lead_key, optout_key
 from schemas.codec import DecodeError
@@ -26,7 +27,7 @@ from streams.settings import get_settings
 from agents.analytics import TOPICS as ANALYTICS_TOPICS
 from domain.planning import schedule_for
 from projections.redis_schedule import Schedule
-from streams.topics import LEAD_EVENTS
+from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from streams.wiring import Deps, build
 
 import orjson
@@ -36,7 +37,7 @@ def read_topics(deps: Deps, topics: list[str]) -> tuple[int, Iterator[tuple]]:
     """(message count, iterator of (topic, partition, offset, value)) from the start of the
     topics to their end offsets as of now."""
     c = Consumer({"bootstrap.servers": deps.settings.kafka_bootstrap, "group.id": "leadstream-replay",
-                  "enable.auto.commit": False, "enable.partition.eof": False})
+                  "enable.auto.commit": False, "enable.partition.eof": True, "isolation.level": "read_committed"})
     parts, ends, total = [], {}, 0
     for t in topics:
         md = c.list_topics(t, timeout=10).topics[t]
@@ -53,9 +54,12 @@ def read_topics(deps: Deps, topics: list[str]) -> tuple[int, Iterator[tuple]]:
         try:
             while left:
                 for m in c.consume(10000, timeout=1.0):
-                    if m.error():
-                        continue
                     key = (m.topic(), m.partition())
+                    if m.error():
+                        # at the end (a transactional topic ends with a marker that is never read)
+                        if m.error().code() == KafkaError._PARTITION_EOF and m.offset() >= left.get(key, 0):
+                            left.pop(key, None)
+                        continue
                     if key not in left or m.offset() >= left[key]:
                         continue
                     yield m.topic(), m.partition(), m.offset(), m.value()
@@ -166,7 +170,37 @@ def rebuild_clickhouse(deps: Deps, progress: Progress, batch: int = 50_000) -> d
     progress.advance(task, len(writer.rows))
     rows += writer.flush()
     progress.update(task, completed=total)
-    return {"events": total, "rows": rows, "undecodable": bad}
+    history = rebuild_config_history(deps, client, progress)
+    return {"events": total, "rows": rows, "undecodable": bad, "config_changes": history}
+
+
+def rebuild_config_history(deps: Deps, client, progress: Progress, batch: int = 10_000) -> int:
+    """The audit log again, from config.history (read committed: an aborted change never counts)."""
+    total, msgs = read_topics(deps, [deps.topic(CONFIG_HISTORY)])
+    task = progress.add_task("clickhouse: the configuration history", total=total)
+    table = f"{deps.settings.clickhouse_database}.config_history"
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    rows: list[tuple] = []
+    written = 0
+    for _topic, _partition, _offset, value in msgs:
+        try:
+            name, ev = deps.codec.decode(value or b"")
+        except DecodeError:
+            continue
+        rows.append(config_row(name, ev, now))
+        if len(rows) >= batch:
+            written += _insert_config(client, table, rows)
+            progress.advance(task, len(rows))
+            rows = []
+    written += _insert_config(client, table, rows)
+    progress.update(task, completed=total)
+    return written
+
+
+def _insert_config(client, table: str, rows: list[tuple]) -> int:
+    if rows:
+        client.execute(f"INSERT INTO {table} ({', '.join(CONFIG_COLUMNS)}) VALUES", list(zip(*rows)), columnar=True)
+    return len(rows)
 
 
 def main(argv: list[str]) -> int:

@@ -24,7 +24,9 @@ def _clickhouse_counts(ch, db: str) -> tuple:
                         f"WHERE event_type LIKE 'lead.%' GROUP BY event_type ORDER BY event_type")
     daily = ch.execute(f"SELECT tenant, event_type, reason, uniqExactMerge(events) FROM {db}.daily_lead_counts "
                        f"GROUP BY tenant, event_type, reason ORDER BY tenant, event_type, reason")
-    return events, daily
+    history = ch.execute(f"SELECT entity_key, version, op, actor, data, change FROM {db}.config_history FINAL "
+                         f"ORDER BY entity_key, version")
+    return events, daily, history
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def _some_traffic(api, keys, uid, ch, settings):
 def test_emptied_redis_and_clickhouse_are_rebuilt_identically(api, keys, uid, ch, settings, rds, workers_stopped):
     before_redis = _snapshot_redis(rds)
     before_ch = _clickhouse_counts(ch, settings.clickhouse_database)
-    assert len(before_redis) > 20 and before_ch[0]
+    assert len(before_redis) > 20 and before_ch[0] and before_ch[2]  # lead events and configuration changes
     for k in list(rds.scan_iter("ls:lead:*", count=5000)):
         rds.delete(k)
     assert not list(rds.scan_iter("ls:lead:*"))
