@@ -58,7 +58,7 @@ def session_router(deps, access) -> APIRouter:
     @router.post("/v1/session", openapi_extra=rule("public"), response_model=Me)
     async def sign_in(body: SignIn, request: Request, response: Response) -> dict:
         """Sign in with email and password."""
-        email, (ip, _agent) = body.email.strip().lower(), origin(request)
+        email, ip = body.email.strip().lower(), origin(request)[0]
         wait = await guard.wait_s(email, ip or "-")
         if wait:
             metrics.SIGN_INS.labels("locked").inc()

@@ -244,11 +244,12 @@ def print_report(report: AccountingReport, console=None) -> None:
                   f"{_money(rec.ours.revenue_cents)}, theirs {_money(rec.theirs.revenue_cents)}, difference "
                   f"{_signed_money(rec.difference.revenue_cents)} ({_pct(rec.difference.relative)})")
     if r.excluded:
-        console.print(f"  [bold yellow]left out of the reconciled totals[/]: "
+        console.print("  [bold yellow]left out of the reconciled totals[/]: "
                       + ", ".join(f"{x.tenant} ({x.status}: {x.reason})" for x in r.excluded))
 
 
-def _date(text: str) -> date:
+def cli_date(text: str) -> date:
+    """A YYYY-MM-DD command-line argument."""
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -257,8 +258,8 @@ def _date(text: str) -> date:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m projections.accounting", description=__doc__.splitlines()[0])
-    ap.add_argument("--since", type=_date, help="first day, YYYY-MM-DD (default: the 1st of --until's month)")
-    ap.add_argument("--until", type=_date, help="last day, inclusive (default: today, UTC)")
+    ap.add_argument("--since", type=cli_date, help="first day, YYYY-MM-DD (default: the 1st of --until's month)")
+    ap.add_argument("--until", type=cli_date, help="last day, inclusive (default: today, UTC)")
     ap.add_argument("--tenant", action="append", help="only this brand (repeatable; default: all)")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds each backend gets")
     ap.add_argument("--tolerance", type=float, default=Tolerance().relative,
@@ -270,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from projections.clickhouse import connect
-    from streams.settings import get_settings, load_tenants
+    from streams.settings import get_settings
+    from streams.wiring import build
 
     logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)  # its tracebacks: we say it plainly below
     s = get_settings()
@@ -280,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         period = period_of(args.since or until.replace(day=1), until, today)
     except PeriodError as exc:
         ap.error(f"--{exc.field} {exc}")
-    book = load_tenants(s.tenants_file)
+    book = build(s).tenants  # the configuration as the platform holds it now
     unknown = sorted(set(args.tenant or ()) - set(book.tenants))
     if unknown:
         ap.error(f"not in the tenant file: {', '.join(unknown)} (brands: {', '.join(sorted(book.tenants))})")

@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from projections.clickhouse import connect
-    from streams.settings import get_settings, load_tenants
+    from streams.settings import get_settings
+    from streams.wiring import build
 
     s = get_settings()
     until = args.until or datetime.now(timezone.utc).date()
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     client = connect(s.clickhouse_host, s.clickhouse_port)
     try:
         if args.profit_share:
-            rows = profit_share(client, db, load_tenants(s.tenants_file), since, until)
+            rows = profit_share(client, db, build(s).tenants, since, until)
             if args.tenant:
                 rows = [r for r in rows if r["tenant"] == args.tenant]
         else:

@@ -18,22 +18,28 @@ import httpx
 from rich.console import Console
 
 from domain.accounting import CURRENT, AccountingReport, PeriodError, period_of
-from projections.accounting import accounting_report, print_report
+from projections.accounting import accounting_report, cli_date, print_report
 from projections.clickhouse import connect
-from streams.settings import Settings, get_settings, load_tenants
+from streams.settings import Settings, get_settings
 
 DRILL_TIMEOUT_S = 2.0
 
 
+def _book(s: Settings):
+    """The configuration as the platform holds it now (the control plane's topic)."""
+    from streams.wiring import build
+    return build(s).tenants
+
+
 async def _report(s: Settings, since: date, until: date, timeout_s: float = 3.0) -> AccountingReport:
     return await accounting_report(lambda: connect(s.clickhouse_host, s.clickhouse_port), s.clickhouse_database,
-                                   load_tenants(s.tenants_file), period_of(since, until, datetime.now(timezone.utc).date()),
+                                   _book(s), period_of(since, until, datetime.now(timezone.utc).date()),
                                    timeout_s=timeout_s)
 
 
 def _steerable(s: Settings, report: AccountingReport) -> list[str]:
     """Brands whose backend is the local stand-in (a real backend is never steered)."""
-    book = load_tenants(s.tenants_file)
+    book = _book(s)
     return [r.tenant for r in report.rows if r.tenant in book.tenants
             and book.tenants[r.tenant].revenue.report_url.startswith(f"{s.reports_url}/reports/")]
 
@@ -68,17 +74,10 @@ async def run_accounting(s: Settings, console: Console, since: date | None = Non
     return answered
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m stack.accounting_demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--since", type=_date, help="first day (default: yesterday, UTC)")
-    ap.add_argument("--until", type=_date, help="last day (default: today, UTC)")
+    ap.add_argument("--since", type=cli_date, help="first day (default: yesterday, UTC)")
+    ap.add_argument("--until", type=cli_date, help="last day (default: today, UTC)")
     ap.add_argument("--no-drill", action="store_true", help="skip the backend-down/slow part")
     args = ap.parse_args(argv)
     try:

@@ -732,6 +732,8 @@ async def run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  [bold red]{sub.failed_batches} batches ({sub.failed_leads:,} leads) "
                       f"were refused by the API (errors above)[/]")
     consistent = print_summary(console, brands, q, sub, complete=done)
+    from stack.control_plane_demo import run_control_plane
+    control_ok = await run_control_plane(settings, console, next(b.key for b in brands if b.id == "jobsnearby"))
     morning_ok = True
     if not args.no_morning:
         from stack.engagement_demo import run_afternoon
@@ -740,10 +742,13 @@ async def run(args: argparse.Namespace, console: Console) -> int:
         morning_ok = await run_morning(settings, console, set(sub.lead_ids))
         if morning_ok:
             morning_ok = await run_afternoon(settings, console, set(sub.lead_ids), morning_started)
+        if morning_ok:
+            from stack.accounting_demo import run_accounting
+            morning_ok = await run_accounting(settings, console)
     print_explore(console, settings, brands, q)
     if not done:
         print_timeout(console, args.timeout, len(sub.event_ids), seen, decided)
-    return 0 if done and consistent and morning_ok and not sub.failed_batches else 1
+    return 0 if done and consistent and control_ok and morning_ok and not sub.failed_batches else 1
 
 
 def print_intro(console: Console, settings: Settings, brands: list[Brand], run_id: str,
