@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from domain.identity import derived_event_id
+from domain.schema_labels import schema_label
 from domain.tenants import Tenant
 from domain.validation import Checked, check_email, check_phone, check_routing
 
@@ -115,8 +116,15 @@ def decide_unsubscribe(req: dict, state: LeadState | None,
     if state is None or req["event_id"] in state.applied or state.status == "unsubscribed":
         return []
     ev = dict(_envelope(req, source), channel=state.channel, address=state.address,
-              reason=req["reason"])
+              reason=req["reason"], partner=source_partner(state))
     return [("lead.unsubscribed", _ided(ev, req, "lead.unsubscribed"))]
+
+
+def source_partner(state: LeadState) -> str:
+    """The partner a lead is attributed to: the one whose submission first brought it in
+    ('' when unknown). Sends, engagement and unsubscribes carry it, so that a partner's
+    analytics can be confined to the leads that partner sent."""
+    return state.partners[0] if state.partners else ""
 
 
 # who may come back, and from which unsubscribe: the person's own START brings back a lead that
@@ -142,7 +150,7 @@ def _envelope(sub: dict, source: str) -> dict:
 
 def _ided(ev: dict, sub: dict, name: str) -> dict:
     ev["event_id"] = derived_event_id(sub["event_id"], name, _ms(sub["occurred_at"]))
-    ev["schema"] = f"{name}@1"
+    ev["schema"] = schema_label(name)
     return ev
 
 
