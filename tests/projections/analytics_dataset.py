@@ -311,3 +311,19 @@ def _combinations(dims: dict, group_by, filters) -> list[tuple]:
         vals = [v for v in _values(dims.get(d, "")) if d not in filters or v in filters[d]]
         out = [g + (v,) for g in out for v in vals]
     return [g[:len(group_by)] for g in out]
+
+
+def load(client, db: str) -> int:
+    """A fresh database `db` holding the history, written batch by batch like the agent does;
+    returns how many rows were written."""
+    from projections.clickhouse import EventsWriter, migrate
+    from projections.event_rows import event_row
+    client.execute(f"DROP DATABASE IF EXISTS {db}")
+    migrate(client, db)
+    writer = EventsWriter(client, db)
+    written = 0
+    for offset, batch in enumerate(batches()):
+        for name, ev in batch:
+            writer.submit(event_row(name, ev, "t", 0, offset, datetime(2025, 12, 1)))
+        written += writer.flush()
+    return written

@@ -8,15 +8,14 @@ grouping, filter and scope tried here.
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 
 from domain.analytics import (METRICS, PUBLIC, AnalyticsScope, InvalidRequest, OutOfScope, brand_scope, parse_request,
                               partner_scope)
 from projections.analytics import Analytics, ClientPool
-from projections.clickhouse import EventsWriter, connect, migrate
-from projections.event_rows import event_row
+from projections.clickhouse import connect
 from streams.settings import get_settings
 from tests.projections import analytics_dataset as data
 
@@ -34,15 +33,7 @@ def having(*dims) -> list[str]:
 def ch():
     s = get_settings()
     client = connect(s.clickhouse_host, s.clickhouse_port)
-    client.execute(f"DROP DATABASE IF EXISTS {DB}")
-    migrate(client, DB)
-    writer = EventsWriter(client, DB)
-    written = 0
-    for offset, batch in enumerate(data.batches()):
-        for name, ev in batch:
-            writer.submit(event_row(name, ev, "t", 0, offset, datetime(2025, 12, 1)))
-        written += writer.flush()
-    client.written = written
+    client.written = data.load(client, DB)
     yield client
     client.execute(f"DROP DATABASE IF EXISTS {DB}")
     client.disconnect()
