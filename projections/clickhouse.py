@@ -6,6 +6,7 @@ rollups fed by materialized views can be plain sums (migrations 006-009).
 """
 from __future__ import annotations
 
+import calendar
 import re
 import time
 from datetime import datetime, timezone
@@ -24,7 +25,8 @@ EVENT_COLUMNS = ("event_id", "event_type", "event_date", "occurred_at", "tenant"
                  "causation_id", "source", "channel", "partner", "list", "status", "outcome",
                  "reasons", "payload", "topic", "partition", "offset", "ingested_at",
                  "event_key", "firsts_at", "firsts_actor", "firsts_delta")
-_TYPE, _PAYLOAD, _KEY = (EVENT_COLUMNS.index(c) for c in ("event_type", "payload", "event_key"))
+_TYPE, _OCCURRED, _PAYLOAD, _KEY = (EVENT_COLUMNS.index(c) for c in ("event_type", "occurred_at", "payload",
+                                                                       "event_key"))
 _FIRSTS = EVENT_COLUMNS.index("firsts_at")
 _TOUCHES = {"engagement.opened": "open", "engagement.clicked": "click"}
 LOOKUP_CHUNK = 50_000
@@ -133,9 +135,11 @@ class EventsWriter:
 
 
 def _touch(row: tuple) -> Touch:
+    """An open or click as the firsts see it; its time to the second, as send_engagement keeps it."""
     ev = orjson.loads(row[_PAYLOAD])
+    at_ms = calendar.timegm(row[_OCCURRED].timetuple()) * 1000
     return Touch(ev.get("send_id") or "", _TOUCHES[row[_TYPE]], ev["event_id"], int(ev.get("revision") or 0),
-                 int(ev["occurred_at"]), bool(ev.get("is_bot")))
+                 at_ms, bool(ev.get("is_bot")))
 
 
 def _utc_s(ms: int) -> datetime:

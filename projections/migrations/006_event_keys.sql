@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS {db}.send_engagement
     kind        String,      -- open | click
     event_id    String,
     revision    UInt32,
-    at_ms       UInt64,
+    at_ms       UInt64,      -- occurred_at, to the second (as the rollups' buckets)
     machine     UInt8,
     event_date  Date
 )
@@ -48,7 +48,7 @@ SELECT
     if(event_type = 'engagement.opened', 'open', 'click') AS kind,
     event_id,
     toUInt32(visitParamExtractUInt(payload, 'revision')) AS revision,
-    visitParamExtractUInt(payload, 'occurred_at') AS at_ms,
+    toUInt64(occurred_at) * 1000 AS at_ms,
     toUInt8(visitParamExtractBool(payload, 'is_bot')) AS machine,
     event_date
 FROM {db}.events
