@@ -11,7 +11,7 @@ import queue
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 
 from clickhouse_driver import Client
 
@@ -153,8 +153,9 @@ def _sort_value(row: dict, field: str):
 
 
 def _day_start(v) -> datetime:
+    """A bucket as a naive UTC datetime (a DateTime with a time zone comes back aware)."""
     if isinstance(v, datetime):
-        return v
+        return v.astimezone(timezone.utc).replace(tzinfo=None) if v.tzinfo else v
     return datetime(v.year, v.month, v.day)
 
 

@@ -324,6 +324,6 @@ def load(client, db: str) -> int:
     written = 0
     for offset, batch in enumerate(batches()):
         for name, ev in batch:
-            writer.submit(event_row(name, ev, "t", 0, offset, datetime(2025, 12, 1)))
+            writer.submit(event_row(name, ev, "t", 0, offset, datetime(2025, 12, 1) + timedelta(seconds=offset)))
         written += writer.flush()
     return written
