@@ -94,7 +94,7 @@ WHERE event_type IN ('lead.submitted', 'lead.accepted', 'lead.rejected', 'lead.r
 GROUP BY day, tenant, partner, list, channel, provider, country, state, variant, event, reason
 ;
 -- Submitted and accepted leads per keyword and per category of their interests (a lead with
--- three keywords counts once under each; '' for a lead with none).
+-- three keywords counts once under each, a keyword given twice once; '' for a lead with none).
 CREATE TABLE IF NOT EXISTS {db}.lead_daily_keyword
 (
     day      Date,
@@ -115,7 +115,7 @@ SELECT toDate(occurred_at) AS day, tenant, partner, list, channel, keyword, even
        toInt64(count()) AS n
 FROM {db}.events
 ARRAY JOIN if(empty(extractAll(visitParamExtractRaw(payload, 'keywords'), '"((?:[^"\\\\]|\\\\.)*)"')), [''],
-              extractAll(visitParamExtractRaw(payload, 'keywords'), '"((?:[^"\\\\]|\\\\.)*)"')) AS keyword
+              arrayDistinct(extractAll(visitParamExtractRaw(payload, 'keywords'), '"((?:[^"\\\\]|\\\\.)*)"'))) AS keyword
 WHERE event_type IN ('lead.submitted', 'lead.accepted')
 GROUP BY day, tenant, partner, list, channel, keyword, event
 ;
@@ -139,6 +139,6 @@ SELECT toDate(occurred_at) AS day, tenant, partner, list, channel, category, eve
        toInt64(count()) AS n
 FROM {db}.events
 ARRAY JOIN if(empty(extractAll(visitParamExtractRaw(payload, 'categories'), '"((?:[^"\\\\]|\\\\.)*)"')), [''],
-              extractAll(visitParamExtractRaw(payload, 'categories'), '"((?:[^"\\\\]|\\\\.)*)"')) AS category
+              arrayDistinct(extractAll(visitParamExtractRaw(payload, 'categories'), '"((?:[^"\\\\]|\\\\.)*)"'))) AS category
 WHERE event_type IN ('lead.submitted', 'lead.accepted')
 GROUP BY day, tenant, partner, list, channel, category, event

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from bench.analytics_baseline import baseline_plan
+from bench._analytics_baseline import baseline_plan
 from domain.analytics import METRICS, PUBLIC, AnalyticsScope, brand_scope, parse_request, partner_scope
 from projections.analytics import Analytics, ClientPool
 from projections.clickhouse import connect
@@ -41,6 +41,7 @@ def having(*dims):
     (dict(metrics=having("provider"), group_by=["provider"], filters={"partner": ["ziprecruiter"]}), ADMIN),
     (dict(metrics=having("keyword"), group_by=["keyword"], filters={"list": ["daily-jobs"]}), ADMIN),
     (dict(metrics=["leads_accepted"], group_by=["category"], filters={"category": ["healthcare"]}), ADMIN),
+    (dict(metrics=["leads_accepted", "leads_submitted"], filters={"keyword": ["nurse", "icu"]}), ADMIN),
     (dict(metrics=having("country", "state"), group_by=["country", "state"]), ADMIN),
     (dict(metrics=having("kind"), group_by=["kind"], filters={"channel": ["email"]}), ADMIN),
     (dict(metrics=["leads_accepted", "ctr_human", "opens_human_unique", "unsubscribes"], group_by=["partner"]),

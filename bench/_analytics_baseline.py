@@ -121,7 +121,8 @@ def baseline_plan(request: AnalyticsRequest, scope: AnalyticsScope, db: str, sha
             raw = f"visitParamExtractRaw(payload, '{_ARRAYS[joined[0]]}')" if joined else ""
             join = f"\nARRAY JOIN if(empty(extractAll({raw}, {KW_RE})), [''], extractAll({raw}, {KW_RE})) AS kw" \
                 if joined else ""
-            select = [f"uniqExactIf(event_id, {cond(m.count)}) AS m_{i}" for i, m in enumerate(metrics)]
+            ids = "event_id, kw" if joined else "event_id"  # a lead counts once under each of its keywords
+            select = [f"uniqExactIf({ids}, {cond(m.count)}) AS m_{i}" for i, m in enumerate(metrics)]
             sql = (f"SELECT {', '.join(head + select)}\nFROM {db}.events{join}\n"
                    f"WHERE event_type IN ({', '.join(repr(e) for e in events)}) "
                    f"AND occurred_at >= %(start)s AND occurred_at < %(end)s"
