@@ -1,6 +1,9 @@
-"""Analytics agent: every event of the lead topics -> ClickHouse, in columnar batches.
+"""Analytics agent: every event of the lead, send and engagement topics -> ClickHouse, in
+columnar batches.
 
-Rows are upserts keyed by event id (ReplacingMergeTree), so redelivery and replay collapse.
+The writer inserts only the events ClickHouse does not hold yet (by event id, and revision),
+so a redelivered batch or a replay adds nothing and the rollups fed by materialized views are
+plain sums (projections/clickhouse.py).
 """
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from clickhouse_driver.errors import NetworkError, SocketTimeoutError
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.access import rule
 from api.errors import ApiError
 from domain.accounting import DEFAULT_MAX_AGE, PeriodError, Tolerance, period_of
 from domain.tenants import TenantBook
@@ -160,6 +161,7 @@ def accounting_router(deps: AccountingDeps, scope_dep: Callable[..., Any], *,
                 "tolerance": {"relative": tolerance.relative, "cents": tolerance.cents, "clicks": tolerance.clicks}}
 
     @router.get("/v1/accounting/revenue", response_model=AccountingOut, responses=ERRORS,
+                openapi_extra=rule("accounting.read"),
                 summary="Revenue and profit share per brand, reconciled with each brand's partner backend")
     async def accounting_revenue(
         from_: str = Query(..., alias="from", description="first day, YYYY-MM-DD (UTC)", examples=["2025-11-01"]),

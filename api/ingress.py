@@ -21,6 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.access import Access, access_dependency, rule
+from api.accounting import accounting_router
+from api.analytics import analytics_router
 from api.audit import audit_router
 from api.body import read_body as _read_body
 from api.errors import ApiError, install_error_handlers, validation_problems
@@ -28,6 +30,7 @@ from api.manage import management_router
 from api.manage_keys import keys_router
 from api.manage_people import people_router
 from api.openapi_docs import install_openapi, json_body
+from api.scopes import accounting_scope_dependency, analytics_scope_dependency
 from api.session import session_router
 from api.webhooks import install_webhooks
 from domain.identity import derived_event_id, new_event_id
@@ -94,7 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_webhooks(app, deps)
     install_lead_routes(app, deps, access)
     for router in (session_router(deps, access), management_router(deps, access), keys_router(deps, access),
-                   people_router(deps, access), audit_router(deps, access)):
+                   people_router(deps, access), audit_router(deps, access),
+                   analytics_router(deps, analytics_scope_dependency(deps, access)),
+                   accounting_router(deps, accounting_scope_dependency(access))):
         app.include_router(router)
     install_openapi(app, [LeadIn, BatchIn, UnsubscribeIn])
 

@@ -32,6 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from ulid import ULID
 
 from domain.links import code_number
+from domain.schema_labels import schema_label
 from schemas.codec import default_codec
 from streams.config_view import shared_view
 from streams.settings import Settings, get_settings
@@ -45,6 +46,7 @@ GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01
 NO_STORE = (b"cache-control", b"no-store, no-cache, must-revalidate, private")
 KIND_OF_PATH = {"c": "click", "o": "open", "u": "unsubscribe"}
 MISSING = object()
+HIT_SCHEMA = schema_label("engagement.hit")
 
 HITS = Counter("leadstream_tracking_hits_total", "Tracking requests answered", ["kind", "status"])
 SECONDS = Histogram("leadstream_tracking_seconds", "Server time from request to response written",
@@ -224,7 +226,7 @@ class TrackingApp:
         job_key = rec.get("job_key", "")
         hit = {
             "event_id": str(ULID()), "tenant": rec["tenant"], "occurred_at": now_ms,
-            "schema": "engagement.hit@1", "causation_id": rec["send_id"], "source": "tracking",
+            "schema": HIT_SCHEMA, "causation_id": rec["send_id"], "source": "tracking",
             "lead_id": rec["lead_id"], "kind": kind, "method": method, "user_agent": ua, "ip": ip,
             "delivered_at": int(rec.get("created_ms", 0)), "destination_url": rec.get("destination_url", ""),
             "send_id": rec["send_id"], "code": rec["code"], "slot": rec.get("slot", ""), "job_key": job_key,
@@ -232,6 +234,7 @@ class TrackingApp:
             "position": int(rec.get("position", 0)), "cpc_cents": int(rec.get("cpc_cents", 0)),
             "list": rec.get("list", ""), "template": rec.get("template", ""),
             "campaign": rec.get("campaign", ""), "creative": rec.get("creative", ""),
+            "partner": rec.get("partner", ""),
         }
         try:
             value = self.codec.encode("engagement.hit", hit)

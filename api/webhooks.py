@@ -31,6 +31,8 @@ from api.body import read_body
 from api.errors import ApiError
 from channels.webhooks_in import PROVIDERS, Observation, WebhookRejected, WebhookSecrets, ses
 from domain.identity import derived_event_id, lead_id, new_event_id
+from domain.intake import source_partner
+from domain.schema_labels import schema_label
 from projections.redis_engagement import EngagementStore
 from streams.producer import ProduceError
 from streams.topics import ENGAGEMENT_OBSERVED, WEBHOOKS_RAW
@@ -131,13 +133,19 @@ async def _match(deps: Deps, observations: list[Observation]) -> list[dict]:
     sent = await store.messages([(o.provider, o.provider_message_id) for o in observations if o.kind != "reply"])
     sent_iter = iter(sent)
     by_number = {t.brand.sms_from: t for t in deps.tenants.tenants.values()}
+    replies = [(by_number[o.to_number].id, lead_id(by_number[o.to_number].id, "sms", o.from_number))
+               for o in observations if o.kind == "reply" and o.to_number in by_number]
+    # a reply names no send: the lead's partner comes from its read model (one round trip)
+    partners = {key: source_partner(st) if st else ""
+                for key, st in zip(replies, await deps.leads.get_many(replies))}
     now_ms = int(time.time() * 1000)
     out = []
     for o in observations:
         if o.kind == "reply":
             tenant = by_number.get(o.to_number)
-            facts = {"tenant": tenant.id, "lead_id": lead_id(tenant.id, "sms", o.from_number), "send_id": "",
-                     "channel": "sms", "list": "", "template": ""} if tenant else None
+            lid = lead_id(tenant.id, "sms", o.from_number) if tenant else ""
+            facts = {"tenant": tenant.id, "lead_id": lid, "send_id": "", "channel": "sms", "list": "",
+                     "template": "", "partner": partners.get((tenant.id, lid), "")} if tenant else None
         else:
             facts = next(sent_iter)
         if facts is None:
@@ -152,13 +160,14 @@ def _observation_event(o: Observation, facts: dict, now_ms: int) -> dict:
     at = o.occurred_ms or now_ms
     return {"event_id": derived_event_id(f"{o.provider}/{o.provider_event_id}", "webhook.observation", at),
             "tenant": facts["tenant"],
-            "occurred_at": at, "schema": "webhook.observation@1", "causation_id": None,
+            "occurred_at": at, "schema": schema_label("webhook.observation"), "causation_id": None,
             "source": SOURCE, "lead_id": facts["lead_id"], "provider": o.provider, "kind": o.kind,
             "provider_event_id": o.provider_event_id, "provider_message_id": o.provider_message_id,
             "send_id": o.send_id or facts["send_id"], "channel": facts["channel"], "list": facts["list"],
             "template": facts["template"], "recipient": o.recipient, "bounce_type": o.bounce_type,
             "reason": o.reason, "url": o.url, "user_agent": o.user_agent, "ip": o.ip,
-            "from_number": o.from_number, "to_number": o.to_number, "text": o.text}
+            "from_number": o.from_number, "to_number": o.to_number, "text": o.text,
+            "partner": facts.get("partner", "")}
 
 
 async def _produce(deps: Deps, provider: str, headers: dict, body: bytes, status: int, error: str,

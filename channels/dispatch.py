@@ -342,13 +342,14 @@ class Dispatcher:
         if req["channel"] == "sms":
             composed = compose_sms(SmsContext(brand, who, req["list"], req["send_id"],
                                               self.templates.sms(tenant.id, tenant.template_of(req["list"])), item.jobs, codes,
-                                              base, now_ms, campaign=req["kind"]))
+                                              base, now_ms, campaign=req["kind"], partner=req.get("partner", "")))
             return composed, SmsMessage(req["send_id"], tenant.brand.sms_from, state.address, composed.body)
         cfg = tenant.lists.get(req["list"])
         creatives = [Creative(**c.model_dump()) for c in (cfg.creatives if cfg else [])]
         composed = compose_email(EmailContext(brand, who, req["list"], req["send_id"],
                                               self.templates.email(tenant.id, tenant.template_of(req["list"])), item.jobs, codes,
-                                              base, now_ms, creatives=creatives, campaign=req["kind"]))
+                                              base, now_ms, creatives=creatives, campaign=req["kind"],
+                                              partner=req.get("partner", "")))
         message = EmailMessage(req["send_id"], brand.from_address, brand.from_name, state.address,
                                composed.subject, composed.html, composed.text, composed.headers,
                                {"send_id": req["send_id"], "tenant": tenant.id, "lead_id": state.lead_id,

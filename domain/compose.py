@@ -89,6 +89,7 @@ class EmailContext:
     now_ms: int
     creatives: Sequence[Creative] = ()
     campaign: str = ""
+    partner: str = ""  # the lead's source, carried by its links into opens and clicks
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class SmsContext:
     now_ms: int
     campaign: str = ""
     max_segments: int | None = None  # None: the tenant's sms_max_segments
+    partner: str = ""  # the lead's source, carried by its links into opens and clicks
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ def _linker(ctx: EmailContext | SmsContext, needed: int) -> _Linker:
         raise ValueError(f"send id must be 1-128 of [A-Za-z0-9._:-], got {ctx.send_id!r}")
     base = dict(send_id=ctx.send_id, tenant=ctx.tenant.id, lead_id=ctx.lead.lead_id,
                 list=ctx.list, template=ctx.template.version, campaign=ctx.campaign,
-                created_ms=ctx.now_ms)
+                created_ms=ctx.now_ms, partner=ctx.partner)
     return _Linker(base=base, codes=ctx.codes, base_url=ctx.tracking_base_url)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from domain.bots import BotPolicy, Hit, SendActivity, Verdict, burst_victims, classify, remember
+from domain.schema_labels import schema_label
 from domain.sms_replies import ReplyIntent
 
 SOURCE = "agent:engagement"
@@ -36,7 +37,7 @@ class Policy:
 
 def _envelope(name: str, event_id: str, tenant: str, at_ms: int, cause: str) -> dict:
     return {"event_id": event_id, "tenant": tenant, "occurred_at": at_ms,
-            "schema": f"{name}@1", "causation_id": cause, "source": SOURCE}
+            "schema": schema_label(name), "causation_id": cause, "source": SOURCE}
 
 
 def derived_id(event_id: str, suffix: str) -> str:
@@ -69,7 +70,7 @@ def decide_hit(ev: dict, activity: SendActivity, policy: Policy,
               | {"lead_id": ev["lead_id"], "channel": "email" if ev["kind"] == "open" else _channel(ev)}
               | {k: ev[k] for k in ATTRIBUTION}
               | {"method": ev["method"], "user_agent": ev["user_agent"], "ip": ev["ip"]}
-              | verdict_fields(verdict) | {"revision": 0})
+              | verdict_fields(verdict) | {"revision": 0, "partner": ev.get("partner", "")})
     if name == "engagement.clicked":
         out_ev["destination_url"] = ev["destination_url"]
     outs: list[Out] = [("engagement", name, out_ev)]
@@ -152,7 +153,8 @@ def decide_observation(ev: dict, soft_bounces_in_window: int, policy: Policy,
         return outs
     if kind == "complained":
         fact = (_envelope("engagement.complained", ev["event_id"], ev["tenant"], at, ev["event_id"])
-                | {"lead_id": ev["lead_id"], "send_id": ev["send_id"], "provider": ev["provider"], "reason": ev["reason"]})
+                | {"lead_id": ev["lead_id"], "send_id": ev["send_id"], "provider": ev["provider"], "reason": ev["reason"],
+                   "partner": ev.get("partner", "")})
         return [("engagement", "engagement.complained", fact)] + unsubscribe(
             ev, "complaint", ev["channel"], ev["send_id"], ev["list"], ev["template"])
     if kind == "unsubscribed":
@@ -168,7 +170,7 @@ def _send_fact(name: str, ev: dict, at: int) -> dict:
     return (_envelope(name, ev["event_id"], ev["tenant"], at, ev["event_id"])
             | {"lead_id": ev["lead_id"], "send_id": ev["send_id"], "channel": ev["channel"],
                "provider": ev["provider"], "provider_id": ev["provider_message_id"], "list": ev["list"],
-               "template": ev["template"]})
+               "template": ev["template"], "partner": ev.get("partner", "")})
 
 
 def _provider_engagement(ev: dict, at: int, policy: Policy) -> Out:
@@ -182,7 +184,7 @@ def _provider_engagement(ev: dict, at: int, policy: Policy) -> Out:
            | {"lead_id": ev["lead_id"], "channel": ev["channel"] or "email"} | BLANK_ATTRIBUTION
            | {"send_id": ev["send_id"], "list": ev["list"], "template": ev["template"]}
            | {"method": "GET", "user_agent": ev["user_agent"], "ip": ev["ip"]}
-           | verdict_fields(verdict, via=ev["provider"]) | {"revision": 0})
+           | verdict_fields(verdict, via=ev["provider"]) | {"revision": 0, "partner": ev.get("partner", "")})
     if name == "engagement.clicked":
         out["destination_url"] = ev["url"]
     return ("engagement", name, out)
@@ -192,7 +194,7 @@ def _reply(ev: dict, at: int, intent: ReplyIntent) -> list[Out]:
     fact = (_envelope("engagement.replied", ev["event_id"], ev["tenant"], at, ev["event_id"])
             | {"lead_id": ev["lead_id"], "provider": ev["provider"], "from_number": ev["from_number"],
                "to_number": ev["to_number"], "text": ev["text"][:1600], "intent": intent.kind,
-               "keyword": intent.keyword})
+               "keyword": intent.keyword, "partner": ev.get("partner", "")})
     outs: list[Out] = [("engagement", "engagement.replied", fact)]
     if intent.kind == "stop":
         outs += unsubscribe(ev, "sms_stop", "sms")
@@ -214,7 +216,7 @@ def _answer(ev: dict, at: int, kind: str, trigger: str) -> dict:
     return (_envelope("send.requested", derived_id(ev["event_id"], "ANSWER"), ev["tenant"], at, ev["event_id"])
             | {"lead_id": ev["lead_id"], "send_id": f"reply-{ev['event_id']}", "channel": "sms", "list": "",
                "kind": kind, "due_at": at, "local_date": day, "attempt": 0, "not_before": None,
-               "trigger": trigger})
+               "trigger": trigger, "partner": ev.get("partner", "")})
 
 
 def engagement_counts(name: str, ev: dict) -> dict[str, int]:

@@ -11,6 +11,7 @@ from typing import Iterable
 from domain.identity import derived_event_id
 from domain.list_rules import (SOURCE_CAP_REACHED, ListRules, over_source_cap, reactivates_on_resubmit,
                                resubmission_policy)
+from domain.schema_labels import schema_label
 from domain.tenants import Tenant
 from domain.validation import Checked, check_carrier, check_email, check_phone, check_routing
 
@@ -129,7 +130,7 @@ def _reactivated(sub: dict, base: dict, state: LeadState) -> list[tuple[str, dic
     back = dict(base, channel=state.channel, address=state.address, reason="reactivated_by_resubmission",
                 causation_id=resub["event_id"])
     back["event_id"] = derived_event_id(resub["event_id"], "lead.resubscribed", resub["occurred_at"])
-    back["schema"] = "lead.resubscribed@1"
+    back["schema"] = schema_label("lead.resubscribed")
     return [("lead.resubmitted", resub), ("lead.resubscribed", back)]
 
 
@@ -158,8 +159,15 @@ def decide_unsubscribe(req: dict, state: LeadState | None,
     if state is None or req["event_id"] in state.applied or state.status == "unsubscribed":
         return []
     ev = dict(_envelope(req, source), channel=state.channel, address=state.address,
-              reason=req["reason"])
+              reason=req["reason"], partner=source_partner(state))
     return [("lead.unsubscribed", _ided(ev, req, "lead.unsubscribed"))]
+
+
+def source_partner(state: LeadState) -> str:
+    """The partner a lead is attributed to: the one whose submission first brought it in
+    ('' when unknown). Sends, engagement and unsubscribes carry it, so that a partner's
+    analytics can be confined to the leads that partner sent."""
+    return state.partners[0] if state.partners else ""
 
 
 # who may come back, and from which unsubscribe: the person's own START brings back a lead that
@@ -183,12 +191,9 @@ def _envelope(sub: dict, source: str) -> dict:
             "source": source, "lead_id": sub["lead_id"]}
 
 
-SCHEMA_VERSIONS = {"lead.accepted": 2, "lead.rejected": 2, "lead.resubmitted": 2}  # the newest of each
-
-
 def _ided(ev: dict, sub: dict, name: str) -> dict:
     ev["event_id"] = derived_event_id(sub["event_id"], name, _ms(sub["occurred_at"]))
-    ev["schema"] = f"{name}@{SCHEMA_VERSIONS.get(name, 1)}"
+    ev["schema"] = schema_label(name)
     return ev
 
 

@@ -109,6 +109,7 @@ class LinkRecord:
     creative: str  # creative id for the creative's link, "" otherwise
     created_ms: int
     slot: str = ""  # where in the message: job, creative, pixel_top, pixel_bottom, unsubscribe
+    partner: str = ""  # the lead's source (domain.intake.source_partner), for partner analytics
 
     def to_dict(self) -> dict:
         """Plain dict for storage (Redis hash / JSON); every field is a plain value, so a copy of

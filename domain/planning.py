@@ -13,8 +13,9 @@ from functools import lru_cache
 
 from domain.geo import point_timezone, zip_timezone
 from domain.identity import derived_event_id
-from domain.intake import LeadState
+from domain.intake import LeadState, source_partner
 from domain.schedule import local_date, next_due, send_id, welcome_at
+from domain.schema_labels import schema_label
 from domain.tenants import Tenant
 
 MAX_LATE_MS = 6 * 3600 * 1000
@@ -99,7 +100,8 @@ def welcome_request(accepted: dict, tenant: Tenant, now_ms: int) -> tuple[str, d
     day = local_date(due, accepted.get("timezone"), default_tz=cfg.timezone)
     sid = hashlib.blake2b(f"{tenant.id}\x1f{accepted['lead_id']}\x1fwelcome".encode(),
                           digest_size=12).hexdigest()
-    state = LeadState(tenant.id, accepted["lead_id"], accepted["channel"], accepted["address"], "accepted")
+    state = LeadState(tenant.id, accepted["lead_id"], accepted["channel"], accepted["address"], "accepted",
+                      partners=[accepted["partner"]] if accepted.get("partner") else [])
     ev = _request(tenant.id, state, accepted["list"], sid, "welcome", due, day,
                   due if due > occurred else None, accepted["event_id"])
     return "send.requested", ev
@@ -108,17 +110,17 @@ def welcome_request(accepted: dict, tenant: Tenant, now_ms: int) -> tuple[str, d
 def _request(tenant: str, state: LeadState, list_name: str, sid: str, kind: str, due_ms: int,
              day: str, not_before: int | None, cause: str) -> dict:
     return {"event_id": derived_event_id(sid, "send.requested", due_ms), "tenant": tenant,
-            "occurred_at": due_ms, "schema": "send.requested@1", "causation_id": cause,
+            "occurred_at": due_ms, "schema": schema_label("send.requested"), "causation_id": cause,
             "source": SOURCE, "lead_id": state.lead_id, "send_id": sid, "channel": state.channel,
             "list": list_name, "kind": kind, "due_at": due_ms, "local_date": day, "attempt": 0,
-            "not_before": not_before, "trigger": None}
+            "not_before": not_before, "trigger": None, "partner": source_partner(state)}
 
 
 def _skipped(tenant: str, state: LeadState, list_name: str, sid: str, due_ms: int, reason: str) -> dict:
     return {"event_id": derived_event_id(sid, "send.skipped", due_ms), "tenant": tenant,
-            "occurred_at": due_ms, "schema": "send.skipped@1", "causation_id": None, "source": SOURCE,
+            "occurred_at": due_ms, "schema": schema_label("send.skipped"), "causation_id": None, "source": SOURCE,
             "lead_id": state.lead_id, "send_id": sid, "channel": state.channel, "list": list_name,
-            "kind": "daily", "reason": reason}
+            "kind": "daily", "reason": reason, "partner": source_partner(state)}
 
 
 def _ms(ts) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from domain.identity import derived_event_id
 from domain.intake import RESUBSCRIBE_FROM, LeadState
 from domain.schedule import after_quiet_hours, in_quiet_hours
+from domain.schema_labels import schema_label
 from domain.sms_replies import ReplyIntent, confirmation_text
 
 LEASE_MS = 5 * 60 * 1000  # a claim older than this belongs to a worker that is gone
@@ -127,13 +128,14 @@ def retried(req: dict, not_before: int) -> dict:
 
 
 def send_event(kind: str, req: dict, now_ms: int, **fields) -> tuple[str, dict]:
-    """send.dispatched / failed / deferred / skipped for this request."""
+    """send.dispatched / failed / deferred / skipped for this request (with the request's
+    partner, so that what happens to a send counts for the partner that sent the lead)."""
     attempt = req.get("attempt", 0)
     ev = {"event_id": derived_event_id(req["send_id"], f"{kind}#{attempt}", _ms(req["due_at"])),
-          "tenant": req["tenant"], "occurred_at": now_ms, "schema": f"{kind}@1",
+          "tenant": req["tenant"], "occurred_at": now_ms, "schema": schema_label(kind),
           "causation_id": req["event_id"], "source": SOURCE, "lead_id": req["lead_id"],
           "send_id": req["send_id"], "channel": req["channel"], "list": req["list"],
-          "kind": req["kind"], **fields}
+          "kind": req["kind"], "partner": req.get("partner", ""), **fields}
     if kind != "send.skipped":
         ev.setdefault("attempt", attempt)
     return kind, ev

@@ -34,7 +34,8 @@ def _json_default(obj):
 
 def event_row(name: str, ev: dict, topic: str, partition: int, offset: int,
               ingested_at: datetime) -> tuple:
-    """One row of {db}.events, in EVENT_COLUMNS order."""
+    """One row of {db}.events, in EVENT_COLUMNS order (the firsts_* arrays are left empty:
+    the events writer fills them, see projections/engagement_firsts.py)."""
     occurred = _utc(ev["occurred_at"])
     id_ms = ulid_ms(ev["event_id"])
     event_date = _utc(id_ms).date() if id_ms else occurred.date()
@@ -44,4 +45,12 @@ def event_row(name: str, ev: dict, topic: str, partition: int, offset: int,
         ev.get("partner") or "", ev.get("list") or "", ev.get("status") or "",
         ev.get("outcome") or "", list(ev.get("reasons") or ()),
         orjson.dumps(ev, default=_json_default).decode(), topic, partition, offset, ingested_at,
+        event_key(ev), [], [], [],
     )
+
+
+def event_key(ev: dict) -> str:
+    """What makes a row new to ClickHouse: the event id, and the revision of a revised one
+    (a click found later to be a scanner's is the same event in a later revision)."""
+    revision = ev.get("revision") or 0
+    return f"{ev['event_id']}#{revision}" if revision else ev["event_id"]

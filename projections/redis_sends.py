@@ -133,8 +133,11 @@ class SendState:
                 pipe.expire(jobs, SENTJOBS_TTL_S)
             if d.get("provider_id") and d.get("provider") not in NO_WEBHOOKS:
                 # provider webhooks name the provider's message id: what send it was
+                # the template version (as opens and clicks carry it) and the lead's partner,
+                # so delivery and provider-tracked engagement break down like the rest
                 pipe.set(f"ls:pmsg:{d['provider']}:{d['provider_id']}", orjson.dumps(
-                    {k: d[k] for k in ("tenant", "lead_id", "send_id", "channel", "list", "template")}),
+                    {k: d[k] for k in ("tenant", "lead_id", "send_id", "channel", "list")}
+                    | {"template": d.get("template_version") or d["template"], "partner": d.get("partner", "")}),
                     ex=PMSG_TTL_S)
         for rec in links:
             pipe.set(f"ls:link:{rec['code']}", orjson.dumps(rec), ex=LINK_TTL_S)

@@ -70,6 +70,10 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/platform/grants"): ADMINS,
     ("DELETE", "/v1/platform/grants/{grant_id}"): ADMINS,
     ("GET", "/v1/audit"): BRAND_ADMIN,
+    ("GET", "/v1/analytics/metrics"): READERS | {"partner"},
+    ("GET", "/v1/analytics/series"): READERS | {"partner"},
+    ("GET", "/v1/analytics/breakdown"): READERS | {"partner"},
+    ("GET", "/v1/accounting/revenue"): BRAND_ADMIN,
 }
 for _plural in ("lists", "partners", "templates", "feeds"):
     EXPECTED[("GET", f"/v1/tenants/{{tenant}}/{_plural}")] = READERS
