@@ -135,8 +135,11 @@ REPORTED = frozenset({"tenant", "partner", "provider", "variant"})
 
 REJECT_REASONS = ("invalid_email", "disposable_email", "invalid_phone", "not_mobile", "missing_sms_consent",
                   "country_not_allowed", "channel_not_allowed", "unknown_list", "list_channel_mismatch",
-                  "unknown_partner", "blocklisted", "opted_out")
-DUPLICATE_OUTCOMES = ("merged", "ignored", "already_on_list", "kept_unsubscribed", "kept_cold", "kept_suppressed")
+                  "unknown_partner", "blocklisted", "opted_out",
+                  # a list's rules (domain.list_rules)
+                  "partner_not_on_list", "carrier_excluded", "carrier_unknown", "source_cap_reached")
+DUPLICATE_OUTCOMES = ("merged", "ignored", "already_on_list", "kept_unsubscribed", "kept_cold", "kept_suppressed",
+                      "reactivated")
 UNSUBSCRIBE_REASONS = ("link", "sms_stop", "complaint", "hard_bounce", "soft_bounces", "provider", "inactive",
                        "tenant_request")
 SKIP_REASONS = ("daily_cap", "no_matching_jobs", "missed_window", "unsubscribed", "cold", "suppressed",
