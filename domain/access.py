@@ -112,12 +112,12 @@ def authorize(who: Principal | None, action: str, tenant: str | None) -> Verdict
         return Verdict(True)
     if who is None:
         return Verdict(False, 401, "sign in, or send an API key: Authorization: Bearer <key>")
+    if tenant is None and action not in UNSCOPED:
+        return Verdict(False, 400, "name the tenant: X-Tenant header (or ?tenant=)")
     if who.platform_admin:
         return Verdict(True)
     allowed = ACTIONS[action]
     if tenant is None:
-        if action not in UNSCOPED:
-            return Verdict(False, 400, "name the tenant: X-Tenant header (or ?tenant=)")
         if action == "signed_in" or any(r in allowed for r in who.roles.values()):
             return Verdict(True)
         return Verdict(False, 403, f"{action} needs a role you do not have")

@@ -108,3 +108,9 @@ def test_lockout_grows_and_is_capped():
     locks = [lock_seconds(n) for n in range(FREE_FAILURES, FREE_FAILURES + 10)]
     assert locks[0] > 0 and locks == sorted(locks) and max(locks) == MAX_LOCK_S
     assert not address_blocked(ADDRESS_FAILURES - 1) and address_blocked(ADDRESS_FAILURES)
+
+
+def test_a_scoped_action_without_a_tenant_is_400_even_for_a_platform_admin():
+    admin = key_principal(ApiKey(sha256=hash_key("r"), role="platform_admin"))
+    assert authorize(admin, "leads.submit", None).status == 400
+    assert authorize(admin, "tenants.list", None).allowed

@@ -56,7 +56,7 @@ def test_missing_and_unknown_keys_are_refused(api, uid):
     assert r.status_code == 401 and "Authorization: Bearer" in r.json()["message"]
     assert r.headers["www-authenticate"] == "Bearer"
     r = api.post("/v1/leads", json=lead(uid), headers=auth("ls_not_a_key"))
-    assert r.status_code == 401 and r.json()["message"] == "unknown API key"
+    assert r.status_code == 401 and "unknown" in r.json()["message"]
     r = api.post("/v1/leads", json=lead(uid), headers={"Authorization": "Basic abc"})
     assert r.status_code == 401
 
@@ -69,7 +69,7 @@ def test_a_tenant_cannot_read_or_write_another_tenants_leads(api, keys, uid, ch,
     other = api.get(f"/v1/leads/{lid}", headers=auth(keys["hireflow"]))
     assert other.status_code == 404
     forged = api.post("/v1/leads", json=lead(uid), headers={**auth(keys["hireflow"]), "X-Tenant": "jobsnearby"})
-    assert forged.status_code == 403 and "belongs to tenant hireflow" in forged.json()["message"]
+    assert forged.status_code == 403 and "no role in tenant 'jobsnearby'" in forged.json()["message"]
     assert api.post(f"/v1/leads/{lid}/unsubscribe", headers=auth(keys["hireflow"])).status_code == 404
 
 

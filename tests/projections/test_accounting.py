@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 
 import httpx
@@ -19,6 +20,7 @@ from domain.partner_reports import Figures, Period
 from projections.accounting import accounting_report, fetch_report, report_as_dict
 from projections.clickhouse import connect
 from streams.settings import get_settings
+from tests.integration.conftest import drop_topics, seed_config_topic
 from tests.projections.accounting_stack import (PLAN, ROOT, SINCE, UNREACHABLE, UNTIL, Standin, book, human_totals,
                                                 seed)
 
@@ -179,14 +181,19 @@ def test_a_backend_back_up_is_current_again(standin):
     standin.steer("down", **PLAN["down"])
 
 
-def test_the_command_line(standin, tmp_path):
+def test_the_command_line(standin, tmp_path, request):
     tenants = {"tenants": {t: {"name": t.title(), "api_key_sha256": [], "lists": {},
                                "revenue": {"brand_share": 0.7,
                                            "report_url": "" if PLAN[t] is None else f"{{reports_url}}/reports/{t}"}}
                            for t in ("matched", "down", "unconfigured")}}
     path = tmp_path / "tenants.yaml"
     path.write_text(yaml.safe_dump(tenants))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LEADSTREAM_TENANTS_FILE": str(path),
+    # the command reads the platform's configuration: a private one holding these brands
+    prefix = f"acc-{uuid.uuid4().hex[:8]}."
+    settings = get_settings().model_copy(update={"reports_url": standin.url})
+    seed_config_topic(settings, prefix, path)
+    request.addfinalizer(lambda: drop_topics(settings, prefix))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LEADSTREAM_TOPIC_PREFIX": prefix,
            "LEADSTREAM_REPORTS_URL": standin.url, "COLUMNS": "160"}
     args = [sys.executable, "-m", "projections.accounting", "--since", str(SINCE), "--until", str(UNTIL),
             "--database", DB, "--timeout", "2"]
