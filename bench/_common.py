@@ -30,11 +30,12 @@ def env_for(s: Settings) -> dict[str, str]:
 
 
 def prepare(s: Settings) -> None:
-    """Topics under the prefix, a fresh ClickHouse database, an empty Redis DB with the blocklist."""
+    """Topics under the prefix (the demo tenant file imported into its configuration topic), a
+    fresh ClickHouse database, an empty Redis DB with the blocklist."""
     import asyncio
 
     from projections.clickhouse import migrate
-    from streams.bootstrap import blocklist_entries, create_topics
+    from streams.bootstrap import blocklist_entries, create_topics, seed_config
     from streams.wiring import build
     create_topics(s)
     deps = build(s)
@@ -44,6 +45,7 @@ def prepare(s: Settings) -> None:
 
     async def reset_redis():
         await deps.redis.flushdb()
+        await seed_config(deps)
         await deps.leads.sync_blocklist(blocklist_entries(deps))
     asyncio.run(reset_redis())
 
