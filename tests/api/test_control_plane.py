@@ -258,3 +258,37 @@ def test_importing_the_same_file_twice_changes_nothing(settings, tmp_path):
         assert "nothing was imported" in out.stderr
     finally:
         drop_topics(settings, prefix)
+
+
+def _everywhere(settings, supervisor) -> None:
+    """Wait until every running process holds the configuration the API holds now."""
+    target = httpx.get(f"{settings.api_url}/healthz").json()["config_version"]
+    wait_for(lambda: min(_versions(settings, supervisor).values()) >= target, 30,
+             what="every process to apply the change")
+
+
+def test_a_blocklist_change_applies_to_the_next_lead(admin, settings, ch, supervisor):
+    """The global blocklist is platform configuration: an address added through the API is
+    refused from the next lead on, and taken off again, accepted."""
+    from tests.integration.conftest import wait_decisions
+    uid = uuid.uuid4().hex[:8]
+    address = f"blocked.{uid}@example.com"
+    cur = admin.get("/v1/platform/settings")
+    data = cur.json()["data"]
+    blocked = {**data, "blocklist": {**data["blocklist"], "emails": data["blocklist"]["emails"] + [address]}}
+    put = admin.put("/v1/platform/settings", json=blocked, headers={"If-Match": cur.headers["etag"]})
+    assert put.status_code == 200, put.text
+    _everywhere(settings, supervisor)
+    try:
+        r = admin.post("/v1/leads", json={"email": address, "partner": "ziprecruiter", "list": "daily-jobs"},
+                       headers={"X-Tenant": OWN})
+        [decision] = wait_decisions(ch, settings.clickhouse_database, [r.json()["event_id"]])
+        assert decision[0] == "lead.rejected" and "blocklisted" in decision[2]
+    finally:
+        now = admin.get("/v1/platform/settings")
+        assert admin.put("/v1/platform/settings", json=data, headers={"If-Match": now.headers["etag"]}).status_code == 200
+    _everywhere(settings, supervisor)
+    r = admin.post("/v1/leads", json={"email": address, "partner": "ziprecruiter", "list": "warehouse"},
+                   headers={"X-Tenant": OWN})
+    [decision] = wait_decisions(ch, settings.clickhouse_database, [r.json()["event_id"]])
+    assert decision[0] == "lead.accepted"  # a rejected address is decided afresh
