@@ -68,6 +68,27 @@ class Unsubscribing(BaseModel):
     event_id: str
 
 
+class LeadReadModel(BaseModel):
+    """One lead as the intake keeps it (the projection of leads.events)."""
+
+    tenant: str
+    lead_id: str
+    channel: str
+    address: str
+    status: str = Field(description="accepted | rejected | unsubscribed | cold | suppressed")
+    reasons: list[str]
+    lists: list[str]
+    partners: list[str]
+    attribution: dict[str, str]
+    timezone: str | None
+    region: str | None
+    submissions: int
+    first_seen_ms: int
+    updated_ms: int
+    first_name: str | None
+    profile: dict
+
+
 class Health(BaseModel):
     status: str
     tenants: int
@@ -162,7 +183,7 @@ def install_lead_routes(app: FastAPI, deps: Deps, access) -> None:
         await _produce(deps, [ev], "lead.unsubscribe_requested")
         return {"lead_id": lead_id, "event_id": ev["event_id"]}
 
-    @app.get("/v1/leads/{lead_id}", responses=_RESPONSES, tags=["leads"],
+    @app.get("/v1/leads/{lead_id}", responses=_RESPONSES, tags=["leads"], response_model=LeadReadModel,
              openapi_extra=rule("leads.read", "request"))
     async def get_lead(lead_id: str, tenant: str | None = None, who: Access = Depends(access)) -> dict:
         """A lead's read model: status, reasons, lists, partners, attribution."""

@@ -25,6 +25,7 @@ import httpx
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from api.access import rule
 from api.body import read_body
@@ -77,10 +78,28 @@ class WebhookKeys:
         return self._certs[url]
 
 
+class WebhookTaken(BaseModel):
+    accepted: int = Field(description="observations matched to a send of ours and recorded")
+    unmatched: int = Field(description="observations naming no send we know (kept raw on webhooks.raw)")
+
+
+# each provider's own wire format, verified and parsed by channels/webhooks_in/<provider>.py
+PROVIDER_BODIES = {"requestBody": {"required": True, "description": (
+    "The provider's own format: sendgrid (signed Event Webhook, a JSON array of events), ses (an SNS "
+    "notification or subscription confirmation, JSON), twilio (status callback or inbound message, "
+    "form-encoded, X-Twilio-Signature), esendex (push notification XML, HTTP Basic)."),
+    "content": {"application/json": {"schema": {"oneOf": [{"type": "array", "items": {"type": "object"}},
+                                                          {"type": "object"}]}},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object",
+                                                                 "additionalProperties": {"type": "string"}}},
+                "text/xml": {"schema": {"type": "string"}}}}}
+
+
 def install_webhooks(app: FastAPI, deps: Deps) -> None:
     keys = WebhookKeys(deps)
 
-    @app.post("/webhooks/{provider}", openapi_extra=rule("public"), responses={400: {"description": "not the provider's format"},
+    @app.post("/webhooks/{provider}", openapi_extra={**rule("public"), **PROVIDER_BODIES},
+              response_model=WebhookTaken, responses={400: {"description": "not the provider's format"},
                                                    401: {"description": "signature or credentials do not verify"},
                                                    503: {"description": "not stored: the provider should retry"}})
     async def webhook(provider: str, request: Request):

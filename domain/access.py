@@ -125,7 +125,8 @@ def authorize(who: Principal | None, action: str, tenant: str | None) -> Verdict
     if role is None:
         return Verdict(False, 403, f"you have no role in tenant {tenant!r}")
     if role not in allowed:
-        return Verdict(False, 403, f"a {role} of {tenant!r} may not {action.replace('.', ' ')}")
+        article = "an" if role[0] in "aeiou" else "a"
+        return Verdict(False, 403, f"{article} {role} of {tenant!r} may not do {action}")
     return Verdict(True)
 
 

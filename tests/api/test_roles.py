@@ -176,3 +176,21 @@ def test_signing_out_is_for_the_signed_in(settings, principals):
     session = ({"X-CSRF-Token": r.json()["csrf"]}, dict(r.cookies))
     assert _call(settings, session, "DELETE", "/v1/session", OWN).status_code == 204
     assert _call(settings, session, "GET", "/v1/session", OWN).status_code == 401  # that session is over
+
+
+def test_every_operation_describes_its_body_and_answer(api):
+    """Partners generate clients and fuzzers drive routes from /openapi.json: every write says
+    what it takes, every answer what it gives."""
+    spec = api.get("/openapi.json").json()
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if method in ("post", "put", "patch"):
+                assert "requestBody" in op, f"{method.upper()} {path} describes no body"
+            for code, answer in op["responses"].items():
+                if code.startswith("2") and code != "204":
+                    schema = answer.get("content", {}).get("application/json", {}).get("schema")
+                    assert schema, f"{method.upper()} {path} {code} describes no answer"
+                    assert schema.get("$ref") or schema.get("items") or schema.get("properties") \
+                        or schema.get("additionalProperties") is not True, f"{method.upper()} {path}: untyped"
+    components = spec["components"]["schemas"]
+    assert {"LeadIn", "BatchIn", "LeadTaken", "LeadReadModel", "Envelope", "ListRules"} <= set(components)
