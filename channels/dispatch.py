@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from channels.base import EmailMessage, SmsMessage
+from channels.dkim import DkimSigner, KeyLoader
 from channels.registry import Chains, build_providers
 from domain.compose import (EmailContext, Recipient, SmsContext, TenantBrand, compose_email, compose_sms,
                             compose_reply, email_codes_needed, sms_codes_needed)
@@ -59,7 +60,8 @@ class Dispatcher:
 
     def __init__(self, deps, chains: Chains | None = None, templates: TemplateStore | None = None):
         self.deps = deps
-        self.chains = chains or Chains(build_providers(deps.settings))
+        signer = DkimSigner(lambda: deps.tenants, KeyLoader(deps.settings.secrets_dir))
+        self.chains = chains or Chains(build_providers(deps.settings, sign=signer.sign))
         self.templates = templates or TemplateStore()
         self.state = SendState(deps.redis)
         self.jobs = JobStore(deps.redis)

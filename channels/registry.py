@@ -4,6 +4,8 @@ Provider names in the tenant file: smtp, sendgrid, ses (email); twilio, esendex 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from channels.failover import CircuitBreaker, FailoverMailer, FailoverSms
 from channels.sendgrid import SendGridMailer
 from channels.ses import SesMailer
@@ -16,14 +18,16 @@ EMAIL_PROVIDERS = ("smtp", "sendgrid", "ses")
 SMS_PROVIDERS = ("twilio", "esendex")
 
 
-def build_providers(s: Settings) -> dict:
-    """Every provider adapter, by name (connections open lazily, on first use)."""
+def build_providers(s: Settings, sign: Callable[[bytes], bytes] | None = None) -> dict:
+    """Every provider adapter, by name (connections open lazily, on first use). `sign` is the
+    DKIM signer of the adapters that send our whole MIME message (channels.dkim)."""
     base = s.providers_url
     return {
         "smtp": SmtpPool(s.smtp_host, s.smtp_port, size=s.smtp_pool_size, starttls=s.smtp_starttls,
-                         username=s.smtp_username or None, password=s.smtp_password or None),
+                         username=s.smtp_username or None, password=s.smtp_password or None, sign=sign),
         "sendgrid": SendGridMailer(s.sendgrid_api_key, s.sendgrid_url or base),
-        "ses": SesMailer(s.ses_access_key_id, s.ses_secret_access_key, s.ses_region, s.ses_url or base),
+        "ses": SesMailer(s.ses_access_key_id, s.ses_secret_access_key, s.ses_region, s.ses_url or base,
+                         sign=sign),
         "twilio": TwilioSms(s.twilio_account_sid, s.twilio_auth_token, s.twilio_url or base),
         "esendex": EsendexSms(s.esendex_username, s.esendex_password, s.esendex_account_reference,
                               s.esendex_url or base),

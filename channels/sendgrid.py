@@ -19,6 +19,9 @@ from channels.base import (
 
 SENDGRID_API = "https://api.sendgrid.com"  # the documented API host; tests pass a local base_url
 SEND_PATH = "/v3/mail/send"
+# headers SendGrid sets itself and refuses in `headers` (400): From/To/Subject go in their fields
+RESERVED_HEADERS = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type",
+                              "content-transfer-encoding", "to", "from", "subject", "reply-to", "cc", "bcc"})
 
 
 def mail_send_body(message: EmailMessage) -> dict[str, Any]:
@@ -33,8 +36,9 @@ def mail_send_body(message: EmailMessage) -> dict[str, Any]:
         "content": [{"type": "text/plain", "value": message.text},
                     {"type": "text/html", "value": message.html}],
     }
-    if message.headers:
-        body["headers"] = dict(message.headers)
+    headers = {k: v for k, v in message.headers.items() if k.lower() not in RESERVED_HEADERS}
+    if headers:
+        body["headers"] = headers
     return body
 
 

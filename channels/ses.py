@@ -1,6 +1,7 @@
 """Email through Amazon SES API v2 SendEmail (POST /v2/email/outbound-emails), SigV4-signed.
 
-Simple content: Subject, Body.Text and Body.Html, our Headers (List-Unsubscribe etc.), and
+Raw content (our MIME message, DKIM-signed by channels.dkim) when the mailer has a signer,
+else Simple content: Subject, Body.Text and Body.Html, our Headers (List-Unsubscribe etc.); and
 EmailTags carrying the send_id and tags so SES event publishing echoes them. SES answers
 200 `{"MessageId": ...}`; errors are REST-JSON: the type in the `x-amzn-ErrorType` header
 (or `__type`), `{"message": ...}` in the body. TooManyRequestsException (429) is throttling.
@@ -11,6 +12,7 @@ Signature Version 4 is done by hand with hmac/hashlib (the algorithm is short an
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -22,9 +24,11 @@ from typing import Any, Callable, Mapping, Sequence
 import httpx
 
 from channels.base import (
-    EmailMessage, Outcome, delivered, http_failure, json_field, map_bounded, retry_after_seconds,
+    EmailMessage, Outcome, delivered, failed, http_failure, json_field, map_bounded, retry_after_seconds,
     transport_failure,
 )
+from channels.dkim import DkimUnavailable
+from channels.smtp_pool import mime_bytes
 
 SEND_PATH = "/v2/email/outbound-emails"
 SERVICE = "ses"
@@ -83,18 +87,24 @@ def _tag(value: str) -> str:
     return _TAG_UNSAFE.sub("_", str(value))[:256] or "_"
 
 
-def send_email_body(message: EmailMessage, configuration_set: str | None = None) -> dict[str, Any]:
-    """The SendEmail JSON for one message with Simple content."""
+def send_email_body(message: EmailMessage, configuration_set: str | None = None,
+                    raw: bytes | None = None) -> dict[str, Any]:
+    """The SendEmail JSON for one message: Raw content when the whole MIME message is given
+    (ours, DKIM-signed), else Simple content that SES turns into MIME itself."""
     tags = {**message.tags, "send_id": message.send_id}
-    body: dict[str, Any] = {
-        "FromEmailAddress": _from_header(message.from_name, message.from_addr),
-        "Destination": {"ToAddresses": [message.to_addr]},
-        "Content": {"Simple": {
+    if raw is not None:
+        content: dict[str, Any] = {"Raw": {"Data": base64.b64encode(raw).decode("ascii")}}
+    else:
+        content = {"Simple": {
             "Subject": {"Data": message.subject, "Charset": "UTF-8"},
             "Body": {"Text": {"Data": message.text, "Charset": "UTF-8"},
                      "Html": {"Data": message.html, "Charset": "UTF-8"}},
             "Headers": [{"Name": k, "Value": v} for k, v in message.headers.items()],
-        }},
+        }}
+    body: dict[str, Any] = {
+        "FromEmailAddress": _from_header(message.from_name, message.from_addr),
+        "Destination": {"ToAddresses": [message.to_addr]},
+        "Content": content,
         "EmailTags": [{"Name": _tag(k), "Value": _tag(v)} for k, v in tags.items()],
     }
     if configuration_set:
@@ -137,8 +147,10 @@ class SesMailer:
         max_in_flight: int = 16,
         name: str = "ses",
         clock: Callable[[], float] = time.time,
+        sign: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.name = name
+        self.sign = sign  # DKIM: with a signer, our signed MIME goes as Raw content
         self.access_key_id, self.secret_access_key = access_key_id, secret_access_key
         self.region, self.session_token = region, session_token
         self.configuration_set = configuration_set
@@ -176,7 +188,13 @@ class SesMailer:
         return headers
 
     async def _send_one(self, message: EmailMessage) -> Outcome:
-        body = json.dumps(send_email_body(message, self.configuration_set)).encode()
+        raw = None
+        if self.sign is not None:
+            try:
+                raw = self.sign(mime_bytes(message, message.from_addr.rpartition("@")[2])[0])
+            except DkimUnavailable as exc:  # never unsigned: the message waits for its key
+                return failed(message.send_id, self.name, str(exc), permanent=False)
+        body = json.dumps(send_email_body(message, self.configuration_set, raw)).encode()
         try:
             response = await self._client.post(self.base_url + SEND_PATH, content=body,
                                                headers=self.signed_headers(body))

@@ -18,11 +18,12 @@ import re
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import aiosmtplib
 
 from channels.base import EmailMessage, Outcome, delivered, failed, map_bounded
+from channels.dkim import DkimUnavailable
 
 # atext of RFC 5322 minus "@", so "<id@domain>" stays a valid msg-id whatever the send_id is
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]")
@@ -147,10 +148,12 @@ class SmtpPool:
         validate_certs: bool = True,
         tls_context: ssl.SSLContext | None = None,
         name: str = "smtp",
+        sign: Callable[[bytes], bytes] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("SmtpPool size must be at least 1")
         self.name = name
+        self.sign = sign  # DKIM (channels.dkim.DkimSigner.sign): the whole message as it goes out
         self.host, self.port, self.size = host, port, size
         self.starttls, self.username, self.password = starttls, username, password
         self.timeout = timeout
@@ -179,6 +182,11 @@ class SmtpPool:
     async def _send_one(self, message: EmailMessage) -> Outcome:
         """Check out a connection, run MAIL/RCPT/DATA, classify the answer."""
         raw, mid = mime_bytes(message, self.message_id_domain)
+        if self.sign is not None:
+            try:
+                raw = self.sign(raw)
+            except DkimUnavailable as exc:  # never unsigned: the message waits for its key
+                return failed(message.send_id, self.name, str(exc), permanent=False)
         try:
             conn = await self._checkout()
         except aiosmtplib.SMTPAuthenticationError as exc:  # our credentials: 4xx/5xx auth is permanent

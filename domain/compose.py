@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from email.header import Header
 from email.utils import formataddr, formatdate
 from typing import Protocol
 
@@ -27,6 +28,8 @@ EMAIL_FIXED_LINKS = 4  # header pixel, footer pixel, unsubscribe, honeypot
 DAY_MS = 86_400_000
 _SEND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # it goes into Message-ID and a header
 _LINE_BREAKS = re.compile(r"[\r\n]+")
+_NOT_LABEL = re.compile(r"[^a-z0-9-]+")  # what may not stand in a List-Id label or Feedback-ID field
+PLATFORM_ID = "leadstream"  # the last Feedback-ID field: who sent it for the brand
 
 
 class EmailTemplate(Protocol):
@@ -209,9 +212,24 @@ def _one_line(text: str) -> str:
     return " ".join(_LINE_BREAKS.sub(" ", text).split())
 
 
+def list_id(list_name: str, from_address: str) -> str:
+    """RFC 2919 List-Id: the list's name as a label under the brand's domain (stable per list)."""
+    domain = from_address.rpartition("@")[2].lower()
+    label = _NOT_LABEL.sub("-", list_name.lower()).strip("-") or "list"
+    return f"{label}.{domain}"
+
+
+def feedback_id(campaign: str, list_name: str, tenant: str) -> str:
+    """Gmail's Feedback-ID, campaign:list:brand:platform; never unique per message or person, so
+    complaint rates can be read per campaign, list and brand."""
+    parts = (campaign or "alert", list_name, tenant, PLATFORM_ID)
+    return ":".join(_NOT_LABEL.sub("-", p.lower()) for p in parts)
+
+
 def _email_headers(ctx: EmailContext, unsubscribe_url: str) -> dict[str, str]:
     """The headers the mailer sets as they are (it adds Subject, MIME and DKIM)."""
     domain = ctx.tenant.from_address.rpartition("@")[2]
+    name = _one_line(ctx.tenant.name or ctx.tenant.from_name)
     return {
         "From": formataddr((_one_line(ctx.tenant.from_name), ctx.tenant.from_address)),
         "To": formataddr((_one_line(ctx.lead.first_name), ctx.lead.address)),
@@ -220,8 +238,20 @@ def _email_headers(ctx: EmailContext, unsubscribe_url: str) -> dict[str, str]:
         # RFC 8058: the HTTPS URI takes a one-click POST; mailto is the fallback for old clients.
         "List-Unsubscribe": f"<{unsubscribe_url}>, <mailto:{ctx.tenant.unsubscribe_mailto}?subject=unsubscribe>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": f"{_list_phrase(name, ctx.list)} <{list_id(ctx.list, ctx.tenant.from_address)}>",
+        "Feedback-ID": feedback_id(ctx.campaign, ctx.list, ctx.tenant.id),
+        # RFC 3834: made by a program, not a person; auto-responders must not answer it
+        "Auto-Submitted": "auto-generated",
         "X-Leadstream-Send": ctx.send_id,
     }
+
+
+def _list_phrase(brand: str, list_name: str) -> str:
+    """The List-Id's description as an RFC 5322 phrase (quoted, so any brand name is safe)."""
+    text = f"{brand} {list_name}".replace("\\", "").replace('"', "")
+    if not text.isascii():  # an RFC 2047 encoded word keeps the angle-bracketed id readable
+        return Header(text, "utf-8").encode()
+    return f'"{text}"'
 
 
 def _check_footer(ctx: EmailContext, html: str, text: str, unsubscribe_url: str) -> None:

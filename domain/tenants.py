@@ -117,6 +117,21 @@ class DedupePolicy(Strict):
     resubmission: Literal["merge", "ignore"] = "merge"
 
 
+class DkimKey(Strict):
+    """One DKIM signing key of a brand (RFC 6376; Ed25519 per RFC 8463). The key itself is never
+    in the configuration: `key` names where the sending processes find it, `env:NAME` (an
+    environment variable holding the PEM, or for Ed25519 the base64 seed) or `file:PATH` (a
+    secret-store mount; relative paths are under LEADSTREAM_SECRETS_DIR)."""
+
+    selector: str = Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$",
+                          max_length=63)
+    algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
+    key: str = Field(pattern=r"^(env:[A-Z_][A-Z0-9_]*|file:[^\s]+)$", max_length=500)
+    # the signing domain (d=); empty: the From address's domain. DMARC needs it aligned: the
+    # From domain itself or a parent of it (relaxed alignment)
+    domain: str = Field("", pattern=r"^$|^[a-z0-9.-]+\.[a-z]{2,}$", max_length=253)
+
+
 class Brand(Strict):
     """How the tenant signs its messages (CAN-SPAM: a physical postal address in every email)."""
 
@@ -126,6 +141,23 @@ class Brand(Strict):
     postal_address: str = "leadstream, 1 Example Street, Springfield, IL 62701, USA"
     unsubscribe_mailto: str = "unsubscribe@leadstream.local"
     sms_max_segments: int = Field(2, ge=1, le=6)
+    dkim: list[DkimKey] = Field(default_factory=list, max_length=4)  # e.g. one RSA-2048 and one Ed25519
+
+    @model_validator(mode="after")
+    def _dkim_aligned(self) -> "Brand":
+        sender = self.from_address.rpartition("@")[2].lower()
+        for k in self.dkim:
+            if k.domain and not (sender == k.domain or sender.endswith("." + k.domain)):
+                raise ValueError(f"dkim selector {k.selector}: domain {k.domain} is not aligned with the From "
+                                 f"domain {sender} (DMARC needs the From domain or a parent of it)")
+        pairs = [(k.domain or sender, k.selector) for k in self.dkim]
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("dkim: the same selector is listed twice for one domain")
+        return self
+
+    def dkim_domain(self, key: DkimKey) -> str:
+        """The d= domain a key signs for."""
+        return key.domain or self.from_address.rpartition("@")[2].lower()
 
 
 class Sending(Strict):

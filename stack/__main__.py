@@ -23,6 +23,7 @@ USAGE = """usage: ./dev COMMAND
   bench NAME    run bench/NAME.py (prints one JSON line last)
   config import FILE | export [FILE]
                 the configuration as a tenant file: import (checked whole, then applied) or export
+  dns           the SPF, DKIM and DMARC records each brand publishes (zone-file form)
   replay        rebuild Redis and ClickHouse from the Kafka topics
   clean         stop everything and delete .stack/ data (keeps the jar cache)
 """
@@ -41,6 +42,7 @@ def child_env() -> dict[str, str]:
 def cmd_up(only_infra: bool = False, quiet: bool = False) -> None:
     s = get_settings()
     env = child_env()
+    demo_dkim_keys(s, sys.stderr if quiet else sys.stdout)
     for svc in build_services(s):
         if only_infra and svc.name in PLATFORM:
             continue
@@ -53,6 +55,20 @@ def cmd_up(only_infra: bool = False, quiet: bool = False) -> None:
             print("FAILED", file=out)
             sys.exit(f"\n{svc.name} could not start: {exc}")
         print(f"{state} [{time.monotonic() - t0:.1f}s]", file=out)
+
+
+def demo_dkim_keys(s, out) -> None:
+    """The DKIM keys the tenant file's brands name and the signing providers' stand-ins use,
+    generated once under the secrets folder (./dev dns prints the records to publish)."""
+    from stack.mail_dns import ensure_keys
+    from streams.settings import load_tenants
+    try:
+        made = ensure_keys(s, load_tenants(s.tenants_file))
+    except ValueError as exc:
+        print(f"  dkim keys           skipped: {exc}", file=out)
+        return
+    if made:
+        print(f"  dkim keys           {len(made)} generated under {s.secrets_dir}", file=out)
 
 
 def cmd_down() -> None:
@@ -232,6 +248,9 @@ def main(argv: list[str]) -> int:
     elif cmd == "config":
         cmd_up(only_infra=True, quiet=True)
         return run_python(["-m", "stack.config_cli", *rest])
+    elif cmd == "dns":
+        cmd_up(only_infra=True, quiet=True)
+        return run_python(["-m", "stack.mail_dns", *rest])
     elif cmd == "replay":
         return cmd_replay(rest)
     elif cmd == "clean":

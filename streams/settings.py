@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.tenants import TenantBook
@@ -101,6 +101,20 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     # sign-in cookies are sent only over https when set (production: true, behind TLS)
     cookie_secure: bool = False
+    # local: the development stack (http links allowed); production: refuses to start on
+    # settings that would be unsafe in front of real people (see _production_is_safe)
+    deployment: Literal["local", "production"] = "local"
+    # keys that are not configuration (DKIM private keys...): file:PATH references are read here
+    secrets_dir: Path = ROOT / ".stack" / "secrets"
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> "Settings":
+        if self.deployment == "production" and not self.tracking_base_url.startswith("https://"):
+            raise ValueError(
+                f"LEADSTREAM_TRACKING_BASE_URL is {self.tracking_base_url!r}, but a production deployment "
+                "(LEADSTREAM_DEPLOYMENT=production) must put tracked links and the one-click unsubscribe "
+                "on https (RFC 8058 requires an HTTPS URI): set it to your https tracking domain")
+        return self
 
     @property
     def link_key_ring(self) -> list[bytes]:

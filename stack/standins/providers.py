@@ -66,6 +66,11 @@ import aiohttp
 from aiohttp import web
 
 from stack.standins.threaded import Steering, serve_in_thread
+from channels.base import EmailMessage
+from channels.dkim import SigningKey, sign_message
+from channels.sendgrid import RESERVED_HEADERS
+from channels.smtp_pool import mime_bytes
+from streams.settings import get_settings
 from channels.webhooks_in import esendex as esendex_hooks, sendgrid as sendgrid_hooks
 from channels.webhooks_in import ses as ses_hooks, twilio as twilio_hooks
 from channels.webhooks_in.base import tamper as tamper_signature
@@ -167,7 +172,32 @@ def _sendgrid_problems(body: Any) -> tuple[str, str] | None:
         return "content", "Unless a valid template_id is provided, the content parameter is required."
     if "text/plain" in types and types[0] != "text/plain":
         return "content.0.type", "If present, text/plain content must be first."
+    for name in (body.get("headers") or {}):
+        if str(name).lower() in RESERVED_HEADERS:
+            return "headers", f"{name} is a reserved header and cannot be set in headers."
     return None
+
+
+def provider_signed_mime(provider: str, message: EmailMessage) -> str:
+    """The MIME message an API provider that builds mail itself delivers for `message`, DKIM-signed
+    with the key the brand's domain authenticated with it (stack.mail_dns: generated on first use;
+    ./dev dns prints its record)."""
+    from stack.mail_dns import PROVIDER_SELECTORS, ensure_provider_key
+    domain = message.from_addr.rpartition("@")[2].lower()
+    raw, _ = mime_bytes(message, domain)
+    key = ensure_provider_key(get_settings(), provider, domain).read_bytes()
+    signed = sign_message(raw, [SigningKey(domain, PROVIDER_SELECTORS[provider], "rsa-sha256", key)])
+    return signed.decode("utf-8", "replace")
+
+
+def _sendgrid_message(body: dict, person: dict, to: str) -> EmailMessage:
+    content = {c.get("type"): c.get("value", "") for c in body.get("content") or []}
+    sender = body.get("from") or {}
+    return EmailMessage(send_id=str((person.get("custom_args") or {}).get("send_id", "")),
+                        from_addr=sender.get("email", ""), from_name=sender.get("name", ""), to_addr=to,
+                        subject=person.get("subject") or body.get("subject", ""),
+                        html=content.get("text/html", ""), text=content.get("text/plain", ""),
+                        headers=body.get("headers") or {})
 
 
 async def sendgrid_send(request: web.Request) -> web.Response:
@@ -186,10 +216,11 @@ async def sendgrid_send(request: web.Request) -> web.Response:
         return _sendgrid_error(400, {}, problem[1], problem[0])
     message_id = secrets.token_urlsafe(16)[:22]
     for person in body["personalizations"]:
-        state.accepted.append({"id": message_id, "to": [t["email"] for t in person["to"]],
-                               "from": body["from"]["email"],
+        to = [t["email"] for t in person["to"]]
+        state.accepted.append({"id": message_id, "to": to, "from": body["from"]["email"],
                                "subject": person.get("subject") or body.get("subject"),
-                               "content_type": request.content_type, "request": body})
+                               "content_type": request.content_type, "request": body,
+                               "raw": provider_signed_mime("sendgrid", _sendgrid_message(body, person, to[0]))})
     return web.Response(status=202, headers={"X-Message-Id": message_id})
 
 
@@ -264,17 +295,34 @@ def _ses_auth_problem(request: web.Request, body: bytes, creds: dict[str, str]) 
     return None
 
 
+def _ses_raw(body: Any) -> bytes | None:
+    """The MIME message of a Raw-content SendEmail body (None: not Raw, or not base64)."""
+    data = ((body.get("Content") or {}).get("Raw") or {}).get("Data") if isinstance(body, dict) else None
+    if not isinstance(data, str):
+        return None
+    try:
+        return base64.b64decode(data, validate=True)
+    except ValueError:
+        return None
+
+
 def _ses_problems(body: Any) -> tuple[str, str] | None:
     """(error type, message) for the first thing wrong with a SendEmail body, or None."""
     if not isinstance(body, dict):
         return "SerializationException", "Request body is not a JSON object"
     to = (body.get("Destination") or {}).get("ToAddresses") or []
-    simple = (body.get("Content") or {}).get("Simple")
+    content = body.get("Content") or {}
+    simple = content.get("Simple")
     if not to:
         return "BadRequestException", "Missing required field Destination.ToAddresses"
     sender = email.utils.parseaddr(str(body.get("FromEmailAddress", "")))[1]  # may carry a display name
     if not all(_EMAIL.match(str(a)) for a in to) or not _EMAIL.match(sender):
         return "BadRequestException", "Illegal address"
+    if "Raw" in content:
+        raw = _ses_raw(body)
+        if not raw or b"\r\n\r\n" not in raw:
+            return "BadRequestException", "Content.Raw.Data must be a base64 MIME message"
+        return None
     if not simple or not (simple.get("Subject") or {}).get("Data") or not simple.get("Body"):
         return "BadRequestException", "Content.Simple needs Subject.Data and Body"
     return None
@@ -296,11 +344,17 @@ async def ses_send(request: web.Request) -> web.Response:
     if problem := _ses_problems(body):
         return _ses_error(400, *problem)
     message_id = f"{int(time.time() * 1000):016x}-{secrets.token_hex(4)}-{secrets.token_hex(2)}-000000"
-    simple = body["Content"]["Simple"]
+    mime = _ses_raw(body)
+    if mime is not None:
+        subject = str(email.message_from_bytes(mime).get("Subject", ""))
+    else:
+        subject = body["Content"]["Simple"]["Subject"]["Data"]
     state.accepted.append({"id": message_id, "to": body["Destination"]["ToAddresses"],
-                           "from": body["FromEmailAddress"], "subject": simple["Subject"]["Data"],
+                           "from": body["FromEmailAddress"], "subject": subject,
                            "signed_headers": _SIGV4.match(request.headers["Authorization"]).group(5),
-                           "request": body})
+                           "request": body,
+                           # what SES delivers: our MIME as it is (Raw), so our DKIM signature stays
+                           "raw": mime.decode("utf-8", "replace") if mime is not None else None})
     return web.json_response({"MessageId": message_id})
 
 
