@@ -1,21 +1,25 @@
 """Builds the delivery adapters from Settings, and chains a list's providers in failover.
 
-Provider names in the tenant file: smtp, sendgrid, ses (email); twilio, esendex (SMS).
+Provider names in the tenant file: smtp, sendgrid, ses (email); twilio, esendex, vonage, plivo,
+telnyx (SMS).
 """
 from __future__ import annotations
 
 from typing import Callable
 
 from channels.failover import CircuitBreaker, FailoverMailer, FailoverSms
+from channels.plivo import PlivoSms
 from channels.sendgrid import SendGridMailer
 from channels.ses import SesMailer
 from channels.smtp_pool import SmtpPool
+from channels.telnyx import TelnyxSms
 from channels.twilio import TwilioSms
+from channels.vonage import VonageSms
 from channels.xml_sms import EsendexSms
 from streams.settings import Settings
 
 EMAIL_PROVIDERS = ("smtp", "sendgrid", "ses")
-SMS_PROVIDERS = ("twilio", "esendex")
+SMS_PROVIDERS = ("twilio", "esendex", "vonage", "plivo", "telnyx")
 
 
 def build_providers(s: Settings, sign: Callable[[bytes], bytes] | None = None) -> dict:
@@ -31,6 +35,13 @@ def build_providers(s: Settings, sign: Callable[[bytes], bytes] | None = None) -
         "twilio": TwilioSms(s.twilio_account_sid, s.twilio_auth_token, s.twilio_url or base),
         "esendex": EsendexSms(s.esendex_username, s.esendex_password, s.esendex_account_reference,
                               s.esendex_url or base),
+        "vonage": VonageSms(s.vonage_api_key, s.vonage_api_secret, s.vonage_url or base,
+                            status_callback=s.vonage_status_url or None),
+        "plivo": PlivoSms(s.plivo_auth_id, s.plivo_auth_token, s.plivo_url or base,
+                          status_callback=s.plivo_status_url or None),
+        "telnyx": TelnyxSms(s.telnyx_api_key, s.telnyx_url or base,
+                            messaging_profile_id=s.telnyx_messaging_profile_id or None,
+                            webhook_url=s.telnyx_webhook_url or None),
     }
 
 

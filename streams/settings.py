@@ -72,6 +72,23 @@ class Settings(BaseSettings):
     esendex_username: str = "standin@example.com"
     esendex_password: str = "standin-pass"
     esendex_account_reference: str = "EX0000000"
+    # Vonage (SMS API), Plivo, Telnyx: the stand-in's credentials by default; status/webhook URLs
+    # empty = the account's own settings at the provider
+    vonage_url: str = ""
+    vonage_api_key: str = "standin-key"
+    vonage_api_secret: str = "standin-secret"
+    vonage_status_url: str = ""
+    vonage_signature_secret: str = "standin-signature-secret"  # "Signing Messages" (the sig parameter)
+    vonage_signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512"] = "sha256"
+    plivo_url: str = ""
+    plivo_auth_id: str = "MA" + "0" * 18
+    plivo_auth_token: str = "standin-plivo-token"
+    plivo_status_url: str = ""
+    telnyx_url: str = ""
+    telnyx_api_key: str = "KEYSTANDIN"
+    telnyx_messaging_profile_id: str = ""
+    telnyx_webhook_url: str = ""
+    telnyx_public_key: str = ""  # base64 Ed25519 key from the portal; empty: fetched from webhook_keys_url
     # provider webhooks in: SendGrid's verification key (base64 DER); empty locally, where the
     # providers' stand-in makes one and publishes it at webhook_keys_url (empty in production)
     sendgrid_webhook_public_key: str = ""

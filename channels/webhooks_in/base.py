@@ -64,6 +64,10 @@ class WebhookSecrets:
     twilio_auth_token: str = ""
     esendex_user: str = ""               # HTTP Basic credentials we put in the Esendex push URL
     esendex_password: str = ""
+    vonage_signature_secret: str = ""    # Vonage "Signing Messages": the account's signature secret
+    vonage_signature_method: str = "sha256"  # md5hash | md5 | sha1 | sha256 | sha512, as set at Vonage
+    plivo_auth_token: str = ""           # X-Plivo-Signature-V3 is keyed with the auth token
+    telnyx_public_key: str = ""          # base64 Ed25519 public key, as the Telnyx portal shows it
     max_age_s: int = 600                 # replay window where the format has a timestamp
 
 

@@ -6,6 +6,7 @@ One aiohttp app serves, at the providers' own paths:
 - Amazon SES v2  POST /v2/email/outbound-emails                       AWS SigV4 (verified)
 - Twilio         POST /2010-04-01/Accounts/{AccountSid}/Messages.json HTTP Basic SID:token
 - Esendex        POST /v1.0/messagedispatcher                         HTTP Basic, XML body
+- Vonage, Plivo and Telnyx (SMS): stack/standins/sms_gateways.py, mounted here (its docstring)
 
 Each checks auth and the request's shape, answers like the provider (success and error
 bodies), and records every accepted message. Tests steer and inspect it over HTTP:
@@ -74,6 +75,7 @@ from streams.settings import get_settings
 from channels.webhooks_in import esendex as esendex_hooks, sendgrid as sendgrid_hooks
 from channels.webhooks_in import ses as ses_hooks, twilio as twilio_hooks
 from channels.webhooks_in.base import tamper as tamper_signature
+from stack.standins import sms_gateways
 
 PROVIDERS = ("sendgrid", "ses", "twilio", "esendex")
 DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
@@ -87,6 +89,8 @@ ESENDEX_NS = "http://api.esendex.com/ns/"
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _MAX_CLOCK_SKEW_S = 15 * 60  # SigV4 refuses requests signed more than 15 minutes away
+PROVIDERS += sms_gateways.PROVIDERS  # vonage, plivo, telnyx
+DEFAULT_CREDENTIALS.update(sms_gateways.CREDENTIALS)
 
 
 @dataclass
@@ -486,7 +490,7 @@ async def webhook_keys_get(request: web.Request) -> web.Response:
     """GET /webhook-keys: what a receiver needs to verify the stand-in's webhooks."""
     return web.json_response({"sendgrid_public_key": webhook_keys().sendgrid_public_key,
                               "sns_cert_url": f"{request.url.origin()}{SNS_CERT_PATH}",
-                              "sns_topic_arn": SNS_TOPIC_ARN})
+                              "sns_topic_arn": SNS_TOPIC_ARN, **sms_gateways.published_keys()})
 
 
 async def sns_cert_get(request: web.Request) -> web.Response:
@@ -497,6 +501,8 @@ async def sns_cert_get(request: web.Request) -> web.Response:
 def _webhook_posts(request: web.Request, provider: str, target: str, events: list[dict[str, Any]],
                    tamper: bool) -> list[tuple[bytes, dict[str, str]]]:
     """(body, headers) of each POST the provider would make for `events`."""
+    if provider in sms_gateways.PROVIDERS:
+        return sms_gateways.webhook_posts(request, provider, target, events, tamper)
     keys, now, creds = webhook_keys(), time.time(), request.app[CREDENTIALS]
     if provider == "sendgrid":
         body = json.dumps(events).encode()
@@ -621,6 +627,7 @@ def make_app(credentials: dict[str, dict[str, str]] | None = None) -> web.Applic
     app.router.add_get("/control/{provider}", control_get)
     app.router.add_get("/sent/{provider}", sent_list)
     app.router.add_delete("/sent/{provider}", sent_clear)
+    sms_gateways.install(app)
     webhook_keys()  # generate the dev webhook keys now, not on the first request
     app.router.add_get("/webhook-keys", webhook_keys_get)
     app.router.add_get(SNS_CERT_PATH, sns_cert_get)
