@@ -1,10 +1,12 @@
 """Builds the delivery adapters from Settings, and chains a list's providers in failover.
 
-Provider names in the tenant file: smtp, sendgrid, ses (email); twilio, esendex (SMS).
+Provider names in the tenant file: smtp, sendgrid, ses, mailgun, postmark (email); twilio, esendex (SMS).
 """
 from __future__ import annotations
 
 from channels.failover import CircuitBreaker, FailoverMailer, FailoverSms
+from channels.mailgun import MailgunMailer
+from channels.postmark import PostmarkMailer
 from channels.sendgrid import SendGridMailer
 from channels.ses import SesMailer
 from channels.smtp_pool import SmtpPool
@@ -12,7 +14,7 @@ from channels.twilio import TwilioSms
 from channels.xml_sms import EsendexSms
 from streams.settings import Settings
 
-EMAIL_PROVIDERS = ("smtp", "sendgrid", "ses")
+EMAIL_PROVIDERS = ("smtp", "sendgrid", "ses", "mailgun", "postmark")
 SMS_PROVIDERS = ("twilio", "esendex")
 
 
@@ -24,6 +26,9 @@ def build_providers(s: Settings) -> dict:
                          username=s.smtp_username or None, password=s.smtp_password or None),
         "sendgrid": SendGridMailer(s.sendgrid_api_key, s.sendgrid_url or base),
         "ses": SesMailer(s.ses_access_key_id, s.ses_secret_access_key, s.ses_region, s.ses_url or base),
+        "mailgun": MailgunMailer(s.mailgun_api_key, s.mailgun_url or base),
+        "postmark": PostmarkMailer(s.postmark_server_token, s.postmark_url or base,
+                                   message_stream=s.postmark_message_stream),
         "twilio": TwilioSms(s.twilio_account_sid, s.twilio_auth_token, s.twilio_url or base),
         "esendex": EsendexSms(s.esendex_username, s.esendex_password, s.esendex_account_reference,
                               s.esendex_url or base),

@@ -22,7 +22,8 @@ KINDS = ("platform", "tenant", "partner", "list", "template", "webhook", "feed",
 TENANT_SCOPED = frozenset({"partner", "list", "template", "webhook", "feed", "grant", "api_key"})
 PLATFORM_ONLY = frozenset({"platform", "tenant", "person"})  # keyed without a tenant
 # what the sending adapters know (channels/registry.py builds exactly these)
-KNOWN_PROVIDERS: dict[str, tuple[str, ...]] = {"email": ("smtp", "sendgrid", "ses"), "sms": ("twilio", "esendex")}
+KNOWN_PROVIDERS: dict[str, tuple[str, ...]] = {"email": ("smtp", "sendgrid", "ses", "mailgun", "postmark"),
+                                               "sms": ("twilio", "esendex")}
 PLATFORM_ID = "settings"
 PLATFORM_SCOPE = "*"  # in keys of kinds that are usually a tenant's: the platform's own (admin keys and grants)
 WEBHOOK_ID = "default"  # a brand has one webhook endpoint (with its failover)

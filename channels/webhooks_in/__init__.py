@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from channels.webhooks_in import esendex, sendgrid, ses, twilio
+from channels.webhooks_in import esendex, mailgun, postmark, sendgrid, ses, twilio
 from channels.webhooks_in.base import Observation, ObservationKind, Parsed, WebhookRejected, WebhookSecrets
 
-PROVIDERS: dict[str, ModuleType] = {"sendgrid": sendgrid, "ses": ses, "twilio": twilio, "esendex": esendex}
+PROVIDERS: dict[str, ModuleType] = {"sendgrid": sendgrid, "ses": ses, "twilio": twilio, "esendex": esendex,
+                                    "mailgun": mailgun, "postmark": postmark}
 
 __all__ = ["PROVIDERS", "Observation", "ObservationKind", "Parsed", "WebhookRejected", "WebhookSecrets",
-           "esendex", "sendgrid", "ses", "twilio"]
+           "esendex", "mailgun", "postmark", "sendgrid", "ses", "twilio"]

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from channels.webhooks_in import PROVIDERS, esendex, sendgrid, ses, twilio
+from channels.webhooks_in import PROVIDERS, esendex, mailgun, postmark, sendgrid, ses, twilio
 from channels.webhooks_in.base import Observation, Parsed, WebhookRejected, WebhookSecrets, tamper
 
 from tests.channels.provider_standin import CREDS, standin  # noqa: F401 (fixture)
@@ -36,7 +36,8 @@ def lower(headers: dict[str, str]) -> dict[str, str]:
 
 
 def test_registry_names_every_module():
-    assert PROVIDERS == {"sendgrid": sendgrid, "ses": ses, "twilio": twilio, "esendex": esendex}
+    assert PROVIDERS == {"sendgrid": sendgrid, "ses": ses, "twilio": twilio, "esendex": esendex,
+                         "mailgun": mailgun, "postmark": postmark}
     for module in PROVIDERS.values():
         assert callable(module.verify) and callable(module.parse)
 
