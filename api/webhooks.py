@@ -9,8 +9,9 @@ produced to engagement.observed, where the engagement agent decides what follows
 is 200 only once Kafka has everything; 503 otherwise, so the provider retries.
 
 Secrets: LEADSTREAM_SENDGRID_WEBHOOK_PUBLIC_KEY, LEADSTREAM_TWILIO_AUTH_TOKEN, the Esendex
-push credentials, the SNS certificate rules, LEADSTREAM_VONAGE_SIGNATURE_SECRET (+ _METHOD),
-LEADSTREAM_PLIVO_AUTH_TOKEN and LEADSTREAM_TELNYX_PUBLIC_KEY (see streams/settings.py). Locally the
+push credentials, LEADSTREAM_MAILGUN_WEBHOOK_SIGNING_KEY, the Postmark webhook credentials
+(LEADSTREAM_POSTMARK_WEBHOOK_USER / _PASSWORD), the SNS certificate rules, LEADSTREAM_VONAGE_SIGNATURE_SECRET
+(+ _METHOD), LEADSTREAM_PLIVO_AUTH_TOKEN and LEADSTREAM_TELNYX_PUBLIC_KEY (see streams/settings.py). Locally the
 providers' stand-in makes the keys; the API reads the public ones from LEADSTREAM_WEBHOOK_KEYS_URL.
 """
 from __future__ import annotations
@@ -65,7 +66,9 @@ class WebhookKeys:
                 ses_cert_url_prefixes=tuple(p for p in s.ses_cert_url_prefixes.split(",") if p),
                 ses_topic_arns=tuple(p for p in s.ses_topic_arns.split(",") if p),
                 twilio_auth_token=s.twilio_auth_token, esendex_user=s.esendex_username,
-                esendex_password=s.esendex_password, max_age_s=s.webhook_max_age_s,
+                esendex_password=s.esendex_password, mailgun_signing_key=s.mailgun_webhook_signing_key,
+                postmark_user=s.postmark_webhook_user, postmark_password=s.postmark_webhook_password,
+                max_age_s=s.webhook_max_age_s,
                 vonage_signature_secret=s.vonage_signature_secret,
                 vonage_signature_method=s.vonage_signature_method, plivo_auth_token=s.plivo_auth_token,
                 telnyx_public_key=s.telnyx_public_key
@@ -100,9 +103,11 @@ class WebhookTaken(BaseModel):
 PROVIDER_BODIES = {"requestBody": {"required": True, "description": (
     "The provider's own format: sendgrid (signed Event Webhook, a JSON array of events), ses (an SNS "
     "notification or subscription confirmation, JSON), twilio (status callback or inbound message, "
-    "form-encoded, X-Twilio-Signature), esendex (push notification XML, HTTP Basic), vonage (delivery "
-    "receipt or inbound message, form or JSON, signed with sig), plivo (status callback or inbound message, "
-    "form-encoded, X-Plivo-Signature-V3), telnyx (message event JSON, Ed25519 telnyx-signature-ed25519)."),
+    "form-encoded, X-Twilio-Signature), esendex (push notification XML, HTTP Basic), mailgun (one event, "
+    "JSON {signature, event-data}, HMAC-SHA256 signed), postmark (one record, JSON with RecordType, HTTP Basic), "
+    "vonage (delivery receipt or inbound message, form or JSON, signed with sig), plivo (status callback or "
+    "inbound message, form-encoded, X-Plivo-Signature-V3), telnyx (message event JSON, Ed25519 "
+    "telnyx-signature-ed25519)."),
     "content": {"application/json": {"schema": {"oneOf": [{"type": "array", "items": {"type": "object"}},
                                                           {"type": "object"}]}},
                 "application/x-www-form-urlencoded": {"schema": {"type": "object",
@@ -118,7 +123,8 @@ def install_webhooks(app: FastAPI, deps: Deps) -> None:
                                                    401: {"description": "signature or credentials do not verify"},
                                                    503: {"description": "not stored: the provider should retry"}})
     async def webhook(provider: str, request: Request):
-        """A provider's webhook (SendGrid, Amazon SES via SNS, Twilio, Esendex, Vonage, Plivo, Telnyx)."""
+        """A provider's webhook (SendGrid, Amazon SES via SNS, Mailgun, Postmark, Twilio, Esendex, Vonage, Plivo,
+        Telnyx)."""
         module = PROVIDERS.get(provider)
         if module is None:
             raise ApiError(404, "unknown_provider", f"no webhook for {provider!r}; one of {', '.join(PROVIDERS)}")

@@ -1,14 +1,16 @@
 """Builds the delivery adapters from Settings, and chains a list's providers in failover.
 
-Provider names in the tenant file: smtp, sendgrid, ses (email); twilio, esendex, vonage, plivo,
-telnyx (SMS).
+Provider names in the tenant file: smtp, sendgrid, ses, mailgun, postmark (email); twilio, esendex,
+vonage, plivo, telnyx (SMS).
 """
 from __future__ import annotations
 
 from typing import Callable
 
 from channels.failover import CircuitBreaker, FailoverMailer, FailoverSms
+from channels.mailgun import MailgunMailer
 from channels.plivo import PlivoSms
+from channels.postmark import PostmarkMailer
 from channels.sendgrid import SendGridMailer
 from channels.ses import SesMailer
 from channels.smtp_pool import SmtpPool
@@ -18,7 +20,7 @@ from channels.vonage import VonageSms
 from channels.xml_sms import EsendexSms
 from streams.settings import Settings
 
-EMAIL_PROVIDERS = ("smtp", "sendgrid", "ses")
+EMAIL_PROVIDERS = ("smtp", "sendgrid", "ses", "mailgun", "postmark")
 SMS_PROVIDERS = ("twilio", "esendex", "vonage", "plivo", "telnyx")
 
 
@@ -32,6 +34,9 @@ def build_providers(s: Settings, sign: Callable[[bytes], bytes] | None = None) -
         "sendgrid": SendGridMailer(s.sendgrid_api_key, s.sendgrid_url or base),
         "ses": SesMailer(s.ses_access_key_id, s.ses_secret_access_key, s.ses_region, s.ses_url or base,
                          sign=sign),
+        "mailgun": MailgunMailer(s.mailgun_api_key, s.mailgun_url or base, sign=sign),
+        "postmark": PostmarkMailer(s.postmark_server_token, s.postmark_url or base,
+                                   message_stream=s.postmark_message_stream),
         "twilio": TwilioSms(s.twilio_account_sid, s.twilio_auth_token, s.twilio_url or base),
         "esendex": EsendexSms(s.esendex_username, s.esendex_password, s.esendex_account_reference,
                               s.esendex_url or base),

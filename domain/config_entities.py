@@ -23,7 +23,7 @@ TENANT_SCOPED = frozenset({"partner", "list", "template", "webhook", "feed", "gr
 PLATFORM_ONLY = frozenset({"platform", "tenant", "person"})  # keyed without a tenant
 # what the sending adapters know (channels/registry.py builds exactly these)
 KNOWN_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "email": ("smtp", "sendgrid", "ses"),
+    "email": ("smtp", "sendgrid", "ses", "mailgun", "postmark"),
     "sms": ("twilio", "esendex", "vonage", "plivo", "telnyx"),
 }
 PLATFORM_ID = "settings"

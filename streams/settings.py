@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     telnyx_messaging_profile_id: str = ""
     telnyx_webhook_url: str = ""
     telnyx_public_key: str = ""  # base64 Ed25519 key from the portal; empty: fetched from webhook_keys_url
+    mailgun_url: str = ""  # empty: providers_url; the EU region is https://api.eu.mailgun.net
+    mailgun_api_key: str = "key-standin"
+    mailgun_webhook_signing_key: str = "standin-mailgun-signing-key"  # the HTTP webhook signing key
+    postmark_url: str = ""
+    postmark_server_token: str = "standin-postmark-server-token"
+    postmark_message_stream: str = "broadcast"  # bulk mail goes on a broadcast stream
+    postmark_webhook_user: str = "postmark-hooks"  # HTTP Basic credentials in the webhook URL we give Postmark
+    postmark_webhook_password: str = "standin-postmark-hook-pass"
     # provider webhooks in: SendGrid's verification key (base64 DER); empty locally, where the
     # providers' stand-in makes one and publishes it at webhook_keys_url (empty in production)
     sendgrid_webhook_public_key: str = ""

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from channels.webhooks_in import esendex, sendgrid, ses, twilio
+from channels.webhooks_in import esendex, mailgun, postmark, sendgrid, ses, twilio
 from channels.webhooks_in import sms_gateways
 from channels.webhooks_in.base import Observation, ObservationKind, Parsed, WebhookRejected, WebhookSecrets
 
-PROVIDERS: dict[str, ModuleType] = {"sendgrid": sendgrid, "ses": ses, "twilio": twilio, "esendex": esendex}
+PROVIDERS: dict[str, ModuleType] = {"sendgrid": sendgrid, "ses": ses, "twilio": twilio, "esendex": esendex,
+                                    "mailgun": mailgun, "postmark": postmark}
 PROVIDERS.update(sms_gateways.PROVIDERS)  # vonage, plivo, telnyx
 
 __all__ = ["PROVIDERS", "Observation", "ObservationKind", "Parsed", "WebhookRejected", "WebhookSecrets",
-           "esendex", "sendgrid", "ses", "twilio"]
+           "esendex", "mailgun", "postmark", "sendgrid", "ses", "twilio"]

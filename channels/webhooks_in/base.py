@@ -1,6 +1,6 @@
 """What every inbound provider webhook turns into, and the shared checking helpers.
 
-A provider module (sendgrid, ses, twilio, esendex) is pure: `verify` checks who sent the
+A provider module (sendgrid, ses, mailgun, postmark, twilio, esendex) is pure: `verify` checks who sent the
 request (WebhookRejected 401 if not the provider), `parse` turns the body into `Observation`s
 (WebhookRejected 400 if the body is not what the provider sends). No network I/O happens here:
 the API process reads the request, fetches what must be fetched (the SNS signing certificate,
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import re
 import time
@@ -28,7 +29,7 @@ ObservationKind = Literal["delivered", "bounced", "complained", "opened", "click
 class Observation:
     """One thing a provider tells us about one of our messages (or one reply to us)."""
 
-    provider: str                 # "sendgrid" | "ses" | "twilio" | "esendex"
+    provider: str                 # a key of webhooks_in.PROVIDERS: "sendgrid", "ses", "mailgun", ...
     kind: ObservationKind
     provider_event_id: str        # unique per provider event: the dedupe key
     provider_message_id: str      # the provider's id of our message, as our send adapter records it
@@ -68,6 +69,9 @@ class WebhookSecrets:
     vonage_signature_method: str = "sha256"  # md5hash | md5 | sha1 | sha256 | sha512, as set at Vonage
     plivo_auth_token: str = ""           # X-Plivo-Signature-V3 is keyed with the auth token
     telnyx_public_key: str = ""          # base64 Ed25519 public key, as the Telnyx portal shows it
+    mailgun_signing_key: str = ""        # Mailgun's HTTP webhook signing key (HMAC-SHA256)
+    postmark_user: str = ""              # HTTP Basic credentials we put in the Postmark webhook URL
+    postmark_password: str = ""
     max_age_s: int = 600                 # replay window where the format has a timestamp
 
 
@@ -102,6 +106,30 @@ def check_fresh(timestamp_s: float, now_s: float, max_age_s: int, what: str) -> 
     """401 when a signed timestamp is further than max_age_s from now, either way (replay)."""
     if abs(now_s - timestamp_s) > max_age_s:
         raise unauthorized(f"{what} is {int(now_s - timestamp_s)} s away from now (replay window {max_age_s} s)")
+
+
+def require_basic_auth(headers: Mapping[str, str], user: str, password: str, what: str) -> None:
+    """401 unless the request carries exactly these HTTP Basic credentials (compared in constant
+    time); providers that do not sign their webhooks get them from the URL we configure,
+    https://user:password@host/..., and send them as Authorization: Basic."""
+    if not user or not password:
+        raise unauthorized(f"no {what} credentials configured")
+    scheme, _, value = lower_keys(headers).get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise unauthorized(f"{what} needs HTTP Basic credentials")
+    try:
+        given_user, colon, given_password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, ValueError):
+        raise unauthorized(f"{what} Basic credentials do not decode") from None
+    user_ok = hmac.compare_digest(given_user.encode(), user.encode())
+    password_ok = hmac.compare_digest(given_password.encode(), password.encode())
+    if not (colon and user_ok and password_ok):
+        raise unauthorized(f"{what} credentials do not match")
+
+
+def basic_auth_header(user: str, password: str) -> str:
+    """The Authorization value a client sends for a URL with user:password in it."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def b64decode_strict(value: str, what: str) -> bytes:

@@ -6,6 +6,8 @@ One aiohttp app serves, at the providers' own paths:
 - Amazon SES v2  POST /v2/email/outbound-emails                       AWS SigV4 (verified)
 - Twilio         POST /2010-04-01/Accounts/{AccountSid}/Messages.json HTTP Basic SID:token
 - Esendex        POST /v1.0/messagedispatcher                         HTTP Basic, XML body
+- Mailgun        POST /v3/{domain}/messages.mime                      HTTP Basic api:key (stack/standins/email_apis.py)
+- Postmark       POST /email/batch                                    X-Postmark-Server-Token (email_apis.py)
 - Vonage, Plivo and Telnyx (SMS): stack/standins/sms_gateways.py, mounted here (its docstring)
 
 Each checks auth and the request's shape, answers like the provider (success and error
@@ -37,6 +39,10 @@ It also plays the providers' side of their inbound webhooks (formats and signing
     esendex   {"type": "MessageDelivered" | "MessageFailed" | "InboundMessage", "Id": ..., ...} elements
               (a dict value such as FailureReason nests), one XML POST each, HTTP Basic with the
               DEFAULT_CREDENTIALS esendex username / password
+    mailgun   event-data dicts, one POST each, signed with the mailgun webhook_signing_key (also on
+              /webhook-keys as mailgun_signing_key); tamper changes the signature
+    postmark  webhook records (RecordType ...), one POST each, HTTP Basic with the postmark webhook_user /
+              webhook_password
 
     python -m stack.standins.providers --port 8025
 
@@ -78,12 +84,16 @@ from channels.webhooks_in.base import tamper as tamper_signature
 from stack.standins import sms_gateways
 
 PROVIDERS = ("sendgrid", "ses", "twilio", "esendex")
+PROVIDERS += ("mailgun", "postmark")  # served by stack/standins/email_apis.py
 DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
     "sendgrid": {"api_key": "SG.standin-key"},
     "ses": {"access_key_id": "AKIDSTANDIN", "secret_access_key": "standin/secret+key", "region": "eu-west-1"},
     "twilio": {"account_sid": "AC" + "0" * 32, "auth_token": "standin-token"},
     "esendex": {"username": "standin@example.com", "password": "standin-pass",
                 "account_reference": "EX0000000"},
+    "mailgun": {"api_key": "key-standin", "webhook_signing_key": "standin-mailgun-signing-key"},
+    "postmark": {"server_token": "standin-postmark-server-token", "webhook_user": "postmark-hooks",
+                 "webhook_password": "standin-postmark-hook-pass"},
 }
 ESENDEX_NS = "http://api.esendex.com/ns/"
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -490,7 +500,8 @@ async def webhook_keys_get(request: web.Request) -> web.Response:
     """GET /webhook-keys: what a receiver needs to verify the stand-in's webhooks."""
     return web.json_response({"sendgrid_public_key": webhook_keys().sendgrid_public_key,
                               "sns_cert_url": f"{request.url.origin()}{SNS_CERT_PATH}",
-                              "sns_topic_arn": SNS_TOPIC_ARN, **sms_gateways.published_keys()})
+                              "sns_topic_arn": SNS_TOPIC_ARN, **sms_gateways.published_keys(),
+                              "mailgun_signing_key": request.app[CREDENTIALS]["mailgun"]["webhook_signing_key"]})
 
 
 async def sns_cert_get(request: web.Request) -> web.Response:
@@ -504,6 +515,9 @@ def _webhook_posts(request: web.Request, provider: str, target: str, events: lis
     if provider in sms_gateways.PROVIDERS:
         return sms_gateways.webhook_posts(request, provider, target, events, tamper)
     keys, now, creds = webhook_keys(), time.time(), request.app[CREDENTIALS]
+    if provider in ("mailgun", "postmark"):
+        from stack.standins import email_apis  # it builds on this module's helpers
+        return email_apis.webhook_posts(creds, provider, events, tamper)
     if provider == "sendgrid":
         body = json.dumps(events).encode()
         headers = sendgrid_hooks.sign(body, keys.sendgrid_private_pem, now)
@@ -556,6 +570,9 @@ async def webhooks_emit(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="events must be a non-empty list of objects")
     if provider == "esendex" and any(e.get("type") not in esendex_hooks.KINDS for e in events):
         raise web.HTTPBadRequest(text=f"esendex events need a type: one of {', '.join(esendex_hooks.KINDS)}")
+    from stack.standins import email_apis
+    if problem := email_apis.emit_problem(provider, events):
+        raise web.HTTPBadRequest(text=problem)
     results = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
         for body, headers in _webhook_posts(request, provider, target, events, bool(spec.get("tamper"))):
@@ -623,6 +640,8 @@ def make_app(credentials: dict[str, dict[str, str]] | None = None) -> web.Applic
     app.router.add_post("/v2/email/outbound-emails", ses_send)
     app.router.add_post("/2010-04-01/Accounts/{account_sid}/Messages.json", twilio_send)
     app.router.add_post("/v1.0/messagedispatcher", esendex_send)
+    from stack.standins import email_apis  # Mailgun and Postmark; it builds on this module's helpers
+    email_apis.install(app)
     app.router.add_post("/control/{provider}", control_set)
     app.router.add_get("/control/{provider}", control_get)
     app.router.add_get("/sent/{provider}", sent_list)
@@ -661,7 +680,7 @@ async def _main(port: int, host: str = "127.0.0.1") -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: python -m stack.standins.providers --port P."""
-    parser = argparse.ArgumentParser(description="Local stand-ins for SendGrid, SES, Twilio and Esendex.")
+    parser = argparse.ArgumentParser(description="Local stand-ins for SendGrid, SES, Mailgun, Postmark, Twilio and Esendex.")
     parser.add_argument("--port", type=int, default=8025, help="port (0 = any free)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     args = parser.parse_args(argv)

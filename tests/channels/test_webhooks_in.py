@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from channels.webhooks_in import PROVIDERS, esendex, plivo, sendgrid, ses, telnyx, twilio, vonage
+from channels.webhooks_in import PROVIDERS, esendex, mailgun, plivo, postmark, sendgrid, ses, telnyx, twilio, vonage
 from channels.webhooks_in.base import Observation, Parsed, WebhookRejected, WebhookSecrets, tamper
 
 from tests.channels.provider_standin import CREDS, standin  # noqa: F401 (fixture)
@@ -37,7 +37,7 @@ def lower(headers: dict[str, str]) -> dict[str, str]:
 
 def test_registry_names_every_module():
     assert PROVIDERS == {"sendgrid": sendgrid, "ses": ses, "twilio": twilio, "esendex": esendex,
-                         "vonage": vonage, "plivo": plivo, "telnyx": telnyx}
+                         "mailgun": mailgun, "postmark": postmark, "vonage": vonage, "plivo": plivo, "telnyx": telnyx}
     for module in PROVIDERS.values():
         assert callable(module.verify) and callable(module.parse)
 

@@ -1,0 +1,129 @@
+"""Email through Postmark's batch API (POST /email/batch, X-Postmark-Server-Token).
+
+Up to 500 messages a request, a JSON array; each carries From, To, Subject, TextBody,
+HtmlBody, our `Headers` (List-Unsubscribe, List-Unsubscribe-Post, List-Id, Feedback-ID...:
+every header of the EmailMessage), `Metadata` (the tags and our send_id, echoed by every
+webhook), `Tag` (the list), the `MessageStream` (bulk mail: a broadcast stream) and tracking
+off (we track opens and clicks ourselves).
+
+Answers: 200 with one item per message, in order: {"ErrorCode": 0, "MessageID": ...} or
+{"ErrorCode": 406, "Message": "...inactive..."}; HTTP 401 (bad token) and 422 with an
+ErrorCode fail the whole request; 429 and 5xx are transient. Per-item and per-request error
+codes are classified alike: those about the account being unable to send right now (no
+credits, pending approval, maintenance) are transient, so another provider takes the message;
+the rest (300 invalid request, 406 inactive recipient, 400/401 sender signature...) permanent.
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from typing import Any, Callable, Sequence
+
+import httpx
+
+from channels.base import (
+    EmailMessage, Outcome, delivered, failed, http_failure, map_bounded, retry_after_seconds, transport_failure,
+)
+
+POSTMARK_API = "https://api.postmarkapp.com"  # the documented host; tests pass a local base_url
+BATCH_PATH = "/email/batch"
+MAX_BATCH = 500  # Postmark's limit per batch request
+MAX_METADATA_FIELDS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 10, 20, 80  # Postmark's Metadata limits
+# the account cannot send now (not the message's fault): 100 maintenance, 405 no credits left,
+# 412 account pending approval, 413 pending-approval sending limit
+TRANSIENT_CODES = frozenset({100, 405, 412, 413})
+
+
+def batch_item(message: EmailMessage, stream: str) -> dict[str, Any]:
+    """Postmark's JSON for one message of a batch."""
+    metadata = {str(k)[:MAX_METADATA_KEY]: str(v)[:MAX_METADATA_VALUE] for k, v in message.tags.items()
+                if k != "send_id"}
+    metadata = {"send_id": message.send_id, **dict(list(metadata.items())[:MAX_METADATA_FIELDS - 1])}
+    item: dict[str, Any] = {
+        "From": email.utils.formataddr((message.from_name, message.from_addr)),
+        "To": message.to_addr, "Subject": message.subject,
+        "TextBody": message.text, "HtmlBody": message.html,
+        "Headers": [{"Name": k, "Value": v} for k, v in message.headers.items()],
+        "Metadata": metadata, "MessageStream": stream, "TrackOpens": False, "TrackLinks": "None",
+    }
+    if message.tags.get("list"):
+        item["Tag"] = str(message.tags["list"])
+    return item
+
+
+def item_outcome(message: EmailMessage, answer: Any, provider: str) -> Outcome:
+    """The outcome of one message from its item of a 200 answer."""
+    if not isinstance(answer, dict):  # not documented: it was accepted with the rest
+        return delivered(message.send_id, provider, None)
+    code = answer.get("ErrorCode", 0)
+    if code == 0:
+        ident = answer.get("MessageID")
+        return delivered(message.send_id, provider, str(ident) if ident else None)
+    return coded_failure(message.send_id, provider, code, str(answer.get("Message", "")))
+
+
+def coded_failure(send_id: str, provider: str, code: Any, text: str) -> Outcome:
+    """A failure Postmark gave an ErrorCode for, classified by that code."""
+    return failed(send_id, provider, f"Postmark {code}: {text}".strip(),
+                  permanent=code not in TRANSIENT_CODES)
+
+
+class PostmarkMailer:
+    """A Mailer over Postmark's batch API."""
+
+    def __init__(
+        self,
+        server_token: str,
+        base_url: str = POSTMARK_API,
+        *,
+        message_stream: str = "broadcast",
+        batch_size: int = MAX_BATCH,
+        timeout: float = 15.0,
+        max_in_flight: int = 4,
+        name: str = "postmark",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"Postmark batch_size must be 1..{MAX_BATCH}, not {batch_size}")
+        self.name = name
+        self.message_stream = message_stream
+        self.batch_size = batch_size
+        self.clock = clock
+        self._slots = asyncio.Semaphore(max_in_flight)  # batches in flight, shared by concurrent callers
+        self._client = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout,
+            headers={"X-Postmark-Server-Token": server_token, "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
+        )
+
+    async def send_many(self, messages: Sequence[EmailMessage]) -> list[Outcome]:
+        """Post the messages in batches of `batch_size`; one outcome each, in order."""
+        messages = list(messages)
+        batches = [messages[i:i + self.batch_size] for i in range(0, len(messages), self.batch_size)]
+        results = await map_bounded(batches, self._send_batch, self._slots)
+        return [outcome for batch in results for outcome in batch]
+
+    async def close(self) -> None:
+        """Close the kept-alive connections."""
+        await self._client.aclose()
+
+    async def _send_batch(self, batch: list[EmailMessage]) -> list[Outcome]:
+        body = [batch_item(m, self.message_stream) for m in batch]
+        try:
+            response = await self._client.post(BATCH_PATH, json=body)
+        except httpx.HTTPError as exc:
+            return [transport_failure(m.send_id, self.name, exc) for m in batch]
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code == 200:
+            items = answer if isinstance(answer, list) and len(answer) == len(batch) else [None] * len(batch)
+            return [item_outcome(m, a, self.name) for m, a in zip(batch, items)]
+        if response.status_code == 422 and isinstance(answer, dict) and "ErrorCode" in answer:
+            return [coded_failure(m.send_id, self.name, answer["ErrorCode"], str(answer.get("Message", "")))
+                    for m in batch]
+        detail = str(answer.get("Message", "")) if isinstance(answer, dict) else response.text
+        wait = retry_after_seconds(response.headers.get("Retry-After"), self.clock())
+        return [http_failure(m.send_id, self.name, response.status_code, detail, retry_after_s=wait) for m in batch]
