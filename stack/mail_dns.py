@@ -168,6 +168,36 @@ def txt_lookup(zone_map: dict[str, str]):
     return lookup
 
 
+# where each email sink keeps the message as delivered: the SMTP server's files, and the field
+# of each provider stand-in's /sent record holding the MIME it delivered
+SENT_MIME_FIELD = {"ses": "raw", "sendgrid": "raw", "postmark": "raw", "mailgun": "mime"}
+
+
+def delivered_mail(mail_dir: Path, providers_url: str) -> list[tuple[str, bytes]]:
+    """(sink, raw message) of every email the SMTP server and the provider stand-ins delivered."""
+    import httpx
+    out = [("smtp", p.read_bytes()) for p in sorted(Path(mail_dir).glob("*.eml"))]
+    for provider, field in SENT_MIME_FIELD.items():
+        for m in httpx.get(f"{providers_url}/sent/{provider}", timeout=30).json():
+            if m.get(field):
+                out.append((provider, m[field].encode()))
+    return out
+
+
+def dkim_verdicts(raw: bytes, zone_map: dict[str, str]) -> list[bool]:
+    """One result per DKIM-Signature of a message, checked as a receiver does (dkimpy)."""
+    import dkim
+    d = dkim.DKIM(raw)
+    lookup = txt_lookup(zone_map)
+    out = []
+    for i in range(sum(1 for name, _ in d.headers if name.lower() == b"dkim-signature")):
+        try:
+            out.append(bool(d.verify(idx=i, dnsfunc=lookup)))
+        except dkim.DKIMException:  # a body hash mismatch raises: a failure like any other
+            out.append(False)
+    return out
+
+
 def zone_text(recs: dict[str, list[TxtRecord]]) -> str:
     """The records in zone-file form, long values split into 255-character strings."""
     lines = []

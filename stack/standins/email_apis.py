@@ -35,7 +35,20 @@ from aiohttp import web
 
 from channels.webhooks_in import mailgun as mailgun_hooks
 from channels.webhooks_in.base import basic_auth_header
-from stack.standins.providers import CREDENTIALS, _EMAIL, _apply_mode, _basic_auth, _json_error, _state
+from channels.base import EmailMessage
+from stack.standins.providers import (
+    CREDENTIALS, _EMAIL, _apply_mode, _basic_auth, _json_error, _state, provider_signed_mime,
+)
+
+
+def _postmark_message(item: dict) -> EmailMessage:
+    """The message a Postmark batch item describes (to build what Postmark delivers)."""
+    name, addr = email.utils.parseaddr(str(item.get("From", "")))
+    headers = {h.get("Name", ""): h.get("Value", "") for h in item.get("Headers") or [] if h.get("Name")}
+    return EmailMessage(send_id=str((item.get("Metadata") or {}).get("send_id", "")), from_addr=addr,
+                        from_name=name, to_addr=str(item.get("To", "")), subject=str(item.get("Subject", "")),
+                        html=str(item.get("HtmlBody") or ""), text=str(item.get("TextBody") or ""),
+                        headers=headers)
 
 PROVIDERS = ("mailgun", "postmark")
 POSTMARK_STREAMS = ("outbound", "broadcast")  # the streams every Postmark server starts with
@@ -160,7 +173,8 @@ async def postmark_batch(request: web.Request) -> web.Response:
         submitted = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         state.accepted.append({"id": message_id, "to": item["To"], "from": item["From"],
                                "subject": item.get("Subject", ""),
-                               "stream": item.get("MessageStream", "outbound"), "request": item})
+                               "stream": item.get("MessageStream", "outbound"), "request": item,
+                               "raw": provider_signed_mime("postmark", _postmark_message(item))})
         answers.append({"ErrorCode": 0, "Message": "OK", "MessageID": message_id, "SubmittedAt": submitted,
                         "To": item["To"]})
     return web.json_response(answers)

@@ -369,12 +369,11 @@ def test_a_daily_sms_goes_through_the_sms_gateway_within_its_segments(iso):
 
 def test_every_email_the_platform_delivers_carries_valid_dkim_signatures(iso):
     """Through the real path: a brand sending over our SMTP relay (RSA + Ed25519, ours), one over
-    SES (Raw: ours) and one over SendGrid (signed by the provider for the brand's domain). Every
-    message this private platform delivered so far, at every sink, verifies with dkimpy against
-    the records ./dev dns publishes; a changed Subject does not."""
-    import dkim
-
-    from stack.mail_dns import txt_lookup, zone
+    Postmark (signed by the provider for the brand's domain), one over SendGrid, a list over
+    Postmark; with the SMTP relay down, Mailgun (our MIME, our signature). Every message this
+    private platform delivered so far, at every sink, verifies with dkimpy against the records
+    ./dev dns publishes; a changed Subject does not."""
+    from stack.mail_dns import delivered_mail, dkim_verdicts, zone
     uid = uuid.uuid4().hex[:8]
     addrs = {"jobsnearby": f"dk.j.{uid}@example.com", "hireflow": f"dk.h.{uid}@example.com",
              "shiftly": f"dk.s.{uid}@example.com"}
@@ -384,28 +383,33 @@ def test_every_email_the_platform_delivers_carries_valid_dkim_signatures(iso):
                               "list": lists[tenant], "location": {"zip": "10001", "country": "US"}}])
     wait_for(lambda: mails_to(addrs["jobsnearby"]), 60, what="the SMTP welcome")
     wait_for(lambda: _sent_at("sendgrid", addrs["hireflow"]), 60, what="the SendGrid welcome")
-    wait_for(lambda: _sent_at("ses", addrs["shiftly"]), 60, what="the SES welcome")
+    wait_for(lambda: _sent_at("postmark", addrs["shiftly"]), 60, what="the Postmark welcome")
 
-    lookup = txt_lookup(zone(S, BOOK))
-    delivered = [p.read_bytes() for p in MAIL["dir"].glob("*.eml")]
-    for provider in ("sendgrid", "ses"):
-        delivered += [m["raw"].encode() for m in httpx.get(f"{MAIL['providers']}/sent/{provider}").json()]
-
-    def verdicts(raw: bytes) -> list[bool]:
-        d = dkim.DKIM(raw)
-        n = sum(1 for name, _ in d.headers if name.lower() == b"dkim-signature")
-        out = []
-        for i in range(n):
-            try:
-                out.append(bool(d.verify(idx=i, dnsfunc=lookup)))
-            except dkim.DKIMException:
-                out.append(False)
-        return out
-
-    results = [verdicts(raw) for raw in delivered]
-    assert len(delivered) >= 3 and all(r and all(r) for r in results), results
-    smtp_mail = [raw for raw in delivered if addrs["jobsnearby"].encode() in raw]
-    assert [len(verdicts(raw)) for raw in smtp_mail] == [2] * len(smtp_mail)  # RSA and Ed25519
+    zone_map = zone(S, BOOK)
+    delivered = delivered_mail(MAIL["dir"], MAIL["providers"])
+    results = [(sink, dkim_verdicts(raw, zone_map)) for sink, raw in delivered]
+    assert {"smtp", "sendgrid", "postmark"} <= {sink for sink, _ in results}
+    assert all(r and all(r) for _, r in results), [x for x in results if not (x[1] and all(x[1]))]
+    smtp_mail = [raw for sink, raw in delivered if sink == "smtp" and addrs["jobsnearby"].encode() in raw]
+    assert [len(dkim_verdicts(raw, zone_map)) for raw in smtp_mail] == [2] * len(smtp_mail)  # RSA and Ed25519
     tampered = re.sub(rb"(?m)^Subject: ", b"Subject: FREE ", smtp_mail[0], count=1)
-    assert verdicts(tampered) == [False, False]
-    print(f"{len(delivered)} delivered emails, {sum(len(r) for r in results)} DKIM signatures, all valid")
+    assert dkim_verdicts(tampered, zone_map) == [False, False]
+    print(f"{len(delivered)} delivered emails, {sum(len(r) for _, r in results)} DKIM signatures, all valid")
+
+
+def test_mail_through_mailgun_is_signed_with_our_key_when_the_relay_refuses(iso):
+    """jobsnearby's chain is [smtp, mailgun]: with the SMTP server refusing the address for now
+    (451), the welcome goes through Mailgun as our own signed MIME."""
+    from stack.mail_dns import dkim_verdicts, zone
+    uid = uuid.uuid4().hex[:8]
+    addr = f"mg.{uid}@example.com"
+    control = MAIL["dir"] / "control.json"
+    control.write_text(orjson.dumps({"reject": {addr: [451, "try later"]}}).decode())
+    try:
+        submit(iso, "jobsnearby", [{"email": addr, "partner": "indeed-xml", "list": "daily-jobs",
+                                    "location": {"zip": "10001", "country": "US"}}])
+        [msg] = wait_for(lambda: _sent_at("mailgun", addr), 60, what="the welcome at Mailgun")
+    finally:
+        control.write_text("{}")
+    assert not mails_to(addr)
+    assert dkim_verdicts(msg["mime"].encode(), zone(S, BOOK)) == [True, True]
