@@ -89,7 +89,31 @@ async def run_morning(s: Settings, console: Console, lead_ids: set[str], timeout
                 break
             await asyncio.sleep(1)
     print_morning(console, s, await asyncio.to_thread(outcomes, s, since, lead_ids))
-    return req > 0 and done >= req
+    signed_ok = await asyncio.to_thread(print_dkim, console, s, deps.tenants, since)
+    return req > 0 and done >= req and signed_ok
+
+
+def print_dkim(console: Console, s: Settings, book, since: datetime) -> bool:
+    """Verify the DKIM signatures of every email delivered since `since` (SMTP server) and every
+    one the provider stand-ins hold, as a receiver would, against ./dev dns's records."""
+    from stack.mail_dns import delivered_mail, dkim_verdicts, zone
+    cutoff = since.replace(tzinfo=timezone.utc).timestamp()
+    recent = {p.read_bytes() for p in s.mail_dir.glob("*.eml") if p.stat().st_mtime >= cutoff}
+    mail = [(sink, raw) for sink, raw in delivered_mail(s.mail_dir, s.providers_url)
+            if sink != "smtp" or raw in recent]
+    zone_map = zone(s, book)
+    per_sink: dict[str, list[int]] = {}
+    for sink, raw in mail:
+        verdicts = dkim_verdicts(raw, zone_map)
+        row = per_sink.setdefault(sink, [0, 0, 0])
+        row[0] += 1
+        row[1] += bool(verdicts) and all(verdicts)
+        row[2] += len(verdicts)
+    verified = sum(r[1] for r in per_sink.values())
+    console.print(f"  DKIM: {verified:,} of {len(mail):,} delivered emails verified against the records "
+                  f"./dev dns prints (" + ", ".join(f"{k} {r[1]}/{r[0]}, {r[2]} signatures"
+                                                     for k, r in sorted(per_sink.items())) + ")")
+    return verified == len(mail)
 
 
 def print_morning(console: Console, s: Settings, rows: list[tuple]) -> None:
