@@ -262,3 +262,16 @@ def test_the_signed_header_list_names_every_header_the_issue_requires():
     required = {"From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post",
                 "List-Id", "Feedback-ID"}
     assert required <= set(SIGNED_HEADERS)
+
+
+@pytest.mark.parametrize("module", [["-m", "api.tracking"], ["-m", "streams.worker", "intake"]])
+def test_a_production_process_with_an_http_tracking_url_refuses_to_start(module):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "LEADSTREAM_DEPLOYMENT": "production", "LEADSTREAM_TRACKING_BASE_URL": "http://t.example",
+           "LEADSTREAM_TRACKING_PORT": "0", "LEADSTREAM_METRICS_PORT": "0"}
+    done = subprocess.run([sys.executable, *module], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "LEADSTREAM_TRACKING_BASE_URL is 'http://t.example'" in done.stderr
+    assert "must put tracked links and the one-click unsubscribe on https" in done.stderr
