@@ -26,7 +26,8 @@ from domain.creatives import Creative, pick_creative
 from domain.jobs import Job
 from domain.links import LinkKind, LinkRecord, tracked_url
 from domain.schedule import parse_cadence, parse_send_time
-from domain.sms_text import encoding, fit, normalise_for_gsm, segments, shorten_words, tidy_punctuation
+from domain.sms_text import (encoding, fit, fold_to_gsm, normalise_for_gsm, segments, shorten_words,
+                             tidy_punctuation)
 
 DEFAULT_SMS_SEGMENTS = 1  # one GSM-7 segment (160 characters): a second one doubles the price
 OPT_OUT_LINE = "Reply STOP to opt out"
@@ -404,8 +405,12 @@ def compose_sms(ctx: SmsContext) -> ComposedSms:
     for body in _sms_attempts(ctx, link):
         if _fits(body, max_segments):
             break
+        folded = fold_to_gsm(body)  # "Zoë" as "Zoe" rather than a message in UCS-2 (70 a segment)
+        if folded != body and _fits(folded, max_segments):
+            body = folded
+            break
     else:
-        body = _shorten_before_link(body, link, max_segments)
+        body = _shorten_before_link(fold_to_gsm(body), link, max_segments)
         if body is None:
             raise ValueError(f"send {ctx.send_id}: link and opt-out alone exceed {max_segments} segments")
     return ComposedSms(send_id=ctx.send_id, to=ctx.lead.address, body=body,

@@ -9,6 +9,7 @@ A message with any other character is sent as UCS-2, counted in UTF-16 code unit
 from __future__ import annotations
 
 import re
+import unicodedata
 
 GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅå"
@@ -152,3 +153,17 @@ def shorten_words(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return _shortened(text, limit - 3)
+
+
+def fold_to_gsm(text: str) -> str:
+    """text with each character outside the GSM 03.38 tables replaced by its unaccented form
+    when that one is in them ("Zoë" -> "Zoe", "Łukasz" stays): the last resort before cutting
+    words from a message that one UCS-2 letter would make cost double."""
+    out = []
+    for ch in text:
+        if ch in GSM_BASIC or ch in GSM_EXTENSION:
+            out.append(ch)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        out.append(base if base and all(c in GSM_BASIC for c in base) else ch)
+    return "".join(out)
