@@ -17,14 +17,17 @@ import orjson
 from channels.base import EmailMessage, SmsMessage
 from channels.dkim import DkimSigner, KeyLoader
 from channels.registry import Chains, build_providers
-from domain.compose import (EmailContext, Recipient, SmsContext, TenantBrand, compose_email, compose_sms,
-                            compose_reply, email_codes_needed, sms_codes_needed)
+from domain.compose import (EmailContext, ListFacts, Recipient, SmsContext, TenantBrand, compose_email,
+                            compose_reply, compose_sms, email_codes_needed, list_title, schedule_phrase,
+                            sms_codes_needed)
 from domain.creatives import Creative
 from domain.geo import zip_point
 from domain.links import signed_code
+from domain.jobs import is_new, new_since
 from domain.matching import JobIndex, rank
-from domain.sending import (DAILY_CAPPED, Verdict, after_mark, backoff_ms, is_reply, over_cap, reply_text,
-                            retried, screen, screen_reply, send_event)
+from domain.sending import (ALERT_KINDS, DAILY_CAPPED, Verdict, after_mark, backoff_ms, empty_alert_reason,
+                            is_reply, over_cap, previous_alert_ms, reply_text, retried, screen, screen_reply,
+                            send_event)
 from projections.redis_jobs import JobStore
 from projections.redis_sends import SendState
 from projections.templates import TemplateStore
@@ -32,6 +35,7 @@ from projections.templates import TemplateStore
 log = logging.getLogger("leadstream.dispatch")
 MAX_ATTEMPTS = 8
 RESEND_JOBS_AFTER_MS = 14 * 24 * 3600 * 1000  # a job is not sent to the same lead again within this
+WELCOME_TEMPLATE = "welcome"  # tenants/templates/{tenant}/welcome.*, else default/welcome.*
 
 
 @dataclass
@@ -53,6 +57,8 @@ class Item:
     message: object = None
     composed: object = None
     jobs: list = field(default_factory=list)
+    new_keys: frozenset = frozenset()  # the jobs first seen since the lead's previous alert on the list
+    matching: int = 0  # jobs that match at all (new or not): tells no_new_jobs from no_matching_jobs
 
 
 class Dispatcher:
@@ -190,15 +196,19 @@ class Dispatcher:
         return kept
 
     async def _composed(self, items: list[Item], now_ms: int, out: Outbox) -> list[Item]:
-        sent_before = await self.state.sent_jobs([(i.req["tenant"], i.req["lead_id"]) for i in items],
-                                                 now_ms - RESEND_JOBS_AFTER_MS)
-        for item, exclude in zip(items, sent_before):
-            item.jobs = await self._matches(item, exclude, now_ms)
+        keys = [(i.req["tenant"], i.req["lead_id"]) for i in items]
+        sent_before = await self.state.sent_jobs(keys, now_ms - RESEND_JOBS_AFTER_MS)
+        alerts = [n for n, i in enumerate(items) if i.req["kind"] in ALERT_KINDS]
+        histories = dict(zip(alerts, await self.state.histories([keys[n] for n in alerts])))
+        for n, (item, exclude) in enumerate(zip(items, sent_before)):
+            await self._match(item, exclude, histories.get(n, []), now_ms)
         ready, skipped = [], []
         for item in items:
-            # a daily alert or an SMS is its jobs: without one there is nothing to send
-            if not item.jobs and not is_reply(item.req) and (item.req["kind"] == "daily" or item.req["channel"] == "sms"):
-                out.events.append(send_event("send.skipped", item.req, now_ms, reason="no_matching_jobs"))
+            # a daily alert is its new jobs, an SMS alert its jobs: without them nothing is sent
+            why = None if is_reply(item.req) else empty_alert_reason(
+                item.req["kind"], item.req["channel"], len(item.new_keys), item.matching)
+            if why:
+                out.events.append(send_event("send.skipped", item.req, now_ms, reason=why))
                 skipped.append(item)
             else:
                 ready.append(item)
@@ -291,9 +301,22 @@ class Dispatcher:
             return list(cfg.providers)
         return list(getattr(item.tenant.sending, item.req["channel"]))
 
-    async def _matches(self, item: Item, exclude: set[str], now_ms: int) -> list:
+    async def _match(self, item: Item, exclude: set[str], history: list[dict], now_ms: int) -> None:
+        """The item's jobs, best match first, one per distinct job: for a daily alert only jobs
+        first seen since the lead's previous alert on the list; which of them are new."""
         if is_reply(item.req):
-            return []
+            return
+        req = item.req
+        since = new_since(previous_alert_ms(history, req["list"]), now_ms) if req["kind"] in ALERT_KINDS else None
+        only_new = since if req["kind"] == "daily" else None
+        matches = await self._matches(item, exclude, now_ms, only_new)
+        item.jobs = [m.job for m in matches]
+        item.new_keys = frozenset(m.job.key for m in matches if since is not None and is_new(m.first_seen_ms, since))
+        item.matching = len(matches) or (len(await self._matches(item, exclude, now_ms, None, k=1))
+                                         if only_new is not None else 0)
+
+    async def _matches(self, item: Item, exclude: set[str], now_ms: int, new_since_ms: int | None = None,
+                       k: int | None = None) -> list:
         index = await self._index(item.tenant.id)
         profile = item.state.profile or {}
         point = None
@@ -302,11 +325,14 @@ class Dispatcher:
         elif profile.get("zip"):
             point = zip_point(str(profile["zip"])[:5])
         cfg = item.tenant.lists.get(item.req["list"])
-        k = cfg.jobs_per_message if cfg else 5
-        if item.req["channel"] == "sms":
-            k = min(k, 3)
-        return [m.job for m in rank(index, profile.get("keywords") or [], profile.get("categories") or [],
-                                    point, now_ms, exclude, k=k)]
+        if k is None:
+            k = cfg.jobs_per_message if cfg else 5
+            if item.req["channel"] == "sms":
+                k = min(k, 3)
+            if item.req["kind"] == "welcome":
+                k = min(k, 3)  # a welcome shows a few current matches, not a whole alert
+        return rank(index, profile.get("keywords") or [], profile.get("categories") or [],
+                    point, now_ms, exclude, k=k, new_since_ms=new_since_ms)
 
     async def _index(self, tenant: str) -> JobIndex:
         """The tenant's job index, rebuilt only when its jobs changed."""
@@ -324,7 +350,7 @@ class Dispatcher:
         if is_reply(item.req):
             return 0
         if item.req["channel"] == "sms":
-            return sms_codes_needed()
+            return sms_codes_needed(len(item.jobs))
         cfg = item.tenant.lists.get(item.req["list"])
         return email_codes_needed(len(item.jobs), bool(cfg and cfg.creatives))
 
@@ -337,21 +363,27 @@ class Dispatcher:
                             tenant.brand.unsubscribe_mailto, tenant.brand.sms_max_segments)
         who = Recipient(state.lead_id, state.address, state.first_name or "", "")
         base = self.deps.settings.tracking_base_url
+        cfg = tenant.lists.get(req["list"])
+        welcome = req["kind"] == "welcome"
+        template = WELCOME_TEMPLATE if welcome else tenant.template_of(req["list"])
+        facts = _list_facts(req["list"], cfg) if welcome and cfg else None
         if is_reply(req):
             text = reply_text(req, tenant.name, tenant.engagement.help_contact)
             composed = compose_reply(req["send_id"], state.address, text, tenant.brand.sms_max_segments)
             return composed, SmsMessage(req["send_id"], tenant.brand.sms_from, state.address, composed.body)
         if req["channel"] == "sms":
             composed = compose_sms(SmsContext(brand, who, req["list"], req["send_id"],
-                                              self.templates.sms(tenant.id, tenant.template_of(req["list"])), item.jobs, codes,
-                                              base, now_ms, campaign=req["kind"], partner=req.get("partner", "")))
+                                              self.templates.sms(tenant.id, template), item.jobs, codes,
+                                              base, now_ms, campaign=req["kind"], partner=req.get("partner", ""),
+                                              max_segments=cfg.sms_segments if cfg else None,
+                                              new_job_keys=item.new_keys, list_facts=facts))
             return composed, SmsMessage(req["send_id"], tenant.brand.sms_from, state.address, composed.body)
-        cfg = tenant.lists.get(req["list"])
         creatives = [Creative(**c.model_dump()) for c in (cfg.creatives if cfg else [])]
         composed = compose_email(EmailContext(brand, who, req["list"], req["send_id"],
-                                              self.templates.email(tenant.id, tenant.template_of(req["list"])), item.jobs, codes,
+                                              self.templates.email(tenant.id, template), item.jobs, codes,
                                               base, now_ms, creatives=creatives, campaign=req["kind"],
-                                              partner=req.get("partner", "")))
+                                              partner=req.get("partner", ""), new_job_keys=item.new_keys,
+                                              list_facts=facts))
         message = EmailMessage(req["send_id"], brand.from_address, brand.from_name, state.address,
                                composed.subject, composed.html, composed.text, composed.headers,
                                {"send_id": req["send_id"], "tenant": tenant.id, "lead_id": state.lead_id,
@@ -385,6 +417,11 @@ def _stored_event(mark: bytes) -> tuple[str, dict]:
     return doc["name"], doc["event"]
 
 
+
+
+def _list_facts(name: str, cfg) -> ListFacts:
+    """What a welcome says about the list joined: its title and when it sends."""
+    return ListFacts(list_title(name, cfg.title), schedule_phrase(cfg.send_time, cfg.cadence), cfg.channel)
 
 
 def _sms_list(tenant, state) -> str:

@@ -142,7 +142,7 @@ DUPLICATE_OUTCOMES = ("merged", "ignored", "already_on_list", "kept_unsubscribed
                       "reactivated")
 UNSUBSCRIBE_REASONS = ("link", "sms_stop", "complaint", "hard_bounce", "soft_bounces", "provider", "inactive",
                        "tenant_request")
-SKIP_REASONS = ("daily_cap", "no_matching_jobs", "missed_window", "unsubscribed", "cold", "suppressed",
+SKIP_REASONS = ("daily_cap", "no_matching_jobs", "no_new_jobs", "missed_window", "unsubscribed", "cold", "suppressed",
                 "rejected", "not_on_list", "unknown_lead", "already_sent", "already_failed", "not_resubscribed",
                 "unknown_tenant")
 DEFER_REASONS = ("rate_limited", "tenant_daily_limit", "quiet_hours", "provider_transient", "not_yet",

@@ -1,9 +1,16 @@
-"""Compose one person's daily job alert: an email (HTML + text) or an SMS, with tracked links.
+"""Compose one person's message — a job alert or a welcome — as an email (HTML + text) or an
+SMS, with tracked links.
 
 Pure: the caller passes the compiled template, the link codes (allocated from a counter),
 the creatives and `now_ms`; the same context always composes the same message, so a re-send
 after a crash is identical. Templates see tracked links only, never a job's raw URL or the
 person's address, so no template can leak personal data into a URL or skip tracking.
+
+Templates are told the truth to word it: which jobs are new to the lead (`job.new`,
+`new_count`: first seen since its previous alert on the list, decided by the caller), that the
+jobs come best match first, and for a welcome what the list is and when it sends (`list`).
+An SMS fits the list's segments (1 by default): fewer jobs first, then shorter titles, then
+words cut before the link; the link and the opt-out line always stay.
 """
 from __future__ import annotations
 
@@ -19,11 +26,14 @@ from markupsafe import escape
 from domain.creatives import Creative, pick_creative
 from domain.jobs import Job
 from domain.links import LinkKind, LinkRecord, tracked_url
-from domain.sms_text import encoding, fit, normalise_for_gsm, segments
+from domain.schedule import parse_cadence, parse_send_time
+from domain.sms_text import (encoding, fit, fold_to_gsm, normalise_for_gsm, segments, shorten_words,
+                             tidy_punctuation)
 
-DEFAULT_SMS_SEGMENTS = 2
+DEFAULT_SMS_SEGMENTS = 1  # one GSM-7 segment (160 characters): a second one doubles the price
 OPT_OUT_LINE = "Reply STOP to opt out"
 MAX_SMS_JOBS = 3  # an SMS names at most this many jobs before it starts dropping them to fit
+SMS_TITLE_LIMITS = (48, 36, 28, 20)  # then titles and employers are cut to these lengths, in turn
 EMAIL_FIXED_LINKS = 4  # header pixel, footer pixel, unsubscribe, honeypot
 DAY_MS = 86_400_000
 _SEND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # it goes into Message-ID and a header
@@ -64,7 +74,7 @@ class TenantBrand:
     from_name: str
     from_address: str
     unsubscribe_mailto: str  # mailbox for the List-Unsubscribe mailto: fallback
-    sms_max_segments: int = DEFAULT_SMS_SEGMENTS
+    sms_max_segments: int = DEFAULT_SMS_SEGMENTS  # messages of no list (reply confirmations)
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,15 @@ class Recipient:
     address: str
     first_name: str = ""
     city: str = ""
+
+
+@dataclass(frozen=True)
+class ListFacts:
+    """What a welcome tells about the list joined: its name for people and when it sends."""
+
+    title: str  # "Daily job alerts"
+    schedule: str  # "every weekday at 10:00 am"
+    channel: str = "email"
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,8 @@ class EmailContext:
     creatives: Sequence[Creative] = ()
     campaign: str = ""
     partner: str = ""  # the lead's source, carried by its links into opens and clicks
+    new_job_keys: frozenset[str] = frozenset()  # the jobs first seen since the lead's previous alert
+    list_facts: ListFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -109,8 +130,10 @@ class SmsContext:
     tracking_base_url: str
     now_ms: int
     campaign: str = ""
-    max_segments: int | None = None  # None: the tenant's sms_max_segments
+    max_segments: int | None = None  # the list's sms_segments; None: the tenant's sms_max_segments
     partner: str = ""  # the lead's source, carried by its links into opens and clicks
+    new_job_keys: frozenset[str] = frozenset()  # the jobs first seen since the lead's previous alert
+    list_facts: ListFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -145,9 +168,39 @@ def email_codes_needed(n_jobs: int, has_creative: bool) -> int:
     return n_jobs + int(has_creative) + EMAIL_FIXED_LINKS
 
 
-def sms_codes_needed() -> int:
-    """How many link codes compose_sms uses."""
-    return 1
+def sms_codes_needed(n_jobs: int = 1) -> int:
+    """How many link codes compose_sms uses: one (the top job's link), none without a job."""
+    return 1 if n_jobs else 0
+
+
+def list_title(list_id: str, title: str = "") -> str:
+    """A list's name for people: its configured title, else its id in words ("daily-jobs" ->
+    "Daily jobs")."""
+    if title.strip():
+        return " ".join(title.split())
+    words = list_id.replace("_", " ").replace("-", " ").split()
+    return " ".join(words).capitalize() if words else list_id
+
+
+_DAY_WORDS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def schedule_phrase(send_time: str, cadence: str) -> str:
+    """When a list sends, in words: "every weekday at 10:00 am", "every Monday and Thursday
+    at 7:30 am", "once a week at 9:00 am"."""
+    hour, minute = parse_send_time(send_time)
+    clock = f"{(hour % 12) or 12}:{minute:02d} {'am' if hour < 12 else 'pm'}"
+    c = parse_cadence(cadence)
+    if c.days is None:
+        when = "once a week"
+    elif len(c.days) == 7:
+        when = "every day"
+    elif c.days == frozenset(range(5)):
+        when = "every weekday"
+    else:
+        names = [_DAY_WORDS[d] for d in sorted(c.days)]
+        when = "every " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
+    return f"{when} at {clock}"
 
 
 @dataclass
@@ -188,23 +241,32 @@ def _present(d: dict) -> dict:
     return {k: v for k, v in d.items() if v not in ("", None)}
 
 
-def _job_data(job: Job, position: int, link: str, now_ms: int) -> dict:
-    """What a template sees of a job: its tracked link, never its raw URL."""
+def _job_data(job: Job, position: int, link: str, now_ms: int, new: bool = False,
+              title_limit: int | None = None) -> dict:
+    """What a template sees of a job: its tracked link, never its raw URL; `new` when it was
+    first seen since the lead's previous alert; title and employer cut to title_limit."""
     place = ", ".join(p for p in (job.city, job.state) if p)
     days = max(0, (now_ms - job.posted_at_ms) // DAY_MS) if job.posted_at_ms else None
+    title, company = job.title, job.company
+    if title_limit:
+        title, company = shorten_words(title, title_limit), shorten_words(company, title_limit)
     return _present(dict(
-        title=job.title, company=job.company, city=job.city, state=job.state, zip=job.zip,
+        title=title, company=company, city=job.city, state=job.state, zip=job.zip,
         country=job.country, category=job.category, description=job.description,
-        location=place, link=link, position=position, posted_days_ago=days))
+        location=place, link=link, position=position, posted_days_ago=days)) | {"new": new}
 
 
 def _common_data(ctx: EmailContext | SmsContext) -> dict:
-    """Template data shared by email and SMS; the lead's address is deliberately absent."""
+    """Template data shared by email and SMS; the lead's address is deliberately absent.
+    `list_info` (title, schedule, channel) is there when the caller gave the list's facts."""
+    facts = ctx.list_facts
+    info = None if facts is None else dict(title=facts.title, schedule=facts.schedule, channel=facts.channel)
     return dict(
         tenant=_present(dict(name=ctx.tenant.name, postal_address=ctx.tenant.postal_address,
                              from_name=ctx.tenant.from_name)),
         lead=_present(dict(first_name=ctx.lead.first_name, city=ctx.lead.city)),
-        list=ctx.list, job_count=len(ctx.jobs), now_ms=ctx.now_ms)
+        list=ctx.list, list_info=info, job_count=len(ctx.jobs), now_ms=ctx.now_ms,
+        new_count=sum(1 for j in ctx.jobs if j.key in ctx.new_job_keys))
 
 
 def _one_line(text: str) -> str:
@@ -292,7 +354,8 @@ def compose_email(ctx: EmailContext) -> ComposedEmail:
     creative = _creative_for(ctx)
     linker = _linker(ctx, email_codes_needed(len(ctx.jobs), creative is not None))
     pixel_top = linker.link("open", "pixel_top")
-    jobs = [_job_data(job, i, linker.link("click", "job", job.url, job=job, position=i), ctx.now_ms)
+    jobs = [_job_data(job, i, linker.link("click", "job", job.url, job=job, position=i), ctx.now_ms,
+                      job.key in ctx.new_job_keys)
             for i, job in enumerate(ctx.jobs, start=1)]
     creative_data = None
     if creative:
@@ -314,12 +377,14 @@ def compose_email(ctx: EmailContext) -> ComposedEmail:
                          creative=creative, template_version=ctx.template.version)
 
 
-def _sms_body(ctx: SmsContext, shown: int, link: str) -> str:
-    """The rendered SMS naming the top `shown` jobs, GSM-normalised, with link and opt-out."""
-    jobs = [_job_data(j, i, link, ctx.now_ms) for i, j in enumerate(ctx.jobs[:shown], start=1)]
+def _sms_body(ctx: SmsContext, shown: int, link: str, title_limit: int | None = None) -> str:
+    """The rendered SMS naming the top `shown` jobs, GSM-normalised, punctuation joined once
+    ("Acme Co." + "." is "Acme Co."), with link and opt-out."""
+    jobs = [_job_data(j, i, link, ctx.now_ms, j.key in ctx.new_job_keys, title_limit)
+            for i, j in enumerate(ctx.jobs[:shown], start=1)]
     data = _common_data(ctx) | dict(jobs=jobs, link=link, more=len(ctx.jobs) - shown)
-    body = normalise_for_gsm(ctx.template.render(data)).strip()
-    if link not in body:  # a template that forgot the link still sends a working message
+    body = tidy_punctuation(normalise_for_gsm(ctx.template.render(data)).strip())
+    if link and link not in body:  # a template that forgot the link still sends a working message
         body = f"{body} {link}"
     if "STOP" not in body:  # the opt-out instruction is not optional (TCPA/CTIA)
         body = f"{body}\n{OPT_OUT_LINE}"
@@ -332,32 +397,50 @@ def _fits(body: str, max_segments: int) -> bool:
 
 
 def _shorten_before_link(body: str, link: str, max_segments: int) -> str | None:
-    """body with words dropped from the end of the text before the link until it fits."""
+    """body with words dropped from the end of the text before the link (or, without a link,
+    before the opt-out line) until it fits."""
+    if not link:
+        link = "\n" + OPT_OUT_LINE if ("\n" + OPT_OUT_LINE) in body else OPT_OUT_LINE
     head, _, rest = body.partition(link)
     tail = link + rest
     words = head.split(" ")
     for n in range(len(words) - 1, 0, -1):
-        candidate = " ".join(words[:n]).rstrip(" ,;:-") + "... " + tail
+        candidate = tidy_punctuation(" ".join(words[:n]).rstrip(" ,;:-") + "... ") + tail
         if _fits(candidate, max_segments) and "STOP" in candidate:
             return candidate
     return tail if _fits(tail, max_segments) and "STOP" in tail else None
 
 
-def compose_sms(ctx: SmsContext) -> ComposedSms:
-    """The SMS for one send: top job(s), one tracked short link, opt-out, within N segments."""
+def _sms_attempts(ctx: SmsContext, link: str):
+    """The SMS bodies to try, longest first: fewer jobs, then shorter titles and employers."""
+    most = min(MAX_SMS_JOBS, len(ctx.jobs))
+    for shown in range(most, 0, -1):
+        yield _sms_body(ctx, shown, link)
+    for limit in SMS_TITLE_LIMITS:
+        yield _sms_body(ctx, min(most, 1), link, limit)
     if not ctx.jobs:
-        raise ValueError(f"send {ctx.send_id}: an SMS alert needs at least one job")
+        yield _sms_body(ctx, 0, link)
+
+
+def compose_sms(ctx: SmsContext) -> ComposedSms:
+    """The SMS for one send: top job(s), one tracked short link, opt-out, within the list's
+    segments (a welcome may name no job: then it has no link)."""
     max_segments = ctx.max_segments or ctx.tenant.sms_max_segments
-    linker = _linker(ctx, sms_codes_needed())
-    top = ctx.jobs[0]
-    link = linker.link("click", "sms", top.url, job=top, position=1)  # slot "sms": the click came from a text
-    # Drop jobs before cutting words: a whole job name beats three truncated ones.
-    for shown in range(min(MAX_SMS_JOBS, len(ctx.jobs)), 0, -1):
-        body = _sms_body(ctx, shown, link)
+    linker = _linker(ctx, sms_codes_needed(len(ctx.jobs)))
+    link = ""
+    if ctx.jobs:
+        top = ctx.jobs[0]
+        link = linker.link("click", "sms", top.url, job=top, position=1)  # slot "sms": the click came from a text
+    # Drop jobs before cutting titles, and titles before words: a whole job name beats three cut ones.
+    for body in _sms_attempts(ctx, link):
         if _fits(body, max_segments):
             break
+        folded = fold_to_gsm(body)  # "Zoë" as "Zoe" rather than a message in UCS-2 (70 a segment)
+        if folded != body and _fits(folded, max_segments):
+            body = folded
+            break
     else:
-        body = _shorten_before_link(body, link, max_segments)
+        body = _shorten_before_link(fold_to_gsm(body), link, max_segments)
         if body is None:
             raise ValueError(f"send {ctx.send_id}: link and opt-out alone exceed {max_segments} segments")
     return ComposedSms(send_id=ctx.send_id, to=ctx.lead.address, body=body,

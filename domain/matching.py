@@ -13,6 +13,12 @@ Score (0..1) = 0.55 relevance + 0.20 proximity + 0.15 freshness + 0.10 pay, wher
 - pay: the click price up to $3.00 (the top of what partners pay), linearly.
 Scores are rounded to 6 decimals and equal scores go to the smaller job key, so the same inputs
 give the same list. The grid does not wrap at ±180° longitude (fine for the US mainland).
+
+One entry per distinct job: postings with the same fingerprint (domain.jobs.fingerprint: title,
+employer, place — the same job from two feeds, or listed twice with different links) form a
+group, and only the group's preferred posting (better-paying, then fresher) is indexed and
+ranked. A group counts as sent when any of its postings was, and as first seen when its
+earliest posting was.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from typing import NamedTuple
 
 from domain.feeds import keywords_of
 from domain.geo import EARTH_RADIUS_KM, Point
-from domain.jobs import Job
+from domain.jobs import Job, fingerprint, is_new, preferred
 
 W_RELEVANCE = 0.55
 W_PROXIMITY = 0.20
@@ -47,6 +53,7 @@ class Match:
     score: float
     distance_km: float | None
     reasons: tuple[str, ...]
+    first_seen_ms: int = 0  # the earliest posting of this job on any feed (0: unknown)
 
 
 class _Entry(NamedTuple):
@@ -72,18 +79,82 @@ class JobIndex:
         self._categories: dict[str, set[str]] = {}
         self._cells: dict[Cell, set[str]] = {}
         self._unplaced: set[str] = set()  # jobs without coordinates: neutral on distance
+        self._fingerprints: dict[str, str] = {}  # job key -> its fingerprint
+        self._groups: dict[str, set[str]] = {}  # fingerprint -> keys of every posting of that job
+        self._shown: dict[str, str] = {}  # fingerprint -> the key of the posting that is indexed
+        self._indexed: set[str] = set()  # the shown keys: the only ones ranking ever considers
+        self._first_seen: dict[str, int] = {}  # fingerprint -> earliest known posting time (0: unknown)
 
     def __len__(self) -> int:
         return len(self.jobs)
 
     def add(self, job: Job) -> None:
-        """Index a job, replacing any earlier version with the same key."""
+        """Index a job, replacing any earlier version with the same key; of several postings of
+        the same job (same fingerprint) only the preferred one is indexed."""
         if job.tenant != self.tenant:
             raise ValueError(f"job {job.key} belongs to tenant {job.tenant!r}, not {self.tenant!r}")
         self.remove(job.key)
-        entry = _entry(job)
+        fp = fingerprint(job)
         self.jobs[job.key] = job
-        self._entries[job.key] = entry
+        self._entries[job.key] = _entry(job)
+        self._fingerprints[job.key] = fp
+        self._groups.setdefault(fp, set()).add(job.key)
+        self._first_seen[fp] = self._earliest(fp)
+        shown = self._shown.get(fp)
+        if shown is None:
+            self._post(job.key)
+        elif preferred(self.jobs[shown], job) is job:
+            self._unpost(shown)
+            self._post(job.key)
+
+    def remove(self, key: str) -> None:
+        """Forget a job (expired or replaced); unknown keys are ignored. When it was the posting
+        shown for its group, the group's next preferred posting takes its place."""
+        if key not in self.jobs:
+            return
+        fp = self._fingerprints[key]
+        group = self._groups[fp]
+        group.discard(key)
+        if self._shown.get(fp) == key:
+            self._unpost(key)
+            if group:
+                best = self.jobs[min(group)]
+                for other in group:
+                    best = preferred(best, self.jobs[other])
+                self._post(best.key)
+        del self.jobs[key], self._entries[key], self._fingerprints[key]
+        if group:
+            self._first_seen[fp] = self._earliest(fp)
+        else:
+            del self._groups[fp], self._first_seen[fp]
+
+    def group_of(self, key: str) -> set[str]:
+        """Keys of every posting of the same job as this one (itself included)."""
+        fp = self._fingerprints.get(key)
+        return set(self._groups.get(fp, ())) if fp is not None else set()
+
+    def first_seen(self, key: str) -> int:
+        """The earliest known posting time of this job over all its postings (0: unknown)."""
+        fp = self._fingerprints.get(key)
+        return self._first_seen.get(fp, 0) if fp is not None else 0
+
+    def is_indexed(self, key: str) -> bool:
+        """Whether this posting is the one shown for its job (the others are duplicates)."""
+        return key in self._indexed
+
+    def indexed(self) -> set[str]:
+        """Keys of the postings shown, one per distinct job."""
+        return set(self._indexed)
+
+    def _earliest(self, fp: str) -> int:
+        times = [self.jobs[k].posted_at_ms for k in self._groups[fp] if self.jobs[k].posted_at_ms > 0]
+        return min(times) if times else 0
+
+    def _post(self, key: str) -> None:
+        """Make this posting the one indexed (searchable) for its job."""
+        job, entry = self.jobs[key], self._entries[key]
+        self._shown[self._fingerprints[key]] = key
+        self._indexed.add(key)
         for term in entry.terms:
             self._terms.setdefault(term, set()).add(job.key)
         if entry.category:
@@ -94,12 +165,11 @@ class JobIndex:
         else:
             self._cells.setdefault(_cell(point), set()).add(job.key)
 
-    def remove(self, key: str) -> None:
-        """Forget a job (expired or replaced); unknown keys are ignored."""
-        job = self.jobs.pop(key, None)
-        if job is None:
-            return
-        entry = self._entries.pop(key)
+    def _unpost(self, key: str) -> None:
+        """Take this posting out of the postings, the grid and the shown set."""
+        job, entry = self.jobs[key], self._entries[key]
+        del self._shown[self._fingerprints[key]]
+        self._indexed.discard(key)
         for term in entry.terms:
             _discard(self._terms, term, key)
         if entry.category:
@@ -152,28 +222,32 @@ def _candidates(index: JobIndex, terms: frozenset[str], categories: frozenset[st
         return (keys & index.near(lead_point, max_km)) | (keys & index._unplaced)
     if lead_point is not None:
         return index.near(lead_point, max_km) | index.unplaced()
-    return set(index.jobs)
+    return index.indexed()
 
 
 def rank(index: JobIndex, interests_keywords: Iterable[str], interests_categories: Iterable[str],
          lead_point: Point | None, now_ms: int, exclude_job_keys: Collection[str],
-         k: int = 5, max_km: float = 80) -> list[Match]:
-    """The k best jobs for a lead, best first, never one in exclude_job_keys or past max_km."""
+         k: int = 5, max_km: float = 80, new_since_ms: int | None = None) -> list[Match]:
+    """The k best distinct jobs for a lead, best first, never one past max_km nor one of which
+    any posting is in exclude_job_keys; with new_since_ms, only jobs first seen after it."""
     terms, categories = _lead_terms(interests_keywords), _lead_categories(interests_categories)
     keys = _candidates(index, terms, categories, lead_point, max_km)
-    return _top(index, keys, terms, categories, lead_point, now_ms, exclude_job_keys, k, max_km)
+    return _top(index, keys, terms, categories, lead_point, now_ms, exclude_job_keys, k, max_km,
+                new_since_ms)
 
 
 def _top(index: JobIndex, keys: Iterable[str], terms: frozenset[str], categories: frozenset[str],
          lead_point: Point | None, now_ms: int, exclude: Collection[str], k: int,
-         max_km: float) -> list[Match]:
-    """Score the given jobs and describe the k best.
+         max_km: float, new_since_ms: int | None = None) -> list[Match]:
+    """Score the given jobs (duplicate postings left out) and describe the k best.
 
     This is the hot path, so it is plain arithmetic on precomputed entries, and a job whose
     score could not reach the k-th best even at the lead's door skips the distance maths.
     """
     if k <= 0:
         return []
+    if not isinstance(exclude, (set, frozenset)):
+        exclude = set(exclude)
     scored: list[tuple[float, str, float | None]] = []
     best_scores: list[float] = []  # min-heap of the k best scores so far: [0] is the bar to pass
     wants = bool(terms or categories)
@@ -181,9 +255,15 @@ def _top(index: JobIndex, keys: Iterable[str], terms: frozenset[str], categories
     if lead_point is not None:
         lat_r, lon_r = math.radians(lead_point[0]), math.radians(lead_point[1])
         cos_lat = math.cos(lat_r)
-    entries = index._entries
+    entries, shown, fingerprints, groups = index._entries, index._indexed, index._fingerprints, index._groups
     for key in keys:
-        if key in exclude:
+        if key not in shown:
+            continue  # a duplicate posting: its job is ranked through the posting shown for it
+        if exclude:
+            group = groups[fingerprints[key]]
+            if key in exclude or (len(group) > 1 and not exclude.isdisjoint(group)):
+                continue
+        if new_since_ms is not None and not is_new(index._first_seen[fingerprints[key]], new_since_ms):
             continue
         e = entries[key]
         relevance = _relevance(terms, categories, e) if wants else 0.0
@@ -213,7 +293,7 @@ def _top(index: JobIndex, keys: Iterable[str], terms: frozenset[str], categories
             heapq.heapreplace(best_scores, score)
         scored.append((-score, key, distance))
     best = heapq.nsmallest(k, scored)
-    return [_match(index.jobs[key], -neg, distance, terms, categories, now_ms)
+    return [_match(index.jobs[key], -neg, distance, terms, categories, now_ms, index.first_seen(key))
             for neg, key, distance in best]
 
 
@@ -234,13 +314,14 @@ def _haversine_rad(lat1: float, lon1: float, cos1: float, lat2: float, lon2: flo
 
 
 def _match(job: Job, score: float, distance: float | None, terms: frozenset[str],
-           categories: frozenset[str], now_ms: int) -> Match:
+           categories: frozenset[str], now_ms: int, first_seen_ms: int = 0) -> Match:
     """A chosen job with its reasons."""
     matched_terms = sorted(terms & set(_job_terms(job)))
     category_hit = _category(job.category) in categories
     age_days = max(0.0, (now_ms - job.posted_at_ms) / DAY_MS) if job.posted_at_ms > 0 else None
     reasons = _reasons(matched_terms, category_hit, job, distance, age_days)
-    return Match(job=job, score=score, distance_km=_round_km(distance), reasons=reasons)
+    return Match(job=job, score=score, distance_km=_round_km(distance), reasons=reasons,
+                 first_seen_ms=first_seen_ms)
 
 
 def _entry(job: Job) -> _Entry:

@@ -19,6 +19,11 @@ from domain.sms_replies import ReplyIntent, confirmation_text
 LEASE_MS = 5 * 60 * 1000  # a claim older than this belongs to a worker that is gone
 PRIORITY_KINDS = ("welcome", "triggered", "more_jobs")
 DAILY_CAPPED = ("daily",)  # welcome and triggered messages do not count against the daily cap
+# messages that bring a list's jobs: the last one delivered marks what is "new" in the next.
+# A welcome is not one: it shows current matches without calling them new.
+ALERT_KINDS = ("daily", "more_jobs")
+NO_NEW_JOBS = "no_new_jobs"  # send.skipped: matches exist, but none first seen since the previous alert
+NO_MATCHING_JOBS = "no_matching_jobs"  # send.skipped: no job matches the lead at all
 SOURCE = "agent:sender"
 
 
@@ -148,3 +153,22 @@ def topic_for(req: dict) -> str:
 
 def _ms(ts) -> int:
     return ts if isinstance(ts, int) else int(ts.timestamp() * 1000)
+
+
+def previous_alert_ms(history: list[dict], list_name: str) -> int | None:
+    """When the lead's previous alert on this list was delivered, from its send history
+    (newest first, as projections.redis_sends keeps it), or None when there is none."""
+    times = [h["at"] for h in history
+             if h.get("list") == list_name and h.get("kind") in ALERT_KINDS and h.get("at")]
+    return max(times) if times else None
+
+
+def empty_alert_reason(kind: str, channel: str, new_jobs: int, matching_jobs: int) -> str | None:
+    """Why a message must not go out for want of jobs, or None when it may: a daily alert needs a
+    job first seen since the previous alert (no_new_jobs when only older matches exist), any
+    other SMS but a welcome needs a match (it is its jobs and its link). A welcome goes without."""
+    if kind == "daily" and not new_jobs:
+        return NO_NEW_JOBS if matching_jobs else NO_MATCHING_JOBS
+    if channel == "sms" and kind != "welcome" and not matching_jobs:
+        return NO_MATCHING_JOBS
+    return None

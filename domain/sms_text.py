@@ -1,4 +1,5 @@
-"""SMS length: GSM-7 vs UCS-2 encoding, segment counting, fitting and GSM-safe punctuation.
+"""SMS length: GSM-7 vs UCS-2 encoding, segment counting, fitting, GSM-safe punctuation and
+punctuation joined once (a company "Acme Co." ending a sentence is not "Acme Co..").
 
 Tables from 3GPP TS 23.038 (GSM 03.38): the 7-bit default alphabet (one septet each; 0x1B is
 the escape, not a character) and its extension table (escape + code: two septets each).
@@ -6,6 +7,9 @@ the escape, not a character) and its extension table (escape + code: two septets
 A message with any other character is sent as UCS-2, counted in UTF-16 code units.
 """
 from __future__ import annotations
+
+import re
+import unicodedata
 
 GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅå"
@@ -121,3 +125,45 @@ def fit(text: str, max_segments: int) -> str:
     while n > 0 and not _fits(_shortened(text, n), max_segments):
         n -= 1
     return _shortened(text, n) if n > 0 else "..."
+
+
+_DOUBLED_STOP = re.compile(r"(?<![.])\.\.(?![.])")  # exactly two: "Co.." (three is an ellipsis)
+_LONG_DOTS = re.compile(r"\.{4,}")  # an ellipsis followed by a sentence's full stop
+_SPACE_BEFORE_STOP = re.compile(r"(?<=\w) +(?=[.,;:!?](?:\s|$))")
+_STOP_AFTER_MARK = re.compile(r"(?<=[!?])\.(?!\.)")  # "Now hiring!." -> "Now hiring!"
+
+
+def tidy_punctuation(text: str) -> str:
+    """Punctuation joined as a person writes it: an abbreviation's or an ellipsis' full stop
+    also ends the sentence ("Acme Co." + "." -> "Acme Co.", "..." + "." -> "..."), "!" or "?"
+    takes no stop after it, and no space goes before a stop or comma. URLs keep their dots
+    (they have no doubled ones)."""
+    text = _LONG_DOTS.sub("...", text)
+    text = _DOUBLED_STOP.sub(".", text)
+    text = _STOP_AFTER_MARK.sub("", text)
+    return _SPACE_BEFORE_STOP.sub("", text)
+
+
+def shorten_words(text: str, limit: int) -> str:
+    """text cut to at most `limit` characters at a word boundary with "..." (GSM-7; "…" if the
+    text is UCS-2 anyway); text itself when short enough."""
+    if limit < 4:
+        raise ValueError(f"limit must be at least 4, got {limit}")
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return _shortened(text, limit - 3)
+
+
+def fold_to_gsm(text: str) -> str:
+    """text with each character outside the GSM 03.38 tables replaced by its unaccented form
+    when that one is in them ("Zoë" -> "Zoe", "Łukasz" stays): the last resort before cutting
+    words from a message that one UCS-2 letter would make cost double."""
+    out = []
+    for ch in text:
+        if ch in GSM_BASIC or ch in GSM_EXTENSION:
+            out.append(ch)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        out.append(base if base and all(c in GSM_BASIC for c in base) else ch)
+    return "".join(out)

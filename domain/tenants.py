@@ -46,6 +46,10 @@ class ListConfig(Strict):
     providers: list[str] = Field(default_factory=list)
     template: str = ""  # the template id (see Tenant.templates); empty: the list's own name
     rules: ListRules = ListRules()
+    title: str = Field("", max_length=80)  # the list's name for people (a welcome says it); empty: from its id
+    # SMS lists: how many segments an alert may take (each is paid for); the list's setting wins
+    # over the brand's sms_max_segments, which only bounds messages of no list (reply confirmations)
+    sms_segments: Literal[1, 2] = 1
 
     @field_validator("send_time")
     @classmethod
@@ -140,7 +144,7 @@ class Brand(Strict):
     sms_from: str = "+15005550000"
     postal_address: str = "leadstream, 1 Example Street, Springfield, IL 62701, USA"
     unsubscribe_mailto: str = "unsubscribe@leadstream.local"
-    sms_max_segments: int = Field(2, ge=1, le=6)
+    sms_max_segments: int = Field(2, ge=1, le=6)  # replies (STOP/HELP...); alerts: the list's sms_segments
     dkim: list[DkimKey] = Field(default_factory=list, max_length=4)  # e.g. one RSA-2048 and one Ed25519
 
     @model_validator(mode="after")

@@ -150,5 +150,14 @@ class SendState:
         end = await self.r.incrby("ls:linkseq", n)
         return list(range(end - n + 1, end + 1))
 
+    async def histories(self, keys: list[tuple[str, str]]) -> list[list[dict]]:
+        """For each (tenant, lead_id): its last sends, newest first (one pipeline)."""
+        if not keys:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for tenant, lead_id in keys:
+            pipe.lrange(f"ls:hist:{tenant}:{lead_id}", 0, -1)
+        return [[orjson.loads(x) for x in rows] for rows in await pipe.execute()]
+
     async def history(self, tenant: str, lead_id: str) -> list[dict]:
         return [orjson.loads(x) for x in await self.r.lrange(f"ls:hist:{tenant}:{lead_id}", 0, -1)]

@@ -6,8 +6,9 @@ import pytest
 import yaml
 from markupsafe import escape
 
-from domain.compose import (OPT_OUT_LINE, ComplianceError, EmailContext, Recipient, SmsContext,
-                            TenantBrand, compose_email, compose_sms, email_codes_needed)
+from domain.compose import (OPT_OUT_LINE, ComplianceError, EmailContext, ListFacts, Recipient, SmsContext,
+                            TenantBrand, compose_email, compose_sms, email_codes_needed, list_title,
+                            schedule_phrase, sms_codes_needed)
 from domain.creatives import Creative, pick_creative
 from domain.jobs import Job
 from domain.links import code_number, signed_code
@@ -57,14 +58,16 @@ def store() -> TemplateStore:
 def email_ctx(store, **over) -> EmailContext:
     base = dict(tenant=BRAND, lead=LEAD, list="daily-jobs", send_id="send-2025-10-09-0001",
                 template=store.email("jobsnearby", "daily-jobs"), jobs=JOBS, codes=codes(5000, 10),
-                tracking_base_url=BASE, now_ms=NOW, creatives=CREATIVES, campaign="daily-2025-10-09")
+                tracking_base_url=BASE, now_ms=NOW, creatives=CREATIVES, campaign="daily-2025-10-09",
+                new_job_keys=frozenset(j.key for j in over.get("jobs", JOBS)))  # a daily alert: its jobs are new
     return EmailContext(**(base | over))
 
 
 def sms_ctx(store, **over) -> SmsContext:
     base = dict(tenant=BRAND, lead=replace(LEAD, address="+15125550100"), list="sms-alerts", send_id="sms-1",
                 template=store.sms("jobsnearby", "sms-alerts"), jobs=JOBS, codes=[signed_code(777_000, KEY)],
-                tracking_base_url=BASE, now_ms=NOW, campaign="sms-2025-10-09")
+                tracking_base_url=BASE, now_ms=NOW, campaign="sms-2025-10-09",
+                new_job_keys=frozenset(j.key for j in over.get("jobs", JOBS)))
     return SmsContext(**(base | over))
 
 
@@ -207,11 +210,11 @@ def test_autoescaping_in_html_but_not_in_text(mail):
 
 
 def test_merge_tags_and_subject(mail, store):
-    assert mail.subject == "Zebulon, 3 new jobs near Austin today"
+    assert mail.subject == "Zebulon, 3 new jobs near Austin"
     assert "Hi Zebulon," in mail.html and "Hi Zebulon," in mail.text
     anonymous = compose_email(email_ctx(store, lead=Recipient(lead_id="L2", address="x@example.com")))
     assert "Hi there," in anonymous.html and "Hi there," in anonymous.text
-    assert anonymous.subject == "Your 3 new jobs today"
+    assert anonymous.subject == "3 new jobs near Austin" or anonymous.subject == "3 new jobs"
 
 
 def test_header_injection_is_flattened(store):
@@ -263,15 +266,15 @@ def test_every_demo_list_composes(store, tenant, list_name, channel):
         assert all(TRACKED.match(u) for u in html_urls(m.html)) and m.subject
     else:
         s = compose_sms(sms_ctx(store, tenant=brand, list=list_name, template=store.sms(tenant, list_name)))
-        assert s.segments <= 2 and OPT_OUT_LINE in s.body
+        assert s.segments == 1 and OPT_OUT_LINE in s.body and ".." not in s.body.replace("...", "")
 
 
 # --- SMS ---
 
-def test_sms_fits_two_segments_with_short_link_and_opt_out(store):
+def test_sms_fits_one_segment_by_default_with_short_link_and_opt_out(store):
     s = compose_sms(sms_ctx(store))
     link = f"{BASE}/c/{signed_code(777_000, KEY)}"
-    assert s.segments <= 2 and segments(s.body)[0] == s.segments
+    assert s.segments == 1 and segments(s.body)[0] == s.segments
     assert link in s.body and s.body.rstrip().endswith(OPT_OUT_LINE)
     assert s.encoding == "GSM-7" and s.to == "+15125550100"
     assert [(r.code, r.destination_url, r.position) for r in s.links] == [(signed_code(777_000, KEY), JOBS[0].url, 1)]
@@ -281,7 +284,7 @@ def test_sms_fits_two_segments_with_short_link_and_opt_out(store):
 def test_sms_drops_jobs_then_words_to_fit(store):
     long = tuple(job(i, " ".join(["Senior Warehouse Operations Supervisor, overnight inbound receiving"] * 3))
                  for i in range(1, 4))
-    s = compose_sms(sms_ctx(store, jobs=long))
+    s = compose_sms(sms_ctx(store, jobs=long, max_segments=2))
     assert s.segments <= 2 and f"{BASE}/c/" in s.body and OPT_OUT_LINE in s.body
     assert "..." in s.body and "Acme 2" not in s.body
     one = compose_sms(sms_ctx(store, jobs=long, max_segments=1))
@@ -294,8 +297,12 @@ def test_sms_normalises_typography_to_stay_gsm(store):
 
 
 def test_sms_goes_ucs2_only_when_content_forces_it(store):
-    s = compose_sms(sms_ctx(store, jobs=(job(1, "\u4ed3\u5e93\u64cd\u4f5c\u5458 Warehouse operator"),) + JOBS[1:]))
+    jobs = (job(1, "\u4ed3\u5e93\u64cd\u4f5c\u5458 Warehouse operator"),) + JOBS[1:]
+    s = compose_sms(sms_ctx(store, jobs=jobs, max_segments=2))  # a list that allows two segments
     assert s.encoding == "UCS-2" and s.segments <= 2 and OPT_OUT_LINE in s.body
+    # one segment holds only 70 UCS-2 characters: the title goes, the message stays GSM-7 in one
+    one = compose_sms(sms_ctx(store, jobs=jobs))
+    assert one.segments == 1 and one.encoding == "GSM-7" and f"{BASE}/c/" in one.body and OPT_OUT_LINE in one.body
 
 
 def test_sms_tenant_setting_limits_segments(store):
@@ -306,3 +313,111 @@ def test_sms_tenant_setting_limits_segments(store):
 def test_sms_refuses_when_link_and_opt_out_cannot_fit(store):
     with pytest.raises(ValueError, match="exceed 1 segments"):
         compose_sms(sms_ctx(store, tracking_base_url="https://t.example/" + "x" * 200, max_segments=1))
+
+
+# --- what is new, the welcome, and SMS that fit one segment ---
+
+def test_only_jobs_first_seen_since_the_previous_alert_are_called_new(store):
+    m = compose_email(email_ctx(store, new_job_keys=frozenset({JOBS[1].key})))
+    assert m.subject == "Zebulon, 1 new job near Austin"
+    assert m.html.count("<strong>new</strong>") == 1 and m.text.count("(new)") == 1
+    assert m.text.index("(new)") > m.text.index("Picker")  # the mark sits on that job's line
+    assert "best match first" in m.html and "freshest first" not in m.html
+    none_new = compose_email(email_ctx(store, new_job_keys=frozenset()))
+    assert "new" not in none_new.subject.lower() and "new" not in none_new.text.split("--")[0].lower()
+
+
+def welcome_ctx(store, tenant="jobsnearby", **over) -> EmailContext:
+    facts = ListFacts(list_title("daily-jobs", "Daily job alerts"), schedule_phrase("09:00", "daily"))
+    base = dict(template=store.email(tenant, "welcome"), jobs=JOBS[:2], new_job_keys=frozenset(),
+                list_facts=facts, codes=codes(9000, 10))
+    return email_ctx(store, **(base | over))
+
+
+def test_a_welcome_says_welcome_what_was_joined_and_when_not_new_jobs_today(store):
+    daily = compose_email(email_ctx(store))
+    welcome = compose_email(welcome_ctx(store))
+    assert welcome.subject == "Welcome to Jobs Nearby, Zebulon! You joined Daily job alerts" != daily.subject
+    for part in (welcome.html, welcome.text):
+        assert "You joined" in part and "Daily job alerts" in part and "every day at 9:00 am" in part
+        assert "new job" in part and "current opening" in part  # it promises new jobs, shows current ones
+        assert "new match" not in part and "new today" not in part and "(new)" not in part
+    assert "<strong>new</strong>" not in welcome.html and "Forklift Driver" in welcome.html
+    bare = compose_email(welcome_ctx(store, jobs=(), creatives=()))
+    assert "current opening" not in bare.text and "You joined" in bare.text
+
+
+def test_welcome_templates_are_per_tenant_with_a_default(store):
+    assert "default/welcome.mjml" in store.email("jobsnearby", "welcome").files
+    assert "hireflow/welcome.mjml" in store.email("hireflow", "welcome").files
+    assert "default/welcome.txt.j2" in store.email("hireflow", "welcome").files
+    assert "shiftly/welcome.sms.j2" in store.sms("shiftly", "welcome").files
+    assert "default/welcome.sms.j2" in store.sms("jobsnearby", "welcome").files
+
+
+def test_a_welcome_sms_needs_no_job_and_fits_one_segment(store):
+    facts = ListFacts("Job alerts by text", schedule_phrase("10:00", "weekdays"), "sms")
+    for tenant in ("jobsnearby", "shiftly"):
+        bare = compose_sms(sms_ctx(store, template=store.sms(tenant, "welcome"), jobs=(), codes=[],
+                                   new_job_keys=frozenset(), list_facts=facts))
+        assert bare.segments == 1 and bare.links == () and OPT_OUT_LINE in bare.body
+        assert "every weekday at 10:00 am" in bare.body and "/c/" not in bare.body
+        one = compose_sms(sms_ctx(store, template=store.sms(tenant, "welcome"), jobs=JOBS[:1],
+                                  new_job_keys=frozenset(), list_facts=facts))
+        assert one.segments == 1 and f"{BASE}/c/" in one.body and "new job" not in one.body.split(":", 1)[1][:5]
+    assert sms_codes_needed(0) == 0 and sms_codes_needed(3) == 1
+
+
+def test_schedule_phrases_and_list_titles():
+    assert schedule_phrase("09:00", "daily") == "every day at 9:00 am"
+    assert schedule_phrase("13:30", "weekdays") == "every weekday at 1:30 pm"
+    assert schedule_phrase("00:05", "weekly") == "once a week at 12:05 am"
+    assert schedule_phrase("07:30", "mon,thu") == "every Monday and Thursday at 7:30 am"
+    assert schedule_phrase("12:00", "weekly:fri") == "every Friday at 12:00 pm"
+    assert list_title("daily-jobs") == "Daily jobs" and list_title("x", "  Night   shifts ") == "Night shifts"
+
+
+def realistic_sms_jobs(rng, n: int) -> tuple:
+    """n jobs with the titles, employers and places that make SMS long or awkward."""
+    titles = ["Registered Nurse - Med/Surg - Night Shift, $5,000 Sign-On Bonus", "CDL-A Regional Truck Driver",
+              "Senior Warehouse Operations Supervisor, overnight inbound receiving", "Line Cook", "RN",
+              "Licensed Practical Nurse (LPN) – Long-Term Care", "Forklift Operator – 2nd shift “Reach”",
+              "Técnico de Mantenimiento Industrial", "Barista/Café Associate", "Delivery Driver - Weekends Only"]
+    companies = ["Acme Co.", "Globex Inc.", "Initech LLC", "Umbrella Holdings, Ltd.", "Müller & Söhne GmbH",
+                 "Zoë's Kitchen", "Urban Outfit Co.", "St. Mary's Hospital Inc.", "Bean There Cafe", "A.B.C. Corp."]
+    cities = [("New York", "NY"), ("San José", "CA"), ("Coeur d'Alene", "ID"), ("Española", "NM"), ("Austin", "TX")]
+    out = []
+    for i in range(n):
+        city, state = rng.choice(cities)
+        out.append(job(i + 1, rng.choice(titles), company=rng.choice(companies), city=city, state=state))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("tenant,list_name", [("jobsnearby", "sms-alerts"), ("shiftly", "shifts-sms"),
+                                               ("default", "default")])
+def test_sms_over_hundreds_of_realistic_jobs_fit_the_lists_segments(store, tenant, list_name):
+    import random
+    rng = random.Random(f"sms-{tenant}")
+    names = ["Zebulon", "Zoë", "José", "Łukasz", "Anne-Marie", "", "Nguyễn", "O'Brien"]
+    template = store.sms(tenant, list_name)
+    for i in range(150):
+        jobs = realistic_sms_jobs(rng, rng.randint(1, 5))
+        lead = replace(LEAD, address="+15125550100", first_name=rng.choice(names), city=rng.choice(["Austin", ""]))
+        new = frozenset(j.key for j in jobs if rng.random() < 0.7)
+        for allowed in (None, 2):
+            s = compose_sms(sms_ctx(store, tenant=replace(BRAND, id=tenant), lead=lead, template=template,
+                                    jobs=jobs, new_job_keys=new, max_segments=allowed))
+            assert s.segments == segments(s.body)[0] <= (allowed or 1), s.body
+            assert ".." not in s.body.replace("...", ""), s.body
+            assert "...." not in s.body and " ." not in s.body
+            assert s.body.endswith(OPT_OUT_LINE) and f"{BASE}/c/{signed_code(777_000, KEY)}" in s.body, s.body
+            if allowed is None:
+                assert s.encoding == "GSM-7", s.body
+            if new != frozenset(j.key for j in jobs):
+                assert " new " not in s.body.split(":", 2)[1] and "new job" not in s.body, s.body
+
+
+def test_a_company_ending_in_a_full_stop_is_not_followed_by_another(store):
+    jobs = (job(1, "Cashier", company="Urban Outfit Co."),)
+    s = compose_sms(sms_ctx(store, jobs=jobs))
+    assert "Cashier at Urban Outfit Co. Apply:" in s.body and "Co.." not in s.body

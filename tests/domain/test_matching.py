@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -17,10 +18,11 @@ NYC, LA = zip_point("10001"), zip_point("90012")
 
 
 def make_job(job_id: str, title: str, category: str, point=None, days_old: float = 1,
-             cpc_cents: int = 50, tenant: str = "acme", source: str = "feed") -> Job:
-    """A job as parse_feed would make it."""
+             cpc_cents: int = 50, tenant: str = "acme", source: str = "feed", company: str = "") -> Job:
+    """A job as parse_feed would make it; each job its own employer unless told (one employer's
+    same title at the same place is one job, see test_the_same_job_from_two_feeds...)."""
     lat, lon = point if point else (None, None)
-    return Job(tenant=tenant, job_id=job_id, source=source, title=title, company="Co",
+    return Job(tenant=tenant, job_id=job_id, source=source, title=title, company=company or f"Employer {job_id}",
                url=f"https://x.test/{job_id}", lat=lat, lon=lon, category=category,
                keywords=keywords_of(title, category), posted_at_ms=int(NOW_MS - days_old * DAY),
                cpc_cents=cpc_cents)
@@ -106,12 +108,18 @@ def test_excluded_jobs_are_never_returned(city_jobs):
 
 
 def test_ranking_is_deterministic_whatever_the_insertion_order(city_jobs):
-    twins = [make_job(f"twin-{c}", "Registered Nurse", "Nursing", moved(NYC, 1, 1)) for c in "dbeac"]
+    # five different clinics' equal ads (the same ad five times would be one job: see below)
+    twins = [replace(make_job(f"twin-{c}", "Registered Nurse", "Nursing", moved(NYC, 1, 1)), company=f"Clinic {c}")
+             for c in "dbeac"]
     forward, backward = index_of(*twins), index_of(*reversed(twins))
     first = rank(forward, ["nurse"], [], NYC, NOW_MS, set())
     assert keys(first) == ["twin-a", "twin-b", "twin-c", "twin-d", "twin-e"]  # equal scores: by key
     assert rank(backward, ["nurse"], [], NYC, NOW_MS, set()) == first
     assert rank(forward, ["nurse"], [], NYC, NOW_MS, set()) == first
+    same = [make_job(f"same-{c}", "Registered Nurse", "Nursing", moved(NYC, 1, 1), company="Co") for c in "dbeac"]
+    assert keys(rank(index_of(*same), ["nurse"], [], NYC, NOW_MS, set())) == ["same-a"]
+    assert rank(index_of(*reversed(same)), ["nurse"], [], NYC, NOW_MS, set()) == \
+        rank(index_of(*same), ["nurse"], [], NYC, NOW_MS, set())
 
 
 def test_fresher_jobs_rank_higher():
@@ -239,3 +247,57 @@ def test_candidate_distances_agree_with_haversine(city_jobs):
     for match in rank(city_jobs, [], [], NYC, NOW_MS, set(), k=10):
         expected = haversine_km(NYC, (match.job.lat, match.job.lon))
         assert match.distance_km == pytest.approx(expected, abs=0.01)
+
+
+# --- one entry per distinct job, and what is new ---
+
+def posting(job_id: str, source: str, company: str, cpc_cents: int, days_old: float = 1, **over) -> Job:
+    """The same nursing job as two feeds describe it: their own ids, links, spelling and pay."""
+    base = dict(tenant="acme", job_id=job_id, source=source, title="Registered Nurse - ICU", company=company,
+                url=f"https://{source}.test/{job_id}?utm=x", city="New York", state="NY",
+                lat=moved(NYC, 1, 1)[0], lon=moved(NYC, 1, 1)[1], category="Nursing",
+                keywords=keywords_of("Registered Nurse - ICU", "Nursing"),
+                posted_at_ms=int(NOW_MS - days_old * DAY), cpc_cents=cpc_cents)
+    return Job(**(base | over))
+
+
+def test_the_same_job_from_two_feeds_is_ranked_once_and_the_better_paying_posting_wins():
+    cheap = posting("R1", "indeed", "Mercy Hospital Co.", 40)
+    rich = posting("77-x", "partner-json", "MERCY HOSPITAL, CO", 180, title="Registered Nurse – ICU ",
+                   city="new york", lat=moved(NYC, 2, 2)[0])
+    other = posting("R2", "indeed", "Bellevue Clinic", 60)
+    for order in ((cheap, rich, other), (rich, other, cheap), (other, cheap, rich)):
+        matches = rank(index_of(*order), ["nurse"], [], NYC, NOW_MS, set(), k=5)
+        assert sorted(m.job.key for m in matches) == sorted([rich.key, other.key])
+    # the better-paying posting goes; when it expires the other one takes its place
+    index = index_of(cheap, rich, other)
+    index.remove(rich.key)
+    assert sorted(keys(rank(index, ["nurse"], [], NYC, NOW_MS, set()))) == ["R1", "R2"]
+
+
+def test_on_equal_pay_the_fresher_posting_wins_and_a_sent_posting_stands_for_its_twin():
+    old, fresh = posting("a", "indeed", "Mercy", 90, days_old=9), posting("b", "json", "Mercy Inc", 90, days_old=2)
+    index = index_of(old, fresh)
+    [match] = rank(index, ["nurse"], [], NYC, NOW_MS, set())
+    assert match.job.key == fresh.key and match.first_seen_ms == old.posted_at_ms  # known since the older one
+    assert rank(index, ["nurse"], [], NYC, NOW_MS, {old.key}) == []  # sent under another link: still sent
+
+
+def test_only_jobs_first_seen_after_the_previous_alert_are_new():
+    index = index_of(posting("a", "f", "A", 50, days_old=0.5), posting("b", "f", "B", 50, days_old=3),
+                     posting("c", "f", "C", 50, days_old=19),
+                     # B's job reposted today on another feed: known for 3 days, so not new
+                     posting("b2", "g", "B", 300, days_old=0.1))
+    since = NOW_MS - 2 * DAY
+    assert keys(rank(index, ["nurse"], [], NYC, NOW_MS, set(), new_since_ms=since)) == ["a"]
+    assert sorted(keys(rank(index, ["nurse"], [], NYC, NOW_MS, set()))) == ["a", "b2", "c"]
+
+
+def test_fingerprint_ignores_case_punctuation_accents_and_legal_forms_but_not_the_place():
+    from domain.jobs import fingerprint
+    a = posting("1", "f", "Café Azul, LLC", 10, title="Line Cook (Nights)")
+    assert fingerprint(a) == fingerprint(replace(a, company="CAFE AZUL", title="line cook - nights", job_id="2"))
+    assert fingerprint(a) == fingerprint(replace(a, company="Café Azul L.L.C."))
+    assert fingerprint(a) != fingerprint(replace(a, city="Boston", state="MA"))
+    assert fingerprint(a) != fingerprint(replace(a, company="Café Verde LLC"))
+    assert fingerprint(a) != fingerprint(replace(a, tenant="globex"))

@@ -90,3 +90,42 @@ def test_start_is_confirmed_only_once_the_lead_is_back():
     stop = {**start, "trigger": "reply:stop"}
     assert screen_reply(stop, stopped, False, NOW).action == "go"  # STOP is confirmed to the unsubscribed
     assert screen_reply(stop, stopped, True, NOW).reason == "suppressed"
+
+
+def test_the_previous_alert_is_the_last_daily_or_more_jobs_message_on_that_list():
+    from domain.sending import previous_alert_ms
+    history = [{"list": "daily-jobs", "kind": "welcome", "at": 900},  # newest first; a welcome is no alert
+               {"list": "sms-alerts", "kind": "daily", "at": 800},
+               {"list": "daily-jobs", "kind": "daily", "at": 500},
+               {"list": "daily-jobs", "kind": "daily", "at": 100}]
+    assert previous_alert_ms(history, "daily-jobs") == 500
+    assert previous_alert_ms(history, "sms-alerts") == 800
+    assert previous_alert_ms(history, "warehouse") is None and previous_alert_ms([], "x") is None
+
+
+def test_new_is_what_was_first_seen_since_the_previous_alert_or_this_week():
+    from domain.jobs import FIRST_ALERT_WINDOW_MS, is_new, new_since
+    assert new_since(5_000, 10_000_000_000) == 5_000
+    assert new_since(None, 10_000_000_000) == 10_000_000_000 - FIRST_ALERT_WINDOW_MS
+    assert is_new(5_001, 5_000) and not is_new(5_000, 5_000) and not is_new(0, -1)
+
+
+def test_an_alert_without_new_jobs_is_skipped_with_its_reason():
+    from domain.sending import empty_alert_reason
+    assert empty_alert_reason("daily", "email", new_jobs=0, matching_jobs=4) == "no_new_jobs"
+    assert empty_alert_reason("daily", "sms", new_jobs=0, matching_jobs=0) == "no_matching_jobs"
+    assert empty_alert_reason("daily", "email", new_jobs=1, matching_jobs=3) is None
+    assert empty_alert_reason("more_jobs", "sms", new_jobs=0, matching_jobs=2) is None  # asked for more: old is fine
+    assert empty_alert_reason("more_jobs", "sms", new_jobs=0, matching_jobs=0) == "no_matching_jobs"
+    assert empty_alert_reason("welcome", "sms", new_jobs=0, matching_jobs=0) is None
+    assert empty_alert_reason("welcome", "email", new_jobs=0, matching_jobs=0) is None
+
+
+def test_a_lists_sms_segments_is_1_or_2_and_defaults_to_1():
+    from domain.config_entities import Ref, check_entity
+    model, problems = check_entity(Ref("list", "acme", "texts"), {"channel": "sms"})
+    assert model.sms_segments == 1 and not problems
+    model, problems = check_entity(Ref("list", "acme", "texts"), {"channel": "sms", "sms_segments": 2})
+    assert model.sms_segments == 2
+    model, problems = check_entity(Ref("list", "acme", "texts"), {"channel": "sms", "sms_segments": 3})
+    assert model is None and [p for p, _ in problems] == ["lists.texts.sms_segments"]

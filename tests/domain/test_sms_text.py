@@ -101,3 +101,25 @@ def test_normalise_for_gsm_keeps_the_message_in_gsm7():
     assert encoding(plain) == "GSM-7"
     assert normalise_for_gsm("caf\u00e9\u200b ok") == "caf\u00e9 ok"  # zero-width space removed
     assert encoding(normalise_for_gsm("hi 😀")) == "UCS-2"  # real emoji are left to the author
+
+
+def test_a_full_stop_after_an_abbreviation_or_ellipsis_is_not_doubled():
+    from domain.sms_text import tidy_punctuation
+    assert tidy_punctuation("Cashier at Urban Outfit Co.. Apply: https://t.example/c/Ab9") == \
+        "Cashier at Urban Outfit Co. Apply: https://t.example/c/Ab9"
+    assert tidy_punctuation("Driver at Acme Inc... . Apply") == "Driver at Acme Inc... . Apply"
+    assert tidy_punctuation("Supervisor.... Apply") == "Supervisor... Apply"
+    assert tidy_punctuation("Now hiring!. Apply") == "Now hiring! Apply"
+    assert tidy_punctuation("Cook , Austin .") == "Cook, Austin."
+    assert tidy_punctuation("wait...") == "wait..."
+
+
+def test_shorten_words_and_fold_to_gsm():
+    from domain.sms_text import fold_to_gsm, shorten_words
+    assert shorten_words("Senior Warehouse Operations Supervisor", 24) == "Senior Warehouse..."
+    assert shorten_words("Line Cook", 24) == "Line Cook"
+    assert len(shorten_words("x" * 50, 20)) <= 20
+    with pytest.raises(ValueError):
+        shorten_words("abc", 3)
+    assert fold_to_gsm("Zoë Nguyễn, Łódź, café") == "Zoe Nguyen, Łodz, café"  # é is GSM; Ł has no plain form
+    assert encoding(fold_to_gsm("Zoë Nguyễn")) == "GSM-7"
