@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from channels.base import EmailMessage
 from channels.dkim import DkimSigner, KeyLoader
 from channels.smtp_pool import mime_bytes
-from domain.compose import EmailContext, Recipient, TenantBrand, compose_email, email_codes_needed
+from domain.compose import (
+    EmailContext, ListFacts, Recipient, TenantBrand, compose_email, email_codes_needed, list_title, schedule_phrase,
+)
 from domain.creatives import Creative
 from domain.jobs import Job
 from domain.links import signed_code
@@ -61,13 +63,19 @@ def realistic_jobs(tenant: str, n: int) -> list[Job]:
     return out
 
 
+WELCOME = "welcome"  # the welcome template id (the sender's WELCOME_TEMPLATE)
+
+
 def email_templates(book: TenantBook) -> list[tuple[str, str, str]]:
-    """(tenant, list, template id) of every email list of every brand."""
+    """(tenant, list, template id) of every email list of every brand: its alert, and its
+    welcome when it sends one."""
     out = []
     for tid, tenant in sorted(book.tenants.items()):
         for name, lst in sorted(tenant.lists.items()):
             if lst.channel == "email":
                 out.append((tid, name, tenant.template_of(name)))
+                if lst.welcome:
+                    out.append((tid, name, WELCOME))
     return out
 
 
@@ -78,14 +86,19 @@ def render(s: Settings, book: TenantBook, tenant_id: str, list_name: str, templa
     brand = TenantBrand(tenant.id, tenant.name, tenant.brand.postal_address, tenant.brand.from_name or tenant.name,
                         tenant.brand.from_address, tenant.brand.unsubscribe_mailto, tenant.brand.sms_max_segments)
     lst = tenant.lists[list_name]
-    jobs = realistic_jobs(tenant_id, lst.jobs_per_message)
+    welcome = template == WELCOME
+    jobs = realistic_jobs(tenant_id, 3 if welcome else lst.jobs_per_message)
     creatives = [Creative(**c.model_dump()) for c in lst.creatives]
     key = s.link_key_ring[0]
     codes = [signed_code(1_000_000 + i, key) for i in range(email_codes_needed(len(jobs), bool(creatives)) + 4)]
     domain = tenant.brand.from_address.rpartition("@")[2]
     ctx = EmailContext(brand, Recipient("lead-gate", "maria.gonzalez@example.com", "Maria", "Austin"), list_name,
                        f"gate-{tenant_id}-{list_name}", store.email(tenant_id, template), jobs, codes,
-                       f"https://links.{domain}", NOW_MS, creatives=creatives, campaign="daily")
+                       f"https://links.{domain}", NOW_MS, creatives=creatives,
+                       campaign="welcome" if welcome else "daily",
+                       new_job_keys=frozenset() if welcome else frozenset(j.key for j in jobs[:3]),
+                       list_facts=ListFacts(list_title(list_name, lst.title),
+                                            schedule_phrase(lst.send_time, lst.cadence), "email") if welcome else None)
     composed = compose_email(ctx)
     message = EmailMessage(ctx.send_id, brand.from_address, brand.from_name, ctx.lead.address, composed.subject,
                            composed.html, composed.text, composed.headers)
@@ -116,7 +129,7 @@ def score_all(s: Settings, book: TenantBook) -> list[Scored]:
     for tenant_id, list_name, template in email_templates(book):
         raw = render(s, book, tenant_id, list_name, template, store, signer)
         score, rules = spam_status(raw)
-        out.append(Scored(tenant_id, template, score, rules))
+        out.append(Scored(tenant_id, f"{list_name}/{template}" if template == WELCOME else template, score, rules))
     return out
 
 
@@ -125,7 +138,7 @@ def main() -> int:
     s = get_settings()
     results = score_all(s, load_tenants(s.tenants_file))
     for r in results:
-        print(f"{r.tenant:<12} {r.template:<16} {r.score:5.1f}  {' '.join(r.rules)}")
+        print(f"{r.tenant:<12} {r.template:<20} {r.score:5.1f}  {' '.join(r.rules)}")
     bad = [r for r in results if r.score >= MAX_SCORE]
     print(f"{len(results)} templates scored, {len(bad)} at or above {MAX_SCORE}")
     return 1 if bad else 0
