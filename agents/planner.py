@@ -14,7 +14,8 @@ import sys
 import time
 from datetime import datetime
 
-from domain.planning import daily_request, schedule_for, split_member, unscheduled_members, welcome_request
+from domain.planning import (daily_request, member, schedule_for, split_member, unscheduled_members,
+                             welcome_request)
 from projections.redis_schedule import Schedule
 from schemas.codec import DecodeError
 from streams.batching import NotYetProjected, oldest_ms, run_batch
@@ -60,9 +61,15 @@ async def on_lead_events(deps, msgs: list[tuple]) -> int:
             raise NotYetProjected(f"the read model of {ev['lead_id']} trails {name} {ev['event_id']}")
         tenant = deps.tenants.tenants[ev["tenant"]]
         keep = schedule_for(state, tenant, now_ms)
-        # a preference may bring the next instant forward (weekly -> daily): set it as it is
-        (resets if name == "lead.preferences_changed" else entries).append(
-            (tenant.id, keep, unscheduled_members(state, keep)))
+        drop = unscheduled_members(state, keep)
+        if name == "lead.preferences_changed":
+            # the changed list's next instant may come sooner (weekly -> daily): set as it is;
+            # the lead's other lists are only ever moved on, as always
+            changed = member(state.lead_id, ev["list"])
+            resets.append((tenant.id, [e for e in keep if e[0] == changed], drop))
+            keep = [e for e in keep if e[0] != changed]
+            drop = []
+        entries.append((tenant.id, keep, drop))
         if name == "lead.accepted":
             welcome = welcome_request(ev, tenant, now_ms)
             if welcome:

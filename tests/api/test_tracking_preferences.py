@@ -3,7 +3,7 @@ Kafka and Redis: the page, one event per valid choice on the intake's topic, str
 404 for a tampered, unknown or foreign code, 405 for other methods, and GET changing nothing.
 
 Private to this module: a topic prefix of its own (with the demo configuration imported into
-it, for the brand's name and the lists' cadences) and Redis database 55."""
+it, for the brand's name and the lists' cadences) and Redis database 56."""
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +27,7 @@ from streams.spool import SpoolingProducer
 from streams.topics import SUBMITTED, all_topics
 from tests.integration.conftest import drop_topics, seed_config_topic, wait_for
 
-REDIS_DB = 55
+REDIS_DB = 56
 CODEC = default_codec()
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
