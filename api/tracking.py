@@ -149,6 +149,11 @@ def list_title(list_name: str) -> str:
     return words[:1].upper() + words[1:] if words else "these alerts"
 
 
+def _lower_first(text: str) -> str:
+    """"Every day" -> "every day", keeping the weekdays' capitals further on."""
+    return text[:1].lower() + text[1:]
+
+
 def _day(ms: int) -> str:
     return time.strftime("%A %d %B %Y", time.gmtime(ms / 1000))
 
@@ -161,7 +166,7 @@ def _preferences_page(brand: str, list_name: str, action: str, choices: list[tup
     paused_until = int((current or {}).get("paused_until_ms") or 0)
     now = [f"{html.escape(label)}" for value, label in choices if value == cadence]
     status = f"<p>You get <strong>{title}</strong> from {b}"
-    status += f": {now[0].lower()}.</p>" if now and current is not None else ".</p>"
+    status += f": {_lower_first(now[0])}.</p>" if now and current is not None else ".</p>"
     if paused_until > now_ms:
         status += f"<p>Paused until {html.escape(_day(paused_until))} (UTC).</p>"
     radios = "".join(
@@ -190,7 +195,7 @@ def _preferences_done(brand: str, list_name: str, form: PreferenceForm, now_ms: 
     """The confirmation of one choice (what the intake will decide, said to the person)."""
     b, title = html.escape(brand), html.escape(list_title(list_name))
     if form.action == "cadence":
-        said = html.escape(CADENCES.get(form.cadence, form.cadence).lower())
+        said = html.escape(_lower_first(CADENCES.get(form.cadence, form.cadence)))
         text = f"<h1>Saved</h1><p>You will get {title} from {b} {said}.</p>"
     elif form.action == "pause":
         until = html.escape(_day(pause_end(now_ms, form.weeks)))

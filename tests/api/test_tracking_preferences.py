@@ -144,7 +144,7 @@ def test_the_page_shows_the_brand_the_list_the_current_settings_and_the_choices(
     page = r.text
     assert '<html lang="en">' in page and "<title>Manage Daily jobs</title>" in page
     assert "<h1>Manage Daily jobs</h1>" in page and "Jobs Nearby" in page
-    assert "on weekdays (monday to friday)" in page and "Paused until" in page
+    assert ": on weekdays (Monday to Friday)." in page and "Paused until" in page
     assert page.count(f'<form method="post" action="/p/{code}">') == 4
     for action in ("cadence", "pause", "leave_list", "leave_all"):
         assert f'<input type="hidden" name="action" value="{action}">' in page
