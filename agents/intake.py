@@ -3,6 +3,8 @@
 lead.submitted -> validate, dedupe -> lead.accepted / rejected / resubmitted
 lead.unsubscribe_requested -> lead.unsubscribed (and the tenant's opt-out set)
 lead.resubscribe_requested -> lead.resubscribed (out of the opt-out set again)
+lead.preferences_requested -> lead.preferences_changed (one list: cadence, pause, left), or
+                              lead.unsubscribed for "leave everything" (domain.preferences)
 
 Per batch: decode, check (CPU), one Redis round trip for state and suppression, decide in
 order (a duplicate inside the batch sees the first one's state), produce the events and
@@ -14,6 +16,7 @@ import time
 
 from domain.intake import (LeadState, check_submission, decide, decide_resubscribe, decide_unsubscribe, evolve,
                            source_cap_key)
+from domain.preferences import decide_preferences
 from domain.validation import suppression_entries, suppression_keys
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
@@ -92,6 +95,9 @@ async def process(deps, msgs: list[tuple]) -> int:
                 counted[cap] = counted.get(cap, 0) + 1
         elif name == "lead.resubscribe_requested":
             decided = decide_resubscribe(ev, state, SOURCE)
+        elif name == "lead.preferences_requested":
+            cfg = tenant.lists.get(ev["list"])
+            decided = decide_preferences(ev, state, cfg.cadence if cfg else None, SOURCE)
         else:
             decided = decide_unsubscribe(ev, state, SOURCE)
         for out_name, out_ev in decided:
@@ -107,7 +113,7 @@ async def process(deps, msgs: list[tuple]) -> int:
     return len(msgs)
 
 
-INPUTS = ("lead.submitted", "lead.unsubscribe_requested", "lead.resubscribe_requested")
+INPUTS = ("lead.submitted", "lead.unsubscribe_requested", "lead.resubscribe_requested", "lead.preferences_requested")
 
 
 def _decode(deps, value: bytes | None) -> tuple[str, dict, str | None]:

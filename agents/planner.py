@@ -1,7 +1,8 @@
 """Planner agent: keeps each lead's schedule, sends the welcome, and emits the daily requests.
 
 leads.events -> the schedule (ls:due:{tenant}) and, on acceptance, a welcome send.requested
-on sends.priority. Every few seconds (and on demand: `python -m agents.planner --at ISO`)
+on sends.priority; a lead's changed preferences (its cadence, a pause, a list it left) move
+its members to where the preference puts them, earlier or later. Every few seconds (and on demand: `python -m agents.planner --at ISO`)
 the due members become send.requested on sends.bulk, and move on to their next instant.
 """
 from __future__ import annotations
@@ -13,14 +14,15 @@ import sys
 import time
 from datetime import datetime
 
-from domain.planning import daily_request, schedule_for, split_member, welcome_request
+from domain.planning import (daily_request, member, schedule_for, split_member, unscheduled_members,
+                             welcome_request)
 from projections.redis_schedule import Schedule
 from schemas.codec import DecodeError
 from streams.batching import NotYetProjected, oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import LEAD_EVENTS, SEND_EVENTS, SENDS_BULK, SENDS_PRIORITY
 
-WATCHED = ("lead.accepted", "lead.resubmitted", "lead.unsubscribed", "lead.resubscribed")
+WATCHED = ("lead.accepted", "lead.resubmitted", "lead.unsubscribed", "lead.resubscribed", "lead.preferences_changed")
 PLAN_LIMIT = 5000
 
 
@@ -53,14 +55,20 @@ async def on_lead_events(deps, msgs: list[tuple]) -> int:
         if name in WATCHED and ev["tenant"] in deps.tenants.tenants:
             todo.append((name, ev))
     states = await deps.leads.get_many([(ev["tenant"], ev["lead_id"]) for _, ev in todo])
-    entries = []
+    entries, resets = [], []
     for (name, ev), state in zip(todo, states):
         if state is None or not _projected(state, ev):
             raise NotYetProjected(f"the read model of {ev['lead_id']} trails {name} {ev['event_id']}")
         tenant = deps.tenants.tenants[ev["tenant"]]
         keep = schedule_for(state, tenant, now_ms)
-        kept = {m for m, _ in keep}
-        drop = [f"{state.lead_id}|{n}" for n in state.lists if f"{state.lead_id}|{n}" not in kept]
+        drop = unscheduled_members(state, keep)
+        if name == "lead.preferences_changed":
+            # the changed list's next instant may come sooner (weekly -> daily): set as it is;
+            # the lead's other lists are only ever moved on, as always
+            changed = member(state.lead_id, ev["list"])
+            resets.append((tenant.id, [e for e in keep if e[0] == changed], drop))
+            keep = [e for e in keep if e[0] != changed]
+            drop = []
         entries.append((tenant.id, keep, drop))
         if name == "lead.accepted":
             welcome = welcome_request(ev, tenant, now_ms)
@@ -69,6 +77,7 @@ async def on_lead_events(deps, msgs: list[tuple]) -> int:
                             deps.codec.encode(*welcome), None))
     await deps.producer.send_many(out)
     await Schedule(deps.redis).set_entries(entries)
+    await Schedule(deps.redis).set_entries(resets, only_later=False)
     return len(msgs)
 
 

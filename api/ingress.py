@@ -87,6 +87,9 @@ class LeadReadModel(BaseModel):
     updated_ms: int
     first_name: str | None
     profile: dict
+    preferences: dict[str, dict] = Field(
+        default_factory=dict, description="per list, what the person chose on the preference page: "
+                                          "{cadence ('' = the list's own), paused_until_ms, left}")
 
 
 class Health(BaseModel):

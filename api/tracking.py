@@ -1,4 +1,5 @@
-"""The tracking front: /c/{code} redirects, /o/{code} pixels, /u/{code} unsubscribes.
+"""The tracking front: /c/{code} redirects, /o/{code} pixels, /u/{code} unsubscribes, /p/{code}
+preference pages.
 
 A person waits on the other end, so this process does the bare minimum before answering: it
 checks the code's keyed tag (a tampered or invented code is a 404 without touching Redis),
@@ -11,7 +12,14 @@ everything that follows from it, is the engagement agent's work.
     GET  /o/{code}  a 1x1 transparent GIF
     GET  /u/{code}  a small page confirming the unsubscribe with one button
     POST /u/{code}  unsubscribe (the page's button, or RFC 8058 one-click from a mail provider)
+    GET  /p/{code}  the preference page of the message's list: how often, pause, leave it, leave all
+    POST /p/{code}  one choice (form field `action`, with `cadence` or `weeks`): checked strictly
+                    (400 with a page saying what was wrong), then lead.preferences_requested
+                    goes to the intake's topic and a confirmation page answers
     HEAD on each    the same status without a body (recorded: link checkers use HEAD)
+
+GET never changes anything (mail scanners and prefetchers fetch every link): only a POST of
+the unsubscribe or preference page acts. The preference page is not recorded as a hit.
     GET  /healthz, /metrics (Prometheus), /stats (server-side timings, for the benchmark)
 
 It is a bare ASGI app on uvicorn (httptools + uvloop): no framework routing on the hot path.
@@ -32,21 +40,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from ulid import ULID
 
 from domain.links import code_number
+from domain.preferences import (CADENCES, MAX_FORM_BYTES, PAUSE_WEEKS, BadPreferenceForm, PreferenceForm,
+                                cadence_choices, parse_form, pause_end)
 from domain.schema_labels import schema_label
 from schemas.codec import default_codec
 from streams.config_view import shared_view
 from streams.settings import Settings, get_settings
 from streams.spool import SpoolingProducer
-from streams.topics import CONFIG, ENGAGEMENT_OBSERVED
+from streams.topics import CONFIG, ENGAGEMENT_OBSERVED, SUBMITTED
 
 log = logging.getLogger("leadstream.tracking")
 
 GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
        b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 NO_STORE = (b"cache-control", b"no-store, no-cache, must-revalidate, private")
-KIND_OF_PATH = {"c": "click", "o": "open", "u": "unsubscribe"}
+KIND_OF_PATH = {"c": "click", "o": "open", "u": "unsubscribe", "p": "preferences"}
+POSTED_KINDS = ("unsubscribe", "preferences")
 MISSING = object()
 HIT_SCHEMA = schema_label("engagement.hit")
+PREFERENCES_SCHEMA = schema_label("lead.preferences_requested")
+FORM_TYPE = b"application/x-www-form-urlencoded"
 
 HITS = Counter("leadstream_tracking_hits_total", "Tracking requests answered", ["kind", "status"])
 SECONDS = Histogram("leadstream_tracking_seconds", "Server time from request to response written",
@@ -118,6 +131,87 @@ def _unsubscribe_page(brand: str, action: str, done: bool) -> bytes:
             f"<title>Unsubscribe</title></head><body>{body}</body></html>").encode()
 
 
+def _page(title: str, body: str) -> bytes:
+    """A small, accessible HTML page (no scripts, no external resources)."""
+    style = ("body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;"
+             "line-height:1.5;color:#222}fieldset{border:1px solid #ccc;margin:0 0 1rem;padding:.75rem 1rem}"
+             "legend{font-weight:600}button{font-size:1rem;padding:.4rem .9rem;margin-top:.5rem}"
+             "label{display:block;padding:.15rem 0}")
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+            f'content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
+            f"<title>{html.escape(title)}</title><style>{style}</style></head><body><main>{body}</main>"
+            f"</body></html>").encode()
+
+
+def list_title(list_name: str) -> str:
+    """A list's id as a person reads it: "daily-jobs" -> "Daily jobs"."""
+    words = list_name.replace("-", " ").replace("_", " ").strip()
+    return words[:1].upper() + words[1:] if words else "these alerts"
+
+
+def _lower_first(text: str) -> str:
+    """"Every day" -> "every day", keeping the weekdays' capitals further on."""
+    return text[:1].lower() + text[1:]
+
+
+def _day(ms: int) -> str:
+    return time.strftime("%A %d %B %Y", time.gmtime(ms / 1000))
+
+
+def _preferences_page(brand: str, list_name: str, action: str, choices: list[tuple[str, str]],
+                      current: dict | None, now_ms: int) -> bytes:
+    """The preference page: the list's current settings when known, and one form per choice."""
+    b, title, act = html.escape(brand), html.escape(list_title(list_name)), html.escape(action)
+    cadence = (current or {}).get("cadence") or (choices[0][0] if choices else "")
+    paused_until = int((current or {}).get("paused_until_ms") or 0)
+    now = [f"{html.escape(label)}" for value, label in choices if value == cadence]
+    status = f"<p>You get <strong>{title}</strong> from {b}"
+    status += f": {_lower_first(now[0])}.</p>" if now and current is not None else ".</p>"
+    if paused_until > now_ms:
+        status += f"<p>Paused until {html.escape(_day(paused_until))} (UTC).</p>"
+    radios = "".join(
+        f'<label><input type="radio" name="cadence" value="{html.escape(v)}"{" checked" if v == cadence else ""}> '
+        f"{html.escape(label)}</label>" for v, label in choices)
+    weeks = "".join(
+        f'<label><input type="radio" name="weeks" value="{w}"{" checked" if w == PAUSE_WEEKS[0] else ""}> '
+        f'{w} week{"s" if w > 1 else ""}</label>' for w in PAUSE_WEEKS)
+    forms = (
+        f'<form method="post" action="{act}"><input type="hidden" name="action" value="cadence">'
+        f"<fieldset><legend>How often</legend>{radios}</fieldset>"
+        f'<button type="submit">Save how often</button></form>'
+        f'<form method="post" action="{act}"><input type="hidden" name="action" value="pause">'
+        f"<fieldset><legend>Pause {title}</legend>{weeks}</fieldset>"
+        f'<button type="submit">Pause</button></form>'
+        f'<form method="post" action="{act}"><input type="hidden" name="action" value="leave_list">'
+        f"<fieldset><legend>Leave this list</legend><p>No more {title}; other alerts from {b} continue.</p>"
+        f"</fieldset><button type=\"submit\">Leave {title}</button></form>"
+        f'<form method="post" action="{act}"><input type="hidden" name="action" value="leave_all">'
+        f"<fieldset><legend>Leave everything</legend><p>Unsubscribe from every alert {b} sends to this address.</p>"
+        f'</fieldset><button type="submit">Unsubscribe from everything</button></form>')
+    return _page(f"Manage {list_title(list_name)}", f"<h1>Manage {title}</h1>{status}{forms}")
+
+
+def _preferences_done(brand: str, list_name: str, form: PreferenceForm, now_ms: int) -> bytes:
+    """The confirmation of one choice (what the intake will decide, said to the person)."""
+    b, title = html.escape(brand), html.escape(list_title(list_name))
+    if form.action == "cadence":
+        said = html.escape(_lower_first(CADENCES.get(form.cadence, form.cadence)))
+        text = f"<h1>Saved</h1><p>You will get {title} from {b} {said}.</p>"
+    elif form.action == "pause":
+        until = html.escape(_day(pause_end(now_ms, form.weeks)))
+        text = f"<h1>Paused</h1><p>{b} will send you no {title} until {until} (UTC).</p>"
+    elif form.action == "leave_list":
+        text = f"<h1>You have left {title}</h1><p>Other alerts from {b} continue.</p>"
+    else:
+        text = f"<h1>You are unsubscribed</h1><p>{b} will send you no more messages at this address.</p>"
+    return _page("Preferences saved", text)
+
+
+def _bad_form(problem: str, back: str) -> bytes:
+    return _page("Not saved", f"<h1>Not saved</h1><p>{html.escape(problem)}.</p>"
+                              f'<p><a href="{html.escape(back)}">Back to the choices</a></p>')
+
+
 class TrackingApp:
     """The ASGI application; one instance per process."""
 
@@ -126,6 +220,7 @@ class TrackingApp:
         self.s = settings
         self.keys = settings.link_key_ring
         self.topic = settings.topic_prefix + ENGAGEMENT_OBSERVED
+        self.requests_topic = settings.topic_prefix + SUBMITTED
         self.codec = default_codec()
         self.cache = LinkCache(settings.link_cache_size)
         self.timings = Timings()
@@ -175,13 +270,18 @@ class TrackingApp:
 
     async def _tracked(self, scope, receive, send, kind: str, code: str, started: float):
         method = scope["method"]
-        allowed = ("GET", "HEAD", "POST") if kind == "unsubscribe" else ("GET", "HEAD")
+        allowed = ("GET", "HEAD", "POST") if kind in POSTED_KINDS else ("GET", "HEAD")
         if method not in allowed:
             return await _respond(send, 405, b"method not allowed", b"text/plain", extra=[(b"allow", ", ".join(allowed).encode())])
         rec = await self._record(code) if code_number(code, self.keys) is not None else None
         if rec is None or rec["kind"] != kind:
             HITS.labels(kind, "404").inc()
             return await _respond(send, 404, b"not found", b"text/plain", head=method == "HEAD")
+        if kind == "preferences":
+            status = await self._preferences(scope, receive, send, rec, method, code)
+            self.timings.add(kind, time.perf_counter() - started)
+            HITS.labels(kind, status).inc()
+            return
         if method == "POST":
             await _drain(receive)
         await self._answer(send, kind, rec, method, code)
@@ -216,6 +316,57 @@ class TrackingApp:
                                  done=method == "POST")
         return await _respond(send, 200, page, b"text/html; charset=utf-8", head=head, extra=[NO_STORE])
 
+    # ---- the preference page ------------------------------------------------------------
+
+    def _list_cadence(self, tenant: str, list_name: str) -> str | None:
+        t = self.config.book.tenants.get(tenant)
+        cfg = t.lists.get(list_name) if t is not None else None
+        return cfg.cadence if cfg is not None else None
+
+    async def _current(self, rec: dict) -> dict | None:
+        """The lead's preference for the list, when Redis answers (the page works without it)."""
+        try:
+            raw = await self.redis.get(f"ls:lead:{rec['tenant']}:{rec['lead_id']}")
+        except Exception:  # a read for display only: the choices are shown anyway
+            log.warning("cannot read the lead's preferences for the page", exc_info=True)
+            return None
+        if not raw:
+            return None
+        return (orjson.loads(raw).get("preferences") or {}).get(rec.get("list", "")) or {}
+
+    async def _preferences(self, scope, receive, send, rec: dict, method: str, code: str) -> str:
+        """GET/HEAD: the page. POST: check the choice, produce it, confirm. Returns the status label."""
+        brand, list_name, now_ms = self._brand_name(rec["tenant"]), rec.get("list", ""), int(time.time() * 1000)
+        list_cadence = self._list_cadence(rec["tenant"], list_name)
+        action = f"/p/{code}"
+        if method != "POST":
+            choices = cadence_choices(list_cadence) if list_cadence else [(v, lbl) for v, lbl in CADENCES.items()]
+            current = await self._current(rec) if method == "GET" else None
+            page = _preferences_page(brand, list_name, action, choices, current, now_ms)
+            await _respond(send, 200, page, b"text/html; charset=utf-8", head=method == "HEAD", extra=[NO_STORE])
+            return "ok"
+        ctype = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+        body = await _read_body(receive, MAX_FORM_BYTES)
+        try:
+            if ctype != FORM_TYPE:
+                raise BadPreferenceForm("the form must be sent as application/x-www-form-urlencoded")
+            if body is None:
+                raise BadPreferenceForm(f"the form is larger than {MAX_FORM_BYTES} bytes")
+            form = parse_form(body, list_cadence)
+        except BadPreferenceForm as exc:
+            await _respond(send, 400, _bad_form(str(exc), action), b"text/html; charset=utf-8", extra=[NO_STORE])
+            return "400"
+        ev = {"event_id": str(ULID()), "tenant": rec["tenant"], "occurred_at": now_ms,
+              "schema": PREFERENCES_SCHEMA, "causation_id": rec["send_id"], "source": "tracking",
+              "lead_id": rec["lead_id"], "list": list_name, "action": form.action, "cadence": form.cadence,
+              "pause_weeks": form.weeks, "send_id": rec["send_id"], "code": rec["code"],
+              "requested_by": "tracking"}
+        value = self.codec.encode("lead.preferences_requested", ev)  # a failure is a bug: a 500, never a false "saved"
+        self.producer.send(self.requests_topic, rec["lead_id"].encode(), value)  # spools; never blocks
+        await _respond(send, 200, _preferences_done(brand, list_name, form, now_ms), b"text/html; charset=utf-8",
+                       extra=[NO_STORE])
+        return "ok"
+
     def _emit(self, scope, kind: str, method: str, rec: dict) -> None:
         headers = dict(scope["headers"])
         ua = headers.get(b"user-agent", b"").decode("latin-1")[:512]
@@ -249,6 +400,19 @@ async def _drain(receive) -> None:
     while more:
         msg = await receive()
         more = msg.get("more_body", False)
+
+
+async def _read_body(receive, limit: int) -> bytes | None:
+    """The request body, or None when it is longer than limit (the rest is read and dropped)."""
+    chunks, size, more = [], 0, True
+    while more:
+        msg = await receive()
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        more = msg.get("more_body", False)
+    return b"".join(chunks) if size <= limit else None
 
 
 async def _respond(send, status: int, body: bytes, content_type: bytes, head: bool = False,

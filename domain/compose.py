@@ -34,7 +34,7 @@ DEFAULT_SMS_SEGMENTS = 1  # one GSM-7 segment (160 characters): a second one dou
 OPT_OUT_LINE = "Reply STOP to opt out"
 MAX_SMS_JOBS = 3  # an SMS names at most this many jobs before it starts dropping them to fit
 SMS_TITLE_LIMITS = (48, 36, 28, 20)  # then titles and employers are cut to these lengths, in turn
-EMAIL_FIXED_LINKS = 4  # header pixel, footer pixel, unsubscribe, honeypot
+EMAIL_FIXED_LINKS = 5  # header pixel, footer pixel, unsubscribe, preferences, honeypot
 DAY_MS = 86_400_000
 _SEND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # it goes into Message-ID and a header
 _LINE_BREAKS = re.compile(r"[\r\n]+")
@@ -316,12 +316,16 @@ def _list_phrase(brand: str, list_name: str) -> str:
     return f'"{text}"'
 
 
-def _check_footer(ctx: EmailContext, html: str, text: str, unsubscribe_url: str) -> None:
-    """Refuse to send an email without an unsubscribe link and postal address in both parts."""
+def _check_footer(ctx: EmailContext, html: str, text: str, unsubscribe_url: str,
+                  preferences_url: str) -> None:
+    """Refuse to send an email without an unsubscribe link, a preference link ("manage this
+    alert") and a postal address in both parts."""
     address = ctx.tenant.postal_address
     missing = [what for what, ok in (
         ("unsubscribe link in HTML", unsubscribe_url in html),
         ("unsubscribe link in text", unsubscribe_url in text),
+        ("preference link in HTML", preferences_url in html),
+        ("preference link in text", preferences_url in text),
         ("postal address in HTML", str(escape(address)) in html),
         ("postal address in text", address in text),
     ) if not ok]
@@ -365,12 +369,14 @@ def compose_email(ctx: EmailContext) -> ComposedEmail:
             link=linker.link("click", "creative", creative.url, creative=creative)))
     pixel_bottom = linker.link("open", "pixel_bottom")
     unsubscribe = linker.link("unsubscribe", "unsubscribe")
+    preferences = linker.link("preferences", "preferences")
     data = _common_data(ctx) | dict(jobs=jobs, creative=creative_data, pixel_top=pixel_top,
-                                    pixel_bottom=pixel_bottom, unsubscribe_url=unsubscribe)
+                                    pixel_bottom=pixel_bottom, unsubscribe_url=unsubscribe,
+                                    preferences_url=preferences)
     subject = _one_line(ctx.template.render_subject(data))
     data["subject"] = subject
     html, text = ctx.template.render_html(data), ctx.template.render_text(data)
-    _check_footer(ctx, html, text, unsubscribe)
+    _check_footer(ctx, html, text, unsubscribe, preferences)
     html = _with_honeypot(html, linker.link("click", "honeypot"))
     return ComposedEmail(send_id=ctx.send_id, subject=subject, html=html, text=text,
                          headers=_email_headers(ctx, unsubscribe), links=tuple(linker.records),

@@ -43,6 +43,9 @@ class LeadState:
     first_name: str | None = None
     # what matching and scheduling need: zip, lat, lon, keywords, categories
     profile: dict = field(default_factory=dict)
+    # list -> {cadence, paused_until_ms, left}: what the person chose on the preference page
+    # (domain.preferences reads it; a list left is also gone from `lists`)
+    preferences: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -96,7 +99,8 @@ def decide(sub: dict, checked: Checked, suppressed: str | None, state: LeadState
     base = _envelope(sub, source)
     rules = _rules(tenant, sub["list"])
     if state is not None and state.status in KNOWN:
-        if suppressed != "blocklisted" and reactivates_on_resubmit(rules, state.status, state.reasons):
+        if (suppressed != "blocklisted" and not left_list(state, sub["list"])
+                and reactivates_on_resubmit(rules, state.status, state.reasons)):
             return _reactivated(sub, base, state)
         return [_resubmitted(sub, base, state, tenant, suppressed)]
     reasons = list(checked.reasons) + ([suppressed] if suppressed else [])
@@ -113,6 +117,11 @@ def decide(sub: dict, checked: Checked, suppressed: str | None, state: LeadState
               list=sub["list"], attribution=sub.get("attribution") or {},
               consent=sub.get("consent"), carrier=checked.carrier)
     return [("lead.accepted", _ided(ev, sub, "lead.accepted"))]
+
+
+def left_list(state: LeadState, list_name: str) -> bool:
+    """Whether the person left this list on the preference page."""
+    return bool((state.preferences or {}).get(list_name, {}).get("left"))
 
 
 def _rules(tenant: Tenant, list_name: str) -> ListRules:
@@ -138,6 +147,8 @@ def _resubmitted(sub: dict, base: dict, state: LeadState, tenant: Tenant,
                  suppressed: str | None) -> tuple[str, dict]:
     if state.status in OUTCOME_FOR_STATUS:
         outcome = OUTCOME_FOR_STATUS[state.status]
+    elif left_list(state, sub["list"]):
+        outcome = "kept_unsubscribed"  # the person left this list: a partner cannot put them back
     elif suppressed == "opted_out":
         outcome = "kept_unsubscribed"  # opted out with the brand: never re-subscribed
     elif suppressed:
@@ -215,7 +226,8 @@ def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
                           submissions=(state.submissions if state else 0) + 1,
                           first_seen_ms=state.first_seen_ms if state else at,
                           applied=list(state.applied) if state else [],
-                          first_name=ev.get("first_name"), profile=_profile(ev))
+                          first_name=ev.get("first_name"), profile=_profile(ev),
+                          preferences=dict(state.preferences) if state else {})
     elif name == "lead.rejected":
         if state is not None and state.status in KNOWN:
             return state  # never downgrade a known person
@@ -234,6 +246,14 @@ def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
             return None
         state.status = "accepted"
         state.reasons = []
+    elif name == "lead.preferences_changed":
+        if state is None:
+            return None
+        state.preferences = {**(state.preferences or {}),
+                             ev["list"]: {"cadence": ev["cadence"], "paused_until_ms": ev["paused_until_ms"],
+                                          "left": ev["left"]}}
+        if ev["left"]:
+            state.lists = [n for n in state.lists if n != ev["list"]]
     elif name == "lead.resubmitted":
         if state is None:
             return None

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _DIGIT = {c: i for i, c in enumerate(ALPHABET)}
 
-LinkKind = Literal["click", "open", "unsubscribe"]  # a honeypot is a click in slot "honeypot"
-PATH_OF_KIND: dict[str, str] = {"click": "c", "open": "o", "unsubscribe": "u"}
+LinkKind = Literal["click", "open", "unsubscribe", "preferences"]  # a honeypot is a click in slot "honeypot"
+PATH_OF_KIND: dict[str, str] = {"click": "c", "open": "o", "unsubscribe": "u", "preferences": "p"}
 
 TOKEN_VERSION = "v1"
 NONCE_BYTES = 12  # AES-GCM's standard nonce; never reuse one with the same key
@@ -99,7 +99,7 @@ class LinkRecord:
     send_id: str
     tenant: str
     lead_id: str
-    destination_url: str  # "" for opens and unsubscribes: they never redirect
+    destination_url: str  # "" for opens, unsubscribes and preference pages: they never redirect
     job_key: str  # Job.key for a job link, "" otherwise
     position: int  # 1-based rank of the job in the message; 0 for non-job links
     cpc_cents: int
@@ -108,7 +108,7 @@ class LinkRecord:
     campaign: str
     creative: str  # creative id for the creative's link, "" otherwise
     created_ms: int
-    slot: str = ""  # where in the message: job, creative, pixel_top, pixel_bottom, unsubscribe
+    slot: str = ""  # where in the message: job, creative, pixel_top, pixel_bottom, unsubscribe, preferences
     partner: str = ""  # the lead's source (domain.intake.source_partner), for partner analytics
 
     def to_dict(self) -> dict:
@@ -124,7 +124,7 @@ class LinkRecord:
 
 
 def tracked_url(base_url: str, kind: LinkKind, code: str) -> str:
-    """The public URL for a code: {base}/c/{code}, /o/{code} or /u/{code}."""
+    """The public URL for a code: {base}/c/{code}, /o/{code}, /u/{code} or /p/{code}."""
     if kind not in PATH_OF_KIND:
         raise ValueError(f"unknown link kind {kind!r}")
     if not is_code(code):

@@ -5,6 +5,10 @@ A daily send's id is blake2b(tenant, lead, list, the lead's local date), and its
 derived from that id: the planner may emit the same request twice (a crash before it moved
 the schedule on), and both copies are the same event, delivered once (the sender keeps the
 id's in-flight / sent mark).
+
+A lead's own preferences for a list (domain.preferences: its cadence, a pause, leaving it)
+come before the list's: the schedule follows the lead's cadence, nothing falls due before a
+pause ends, and a list the lead left is never scheduled again.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from functools import lru_cache
 from domain.geo import point_timezone, zip_timezone
 from domain.identity import derived_event_id
 from domain.intake import LeadState, source_partner
+from domain.preferences import preference_of
 from domain.schedule import local_date, next_due, send_id, welcome_at
 from domain.schema_labels import schema_label
 from domain.tenants import Tenant
@@ -49,7 +54,9 @@ def lead_timezone(state: LeadState) -> str | None:
 
 
 def schedule_for(state: LeadState, tenant: Tenant, after_ms: int) -> list[tuple[str, int]]:
-    """(member, next due instant) of every list an accepted lead receives; [] otherwise."""
+    """(member, next due instant) of every list an accepted lead receives; [] otherwise.
+    The lead's own cadence for a list replaces the list's, and a paused list's first instant
+    comes after the pause."""
     if state.status != "accepted":
         return []
     out = []
@@ -57,21 +64,42 @@ def schedule_for(state: LeadState, tenant: Tenant, after_ms: int) -> list[tuple[
         cfg = tenant.lists.get(name)
         if cfg is None or cfg.channel != state.channel:
             continue
-        due = next_due(after_ms, lead_timezone(state), cfg.send_time, cfg.cadence, default_tz=cfg.timezone)
+        pref = preference_of(state, name)
+        if pref.left:
+            continue
+        after = max(after_ms, pref.paused_until_ms - 1)  # next_due is strictly after: the pause's end may be due
+        due = next_due(after, lead_timezone(state), cfg.send_time, pref.cadence or cfg.cadence,
+                       default_tz=cfg.timezone)
         out.append((member(state.lead_id, name), due))
     return out
+
+
+def unscheduled_members(state: LeadState, scheduled: list[tuple[str, int]]) -> list[str]:
+    """The schedule's members of this lead that schedule_for no longer keeps (lists it left,
+    lists of a lead no longer accepted): the planner drops them."""
+    kept = {m for m, _ in scheduled}
+    names = dict.fromkeys([*state.lists, *(state.preferences or {})])
+    return [member(state.lead_id, n) for n in names if member(state.lead_id, n) not in kept]
 
 
 def daily_request(state: LeadState | None, tenant: Tenant, list_name: str, due_ms: int,
                   now_ms: int) -> tuple[tuple[str, dict] | None, int | None]:
     """For one member that fell due: (send.requested, or send.skipped when reached too late
-    (after downtime), or None when the lead no longer receives the list; the member's next
-    due instant, or None to drop it from the schedule)."""
+    (after downtime), or None when the lead no longer receives the list or paused it; the
+    member's next due instant (after the pause, at the lead's own cadence), or None to drop it
+    from the schedule)."""
     cfg = tenant.lists.get(list_name)
     if state is None or cfg is None or state.status != "accepted" or list_name not in state.lists:
         return None, None
+    pref = preference_of(state, list_name)
+    if pref.left:
+        return None, None
     tz = lead_timezone(state)
-    following, day = _following_and_day(due_ms, tz, cfg.send_time, cfg.cadence, cfg.timezone)
+    cadence = pref.cadence or cfg.cadence
+    if pref.paused_at(due_ms):  # scheduled before the pause was asked for: nothing now, on after it
+        return None, next_due(max(due_ms, pref.paused_until_ms - 1), tz, cfg.send_time, cadence,
+                              default_tz=cfg.timezone)
+    following, day = _following_and_day(due_ms, tz, cfg.send_time, cadence, cfg.timezone)
     sid = send_id(tenant.id, state.lead_id, list_name, day)
     if now_ms - due_ms > MAX_LATE_MS:
         return ("send.skipped", _skipped(tenant.id, state, list_name, sid, due_ms, "missed_window")), following

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from domain.identity import derived_event_id
 from domain.intake import RESUBSCRIBE_FROM, LeadState
+from domain.preferences import preference_of
 from domain.schedule import after_quiet_hours, in_quiet_hours
 from domain.schema_labels import schema_label
 from domain.sms_replies import ReplyIntent, confirmation_text
@@ -24,6 +25,7 @@ DAILY_CAPPED = ("daily",)  # welcome and triggered messages do not count against
 ALERT_KINDS = ("daily", "more_jobs")
 NO_NEW_JOBS = "no_new_jobs"  # send.skipped: matches exist, but none first seen since the previous alert
 NO_MATCHING_JOBS = "no_matching_jobs"  # send.skipped: no job matches the lead at all
+ASKED_FOR = ("more_jobs",)  # what the person asked for just now: a pause of the list does not hold it
 SOURCE = "agent:sender"
 
 
@@ -41,17 +43,23 @@ GO = Verdict("go")
 
 def screen(req: dict, state: LeadState | None, suppressed: bool, now_ms: int,
            quiet_hours: str | None = None) -> Verdict:
-    """Checks made again at send time: the lead may have left since the request was planned,
-    and an SMS that was deferred (rate limits, a provider's trouble) may now fall in the
-    lead's quiet hours: it waits for their end instead of waking anyone."""
+    """Checks made again at send time: the lead may have left (or left the list, or paused it
+    on the preference page) since the request was planned, and an SMS that was deferred
+    (rate limits, a provider's trouble) may now fall in the lead's quiet hours: it waits for
+    their end instead of waking anyone."""
     if req.get("not_before") and _ms(req["not_before"]) > now_ms:
         return Verdict("defer", "not_yet", _ms(req["not_before"]))
     if state is None:
         return Verdict("skip", "unknown_lead")
     if state.status != "accepted":
         return Verdict("skip", state.status)  # unsubscribed, cold, suppressed, rejected
+    pref = preference_of(state, req["list"])
+    if pref.left:
+        return Verdict("skip", "left_list")
     if req["list"] not in state.lists:
         return Verdict("skip", "not_on_list")
+    if pref.paused_at(now_ms) and req["kind"] not in ASKED_FOR:
+        return Verdict("skip", "paused")
     if suppressed:
         return Verdict("skip", "suppressed")
     if req["channel"] == "sms" and _late(req, now_ms) and in_quiet_hours(now_ms, state.timezone, quiet_hours):

@@ -27,13 +27,17 @@ class Schedule:
     def __init__(self, r: aioredis.Redis):
         self.r = r
 
-    async def set_entries(self, tenant_entries: list[tuple[str, list[tuple[str, int]], list[str]]]) -> None:
-        """For each (tenant, [(member, due)], [members to drop]): add or move (never back in
-        time: a redelivered acceptance must not re-schedule a send already made) and drop."""
+    async def set_entries(self, tenant_entries: list[tuple[str, list[tuple[str, int]], list[str]]],
+                          only_later: bool = True) -> None:
+        """For each (tenant, [(member, due)], [members to drop]): add or move (by default never
+        back in time: a redelivered acceptance must not re-schedule a send already made) and
+        drop. only_later=False sets the instants as given (a lead's new cadence may come sooner)."""
+        if not any(entries or drop for _, entries, drop in tenant_entries):
+            return
         pipe = self.r.pipeline(transaction=False)
         for tenant, entries, drop in tenant_entries:
             if entries:
-                pipe.zadd(due_key(tenant), dict(entries), gt=True)
+                pipe.zadd(due_key(tenant), dict(entries), gt=only_later)
             if drop:
                 pipe.zrem(due_key(tenant), *drop)
         await pipe.execute()

@@ -24,7 +24,7 @@ from projections.templates import TemplateStore
 BASE = "https://t.jobsnearby.example"
 NOW = 1_760_000_000_000
 DAY = 86_400_000
-TRACKED = re.compile(r"^https://t\.jobsnearby\.example/([cou])/([0-9A-Za-z]+)$")
+TRACKED = re.compile(r"^https://t\.jobsnearby\.example/([coup])/([0-9A-Za-z]+)$")
 URL = re.compile(r"https?://[^\s\"'<>]+")
 DEMO = Path(__file__).resolve().parents[2] / "tenants" / "demo.yaml"
 
@@ -105,7 +105,7 @@ def test_every_html_link_is_tracked_with_a_given_code(mail):
 
 def test_link_records_map_codes_to_their_own_destinations(mail):
     by_code = {r.code: r for r in mail.links}
-    assert len(by_code) == len(mail.links) == 8  # 3 jobs + creative + 2 pixels + unsubscribe + honeypot
+    assert len(by_code) == len(mail.links) == 9  # 3 jobs + creative + 2 pixels + unsubscribe + preferences + honeypot
     jobs = [r for r in mail.links if r.slot == "job"]
     assert [(r.destination_url, r.position, r.job_key, r.cpc_cents) for r in jobs] == \
         [(j.url, i, j.key, j.cpc_cents) for i, j in enumerate(JOBS, 1)]
@@ -114,7 +114,7 @@ def test_link_records_map_codes_to_their_own_destinations(mail):
         assert f"{j.title} - {j.company}, Austin, TX\n   {BASE}/c/{r.code}" in mail.text
     for url in html_urls(mail.html):
         kind, code = TRACKED.match(url).groups()
-        assert by_code[code].kind == {"c": "click", "o": "open", "u": "unsubscribe"}[kind]
+        assert by_code[code].kind == {"c": "click", "o": "open", "u": "unsubscribe", "p": "preferences"}[kind]
     assert {r.send_id for r in mail.links} == {"send-2025-10-09-0001"}
     assert {r.lead_id for r in mail.links} == {LEAD.lead_id}
     assert {r.template for r in mail.links} == {mail.template_version}
@@ -227,11 +227,12 @@ def test_header_injection_is_flattened(store):
 def test_without_creatives_the_block_is_left_out(store):
     m = compose_email(email_ctx(store, creatives=(), codes=codes(100, email_codes_needed(3, False))))
     assert m.creative is None and "Sponsored" not in m.html and "Sponsored" not in m.text
-    assert [r.slot for r in m.links] == ["pixel_top", "job", "job", "job", "pixel_bottom", "unsubscribe", "honeypot"]
+    assert [r.slot for r in m.links] == ["pixel_top", "job", "job", "job", "pixel_bottom", "unsubscribe",
+                                          "preferences", "honeypot"]
 
 
 def test_too_few_codes_is_refused(store):
-    with pytest.raises(ValueError, match="8 link codes needed, 6 given"):
+    with pytest.raises(ValueError, match="9 link codes needed, 6 given"):
         compose_email(email_ctx(store, codes=codes(0, 6)))
 
 
@@ -251,6 +252,31 @@ class NoFooterTemplate:
 def test_template_without_unsubscribe_or_address_cannot_send(store):
     with pytest.raises(ComplianceError, match="unsubscribe link in HTML.*postal address in text"):
         compose_email(email_ctx(store, template=NoFooterTemplate()))
+
+
+class NoPreferenceLinkTemplate(NoFooterTemplate):
+    """Unsubscribe and address in both parts, but no "manage this alert" link."""
+
+    def render_html(self, data):
+        return f'<a href="{data["unsubscribe_url"]}">Unsubscribe</a> {escape(data["tenant"]["postal_address"])}'
+
+    def render_text(self, data):
+        return f'Unsubscribe: {data["unsubscribe_url"]}\n{data["tenant"]["postal_address"]}'
+
+
+def test_template_without_the_preference_link_cannot_send(store):
+    with pytest.raises(ComplianceError, match="lacks: preference link in HTML, preference link in text$"):
+        compose_email(email_ctx(store, template=NoPreferenceLinkTemplate()))
+
+
+def test_every_email_links_its_preference_page_in_both_parts(mail):
+    [pref] = [r for r in mail.links if r.kind == "preferences"]
+    url = f"{BASE}/p/{pref.code}"
+    assert pref.slot == "preferences" and pref.destination_url == "" and pref.list == "daily-jobs"
+    assert re.search(f'<a href="{re.escape(url)}"[^>]*>Manage this alert</a>', mail.html)
+    assert f"Manage this alert (how often, pause, leave): {url}" in mail.text
+    assert LEAD.lead_id not in url and "zebulon" not in url.lower()  # no personal data in the URL
+    assert code_number(pref.code, [KEY]) is not None  # a signed code like every other link
 
 
 def demo_lists():

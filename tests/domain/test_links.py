@@ -38,6 +38,7 @@ def test_tracked_url_per_kind():
     assert tracked_url(base, "click", "G9") == "https://t.jobsnearby.example/c/G9"
     assert tracked_url(base, "open", "G9") == "https://t.jobsnearby.example/o/G9"
     assert tracked_url(base, "unsubscribe", "G9") == "https://t.jobsnearby.example/u/G9"
+    assert tracked_url(base, "preferences", "G9") == "https://t.jobsnearby.example/p/G9"
 
 
 @pytest.mark.parametrize("kind,code", [("redirect", "G9"), ("click", ""), ("click", "a.b"), ("click", "x" * 21)])

@@ -153,7 +153,7 @@ def test_the_alert_carries_the_right_jobs_tracked_links_and_unsubscribe_headers(
     assert re.search(rf"<{re.escape(iso.tracking_url)}/u/[0-9A-Za-z]+>", unsub) and "mailto:" in unsub
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     urls = set(re.findall(r'(?:href|src)="(http[^"]+)"', html))
-    assert urls and all(re.fullmatch(rf"{re.escape(iso.tracking_url)}/[cou]/[0-9A-Za-z]+", u) for u in urls), urls
+    assert urls and all(re.fullmatch(rf"{re.escape(iso.tracking_url)}/[coup]/[0-9A-Za-z]+", u) for u in urls), urls
     assert not any(addr.split("@")[0] in u for u in urls)
     jobs = {k.decode(): orjson.loads(v) for k, v in iso.redis.hgetall("ls:jobs:jobsnearby").items()}
     clicks = [u.rsplit("/", 1)[1] for u in urls if "/c/" in u]

@@ -5,6 +5,7 @@ from datetime import datetime
 import pytest
 
 from domain.intake import check_submission, decide, decide_unsubscribe, evolve
+from domain.preferences import decide_preferences
 from projections.clickhouse import EVENT_COLUMNS
 from projections.event_rows import event_row
 from schemas.codec import SCHEMA_DIR, default_codec
@@ -44,6 +45,10 @@ def test_intake_and_read_model_over_every_lead_example(path):
         assert out == "lead.accepted" and default_codec().encode(out, oev)
     elif name == "lead.unsubscribe_requested":
         assert decide_unsubscribe(ev, None, "t") == []
+    elif name == "lead.preferences_requested":
+        state = evolve(None, "lead.accepted", _decoded(LEAD_EXAMPLES[0].parent / "accepted.v1.json")[1])
+        [(out, oev)] = decide_preferences(ev, state, tenant.lists[ev["list"]].cadence, "t")
+        assert out == "lead.preferences_changed" and evolve(state, out, oev).preferences[ev["list"]]["paused_until_ms"]
     else:
         state = evolve(None, "lead.accepted", _decoded(LEAD_EXAMPLES[0].parent / "accepted.v1.json")[1])
         after = evolve(state, name, ev)
