@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
-if TYPE_CHECKING:
-    import httpx
+import httpx
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -168,3 +168,28 @@ async def map_bounded(
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(one(item)) for item in items]
     return [task.result() for task in tasks]
+
+
+class HttpAdapter:
+    """What every HTTP provider adapter shares: one kept-alive client, a bound on requests in
+    flight that concurrent callers share, and `send_many` as one `_send_one` per message with the
+    outcomes in order (adapters that batch override it)."""
+
+    def __init__(self, name: str, *, timeout: float, max_in_flight: int,
+                 clock: Callable[[], float] = time.time, **client: Any) -> None:
+        self.name = name
+        self.clock = clock
+        self._slots = asyncio.Semaphore(max_in_flight)  # shared by concurrent send_many calls
+        limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+        self._client = httpx.AsyncClient(timeout=timeout, limits=limits, **client)
+
+    async def send_many(self, messages: Sequence[Any]) -> list[Outcome]:
+        """One request per message, at most `max_in_flight` at once; one outcome each, in order."""
+        return await map_bounded(list(messages), self._send_one, self._slots)
+
+    async def _send_one(self, message: Any) -> Outcome:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Close the kept-alive connections."""
+        await self._client.aclose()

@@ -15,14 +15,13 @@ brackets: what Mailgun's webhooks name as message.headers.message-id.
 """
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import httpx
 
 from channels.base import (
-    EmailMessage, Outcome, delivered, failed, http_failure, json_field, map_bounded, retry_after_seconds,
+    HttpAdapter, EmailMessage, Outcome, delivered, failed, http_failure, json_field, retry_after_seconds,
     transport_failure,
 )
 from channels.smtp_pool import mime_bytes
@@ -57,7 +56,7 @@ def error_detail(response: httpx.Response) -> str:
     return json_field(response, "message") or response.text.strip()
 
 
-class MailgunMailer:
+class MailgunMailer(HttpAdapter):
     """A Mailer over Mailgun's messages.mime."""
 
     def __init__(
@@ -71,22 +70,9 @@ class MailgunMailer:
         name: str = "mailgun",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.name = name
+        super().__init__(name, timeout=timeout, max_in_flight=max_in_flight, clock=clock,
+                         base_url=base_url, auth=httpx.BasicAuth("api", api_key))
         self.sign = sign
-        self.clock = clock
-        self._slots = asyncio.Semaphore(max_in_flight)  # shared by concurrent send_many calls
-        self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, auth=httpx.BasicAuth("api", api_key),
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
-        )
-
-    async def send_many(self, messages: Sequence[EmailMessage]) -> list[Outcome]:
-        """Post every message, `max_in_flight` at a time; one outcome each, in order."""
-        return await map_bounded(list(messages), self._send_one, self._slots)
-
-    async def close(self) -> None:
-        """Close the kept-alive connections."""
-        await self._client.aclose()
 
     def mime(self, message: EmailMessage, domain: str) -> bytes:
         """The message's MIME bytes as they are sent (signed when a signer is given)."""

@@ -13,14 +13,13 @@ message_uuid per destination, the id Plivo's callbacks name.
 """
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import httpx
 
 from channels.base import (
-    Outcome, SmsMessage, delivered, http_failure, map_bounded, retry_after_seconds, transport_failure,
+    HttpAdapter, Outcome, SmsMessage, delivered, http_failure, retry_after_seconds, transport_failure,
 )
 
 PLIVO_API = "https://api.plivo.com"  # the documented API host; tests pass a local base_url
@@ -45,7 +44,7 @@ def first_uuid(response: httpx.Response) -> str | None:
     return str(uuids) if isinstance(uuids, str) and uuids else None
 
 
-class PlivoSms:
+class PlivoSms(HttpAdapter):
     """An SmsGateway over Plivo's Message resource."""
 
     def __init__(
@@ -60,23 +59,10 @@ class PlivoSms:
         name: str = "plivo",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.name = name
+        super().__init__(name, timeout=timeout, max_in_flight=max_in_flight, clock=clock,
+                         base_url=base_url, auth=(auth_id, auth_token))
         self.status_callback = status_callback
-        self.clock = clock
         self._path = f"/v1/Account/{auth_id}/Message/"
-        self._slots = asyncio.Semaphore(max_in_flight)  # shared by concurrent send_many calls
-        self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, auth=(auth_id, auth_token),
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
-        )
-
-    async def send_many(self, messages: Sequence[SmsMessage]) -> list[Outcome]:
-        """One Message POST per SMS, `max_in_flight` at a time; outcomes in order."""
-        return await map_bounded(list(messages), self._send_one, self._slots)
-
-    async def close(self) -> None:
-        """Close the kept-alive connections."""
-        await self._client.aclose()
 
     def payload(self, message: SmsMessage) -> dict[str, str]:
         """The JSON body of one Message POST."""

@@ -15,7 +15,6 @@ the rest (300 invalid request, 406 inactive recipient, 400/401 sender signature.
 """
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import time
 from typing import Any, Callable, Sequence
@@ -23,7 +22,8 @@ from typing import Any, Callable, Sequence
 import httpx
 
 from channels.base import (
-    EmailMessage, Outcome, delivered, failed, http_failure, map_bounded, retry_after_seconds, transport_failure,
+    HttpAdapter, EmailMessage, Outcome, delivered, failed, http_failure, map_bounded, retry_after_seconds,
+    transport_failure,
 )
 
 POSTMARK_API = "https://api.postmarkapp.com"  # the documented host; tests pass a local base_url
@@ -69,7 +69,7 @@ def coded_failure(send_id: str, provider: str, code: Any, text: str) -> Outcome:
                   permanent=code not in TRANSIENT_CODES)
 
 
-class PostmarkMailer:
+class PostmarkMailer(HttpAdapter):
     """A Mailer over Postmark's batch API."""
 
     def __init__(
@@ -86,16 +86,11 @@ class PostmarkMailer:
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"Postmark batch_size must be 1..{MAX_BATCH}, not {batch_size}")
-        self.name = name
+        super().__init__(name, timeout=timeout, max_in_flight=max_in_flight, clock=clock,
+                         base_url=base_url,
+                         headers={"X-Postmark-Server-Token": server_token, "Accept": "application/json"})
         self.message_stream = message_stream
         self.batch_size = batch_size
-        self.clock = clock
-        self._slots = asyncio.Semaphore(max_in_flight)  # batches in flight, shared by concurrent callers
-        self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout,
-            headers={"X-Postmark-Server-Token": server_token, "Accept": "application/json"},
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
-        )
 
     async def send_many(self, messages: Sequence[EmailMessage]) -> list[Outcome]:
         """Post the messages in batches of `batch_size`; one outcome each, in order."""
@@ -103,10 +98,6 @@ class PostmarkMailer:
         batches = [messages[i:i + self.batch_size] for i in range(0, len(messages), self.batch_size)]
         results = await map_bounded(batches, self._send_batch, self._slots)
         return [outcome for batch in results for outcome in batch]
-
-    async def close(self) -> None:
-        """Close the kept-alive connections."""
-        await self._client.aclose()
 
     async def _send_batch(self, batch: list[EmailMessage]) -> list[Outcome]:
         body = [batch_item(m, self.message_stream) for m in batch]

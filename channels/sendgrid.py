@@ -7,14 +7,13 @@ echoes them back. SendGrid answers 202 with the message id in `X-Message-Id`; 40
 """
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import httpx
 
 from channels.base import (
-    EmailMessage, Outcome, delivered, http_failure, map_bounded, retry_after_seconds, transport_failure,
+    HttpAdapter, EmailMessage, Outcome, delivered, http_failure, retry_after_seconds, transport_failure,
 )
 
 SENDGRID_API = "https://api.sendgrid.com"  # the documented API host; tests pass a local base_url
@@ -59,7 +58,7 @@ def throttle_seconds(response: httpx.Response, now: float) -> float | None:
     return wait
 
 
-class SendGridMailer:
+class SendGridMailer(HttpAdapter):
     """A Mailer over SendGrid v3."""
 
     def __init__(
@@ -72,22 +71,8 @@ class SendGridMailer:
         name: str = "sendgrid",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.name = name
-        self._slots = asyncio.Semaphore(max_in_flight)  # shared by concurrent send_many calls
-        self.clock = clock
-        self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout,
-            headers={"Authorization": f"Bearer {api_key}"},
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
-        )
-
-    async def send_many(self, messages: Sequence[EmailMessage]) -> list[Outcome]:
-        """Post every message, `max_in_flight` at a time; one outcome each, in order."""
-        return await map_bounded(list(messages), self._send_one, self._slots)
-
-    async def close(self) -> None:
-        """Close the kept-alive connections."""
-        await self._client.aclose()
+        super().__init__(name, timeout=timeout, max_in_flight=max_in_flight, clock=clock,
+                         base_url=base_url, headers={"Authorization": f"Bearer {api_key}"})
 
     async def _send_one(self, message: EmailMessage) -> Outcome:
         try:

@@ -11,7 +11,6 @@ Signature Version 4 is done by hand with hmac/hashlib (the algorithm is short an
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -19,12 +18,12 @@ import json
 import re
 import time
 import urllib.parse
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import httpx
 
 from channels.base import (
-    EmailMessage, Outcome, delivered, failed, http_failure, json_field, map_bounded, retry_after_seconds,
+    HttpAdapter, EmailMessage, Outcome, delivered, failed, http_failure, json_field, retry_after_seconds,
     transport_failure,
 )
 from channels.dkim import DkimUnavailable
@@ -131,7 +130,7 @@ def error_type(response: httpx.Response) -> tuple[str, str]:
     return kind, str(data.get("message") or data.get("Message") or response.text)
 
 
-class SesMailer:
+class SesMailer(HttpAdapter):
     """A Mailer over Amazon SES v2."""
 
     def __init__(
@@ -149,27 +148,13 @@ class SesMailer:
         clock: Callable[[], float] = time.time,
         sign: Callable[[bytes], bytes] | None = None,
     ) -> None:
-        self.name = name
+        super().__init__(name, timeout=timeout, max_in_flight=max_in_flight, clock=clock)
         self.sign = sign  # DKIM: with a signer, our signed MIME goes as Raw content
         self.access_key_id, self.secret_access_key = access_key_id, secret_access_key
         self.region, self.session_token = region, session_token
         self.configuration_set = configuration_set
-        self._slots = asyncio.Semaphore(max_in_flight)  # shared by concurrent send_many calls
-        self.clock = clock
         self.base_url = (base_url or ses_endpoint(region)).rstrip("/")
         self._host = httpx.URL(self.base_url).netloc.decode()  # signed, so it must be what we send
-        self._client = httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
-        )
-
-    async def send_many(self, messages: Sequence[EmailMessage]) -> list[Outcome]:
-        """Send every message, `max_in_flight` at a time; one outcome each, in order."""
-        return await map_bounded(list(messages), self._send_one, self._slots)
-
-    async def close(self) -> None:
-        """Close the kept-alive connections."""
-        await self._client.aclose()
 
     def signed_headers(self, body: bytes) -> dict[str, str]:
         """Headers for a SendEmail POST, Authorization included."""

@@ -13,14 +13,13 @@ parameters, ...); 429 (10011 too many requests, Retry-After) and 5xx are transie
 """
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import httpx
 
 from channels.base import (
-    Outcome, SmsMessage, delivered, http_failure, map_bounded, retry_after_seconds, transport_failure,
+    HttpAdapter, Outcome, SmsMessage, delivered, http_failure, retry_after_seconds, transport_failure,
 )
 
 TELNYX_API = "https://api.telnyx.com"  # the documented API host; tests pass a local base_url
@@ -46,7 +45,7 @@ def errors_text(response: httpx.Response) -> str:
         return response.text.strip()[:200]
 
 
-class TelnyxSms:
+class TelnyxSms(HttpAdapter):
     """An SmsGateway over Telnyx's /v2/messages."""
 
     def __init__(
@@ -61,22 +60,9 @@ class TelnyxSms:
         name: str = "telnyx",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.name = name
+        super().__init__(name, timeout=timeout, max_in_flight=max_in_flight, clock=clock,
+                         base_url=base_url, headers={"Authorization": f"Bearer {api_key}"})
         self.messaging_profile_id, self.webhook_url = messaging_profile_id, webhook_url
-        self.clock = clock
-        self._slots = asyncio.Semaphore(max_in_flight)  # shared by concurrent send_many calls
-        self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, headers={"Authorization": f"Bearer {api_key}"},
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
-        )
-
-    async def send_many(self, messages: Sequence[SmsMessage]) -> list[Outcome]:
-        """One POST per SMS, `max_in_flight` at a time; outcomes in order."""
-        return await map_bounded(list(messages), self._send_one, self._slots)
-
-    async def close(self) -> None:
-        """Close the kept-alive connections."""
-        await self._client.aclose()
 
     def payload(self, message: SmsMessage) -> dict[str, str]:
         """The JSON body of one /v2/messages POST."""

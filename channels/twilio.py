@@ -7,14 +7,13 @@ resource (`sid`, `status`); errors are `{"code", "message", "more_info", "status
 """
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import httpx
 
 from channels.base import (
-    Outcome, SmsMessage, delivered, http_failure, json_field, map_bounded, retry_after_seconds,
+    HttpAdapter, Outcome, SmsMessage, delivered, http_failure, json_field, retry_after_seconds,
     transport_failure,
 )
 
@@ -32,7 +31,7 @@ def error_code(response: httpx.Response) -> tuple[int | None, str]:
         return None, response.text
 
 
-class TwilioSms:
+class TwilioSms(HttpAdapter):
     """An SmsGateway over Twilio's Messages resource."""
 
     def __init__(
@@ -47,23 +46,10 @@ class TwilioSms:
         name: str = "twilio",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.name = name
+        super().__init__(name, timeout=timeout, max_in_flight=max_in_flight, clock=clock,
+                         base_url=base_url, auth=(account_sid, auth_token))
         self.status_callback = status_callback
-        self._slots = asyncio.Semaphore(max_in_flight)  # shared by concurrent send_many calls
-        self.clock = clock
         self._path = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
-        self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, auth=(account_sid, auth_token),
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
-        )
-
-    async def send_many(self, messages: Sequence[SmsMessage]) -> list[Outcome]:
-        """Create one Message per SMS, `max_in_flight` at a time; outcomes in order."""
-        return await map_bounded(list(messages), self._send_one, self._slots)
-
-    async def close(self) -> None:
-        """Close the kept-alive connections."""
-        await self._client.aclose()
 
     def form(self, message: SmsMessage) -> dict[str, str]:
         """The form fields of one Messages POST."""

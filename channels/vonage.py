@@ -24,14 +24,13 @@ HTTP errors: 429 / 5xx transient, other 4xx permanent (channels.base.http_failur
 """
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import httpx
 
 from channels.base import (
-    DEFAULT_THROTTLE_S, Outcome, SmsMessage, delivered, failed, http_failure, map_bounded,
+    HttpAdapter, DEFAULT_THROTTLE_S, Outcome, SmsMessage, delivered, failed, http_failure,
     retry_after_seconds, transport_failure,
 )
 from domain.sms_text import GSM7, encoding
@@ -48,7 +47,7 @@ def without_plus(number: str) -> str:
     return number[1:] if number.startswith("+") else number
 
 
-class VonageSms:
+class VonageSms(HttpAdapter):
     """An SmsGateway over Vonage's SMS API."""
 
     def __init__(
@@ -63,23 +62,9 @@ class VonageSms:
         name: str = "vonage",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.name = name
+        super().__init__(name, timeout=timeout, max_in_flight=max_in_flight, clock=clock, base_url=base_url)
         self.api_key, self._api_secret = api_key, api_secret
         self.status_callback = status_callback
-        self.clock = clock
-        self._slots = asyncio.Semaphore(max_in_flight)  # shared by concurrent send_many calls
-        self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout,
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
-        )
-
-    async def send_many(self, messages: Sequence[SmsMessage]) -> list[Outcome]:
-        """One POST per SMS, `max_in_flight` at a time; outcomes in order."""
-        return await map_bounded(list(messages), self._send_one, self._slots)
-
-    async def close(self) -> None:
-        """Close the kept-alive connections."""
-        await self._client.aclose()
 
     def form(self, message: SmsMessage) -> dict[str, str]:
         """The form fields of one /sms/json POST (credentials included, as Vonage documents)."""

@@ -25,7 +25,6 @@ message: the bad number fails alone and the others go through.
 """
 from __future__ import annotations
 
-import asyncio
 import time
 import xml.etree.ElementTree as ET
 from typing import Callable, Sequence
@@ -33,7 +32,7 @@ from typing import Callable, Sequence
 import httpx
 
 from channels.base import (
-    Outcome, SmsMessage, delivered, http_failure, map_bounded, retry_after_seconds, transport_failure,
+    HttpAdapter, Outcome, SmsMessage, delivered, http_failure, map_bounded, retry_after_seconds, transport_failure,
 )
 
 ESENDEX_API = "https://api.esendex.com"  # the documented API host; tests pass a local base_url
@@ -70,7 +69,7 @@ def batches(messages: Sequence[SmsMessage], size: int) -> list[list[int]]:
     return [group[n:n + size] for group in by_sender.values() for n in range(0, len(group), size)]
 
 
-class EsendexSms:
+class EsendexSms(HttpAdapter):
     """An SmsGateway over Esendex's XML message dispatcher."""
 
     def __init__(
@@ -86,16 +85,11 @@ class EsendexSms:
         name: str = "esendex",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.name = name
+        super().__init__(name, timeout=timeout, max_in_flight=max_in_flight, clock=clock,
+                         base_url=base_url, auth=(username, password),
+                         headers={"Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml"})
         self.account_reference = account_reference
         self.batch_size = batch_size
-        self.clock = clock
-        self._slots = asyncio.Semaphore(max_in_flight)  # shared by batches and their one-by-one retries
-        self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, auth=(username, password),
-            headers={"Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml"},
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
-        )
 
     async def send_many(self, messages: Sequence[SmsMessage]) -> list[Outcome]:
         """Dispatch in batches per originator; one outcome per message, in order."""
@@ -108,10 +102,6 @@ class EsendexSms:
             for i, outcome in zip(idx, batch_outcomes):
                 outcomes[i] = outcome
         return outcomes  # type: ignore[return-value]  # every index belongs to exactly one batch
-
-    async def close(self) -> None:
-        """Close the kept-alive connections."""
-        await self._client.aclose()
 
     async def _send_batch(self, batch: list[SmsMessage]) -> list[Outcome]:
         """One POST for the batch; a rejected multi-message batch is retried one by one."""
