@@ -39,6 +39,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from ulid import ULID
 
+from domain.compose import list_title
 from domain.links import code_number
 from domain.preferences import (CADENCES, MAX_FORM_BYTES, PAUSE_WEEKS, BadPreferenceForm, PreferenceForm,
                                 cadence_choices, parse_form, pause_end)
@@ -143,12 +144,6 @@ def _page(title: str, body: str) -> bytes:
             f"</body></html>").encode()
 
 
-def list_title(list_name: str) -> str:
-    """A list's id as a person reads it: "daily-jobs" -> "Daily jobs"."""
-    words = list_name.replace("-", " ").replace("_", " ").strip()
-    return words[:1].upper() + words[1:] if words else "these alerts"
-
-
 def _lower_first(text: str) -> str:
     """"Every day" -> "every day", keeping the weekdays' capitals further on."""
     return text[:1].lower() + text[1:]
@@ -158,10 +153,10 @@ def _day(ms: int) -> str:
     return time.strftime("%A %d %B %Y", time.gmtime(ms / 1000))
 
 
-def _preferences_page(brand: str, list_name: str, action: str, choices: list[tuple[str, str]],
+def _preferences_page(brand: str, list_title: str, action: str, choices: list[tuple[str, str]],
                       current: dict | None, now_ms: int) -> bytes:
     """The preference page: the list's current settings when known, and one form per choice."""
-    b, title, act = html.escape(brand), html.escape(list_title(list_name)), html.escape(action)
+    b, title, act = html.escape(brand), html.escape(list_title), html.escape(action)
     cadence = (current or {}).get("cadence") or (choices[0][0] if choices else "")
     paused_until = int((current or {}).get("paused_until_ms") or 0)
     now = [f"{html.escape(label)}" for value, label in choices if value == cadence]
@@ -188,12 +183,12 @@ def _preferences_page(brand: str, list_name: str, action: str, choices: list[tup
         f'<form method="post" action="{act}"><input type="hidden" name="action" value="leave_all">'
         f"<fieldset><legend>Leave everything</legend><p>Unsubscribe from every alert {b} sends to this address.</p>"
         f'</fieldset><button type="submit">Unsubscribe from everything</button></form>')
-    return _page(f"Manage {list_title(list_name)}", f"<h1>Manage {title}</h1>{status}{forms}")
+    return _page(f"Manage {list_title}", f"<h1>Manage {title}</h1>{status}{forms}")
 
 
-def _preferences_done(brand: str, list_name: str, form: PreferenceForm, now_ms: int) -> bytes:
+def _preferences_done(brand: str, list_title: str, form: PreferenceForm, now_ms: int) -> bytes:
     """The confirmation of one choice (what the intake will decide, said to the person)."""
-    b, title = html.escape(brand), html.escape(list_title(list_name))
+    b, title = html.escape(brand), html.escape(list_title)
     if form.action == "cadence":
         said = html.escape(_lower_first(CADENCES.get(form.cadence, form.cadence)))
         text = f"<h1>Saved</h1><p>You will get {title} from {b} {said}.</p>"
@@ -318,10 +313,9 @@ class TrackingApp:
 
     # ---- the preference page ------------------------------------------------------------
 
-    def _list_cadence(self, tenant: str, list_name: str) -> str | None:
+    def _list(self, tenant: str, list_name: str):
         t = self.config.book.tenants.get(tenant)
-        cfg = t.lists.get(list_name) if t is not None else None
-        return cfg.cadence if cfg is not None else None
+        return t.lists.get(list_name) if t is not None else None
 
     async def _current(self, rec: dict) -> dict | None:
         """The lead's preference for the list, when Redis answers (the page works without it)."""
@@ -337,12 +331,14 @@ class TrackingApp:
     async def _preferences(self, scope, receive, send, rec: dict, method: str, code: str) -> str:
         """GET/HEAD: the page. POST: check the choice, produce it, confirm. Returns the status label."""
         brand, list_name, now_ms = self._brand_name(rec["tenant"]), rec.get("list", ""), int(time.time() * 1000)
-        list_cadence = self._list_cadence(rec["tenant"], list_name)
+        cfg = self._list(rec["tenant"], list_name)
+        list_cadence = cfg.cadence if cfg is not None else None
+        title = list_title(list_name, cfg.title if cfg is not None else "")  # as the welcome named it
         action = f"/p/{code}"
         if method != "POST":
             choices = cadence_choices(list_cadence) if list_cadence else [(v, lbl) for v, lbl in CADENCES.items()]
             current = await self._current(rec) if method == "GET" else None
-            page = _preferences_page(brand, list_name, action, choices, current, now_ms)
+            page = _preferences_page(brand, title, action, choices, current, now_ms)
             await _respond(send, 200, page, b"text/html; charset=utf-8", head=method == "HEAD", extra=[NO_STORE])
             return "ok"
         ctype = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
@@ -363,7 +359,7 @@ class TrackingApp:
               "requested_by": "tracking"}
         value = self.codec.encode("lead.preferences_requested", ev)  # a failure is a bug: a 500, never a false "saved"
         self.producer.send(self.requests_topic, rec["lead_id"].encode(), value)  # spools; never blocks
-        await _respond(send, 200, _preferences_done(brand, list_name, form, now_ms), b"text/html; charset=utf-8",
+        await _respond(send, 200, _preferences_done(brand, title, form, now_ms), b"text/html; charset=utf-8",
                        extra=[NO_STORE])
         return "ok"
 

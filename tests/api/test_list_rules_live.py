@@ -49,8 +49,10 @@ def test_a_per_source_cap_stops_a_partner_for_the_day(admin, rules, ch, settings
     uid = uuid.uuid4().hex[:8]
     first = _decide(admin, ch, settings, "jobsnearby",
                     [{"email": f"c{i}.{uid}@example.com", "partner": pid, "list": "warehouse"} for i in range(3)])
-    assert [d[0] for d in first] == ["lead.accepted", "lead.accepted", "lead.rejected"]
-    assert first[2][2] == ["source_cap_reached"]
+    # the three leads sit on different partitions, so which of them comes third is up to the
+    # intake workers' order; the claim is the count: two taken, the one past the cap refused
+    assert sorted(d[0] for d in first) == ["lead.accepted", "lead.accepted", "lead.rejected"]
+    assert [d[2] for d in first if d[0] == "lead.rejected"] == [["source_cap_reached"]]
     # the count lives on across batches (Redis), and other partners are not capped
     later = _decide(admin, ch, settings, "jobsnearby",
                     [{"email": f"d.{uid}@example.com", "partner": pid, "list": "warehouse"},

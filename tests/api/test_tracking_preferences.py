@@ -142,8 +142,8 @@ def test_the_page_shows_the_brand_the_list_the_current_settings_and_the_choices(
     assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
     assert "no-store" in r.headers["cache-control"]
     page = r.text
-    assert '<html lang="en">' in page and "<title>Manage Daily jobs</title>" in page
-    assert "<h1>Manage Daily jobs</h1>" in page and "Jobs Nearby" in page
+    assert '<html lang="en">' in page and "<title>Manage Daily job alerts</title>" in page
+    assert "<h1>Manage Daily job alerts</h1>" in page and "Jobs Nearby" in page
     assert ": on weekdays (Monday to Friday)." in page and "Paused until" in page
     assert page.count(f'<form method="post" action="/p/{code}">') == 4
     for action in ("cadence", "pause", "leave_list", "leave_all"):
@@ -179,7 +179,7 @@ def test_get_and_head_change_nothing(front):
     (b"action=cadence&cadence=3_per_week", {"action": "cadence", "cadence": "3_per_week", "pause_weeks": 0},
      "three times a week"),
     (b"action=pause&weeks=2", {"action": "pause", "cadence": "", "pause_weeks": 2}, "Paused"),
-    (b"action=leave_list", {"action": "leave_list", "cadence": "", "pause_weeks": 0}, "You have left Daily jobs"),
+    (b"action=leave_list", {"action": "leave_list", "cadence": "", "pause_weeks": 0}, "You have left Daily job alerts"),
     (b"action=leave_all", {"action": "leave_all", "cadence": "", "pause_weeks": 0}, "You are unsubscribed"),
 ])
 def test_each_choice_produces_one_request_on_the_intakes_topic(front, body, fields, said):

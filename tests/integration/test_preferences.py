@@ -97,7 +97,7 @@ def test_pause_leave_the_list_and_leave_everything_through_the_link_in_the_email
     link = re.search(rf'<a href="({re.escape(iso.tracking_url)}/p/[0-9A-Za-z]+)"[^>]*>Manage this alert</a>', html).group(1)
     assert link in text and addr.split("@")[0] not in link and lid not in link
     page = httpx.get(link)
-    assert page.status_code == 200 and "<h1>Manage Daily jobs</h1>" in page.text and "Jobs Nearby" in page.text
+    assert page.status_code == 200 and "<h1>Manage Daily job alerts</h1>" in page.text and "Jobs Nearby" in page.text
     assert state(iso, "jobsnearby", lid)["preferences"] == {}  # looking changes nothing
 
     # what the planner would have asked for at the list's next instant, planned before the pause
@@ -131,7 +131,7 @@ def test_pause_leave_the_list_and_leave_everything_through_the_link_in_the_email
 
     # leave this list: out of the schedule; the warehouse list goes on
     r = httpx.post(link, content=b"action=leave_list", headers=FORM)
-    assert r.status_code == 200 and "You have left Daily jobs" in r.text
+    assert r.status_code == 200 and "You have left Daily job alerts" in r.text
     wait_for(lambda: state(iso, "jobsnearby", lid)["lists"] == ["warehouse"], 60, what="the list left")
     wait_for(lambda: due_of(iso, lid, "daily-jobs") is None, 30, what="the list out of the schedule")
     w2 = due_of(iso, lid, "warehouse")
@@ -163,3 +163,45 @@ def test_pause_leave_the_list_and_leave_everything_through_the_link_in_the_email
     states, optouts, bad = fold_leads(deps, messages, lambda n: None)
     assert bad == 0 and ("jobsnearby", addr) in optouts
     assert states[("jobsnearby", lid)].to_dict() == state(iso, "jobsnearby", lid)
+
+
+def test_a_person_in_chromium_changes_how_often_from_the_email(iso, tmp_path):
+    """In a real browser: the delivered email opened, "Manage this alert" clicked, a rarer
+    frequency chosen and saved; the lead's cadence for that list changes. Screenshots of the
+    email, the page and the confirmation are kept next to the test's files."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+    addr = f"chrome.{uuid.uuid4().hex[:8]}@example.com"
+    [lid] = submit(iso, "jobsnearby", [{"email": addr, "first_name": "Rosa", "partner": "indeed-xml",
+                                        "list": "daily-jobs", "location": {"zip": "10001", "country": "US"}}])
+    [welcome] = wait_for(lambda: mails_to(addr), 60, what="the welcome email")
+    page_file = tmp_path / "mail.html"
+    page_file.write_text(welcome.get_body(("html",)).get_content())
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 700, "height": 900})
+        page.goto(page_file.as_uri())
+        page.screenshot(path=shots / "email.png", full_page=True)
+        with page.expect_navigation():
+            page.get_by_role("link", name="Manage this alert").click()
+        assert page.url.startswith(f"{iso.tracking_url}/p/")
+        # the page names the list as the welcome did
+        assert "You joined Daily job alerts at Jobs Nearby" in " ".join(welcome.get_body(("plain",)).get_content().split())
+        assert page.get_by_role("heading", name="Manage Daily job alerts").is_visible()
+        page.screenshot(path=shots / "preferences.png", full_page=True)
+        page.get_by_label("Once a week", exact=False).check()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Save how often").click()
+        confirmation = page.locator("h1").inner_text()
+        page.screenshot(path=shots / "saved.png", full_page=True)
+        browser.close()
+    print(f"screenshots: {shots}")
+    assert confirmation == "Saved"
+    cadence = wait_for(lambda: preference(iso, lid, "daily-jobs").get("cadence"), 60, what="the new cadence")
+    assert cadence == "1_per_week"
+    assert wait_for(lambda: lead_events(iso, lid, ("lead.preferences_changed",)), 60,
+                    what="the change in ClickHouse") == ["lead.preferences_changed"]
