@@ -92,7 +92,11 @@ async def _versions(c: httpx.AsyncClient, settings: Settings) -> dict[str, int]:
     for agent in status["agents"].values():
         for w in agent["workers"]:
             if w["state"] == "running" and w["metrics_port"]:
-                out[w["name"]] = _metric((await c.get(f"http://127.0.0.1:{w['metrics_port']}/metrics")).text)
+                try:
+                    text = (await c.get(f"http://127.0.0.1:{w['metrics_port']}/metrics")).text
+                except httpx.TransportError:  # just started (not listening yet) or just stopped
+                    text = ""
+                out[w["name"]] = _metric(text)  # -1 until it answers: waited for, or gone next poll
     return out
 
 
