@@ -688,4 +688,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run the importable module, not this __main__ copy: the Mailgun/Postmark and SMS-gateway
+    # stand-ins import stack.standins.providers, and its app keys must be the ones the app uses
+    from stack.standins import providers as _module
+    _module.main()
