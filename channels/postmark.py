@@ -1,6 +1,7 @@
 """Email through Postmark's batch API (POST /email/batch, X-Postmark-Server-Token).
 
-Up to 500 messages a request, a JSON array; each carries From, To, Subject, TextBody,
+Up to 500 messages and 50 MB a request, a JSON array (a batch the server still finds too
+large, HTTP 413, is split in halves and sent again); each carries From, To, Subject, TextBody,
 HtmlBody, our `Headers` (List-Unsubscribe, List-Unsubscribe-Post, List-Id, Feedback-ID...:
 every header of the EmailMessage), `Metadata` (the tags and our send_id, echoed by every
 webhook), `Tag` (the list), the `MessageStream` (bulk mail: a broadcast stream) and tracking
@@ -16,6 +17,7 @@ the rest (300 invalid request, 406 inactive recipient, 400/401 sender signature.
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from typing import Any, Callable, Sequence
 
@@ -29,6 +31,7 @@ from channels.base import (
 POSTMARK_API = "https://api.postmarkapp.com"  # the documented host; tests pass a local base_url
 BATCH_PATH = "/email/batch"
 MAX_BATCH = 500  # Postmark's limit per batch request
+MAX_BATCH_BYTES = 50_000_000  # and its payload limit per request (a 413 beyond it)
 MAX_METADATA_FIELDS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 10, 20, 80  # Postmark's Metadata limits
 # the account cannot send now (not the message's fault): 100 maintenance, 405 no credits left,
 # 412 account pending approval, 413 pending-approval sending limit
@@ -79,6 +82,7 @@ class PostmarkMailer(HttpAdapter):
         *,
         message_stream: str = "broadcast",
         batch_size: int = MAX_BATCH,
+        batch_bytes: int = MAX_BATCH_BYTES,
         timeout: float = 15.0,
         max_in_flight: int = 4,
         name: str = "postmark",
@@ -91,20 +95,36 @@ class PostmarkMailer(HttpAdapter):
                          headers={"X-Postmark-Server-Token": server_token, "Accept": "application/json"})
         self.message_stream = message_stream
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
 
     async def send_many(self, messages: Sequence[EmailMessage]) -> list[Outcome]:
-        """Post the messages in batches of `batch_size`; one outcome each, in order."""
-        messages = list(messages)
-        batches = [messages[i:i + self.batch_size] for i in range(0, len(messages), self.batch_size)]
-        results = await map_bounded(batches, self._send_batch, self._slots)
+        """Post the messages in batches of at most `batch_size` messages and `batch_bytes` of
+        JSON; one outcome each, in order."""
+        items = [(m, json.dumps(batch_item(m, self.message_stream)).encode()) for m in messages]
+        results = await map_bounded(self._batches(items), self._send_batch, self._slots)
         return [outcome for batch in results for outcome in batch]
 
-    async def _send_batch(self, batch: list[EmailMessage]) -> list[Outcome]:
-        body = [batch_item(m, self.message_stream) for m in batch]
+    def _batches(self, items: list[tuple[EmailMessage, bytes]]) -> list[list[tuple[EmailMessage, bytes]]]:
+        out: list[list[tuple[EmailMessage, bytes]]] = []
+        size = 0
+        for item in items:
+            if not out or len(out[-1]) >= self.batch_size or size + len(item[1]) + 2 > self.batch_bytes:
+                out.append([])
+                size = 0
+            out[-1].append(item)
+            size += len(item[1]) + 1
+        return out
+
+    async def _send_batch(self, items: list[tuple[EmailMessage, bytes]]) -> list[Outcome]:
+        batch = [m for m, _ in items]
+        body = b"[" + b",".join(raw for _, raw in items) + b"]"
         try:
-            response = await self._client.post(BATCH_PATH, json=body)
+            response = await self._client.post(BATCH_PATH, content=body, headers={"Content-Type": "application/json"})
         except httpx.HTTPError as exc:
             return [transport_failure(m.send_id, self.name, exc) for m in batch]
+        if response.status_code == 413 and len(items) > 1:  # too large for the server: halves, again
+            half = len(items) // 2
+            return await self._send_batch(items[:half]) + await self._send_batch(items[half:])
         try:
             answer = response.json()
         except ValueError:

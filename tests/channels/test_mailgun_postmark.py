@@ -269,3 +269,47 @@ def test_postmark_error_codes_about_the_account_are_transient_the_rest_permanent
     assert coded_failure("s", "postmark", 412, "pending approval").transient
     assert coded_failure("s", "postmark", 300, "invalid").permanent
     assert coded_failure("s", "postmark", 406, "inactive").permanent
+
+
+def big_mail(i: int) -> EmailMessage:
+    """A message the size of a real alert (~25 KB of HTML)."""
+    from dataclasses import replace
+    return replace(mail(i), html="<table>" + "<tr><td>Forklift driver &middot; Acme &middot; 3d ago</td></tr>" * 420
+                   + f"<p>{i}</p></table>")
+
+
+async def test_postmark_sends_a_full_batch_of_alert_sized_messages(standin, admin):
+    """500 alerts of ~25 KB are ~12 MB of JSON in one request: Postmark takes up to 50 MB. (The
+    stand-in answered 413 past 1 MiB and every message of the demo's batches failed.)"""
+    mailer = postmark(standin)
+    outcomes = await mailer.send_many([big_mail(i) for i in range(500)])
+    await mailer.close()
+    assert [o.ok for o in outcomes] == [True] * 500
+    assert admin.get("/control/postmark").json()["requests"] == 1 and len(sent(admin, "postmark")) == 500
+
+
+async def test_postmark_splits_batches_by_size_and_keeps_the_order(standin, admin):
+    mailer = postmark(standin, batch_bytes=120_000)  # ~4 alert-sized messages a request
+    messages = [big_mail(i) for i in range(10)]
+    outcomes = await mailer.send_many(messages)
+    await mailer.close()
+    assert [o.send_id for o in outcomes] == [m.send_id for m in messages] and all(o.ok for o in outcomes)
+    assert admin.get("/control/postmark").json()["requests"] == 3  # 4 + 4 + 2 (each ~27 KB of JSON)
+    assert [a["to"] for a in sent(admin, "postmark")] == [m.to_addr for m in messages]
+
+
+async def test_postmark_halves_a_batch_the_server_finds_too_large(monkeypatch):
+    """A server with a smaller limit than ours answers 413: the batch is split and sent again,
+    nothing is failed for it."""
+    from stack.standins import providers
+    monkeypatch.setattr(providers, "MAX_REQUEST_BYTES", 100_000)
+    url, stop = providers.start(port=0)
+    try:
+        mailer = postmark(url)
+        outcomes = await mailer.send_many([big_mail(i) for i in range(8)])
+        await mailer.close()
+        accepted = httpx.get(f"{url}/sent/postmark").json()
+    finally:
+        stop()
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+    assert len(accepted) == 8 and [a["to"] for a in accepted] == [f"lead{i}@example.com" for i in range(8)]
