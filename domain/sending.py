@@ -68,6 +68,7 @@ def screen(req: dict, state: LeadState | None, suppressed: bool, now_ms: int,
 
 
 LATE_MS = 30 * 60 * 1000
+RESUBSCRIBE_WAIT_MS = 10 * 60 * 1000  # how long a START confirmation waits for the intake
 
 
 def _late(req: dict, now_ms: int) -> bool:
@@ -85,14 +86,17 @@ def screen_reply(req: dict, state: LeadState | None, blocklisted: bool, now_ms: 
     """An answer goes to whoever wrote, subscribed or not (a STOP is confirmed once). START is
     confirmed only once the lead is subscribed again: while the intake has yet to decide it
     waits a moment; a lead that START cannot bring back (a complaint, the brand's own
-    unsubscribe) gets no false "you are subscribed"."""
+    unsubscribe) gets no false "you are subscribed". The wait is bounded by time, not by
+    tries: a loaded intake can take many seconds to decide, and the answer must not be lost."""
     if state is None:
         return Verdict("skip", "unknown_lead")
     if blocklisted:
         return Verdict("skip", "suppressed")
     if req["trigger"] == "reply:start" and state.status != "accepted":
-        if set(state.reasons) & set(RESUBSCRIBE_FROM["sms_start"]) and req.get("attempt", 0) < 5:
-            return Verdict("defer", "awaiting_resubscribe", now_ms + 2000)
+        waited_ms = now_ms - _ms(req["due_at"])
+        if set(state.reasons) & set(RESUBSCRIBE_FROM["sms_start"]) and waited_ms < RESUBSCRIBE_WAIT_MS:
+            step = min(2000 * 2 ** req.get("attempt", 0), 30_000)
+            return Verdict("defer", "awaiting_resubscribe", now_ms + step)
         return Verdict("skip", "not_resubscribed")
     return GO
 

@@ -83,7 +83,9 @@ def test_start_is_confirmed_only_once_the_lead_is_back():
     stopped = LeadState("acme", "L1", "sms", "+12125550100", "unsubscribed", reasons=["sms_stop"], lists=["daily"])
     assert (screen_reply(start, stopped, False, NOW).reason, screen_reply(start, stopped, False, NOW).retry_at) == \
         ("awaiting_resubscribe", NOW + 2000)  # the intake has not decided yet
-    assert screen_reply({**start, "attempt": 5}, stopped, False, NOW).reason == "not_resubscribed"
+    later = screen_reply({**start, "attempt": 3}, stopped, False, NOW + 60_000)  # a slow intake: still waited for
+    assert (later.reason, later.retry_at) == ("awaiting_resubscribe", NOW + 60_000 + 16_000)
+    assert screen_reply({**start, "attempt": 40}, stopped, False, NOW + 10 * 60_000).reason == "not_resubscribed"
     complained = LeadState("acme", "L1", "sms", "+12125550100", "unsubscribed", reasons=["complaint"])
     assert screen_reply(start, complained, False, NOW).reason == "not_resubscribed"
     assert screen_reply(start, LeadState("acme", "L1", "sms", "+1", "accepted"), False, NOW).action == "go"
