@@ -9,15 +9,12 @@ Machine opens and clicks never keep a lead alive. A person's click on an old mes
 lead it pruned asks the intake to subscribe it again (lead.resubscribe_requested,
 reactivated_by_click) when the tenant's engagement.reactivate_on_click allows it.
 
-    python -m agents.hygiene --at 2026-12-31T09:00:00Z    # prune once as if it were that instant
+    python -m runtime.prune_once --at 2026-12-31T09:00:00Z    # prune once as if it were that instant
 """
 from __future__ import annotations
 
-import argparse
-import asyncio
 import hashlib
 import time
-from datetime import datetime
 
 from ulid import ULID
 
@@ -156,18 +153,3 @@ def _records(deps, tenant: str, channel: str, lead_id: str, seen_ms: int, now_ms
     key = lead_id.encode()
     return [(deps.topic(SUBMITTED), key, deps.codec.encode("lead.unsubscribe_requested", request), None),
             (deps.topic(ENGAGEMENT_EVENTS), key, deps.codec.encode("engagement.unsubscribed", fact), None)]
-
-
-def main() -> None:
-    from streams.settings import get_settings
-    from streams.wiring import build
-    p = argparse.ArgumentParser(description="prune cold leads once, as if it were --at")
-    p.add_argument("--at", help="ISO instant (default: now)")
-    a = p.parse_args()
-    now_ms = int(datetime.fromisoformat(a.at.replace("Z", "+00:00")).timestamp() * 1000) if a.at else int(time.time() * 1000)
-    deps = build(get_settings())
-    print(f"unsubscribed as inactive: {asyncio.run(prune(deps, now_ms))}")
-
-
-if __name__ == "__main__":
-    main()

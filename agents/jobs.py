@@ -102,29 +102,3 @@ async def poll_one(deps, store: JobStore, fetcher: FeedFetcher, tenant: str, fee
     await store.set_feed_status(tenant, feed.name, status="ok", at_ms=now_ms, jobs=len(parsed.jobs),
                                 problems=len(parsed.problems), changes=len(changes), error="")
     return f"ok: {len(parsed.jobs)} jobs, {len(changes)} changes, {len(parsed.problems)} skipped"
-
-
-def main(argv: list[str]) -> None:
-    """python -m agents.jobs --poll: poll every tenant's feeds once, now."""
-    import argparse
-    import asyncio
-
-    from streams.settings import get_settings
-    from streams.wiring import build
-    ap = argparse.ArgumentParser(prog="python -m agents.jobs")
-    ap.add_argument("--poll", action="store_true", required=True, help="poll every feed now")
-    ap.parse_args(argv)
-    deps = build(get_settings())
-
-    async def once() -> dict:
-        async with FeedFetcher(timeout_s=30.0) as fetcher:
-            done = await poll_feeds(deps, fetcher, int(time.time() * 1000), force=True)
-        deps.producer.close()
-        return done
-    for feed, what in asyncio.run(once()).items():
-        print(f"{feed}: {what}")
-
-
-if __name__ == "__main__":
-    import sys
-    main(sys.argv[1:])

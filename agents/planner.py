@@ -2,17 +2,13 @@
 
 leads.events -> the schedule (ls:due:{tenant}) and, on acceptance, a welcome send.requested
 on sends.priority; a lead's changed preferences (its cadence, a pause, a list it left) move
-its members to where the preference puts them, earlier or later. Every few seconds (and on demand: `python -m agents.planner --at ISO`)
+its members to where the preference puts them, earlier or later. Every few seconds (and on demand: `python -m runtime.plan_once --at ISO`)
 the due members become send.requested on sends.bulk, and move on to their next instant.
 """
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
-import sys
 import time
-from datetime import datetime
 
 from domain.planning import (daily_request, member, schedule_for, split_member, unscheduled_members,
                              welcome_request)
@@ -124,29 +120,3 @@ async def _plan_batch(deps, schedule: Schedule, tenant, due: list[tuple[str, int
     await deps.producer.send_many(out)
     await schedule.move_on(tenant.id, following, drop)
     return requested
-
-
-def main(argv: list[str]) -> None:
-    """python -m agents.planner --at 2026-11-27T14:00:00Z: one planning pass at that instant."""
-    from streams.settings import get_settings
-    from streams.wiring import build
-    ap = argparse.ArgumentParser(prog="python -m agents.planner")
-    ap.add_argument("--at", required=True, help="the instant to plan for, ISO 8601 (e.g. 2026-11-27T14:00:00Z)")
-    args = ap.parse_args(argv)
-    try:
-        at = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
-    except ValueError:
-        sys.exit(f"--at {args.at!r} is not an ISO 8601 instant, e.g. 2026-11-27T14:00:00Z")
-    if at.tzinfo is None:
-        sys.exit("--at needs a timezone, e.g. 2026-11-27T14:00:00Z or 2026-11-27T09:00:00-05:00")
-    deps = build(get_settings())
-
-    async def once() -> int:
-        n = await plan_due(deps, int(at.timestamp() * 1000))
-        deps.producer.close()
-        return n
-    print(f"planned {asyncio.run(once())} sends due at or before {at.isoformat()}")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -2,14 +2,14 @@
 
 Two agents, one code: `sender_priority` reads sends.priority (welcome, triggered) and
 `sender_bulk` reads sends.bulk (the daily alerts), each its own consumer group scaled on its
-own lag, so a welcome never waits behind a morning's bulk. The batch work is in
-channels/dispatch.py; the guarantee (at most once per send id) in domain/sending.py.
+own lag, so a welcome never waits behind a morning's bulk. The batch work is the sending use
+case (services/sending/batch.py, built by the composition root as deps.send_batch()); the
+guarantee (at most once per send id) in domain/sending.py.
 """
 from __future__ import annotations
 
 import time
 
-from channels.dispatch import Dispatcher
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
@@ -21,19 +21,19 @@ def register_for(topic_name: str, agent_name: str):
     def register(app, deps) -> None:
         s = deps.settings
         topic = app.topic(deps.topic(topic_name), value_serializer="raw", key_serializer="raw")
-        dispatcher = Dispatcher(deps)
+        batch = deps.send_batch()
 
         @app.agent(topic, name=agent_name)
         async def sender(stream):
             async for events in stream.take_events(s.send_batch_size, within=s.batch_seconds):
                 msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                          e.message.value) for e in events]
-                await run_batch(agent_name, lambda: send(deps, dispatcher, agent_name, msgs),
+                await run_batch(agent_name, lambda: send(deps, batch, agent_name, msgs),
                                 oldest_event_ms=oldest_ms(events))
     return register
 
 
-async def send(deps, dispatcher: Dispatcher, agent: str, msgs: list[tuple]) -> int:
+async def send(deps, batch, agent: str, msgs: list[tuple]) -> int:
     """Decode, dispatch, and produce what happened; returns how many were processed."""
     now_ms = int(time.time() * 1000)
     records, reqs = [], []
@@ -46,7 +46,7 @@ async def send(deps, dispatcher: Dispatcher, agent: str, msgs: list[tuple]) -> i
             records.append(dead_letter(topic, partition, offset, key, value, str(exc), agent, now_ms))
             continue
         reqs.append(ev)
-    out = await dispatcher.run(reqs, now_ms)
+    out = await batch.run(reqs, now_ms)
     for name, ev in out.events:
         records.append((deps.topic(SEND_EVENTS), ev["lead_id"].encode(), deps.codec.encode(name, ev), None))
     for req in out.retries:

@@ -9,7 +9,7 @@ platform (every brand, and the platform's share of each), or the frozenset of br
 caller may see: only those brands' rows are computed, only their backends asked, only their
 figures summed, so another brand's revenue or platform share cannot appear in the answer.
 `deps` needs `tenants` (the TenantBook, read on every request), `settings.clickhouse_database`
-and `clickhouse()` (a new clickhouse-driver Client), as streams.wiring.Deps has.
+and `clickhouse()` (a new clickhouse-driver Client), as runtime.deps.Deps has.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import asyncio
 import os
 import time
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,6 +27,7 @@ from api.analytics import analytics_router
 from api.audit import audit_router
 from api.body import read_body as _read_body
 from api.errors import ApiError, install_error_handlers, validation_problems
+from api.events import install_event_routes
 from api.manage import management_router
 from api.manage_keys import keys_router
 from api.manage_people import people_router
@@ -38,9 +40,9 @@ from domain.lead_input import BatchIn, LeadIn
 from domain.submission import SubmissionError, build_submitted
 from streams import metrics
 from streams.producer import ProduceError
-from streams.settings import Settings, get_settings
 from streams.topics import SUBMITTED
-from streams.wiring import Deps, build
+
+Deps = Any  # runtime.deps.Deps: built by the composition root, passed in
 
 SOURCE = "api"
 
@@ -98,10 +100,8 @@ class Health(BaseModel):
     config_version: int
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    deps = build(settings or get_settings())
-    deps.wait_for_config = False
-    deps.config  # start reading the configuration now, in the background
+def build_app(deps: Deps) -> FastAPI:
+    """The API over a process's dependencies (runtime.api builds them from the settings)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CountRequests)
     install_webhooks(app, deps)
     install_lead_routes(app, deps, access)
+    install_event_routes(app, deps, access)
     for router in (session_router(deps, access), management_router(deps, access), keys_router(deps, access),
                    people_router(deps, access), audit_router(deps, access),
                    analytics_router(deps, analytics_scope_dependency(deps, access)),
@@ -276,13 +277,3 @@ class CountRequests:
         finally:
             route = scope.get("route")
             metrics.API_REQUESTS.labels(getattr(route, "path", "unmatched"), str(status[0])).inc()
-
-
-def app_from_env() -> FastAPI:
-    """The uvicorn factory of ./dev: logging and Sentry for this process, then the app."""
-    from streams.logs import configure_logging
-    from streams.sentry import init_sentry
-    s = get_settings()
-    configure_logging("api", s.log_format)
-    init_sentry(s.sentry_dsn, s.sentry_environment, "api")
-    return create_app(s)

@@ -16,6 +16,8 @@ providers' stand-in makes the keys; the API reads the public ones from LEADSTREA
 """
 from __future__ import annotations
 
+from typing import Any
+
 import asyncio
 import base64
 import logging
@@ -39,7 +41,8 @@ from domain.schema_labels import schema_label
 from projections.redis_engagement import EngagementStore
 from streams.producer import ProduceError
 from streams.topics import ENGAGEMENT_OBSERVED, WEBHOOKS_RAW
-from streams.wiring import Deps
+
+Deps = Any  # runtime.deps.Deps, passed in by the composition root
 
 log = logging.getLogger("leadstream.webhooks")
 SOURCE = "api:webhooks"

@@ -13,7 +13,7 @@ from agents import analytics, intake
 from projections.clickhouse import EventsWriter
 from streams.settings import get_settings
 from streams.topics import LEAD_EVENTS, SUBMITTED
-from streams.wiring import build
+from runtime.deps import build
 
 
 def main() -> None:

@@ -35,8 +35,8 @@ def prepare(s: Settings) -> None:
     import asyncio
 
     from projections.clickhouse import migrate
-    from streams.bootstrap import blocklist_entries, create_topics, seed_config
-    from streams.wiring import build
+    from runtime.bootstrap import blocklist_entries, create_topics, seed_config
+    from runtime.deps import build
     create_topics(s)
     deps = build(s)
     ch = deps.clickhouse()
@@ -55,7 +55,7 @@ def cleanup(s: Settings) -> None:
     import redis
     from confluent_kafka.admin import AdminClient
 
-    from streams.wiring import build
+    from runtime.deps import build
     admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
     mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(s.topic_prefix)]
     if mine and s.topic_prefix:

@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
     prepare(s)
     env = {**env_for(s), "LEADSTREAM_API_PORT": str(port)}
     log = open(ROOT / ".stack" / "logs" / "bench-ingress.log", "ab")
-    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.ingress:create_app", "--factory",
+    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "runtime.api:create_app", "--factory",
                             "--port", str(port), "--no-access-log", "--loop", "uvloop", "--log-level", "warning"],
                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -21,7 +21,7 @@ from domain.submission import build_submitted
 from schemas.codec import default_codec
 from streams.settings import ROOT, load_tenants
 from streams.topics import SUBMITTED
-from streams.wiring import build
+from runtime.deps import build
 
 
 def encoded_events(n: int, tag: str) -> list[tuple[bytes, bytes]]:
@@ -106,7 +106,7 @@ def main(argv: list[str]) -> None:
         say("baseline: bare confluent-kafka loop doing validate + dedupe + project")
         results["bare_s"] = timed_run(bare_s, [sys.executable, "-m", "bench._bare_loop"], 2 * n, 600)
         say("agents: one Faust worker running intake + analytics")
-        results["agent_s"] = timed_run(agent_s, [sys.executable, "-m", "streams.worker", "intake,analytics"],
+        results["agent_s"] = timed_run(agent_s, [sys.executable, "-m", "runtime.worker", "intake,analytics"],
                                        2 * n, 600)
     finally:
         for s in (agent_s, bare_s):

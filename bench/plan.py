@@ -23,7 +23,7 @@ from domain.planning import schedule_for
 from domain.schedule import plan_day
 from projections.redis_leads import lead_key
 from projections.redis_schedule import Schedule
-from streams.wiring import build
+from runtime.deps import build
 
 TENANT, LISTS = "jobsnearby", ("daily-jobs", "warehouse")
 ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Phoenix",

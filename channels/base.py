@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Any, Awaitable, Callable, Protocol, Sequence, TypeVar, runtime_checkable
 
 import httpx
+
+from domain.messages import EmailMessage, Outcome, SmsMessage  # noqa: F401 (the adapters' types)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,67 +24,14 @@ DEFAULT_THROTTLE_S = 1.0  # when a provider throttles without saying for how lon
 MAX_ERROR_CHARS = 300  # provider error bodies end up in events: keep them short
 
 
-@dataclass(frozen=True)
-class EmailMessage:
-    """One rendered email to one person."""
-
-    send_id: str
-    from_addr: str
-    from_name: str
-    to_addr: str
-    subject: str
-    html: str
-    text: str
-    headers: Mapping[str, str] = field(default_factory=dict)  # List-Unsubscribe etc.
-    tags: Mapping[str, str] = field(default_factory=dict)  # echoed back by provider webhooks
-
-
-@dataclass(frozen=True)
-class SmsMessage:
-    """One rendered text message to one phone."""
-
-    send_id: str
-    from_number: str
-    to_number: str  # E.164
-    body: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one message at one provider."""
-
-    send_id: str
-    ok: bool
-    provider: str
-    provider_id: str | None = None
-    error: str | None = None
-    permanent: bool = False
-    retry_after_s: float | None = None
-
-    @property
-    def transient(self) -> bool:
-        """True when the message failed but may succeed later or elsewhere."""
-        return not self.ok and not self.permanent
-
-
 @runtime_checkable
-class Mailer(Protocol):
-    """Sends emails; one outcome per message, in order."""
+class Provider(Protocol):
+    """What every adapter is: named, sends one kind of message, one outcome each, in order.
+    (The sending use case names the two kinds it needs: services/sending/ports.py.)"""
 
     name: str
 
-    async def send_many(self, messages: Sequence[EmailMessage]) -> list[Outcome]: ...
-
-    async def close(self) -> None: ...
-
-
-@runtime_checkable
-class SmsGateway(Protocol):
-    """Sends text messages; one outcome per message, in order."""
-
-    name: str
-
-    async def send_many(self, messages: Sequence[SmsMessage]) -> list[Outcome]: ...
+    async def send_many(self, messages: Sequence[Any]) -> list[Outcome]: ...
 
     async def close(self) -> None: ...
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Generic, Sequence, TypeVar
 
-from channels.base import EmailMessage, Mailer, Outcome, SmsGateway, SmsMessage, failed
+from channels.base import EmailMessage, Outcome, Provider, SmsMessage, failed
 
 M = TypeVar("M", EmailMessage, SmsMessage)
 
@@ -75,7 +75,7 @@ def _combine(send_id: str, first: Outcome | None, second: Outcome | None, retry_
 class _Failover(Generic[M]):
     """Primary first, fallback for whatever failed transiently or was skipped."""
 
-    def __init__(self, primary: Mailer | SmsGateway, fallback: Mailer | SmsGateway,
+    def __init__(self, primary: Provider, fallback: Provider,
                  breaker: CircuitBreaker | None = None, fallback_breaker: CircuitBreaker | None = None) -> None:
         self.primary, self.fallback = primary, fallback
         self.breaker = breaker or CircuitBreaker()
@@ -105,7 +105,7 @@ class _Failover(Generic[M]):
         return min(waits) if waits else 0.0
 
 
-async def _send_through(channel: Mailer | SmsGateway, breaker: CircuitBreaker | None,
+async def _send_through(channel: Provider, breaker: CircuitBreaker | None,
                         messages: list) -> list[Outcome | None]:
     """Send what the breaker admits; None marks a message it held back."""
     if not messages:
@@ -121,7 +121,7 @@ async def _send_through(channel: Mailer | SmsGateway, breaker: CircuitBreaker | 
 class FailoverMailer(_Failover[EmailMessage]):
     """A Mailer that fails over from `primary` to `fallback`."""
 
-    def __init__(self, primary: Mailer, fallback: Mailer, breaker: CircuitBreaker | None = None,
+    def __init__(self, primary: Provider, fallback: Provider, breaker: CircuitBreaker | None = None,
                  fallback_breaker: CircuitBreaker | None = None) -> None:
         super().__init__(primary, fallback, breaker, fallback_breaker)
 
@@ -129,6 +129,6 @@ class FailoverMailer(_Failover[EmailMessage]):
 class FailoverSms(_Failover[SmsMessage]):
     """An SmsGateway that fails over from `primary` to `fallback`."""
 
-    def __init__(self, primary: SmsGateway, fallback: SmsGateway, breaker: CircuitBreaker | None = None,
+    def __init__(self, primary: Provider, fallback: Provider, breaker: CircuitBreaker | None = None,
                  fallback_breaker: CircuitBreaker | None = None) -> None:
         super().__init__(primary, fallback, breaker, fallback_breaker)

@@ -21,6 +21,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     "leads.submit": frozenset({"brand_admin", "ingest", "partner"}),
     "leads.read": frozenset({"brand_admin", "analyst", "ingest"}),
     "leads.unsubscribe": frozenset({"brand_admin", "ingest"}),
+    "events.submit": frozenset({"brand_admin", "ingest"}),
+    "segments.read": frozenset({"brand_admin", "analyst"}),
     "tenants.list": frozenset({"brand_admin", "analyst"}),
     "tenants.create": frozenset(),
     "tenants.delete": frozenset(),

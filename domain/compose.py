@@ -40,6 +40,7 @@ _SEND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # it goes into Message-ID an
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")  # what may not stand in a List-Id label or Feedback-ID field
 PLATFORM_ID = "leadstream"  # the last Feedback-ID field: who sent it for the brand
+MERGE_KEYS = ("event", "attributes", "segments", "trigger")  # what a template message's context may add
 
 
 class EmailTemplate(Protocol):
@@ -114,6 +115,9 @@ class EmailContext:
     partner: str = ""  # the lead's source, carried by its links into opens and clicks
     new_job_keys: frozenset[str] = frozenset()  # the jobs first seen since the lead's previous alert
     list_facts: ListFacts | None = None
+    # merge data of a template message: the triggering event (`event`), the lead's attributes
+    # (`attributes`), the segments they are in (`segments`); never overrides the keys above
+    extra: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,9 @@ class SmsContext:
     partner: str = ""  # the lead's source, carried by its links into opens and clicks
     new_job_keys: frozenset[str] = frozenset()  # the jobs first seen since the lead's previous alert
     list_facts: ListFacts | None = None
+    # merge data of a template message: the triggering event (`event`), the lead's attributes
+    # (`attributes`), the segments they are in (`segments`); never overrides the keys above
+    extra: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -266,7 +273,8 @@ def _common_data(ctx: EmailContext | SmsContext) -> dict:
                              from_name=ctx.tenant.from_name)),
         lead=_present(dict(first_name=ctx.lead.first_name, city=ctx.lead.city)),
         list=ctx.list, list_info=info, job_count=len(ctx.jobs), now_ms=ctx.now_ms,
-        new_count=sum(1 for j in ctx.jobs if j.key in ctx.new_job_keys))
+        new_count=sum(1 for j in ctx.jobs if j.key in ctx.new_job_keys),
+        **{k: v for k, v in ctx.extra.items() if k in MERGE_KEYS})
 
 
 def _one_line(text: str) -> str:

@@ -19,7 +19,7 @@ from domain.tenants import TenantBook
 TENANT_FIELDS = tuple(TenantSettings.model_fields)
 _FILE_KEYS = {"admin_key_sha256", "blocklist", "tenants", "people", "grants", "api_keys", "platform"}
 _TENANT_CHILDREN = {"lists", "partners", "feeds", "webhook", "templates", "api_keys", "api_key_sha256",
-                    "demo_key", "id"}
+                    "demo_key", "id", "triggers", "segments"}
 
 
 def compile_book(live: Mapping[Ref, dict], version: int = 0) -> TenantBook:
@@ -29,7 +29,8 @@ def compile_book(live: Mapping[Ref, dict], version: int = 0) -> TenantBook:
     for ref, data in live.items():
         if ref.kind == "tenant":
             tenants[ref.id] = {**data, "id": ref.id, "lists": {}, "partners": [], "partner_info": {},
-                               "feeds": [], "templates": {}, "webhook": None, "api_key_sha256": []}
+                               "feeds": [], "templates": {}, "webhook": None, "api_key_sha256": [],
+                               "triggers": {}, "segments": {}}
     doc: dict[str, Any] = {"tenants": tenants, "admin_key_sha256": [], "api_keys": {}, "people": {},
                            "grants": [], "version": version}
     for ref, data in sorted(live.items(), key=lambda item: item[0].key):
@@ -48,6 +49,10 @@ def compile_book(live: Mapping[Ref, dict], version: int = 0) -> TenantBook:
             t["feeds"].append(data)
         elif ref.kind == "template":
             t["templates"][ref.id] = data
+        elif ref.kind == "trigger":
+            t["triggers"][ref.id] = data
+        elif ref.kind == "segment":
+            t["segments"][ref.id] = data
         elif ref.kind == "webhook":
             t["webhook"] = data
         elif ref.kind == "api_key":
@@ -145,6 +150,9 @@ def _tenant_entities(tid: str, t: Any) -> tuple[list[tuple[Ref, Any]], list[Prob
         out.append((Ref("webhook", tid, WEBHOOK_ID), t["webhook"]))
     for name, meta in (t.get("templates") or {}).items():
         out.append((Ref("template", tid, str(name)), meta))
+    for section, kind in (("triggers", "trigger"), ("segments", "segment")):
+        for name, data in (t.get(section) or {}).items():
+            out.append((Ref(kind, tid, str(name)), data))
     hashes = [str(h) for h in t.get("api_key_sha256") or ()]
     for h in hashes:
         out.append((Ref("api_key", tid, key_id_for(h)),
@@ -196,6 +204,8 @@ def file_from_entities(live: Mapping[Ref, dict]) -> dict:
             t.setdefault("feeds", []).append({"name": ref.id, **d})
         elif ref.kind == "template":
             t.setdefault("templates", {})[ref.id] = d
+        elif ref.kind in ("trigger", "segment"):
+            t.setdefault(f"{ref.kind}s", {})[ref.id] = d
         elif ref.kind == "webhook":
             t["webhook"] = d
         elif ref.kind == "api_key":

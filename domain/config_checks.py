@@ -36,6 +36,43 @@ def consistency_problems(live: Mapping[Ref, dict]) -> list[CrossProblem]:
                                   templates.get(ref.tenant, {}))
         elif ref.kind in ("grant", "api_key"):
             out += _grant_or_key_problems(ref, data, people, partners.get(ref.tenant or "", None))
+        elif ref.kind in ("trigger", "segment"):
+            out += _behaviour_problems(ref, data, live)
+    return out
+
+
+def _behaviour_problems(ref: Ref, data: dict, live: Mapping[Ref, dict]) -> list[CrossProblem]:
+    """A trigger's template, list, segments and triggers, and a segment's segments, must exist."""
+    mine = {(r.kind, r.id): d for r, d in live.items() if r.tenant == ref.tenant}
+    out = []
+    field = "conditions" if ref.kind == "trigger" else "rules"
+    for i, cond in enumerate(data.get(field) or ()):
+        seg = (cond or {}).get("segment") or {}
+        for key in ("in", "not_in"):
+            name = seg.get(key)
+            if name and ("segment", name) not in mine:
+                out.append((ref, f"{field}[{i}].segment.{key}", f"segment {name!r} does not exist"))
+            if name and ref.kind == "segment" and name == ref.id:
+                out.append((ref, f"{field}[{i}].segment.{key}", "a segment cannot be defined by itself"))
+        hist = (cond or {}).get("history") or {}
+        if hist.get("trigger") and ("trigger", hist["trigger"]) not in mine:
+            out.append((ref, f"{field}[{i}].history.trigger", f"trigger {hist['trigger']!r} does not exist"))
+    if ref.kind == "trigger":
+        action = data.get("action") or {}
+        meta = mine.get(("template", action.get("template")))
+        if meta is None:
+            out.append((ref, "action.template", f"template {action.get('template')!r} does not exist: create it first"))
+        elif meta.get("channel") != action.get("channel", "email"):
+            out.append((ref, "action.template", f"template {action.get('template')!r} is for {meta.get('channel')}, "
+                                                f"the action sends {action.get('channel', 'email')}"))
+        lst = action.get("list")
+        if lst:
+            cfg = mine.get(("list", lst))
+            if cfg is None:
+                out.append((ref, "action.list", f"list {lst!r} does not exist"))
+            elif cfg.get("channel") != action.get("channel", "email"):
+                out.append((ref, "action.list", f"list {lst!r} sends {cfg.get('channel')}, "
+                                                f"the action sends {action.get('channel', 'email')}"))
     return out
 
 
@@ -106,8 +143,12 @@ def dependents(live: Mapping[Ref, dict], ref: Ref) -> list[Ref]:
         return sorted((r for r, d in live.items() if r.kind == "grant" and d.get("person") == ref.id),
                       key=lambda r: r.key)
     if ref.kind == "template":
-        return sorted((r for r, d in live.items() if r.kind == "list" and r.tenant == ref.tenant
-                       and d.get("template") == ref.id), key=lambda r: r.key)
+        return sorted((r for r, d in live.items() if r.tenant == ref.tenant and (
+            (r.kind == "list" and d.get("template") == ref.id) or
+            (r.kind == "trigger" and (d.get("action") or {}).get("template") == ref.id))), key=lambda r: r.key)
+    if ref.kind in ("segment", "trigger"):
+        return sorted((r for r, d in live.items() if r.tenant == ref.tenant and r.kind in ("trigger", "segment")
+                       and r != ref and _refers_to(d, ref)), key=lambda r: r.key)
     if ref.kind == "partner":
         out = []
         for r, d in live.items():
@@ -119,3 +160,15 @@ def dependents(live: Mapping[Ref, dict], ref: Ref) -> list[Ref]:
                 out.append(r)
         return sorted(out, key=lambda r: r.key)
     return []
+
+
+def _refers_to(data: dict, ref: Ref) -> bool:
+    """A trigger's or segment's conditions name this segment or trigger."""
+    for cond in (data.get("conditions") or []) + (data.get("rules") or []):
+        cond = cond or {}
+        if ref.kind == "segment" and ref.id in ((cond.get("segment") or {}).get("in"),
+                                                (cond.get("segment") or {}).get("not_in")):
+            return True
+        if ref.kind == "trigger" and (cond.get("history") or {}).get("trigger") == ref.id:
+            return True
+    return False

@@ -27,6 +27,12 @@ NO_NEW_JOBS = "no_new_jobs"  # send.skipped: matches exist, but none first seen 
 NO_MATCHING_JOBS = "no_matching_jobs"  # send.skipped: no job matches the lead at all
 ASKED_FOR = ("more_jobs",)  # what the person asked for just now: a pause of the list does not hold it
 SOURCE = "agent:sender"
+MAX_ATTEMPTS = 8  # a transient failure is retried until this many attempts, then send.failed
+RESEND_JOBS_AFTER_MS = 14 * 24 * 3600 * 1000  # a job is not sent to the same lead again within this
+WELCOME_TEMPLATE = "welcome"  # tenants/templates/{tenant}/welcome.*, else default/welcome.*
+# what a request composes (content_of): a job alert (daily, more jobs), a welcome, the answer
+# to an SMS reply, or a named template with its context (a trigger's message, later a digest)
+JOB_ALERT, WELCOME, REPLY, TEMPLATE = "job_alert", "welcome", "reply", "template"
 
 
 @dataclass(frozen=True)
@@ -184,3 +190,72 @@ def empty_alert_reason(kind: str, channel: str, new_jobs: int, matching_jobs: in
     if channel == "sms" and kind != "welcome" and not matching_jobs:
         return NO_MATCHING_JOBS
     return None
+
+
+def content_of(req: dict) -> str:
+    """What to compose for this request: the answer to a reply, a named template (with the
+    request's context), a welcome, or a job alert."""
+    if is_reply(req):
+        return REPLY
+    if req.get("template"):
+        return TEMPLATE
+    if req["kind"] == "welcome":
+        return WELCOME
+    return JOB_ALERT
+
+
+def template_id(req: dict, list_template: str) -> str:
+    """The template a request composes with: its own, the welcome, or the list's."""
+    content = content_of(req)
+    if content == TEMPLATE:
+        return req["template"]
+    if content == WELCOME:
+        return WELCOME_TEMPLATE
+    if content == REPLY:
+        return "reply"
+    return list_template
+
+
+def needs_jobs(req: dict) -> bool:
+    """Whether the message is made of matched jobs (an answer or a template message is not,
+    unless its context asks for jobs)."""
+    content = content_of(req)
+    return content in (JOB_ALERT, WELCOME)
+
+
+def may_go_without_jobs(req: dict, new_jobs: int, matching_jobs: int) -> str | None:
+    """The skip reason of a message that needs jobs and has none (see empty_alert_reason)."""
+    if not needs_jobs(req):
+        return None
+    return empty_alert_reason(req["kind"], req["channel"], new_jobs, matching_jobs)
+
+
+def suppression_keys(address: str | None, req: dict) -> list[str]:
+    """What a blocklist or opt-out may name for this send: the address (and, for email, its
+    domain), or the lead id when the lead is unknown."""
+    if address is None:
+        return [req["lead_id"]]
+    if req["channel"] == "email" and "@" in address:
+        return [address, "@" + address.rsplit("@", 1)[1]]
+    return [address]
+
+
+def cap_key(req: dict) -> tuple[str, str, str, str]:
+    """The per-lead, per-local-day counter a daily alert takes."""
+    return (req["tenant"], req["channel"], req["lead_id"], req["local_date"])
+
+
+def sms_list_of(lists, channel_of) -> str:
+    """The lead's SMS list (for a "more jobs" request that names none): the first of the lead's
+    lists whose channel is sms, else the first list, else ""."""
+    lists = list(lists)
+    for name in lists:
+        if channel_of(name) == "sms":
+            return name
+    return lists[0] if lists else ""
+
+
+def log_ids(req: dict) -> dict:
+    """The ids a log line about one request carries (see streams/logs.py)."""
+    return {"tenant": req["tenant"], "lead_id": req["lead_id"], "event_id": req["event_id"],
+            "send_id": req["send_id"]}

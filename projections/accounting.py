@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from projections.clickhouse import connect
     from streams.settings import get_settings
-    from streams.wiring import build
+    from streams.config_view import current_book
 
     logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)  # its tracebacks: we say it plainly below
     s = get_settings()
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         period = period_of(args.since or until.replace(day=1), until, today)
     except PeriodError as exc:
         ap.error(f"--{exc.field} {exc}")
-    book = build(s).tenants  # the configuration as the platform holds it now
+    book = current_book(s)  # the configuration as the platform holds it now
     unknown = sorted(set(args.tenant or ()) - set(book.tenants))
     if unknown:
         ap.error(f"not in the tenant file: {', '.join(unknown)} (brands: {', '.join(sorted(book.tenants))})")

@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from projections.clickhouse import connect
     from streams.settings import get_settings
-    from streams.wiring import build
+    from streams.config_view import current_book
 
     s = get_settings()
     until = args.until or datetime.now(timezone.utc).date()
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     client = connect(s.clickhouse_host, s.clickhouse_port)
     try:
         if args.profit_share:
-            rows = profit_share(client, db, build(s).tenants, since, until)
+            rows = profit_share(client, db, current_book(s), since, until)
             if args.tenant:
                 rows = [r for r in rows if r["tenant"] == args.tenant]
         else:

@@ -129,7 +129,7 @@ class Drill:
         self.lead_ids: list[bytes] = []
 
     def __enter__(self) -> "Drill":
-        out = subprocess.run([sys.executable, "-m", "streams.bootstrap"], env=self.env, cwd=ROOT,
+        out = subprocess.run([sys.executable, "-m", "runtime.bootstrap"], env=self.env, cwd=ROOT,
                              capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"bootstrap of the drill's topics failed: {out.stderr or out.stdout}")

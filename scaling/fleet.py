@@ -1,6 +1,6 @@
 """The local backend: worker processes per agent, started, stopped gracefully, restarted.
 
-A worker is `python -m streams.worker AGENT`, a child of the supervisor. Stopping sends
+A worker is `python -m runtime.worker AGENT`, a child of the supervisor. Stopping sends
 SIGTERM (Faust finishes the batch, commits and leaves the group), then SIGKILL after a
 grace period. A worker that exits without being asked to is restarted with backoff.
 """
@@ -144,7 +144,7 @@ class LocalFleet:
         env = {**self.env, "LEADSTREAM_READY_FILE": str(ready), "LEADSTREAM_WORKER_SLOT": str(s.index),
                "LEADSTREAM_METRICS_PORT": str(self._metrics_port(s))}
         with open(self.log_dir / f"{s.name}.log", "ab") as logf:
-            s.proc = subprocess.Popen([sys.executable, "-m", "streams.worker", s.agent], env=env,
+            s.proc = subprocess.Popen([sys.executable, "-m", "runtime.worker", s.agent], env=env,
                                       stdout=logf, stderr=subprocess.STDOUT)
         s.started_at, s.restart_at, s.stop_requested_at = self.clock(), None, None
         log.info("started %s (pid %d)", s.name, s.proc.pid)

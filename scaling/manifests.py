@@ -78,9 +78,9 @@ def window_s(s: AgentScaling) -> int:
 
 def check_fits(s: AgentScaling, cluster: Cluster) -> None:
     """ValueError naming the agent when its scaling cannot be expressed on the cluster."""
-    from streams.worker import AGENTS  # imported here: it pulls in Faust
+    from agents import AGENTS
     if s.agent not in AGENTS:
-        raise ValueError(f"agent {s.agent!r}: streams/worker.py has no such agent "
+        raise ValueError(f"agent {s.agent!r}: agents/__init__.py has no such agent "
                          f"(known: {', '.join(sorted(AGENTS))})")
     cap = max_replicas(s, cluster.partitions)
     if s.min_workers > cap:
@@ -125,7 +125,7 @@ def deployment(s: AgentScaling, cluster: Cluster) -> dict:
         "image": cluster.image,
         # a :latest image loaded into the cluster by hand would otherwise be pulled and fail
         "imagePullPolicy": "IfNotPresent",
-        "command": ["python", "-m", "streams.worker", s.agent],
+        "command": ["python", "-m", "runtime.worker", s.agent],
         "envFrom": [{"configMapRef": {"name": CONFIG_MAP}}],
         "env": [{"name": "LEADSTREAM_METRICS_HOST", "value": "0.0.0.0"},
                 {"name": "LEADSTREAM_METRICS_PORT", "value": port}],

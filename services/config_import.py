@@ -18,7 +18,8 @@ from domain.config_changes import Change, Refused, live_entities
 from services.config_changes import Applied, ConfigService
 
 # the order entities are written in, so every reference points at something already there
-ORDER = ("platform", "tenant", "person", "partner", "template", "list", "feed", "webhook", "api_key", "grant")
+ORDER = ("platform", "tenant", "person", "partner", "template", "list", "segment", "trigger", "feed", "webhook",
+         "api_key", "grant")
 
 
 @dataclass(frozen=True)

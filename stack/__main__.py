@@ -206,7 +206,7 @@ def cmd_replay(extra: list[str]) -> int:
     for svc in build_services(get_settings()):
         if svc.name == "supervisor":  # it stops its workers gracefully on the way out
             print(f"  {svc.name:<20}{stop(svc, timeout=60)}")
-    code = run_python(["-m", "projections.replay", *extra])
+    code = run_python(["-m", "runtime.replay", *extra])
     cmd_up()
     return code
 

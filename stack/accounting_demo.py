@@ -27,7 +27,7 @@ DRILL_TIMEOUT_S = 2.0
 
 def _book(s: Settings):
     """The configuration as the platform holds it now (the control plane's topic)."""
-    from streams.wiring import build
+    from runtime.deps import build
     return build(s).tenants
 
 

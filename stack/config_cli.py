@@ -17,7 +17,7 @@ from services.config_import import export_doc, import_doc, read_tenant_file
 from streams.config_view import ConfigUnavailable
 from streams.config_writer import ConfigWriteError
 from streams.settings import get_settings
-from streams.wiring import build
+from runtime.deps import build
 
 USAGE = "usage: ./dev config import FILE | ./dev config export [FILE]"
 

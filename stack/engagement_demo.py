@@ -19,7 +19,7 @@ from rich.table import Table
 from projections.clickhouse import connect
 from projections.revenue import profit_share
 from streams.settings import Settings
-from streams.wiring import build
+from runtime.deps import build
 
 BROWSERS = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",

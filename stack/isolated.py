@@ -65,7 +65,7 @@ class IsolatedPlatform:
 
     def __enter__(self) -> "IsolatedPlatform":
         self.redis.flushdb()
-        self._run("-m", "streams.bootstrap")
+        self._run("-m", "runtime.bootstrap")
         self.proc = subprocess.Popen([sys.executable, "-m", "scaling.supervisor", *self.agents], env=self.env,
                                      cwd=ROOT, stdout=open(self.tmp / "supervisor.log", "wb"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -78,7 +78,7 @@ class IsolatedPlatform:
     def start_front(self, name: str, env: dict | None = None) -> subprocess.Popen:
         """Start the tracking front ("tracking") or the ingress API ("api") of this platform."""
         cmd = {"tracking": ["-m", "api.tracking"],
-               "api": ["-m", "uvicorn", "api.ingress:app_from_env", "--factory", "--host", "127.0.0.1",
+               "api": ["-m", "uvicorn", "runtime.api:app_from_env", "--factory", "--host", "127.0.0.1",
                        "--port", str(self.api_port), "--no-access-log", "--log-level", "warning"]}[name]
         url = self.tracking_url if name == "tracking" else self.api_url
         proc = subprocess.Popen([sys.executable, *cmd], env={**self.env, **(env or {})}, cwd=ROOT,
@@ -123,11 +123,11 @@ class IsolatedPlatform:
     def plan(self, at_ms: int) -> str:
         """One planning pass as if it were this instant (the admin command)."""
         iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at_ms / 1000)) + f".{at_ms % 1000:03d}Z"
-        return self._run("-m", "agents.planner", "--at", iso)
+        return self._run("-m", "runtime.plan_once", "--at", iso)
 
     def poll_feeds(self) -> str:
         """Poll every tenant's feeds now (the admin command)."""
-        return self._run("-m", "agents.jobs", "--poll")
+        return self._run("-m", "runtime.poll_feeds")
 
     def produce(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
         p = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "linger.ms": 5})

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     tenant file when the configuration topic cannot be read)."""
     from streams.config_view import ConfigUnavailable
     from streams.settings import get_settings, load_tenants
-    from streams.wiring import build
+    from runtime.deps import build
     s = get_settings()
     try:
         book, source = build(s).tenants, "the live configuration"

@@ -1,5 +1,5 @@
 """The demo's morning: the planner runs through the next local send instants of the demo's
-leads (as `python -m agents.planner --at` would), the senders compose and deliver, and a
+leads (as `python -m runtime.plan_once --at` would), the senders compose and deliver, and a
 table shows what went out per brand and provider, read back from ClickHouse."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.table import Table
 from agents.planner import plan_due
 from projections.clickhouse import connect
 from streams.settings import Settings
-from streams.wiring import build
+from runtime.deps import build
 
 HORIZON_MS = 24 * 3600 * 1000 - 1  # a day: each lead and list falls due once within it
 

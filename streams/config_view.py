@@ -119,7 +119,7 @@ class ConfigView:
                 md = self._consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
                 if md is None or md.error is not None:
                     raise ConfigUnavailable(f"configuration topic {self.topic} does not exist: "
-                                            f"./dev up (or python -m streams.bootstrap) creates it")
+                                            f"./dev up (or python -m runtime.bootstrap) creates it")
                 return self._consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=5)[1]
             except KafkaException as exc:
                 if time.monotonic() > deadline:
@@ -237,3 +237,10 @@ def shared_view(bootstrap: str, topic: str, codec: Codec, timeout_s: float = 60.
             if not view.ready.wait(timeout_s):
                 raise ConfigUnavailable(f"the configuration ({topic}) is not loaded yet")
         return view
+
+
+def current_book(settings):
+    """The configuration as the platform holds it now, for one-off commands (reports, tools)."""
+    from schemas.codec import default_codec
+    from streams.topics import CONFIG
+    return shared_view(settings.kafka_bootstrap, f"{settings.topic_prefix}{CONFIG}", default_codec()).book

@@ -23,6 +23,9 @@ BATCH_SECONDS = Histogram("leadstream_batch_seconds", "Time to process one batch
 END_TO_END_SECONDS = Histogram("leadstream_end_to_end_seconds",
                                "Event time to effect durable (projected or decided)", ["agent"],
                                buckets=SECONDS_BUCKETS)
+TRIGGER_OUTCOMES = Counter("leadstream_trigger_outcomes_total",
+                           "What the trigger engine did: trigger.fired, .scheduled, .deferred, suppressed:REASON, "
+                           "segment.entered / exited, not_matched", ["outcome"])
 CLICKHOUSE_INSERT_SECONDS = Histogram("leadstream_clickhouse_insert_seconds", "One columnar insert",
                                       ["table"], buckets=SECONDS_BUCKETS)
 CLICKHOUSE_ROWS = Counter("leadstream_clickhouse_rows_total", "Rows inserted into ClickHouse", ["table"])

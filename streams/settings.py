@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     ses_cert_url_prefixes: str = "http://127.0.0.1:18030/sns/"  # besides https://sns.<region>.amazonaws.com/
     ses_topic_arns: str = ""  # comma-separated; empty: any topic
     webhook_max_age_s: int = 600  # older signed timestamps are refused (replays)
+    trigger_tick_s: float = 0.1  # how often each trigger worker looks for due timers
+    trigger_lease_s: float = 30.0  # a claimed timer whose worker died fires again after this
+    # tests only: the trigger engine's timers read Redis's ls:clockskew (ms added to now), so a
+    # test can move time forward; refused in production
+    test_clock: bool = False
     send_lease_s: float = 300.0  # a claim older than this: its worker died mid-send (outcome unknown)
     provider_rate_per_s: int = 2000  # each provider's share of sends per second
     tracking_base_url: str = "http://127.0.0.1:18081"  # where tracked links point
@@ -139,6 +144,9 @@ class Settings(BaseSettings):
                 f"LEADSTREAM_TRACKING_BASE_URL is {self.tracking_base_url!r}, but a production deployment "
                 "(LEADSTREAM_DEPLOYMENT=production) must put tracked links and the one-click unsubscribe "
                 "on https (RFC 8058 requires an HTTPS URI): set it to your https tracking domain")
+        if self.deployment == "production" and self.test_clock:
+            raise ValueError("LEADSTREAM_TEST_CLOCK lets Redis move the trigger engine's clock: tests only, "
+                             "never in a production deployment")
         return self
 
     @property

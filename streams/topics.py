@@ -34,6 +34,8 @@ ENGAGEMENT_OBSERVED = "engagement.observed"
 ENGAGEMENT_EVENTS = "engagement.events"
 WEBHOOKS_RAW = "webhooks.raw"
 WEBHOOKS_OUT_DEAD = "webhooks.outbound.dead"
+PRODUCT_EVENTS = "product.events"
+TRIGGER_EVENTS = "triggers.events"
 CONFIG = "config.entities"
 CONFIG_HISTORY = "config.history"
 
@@ -60,6 +62,10 @@ CATALOGUE = [
     # what the tracking front and the provider webhooks saw; the engagement agent decides what it was
     TopicSpec(ENGAGEMENT_OBSERVED, "lead_id", "engagement.hit (tracking front) and webhook.observation (providers), as seen"),
     TopicSpec(ENGAGEMENT_EVENTS, "lead_id", "engagement.opened / clicked / unsubscribed / replied / complained / reactivated (Avro)"),
+    # what people did in a brand's product (API or produced straight here), and what the
+    # trigger engine made of it and of the platform's own events
+    TopicSpec(PRODUCT_EVENTS, "lead_id", "product.tracked (Avro): events of a brand's product, the trigger engine's input"),
+    TopicSpec(TRIGGER_EVENTS, "lead_id", "trigger.scheduled / fired / suppressed / deferred, segment.entered / exited (Avro)"),
     TopicSpec(WEBHOOKS_RAW, "provider", "webhook.received: every provider webhook's raw request, accepted or not",
               retention_ms=30 * 24 * 3600 * 1000, dead_letter=False),
     TopicSpec(WEBHOOKS_OUT_DEAD, "lead_id", "events a tenant's endpoints refused or never answered, after every retry",

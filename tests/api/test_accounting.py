@@ -16,7 +16,7 @@ from api.errors import install_error_handlers
 from projections.clickhouse import connect
 from scaling.drill import free_port
 from streams.settings import Settings, get_settings
-from streams.wiring import build
+from runtime.deps import build
 from tests.projections.accounting_stack import PLAN, SINCE, UNREACHABLE, UNTIL, Standin, book, human_totals, seed
 
 DB = f"acc_api_{os.getpid()}"

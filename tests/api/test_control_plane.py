@@ -157,7 +157,7 @@ def test_a_process_started_after_the_change_has_it(admin, settings, partner):
     admin.patch(f"/v1/tenants/{OWN}/partners/{partner}", json={"name": "Late"}, headers={"If-Match": '"v1"'})
     from scaling.drill import free_port
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.ingress:create_app", "--factory",
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "runtime.api:create_app", "--factory",
                              "--port", str(port), "--log-level", "warning"], env={**os.environ})
     try:
         url = f"http://127.0.0.1:{port}"

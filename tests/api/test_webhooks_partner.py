@@ -11,7 +11,7 @@ from domain.identity import lead_id
 from domain.intake import LeadState
 from projections.redis_sends import SendState
 from streams.settings import Settings
-from streams.wiring import build
+from runtime.deps import build
 
 
 @pytest.fixture

@@ -264,7 +264,7 @@ def test_the_signed_header_list_names_every_header_the_issue_requires():
     assert required <= set(SIGNED_HEADERS)
 
 
-@pytest.mark.parametrize("module", [["-m", "api.tracking"], ["-m", "streams.worker", "intake"]])
+@pytest.mark.parametrize("module", [["-m", "api.tracking"], ["-m", "runtime.worker", "intake"]])
 def test_a_production_process_with_an_http_tracking_url_refuses_to_start(module):
     import os
     import subprocess

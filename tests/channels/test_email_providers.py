@@ -4,7 +4,8 @@ from __future__ import annotations
 import socket
 
 
-from channels.base import EmailMessage, Mailer
+from channels.base import EmailMessage
+from services.sending.ports import Mailer
 from channels.sendgrid import SendGridMailer
 from channels.ses import SesMailer, sigv4_authorization
 from stack.standins import providers

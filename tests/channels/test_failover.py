@@ -5,7 +5,8 @@ from pathlib import Path
 
 import httpx
 
-from channels.base import EmailMessage, Mailer, Outcome, SmsGateway, SmsMessage
+from channels.base import EmailMessage, Outcome, SmsMessage
+from services.sending.ports import Mailer, SmsGateway
 from channels.failover import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, FailoverMailer, FailoverSms
 from channels.sendgrid import SendGridMailer
 from channels.ses import SesMailer

@@ -7,7 +7,8 @@ import email.policy
 import httpx
 import pytest
 
-from channels.base import EmailMessage, Mailer
+from channels.base import EmailMessage
+from services.sending.ports import Mailer
 from channels.mailgun import MailgunMailer
 from channels.postmark import PostmarkMailer
 from channels.registry import EMAIL_PROVIDERS, build_providers

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from channels.base import SmsGateway, SmsMessage
+from channels.base import SmsMessage
+from services.sending.ports import SmsGateway
 from channels.plivo import PlivoSms
 from channels.registry import SMS_PROVIDERS, Chains, build_providers
 from channels.telnyx import TelnyxSms

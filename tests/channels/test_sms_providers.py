@@ -5,7 +5,8 @@ import xml.etree.ElementTree as ET
 
 import httpx
 
-from channels.base import SmsGateway, SmsMessage
+from channels.base import SmsMessage
+from services.sending.ports import SmsGateway
 from channels.twilio import TwilioSms
 from channels.xml_sms import EsendexSms, dispatch_xml, message_ids
 

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from channels.base import EmailMessage, Mailer
+from channels.base import EmailMessage
+from services.sending.ports import Mailer
 from channels.smtp_pool import WRAP_AT, SmtpPool, message_id, mime_bytes
 from stack.standins import smtp_sink
 

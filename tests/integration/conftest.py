@@ -145,7 +145,7 @@ def seed_config_topic(settings, prefix: str, tenants_file=None) -> None:
 
     from services.config_import import import_doc, read_tenant_file
     from streams.topics import CONFIG, CONFIG_HISTORY, all_topics
-    from streams.wiring import build
+    from runtime.deps import build
     s = settings.model_copy(update={"topic_prefix": prefix})
     specs = {t.name: t for t in all_topics()}
     admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})

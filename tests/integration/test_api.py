@@ -145,7 +145,7 @@ def _free_port() -> int:
 
 def _second_api(env: dict) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.ingress:create_app", "--factory",
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "runtime.api:create_app", "--factory",
                              "--port", str(port), "--log-level", "warning"],
                             env={**os.environ, **env, "LEADSTREAM_API_PORT": str(port)})
     url = f"http://127.0.0.1:{port}"

@@ -61,16 +61,16 @@ def test_cold_leads_are_unsubscribed_and_a_human_click_keeps_a_lead(iso):
     wait_for(lambda: int(iso.redis.zscore(key, clicker)) == day20, 60, what="the human click moving last-seen")
     assert int(iso.redis.zscore(key, botted)) == signed_up  # a machine's click keeps nobody
 
-    out = iso._run("-m", "agents.hygiene", "--at", iso_at(signed_up + 29 * DAY))
+    out = iso._run("-m", "runtime.prune_once", "--at", iso_at(signed_up + 29 * DAY))
     assert "inactive: 0" in out  # within the 30-day window: nobody is cold yet
-    out = iso._run("-m", "agents.hygiene", "--at", iso_at(signed_up + 31 * DAY))
+    out = iso._run("-m", "runtime.prune_once", "--at", iso_at(signed_up + 31 * DAY))
     assert "inactive: 2" in out
     wait_for(lambda: status(iso, cold) == "unsubscribed" and status(iso, botted) == "unsubscribed", 60,
              what="the cold leads unsubscribed")
     assert status(iso, clicker) == "accepted"
     assert iso.redis.zscore(key, cold) is None and iso.redis.zscore(key, clicker) is not None
 
-    out = iso._run("-m", "agents.hygiene", "--at", iso_at(day20 + 31 * DAY))
+    out = iso._run("-m", "runtime.prune_once", "--at", iso_at(day20 + 31 * DAY))
     assert "inactive: 1" in out
     wait_for(lambda: status(iso, clicker) == "unsubscribed", 60, what="the clicker, cold in turn")
 
@@ -82,7 +82,7 @@ def test_a_pruned_lead_that_clicks_again_is_subscribed_again(iso):
     key = "ls:lastseen:jobsnearby:email"
     wait_for(lambda: iso.redis.zscore(key, lid), 60, what="the lead followed by hygiene")
     signed_up = int(iso.redis.zscore(key, lid))
-    iso._run("-m", "agents.hygiene", "--at", iso_at(signed_up + 31 * DAY))
+    iso._run("-m", "runtime.prune_once", "--at", iso_at(signed_up + 31 * DAY))
     wait_for(lambda: status(iso, lid) == "unsubscribed", 60, what="the cold lead unsubscribed")
     # weeks later the person opens an old alert and clicks a job: a person, so the lead is back
     back = signed_up + 40 * DAY

@@ -20,7 +20,7 @@ from domain.intake import LeadState
 from domain.planning import daily_request
 from domain.preferences import pause_end
 from domain.schedule import local_date, next_due, send_id
-from projections.replay import fold_leads, read_topics
+from runtime.replay import fold_leads, read_topics
 from schemas.codec import default_codec
 from stack.isolated import SEND_AGENTS, IsolatedPlatform
 from streams.settings import get_settings, load_tenants

@@ -57,7 +57,7 @@ def test_emptied_redis_and_clickhouse_are_rebuilt_identically(api, keys, uid, ch
     for k in list(rds.scan_iter("ls:lead:*", count=5000)):
         rds.delete(k)
     assert not list(rds.scan_iter("ls:lead:*"))
-    out = subprocess.run([sys.executable, "-m", "projections.replay"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "runtime.replay"], cwd=ROOT, capture_output=True,
                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "replay done" in out.stdout and "redis" in out.stdout

@@ -209,7 +209,7 @@ def _change(iso, ref, patch: dict) -> int:
     import asyncio
 
     from domain.config_changes import Change, merge_patch
-    from streams.wiring import build
+    from runtime.deps import build
     svc = build(iso.settings).config_service
     cur = svc.current(ref)
     asyncio.run(svc.apply([Change("replace", ref, merge_patch(cur.data, patch), cur.version, actor="test")]))

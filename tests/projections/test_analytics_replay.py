@@ -1,5 +1,5 @@
 """`./dev replay --clickhouse` rebuilds the analytics: the known history (with its copies)
-is produced to topics of a prefix of its own, projections.replay refills a fresh database
+is produced to topics of a prefix of its own, runtime.replay refills a fresh database
 from them, and every rollup equals what the analytics agent's writer made of the same events
 batch by batch. (The live stack's workers, topics and database are not touched.)"""
 from __future__ import annotations
@@ -15,11 +15,11 @@ from rich.progress import Progress
 from agents.analytics import TOPICS
 from projections.clickhouse import EventsWriter, connect, migrate
 from projections.event_rows import event_row
-from projections.replay import rebuild_clickhouse
+from runtime.replay import rebuild_clickhouse
 from schemas.codec import default_codec
 from streams.settings import Settings
 from streams.topics import ENGAGEMENT_EVENTS, LEAD_EVENTS, SEND_EVENTS, SENDS_BULK, SUBMITTED
-from streams.wiring import build
+from runtime.deps import build
 from tests.projections import analytics_dataset as data
 
 PREFIX = f"an-replay-{os.getpid()}-"

@@ -197,7 +197,7 @@ def test_deployments_run_the_agent_and_leave_replicas_to_the_autoscaler(scaling)
         env = {e["name"]: e["value"] for e in container["env"]}
         assert d["metadata"]["name"] == deployment_name(agent)
         assert "replicas" not in d["spec"]
-        assert container["command"] == ["python", "-m", "streams.worker", agent]
+        assert container["command"] == ["python", "-m", "runtime.worker", agent]
         assert container["image"] == "leadstream:latest"
         assert container["envFrom"] == [{"configMapRef": {"name": "leadstream-env"}}]
         assert env == {"LEADSTREAM_METRICS_HOST": "0.0.0.0", "LEADSTREAM_METRICS_PORT": "9100"}

@@ -1,4 +1,4 @@
-"""A worker process: python -m streams.worker AGENT[,AGENT...]
+"""A worker process: python -m runtime.worker AGENT[,AGENT...]
 
 One agent per process is the norm (each scales on its own consumer group); several agents
 in one process (e.g. intake,analytics) suit small installs and the pipeline benchmark.
@@ -10,25 +10,19 @@ import os
 import sys
 from pathlib import Path
 
+from agents import AGENTS
+from runtime.deps import build
 from streams import metrics
 from streams.app import make_app
 from streams.logs import configure_logging
 from streams.sentry import init_sentry
 from streams.settings import get_settings
-from streams.wiring import build
-
-AGENTS = {"intake": "agents.intake", "intake_json": "agents.intake_json",
-          "analytics": "agents.analytics", "planner": "agents.planner",
-          "jobs": "agents.jobs", "sender_priority": "agents.sender:register_priority",
-          "sender_bulk": "agents.sender:register_bulk", "retry": "agents.retry",
-          "engagement": "agents.engagement", "hygiene": "agents.hygiene",
-          "webhooks_out": "agents.webhooks_out", "config_history": "agents.config_history:run"}
 
 
 def main(argv: list[str]) -> None:
     agents = argv[0].split(",") if argv else []
     if not agents or any(a not in AGENTS for a in agents):
-        sys.exit(f"usage: python -m streams.worker AGENT[,AGENT] [faust options]; "
+        sys.exit(f"usage: python -m runtime.worker AGENT[,AGENT] [faust options]; "
                  f"AGENT one of {', '.join(AGENTS)}")
     agent, rest = "-".join(agents), argv[1:]
     settings = get_settings()

@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from domain.validation import suppression_entries
 from streams.settings import Settings, get_settings
 from streams.topics import all_topics
-from streams.wiring import build
+from runtime.deps import build
 
 
 def create_topics(s: Settings) -> list[str]:

@@ -74,6 +74,16 @@ class Deps:
     def leads(self) -> LeadStore:
         return LeadStore(self.redis)
 
+    def send_batch(self):
+        """A new sending use case (one per sender agent: it keeps job indexes)."""
+        from runtime.sending import build_send_batch
+        return build_send_batch(self)
+
+    def trigger_engine(self):
+        """The trigger engine over this process's Redis."""
+        from runtime.triggering import build_trigger_engine
+        return build_trigger_engine(self)
+
     def topic(self, name: str) -> str:
         return f"{self.settings.topic_prefix}{name}"
 

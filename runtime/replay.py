@@ -1,4 +1,4 @@
-"""Rebuild the projections from the topics: python -m projections.replay [--redis] [--clickhouse]
+"""Rebuild the projections from the topics: python -m runtime.replay [--redis] [--clickhouse]
 
 Redis: every lead's read model is folded again from leads.events (with domain.intake.evolve,
 the same function the live agent uses) and the opt-out sets from lead.unsubscribed events.
@@ -28,7 +28,7 @@ from agents.analytics import TOPICS as ANALYTICS_TOPICS
 from domain.planning import schedule_for
 from projections.redis_schedule import Schedule
 from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
-from streams.wiring import Deps, build
+from runtime.deps import Deps, build
 
 import orjson
 
