@@ -21,8 +21,8 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel
 
 from api.access import Access, rule
-from api.body import read_body
-from api.errors import ApiError, validation_problems
+from api.body import parse_body, read_body
+from api.errors import ApiError
 from api.openapi_docs import json_body
 from domain.identity import new_event_id
 from domain.product_events import (EventBatchIn, EventError, EventIn, person_lead_id, product_event_id, tracked)
@@ -95,14 +95,7 @@ def install_event_routes(app: FastAPI, deps: Deps, access) -> None:
 
 
 def _parse(model, body: bytes):
-    if not body:
-        raise ApiError(422, "validation_failed", "empty body: send a JSON object",
-                       [{"field": "(body)", "problem": "empty body"}])
-    try:
-        return model.model_validate_json(body)
-    except ValueError as exc:
-        problems = validation_problems(exc) if hasattr(exc, "errors") else [{"field": "(body)", "problem": str(exc)}]
-        raise ApiError(422, "validation_failed", "the request body is not a valid event", problems) from exc
+    return parse_body(model, body, "event")
 
 
 async def _take(deps: Deps, who: Access, events: list[EventIn], request: Request, path: str) -> list[dict]:

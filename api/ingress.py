@@ -19,14 +19,14 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import Access, access_dependency, rule
 from api.accounting import accounting_router
 from api.analytics import analytics_router
 from api.audit import audit_router
-from api.body import read_body as _read_body
-from api.errors import ApiError, install_error_handlers, validation_problems
+from api.body import parse_body, read_body as _read_body
+from api.errors import ApiError, install_error_handlers
 from api.events import install_event_routes
 from api.manage import management_router
 from api.manage_keys import keys_router
@@ -208,14 +208,7 @@ _RESPONSES = {400: {"description": "an admin key names the tenant: X-Tenant"},
 
 
 def _parse(model, body: bytes):
-    if not body:
-        raise ApiError(422, "validation_failed", "empty body: send a JSON object",
-                       [{"field": "(body)", "problem": "empty body"}])
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise ApiError(422, "validation_failed", "the request body is not a valid lead",
-                       validation_problems(exc)) from exc
+    return parse_body(model, body, "lead")
 
 
 def _submitted(deps: Deps, leads: list[LeadIn], who: Access, request: Request, path: str) -> list[dict]:

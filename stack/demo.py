@@ -734,6 +734,9 @@ async def run(args: argparse.Namespace, console: Console) -> int:
     consistent = print_summary(console, brands, q, sub, complete=done)
     from stack.control_plane_demo import run_control_plane
     control_ok = await run_control_plane(settings, console, next(b.key for b in brands if b.id == "jobsnearby"))
+    from stack.triggers_demo import run_triggers
+    control_ok = await run_triggers(settings, console, set(sub.lead_ids),
+                                    next(b.key for b in brands if b.id == "hireflow")) and control_ok
     morning_ok = True
     if not args.no_morning:
         from stack.engagement_demo import run_afternoon

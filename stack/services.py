@@ -280,8 +280,10 @@ def build_services(s: Settings) -> list[Service]:
                 lambda: http_ok(f"{s.api_url}/healthz")),
         Service("tracking", s.tracking_port, lambda: _python("-m", "api.tracking"),
                 lambda: http_ok(f"http://{s.tracking_host}:{s.tracking_port}/healthz")),
+        # the local workers' trigger timers read Redis's ls:clockskew, so the demo and tests can
+        # move time forward instead of waiting hours (a production deployment refuses it)
         Service("supervisor", s.supervisor_port, lambda: _python("-m", "scaling.supervisor"),
-                lambda: _supervisor_healthy(s), start_timeout=120),
+                lambda: _supervisor_healthy(s), start_timeout=120, env={"LEADSTREAM_TEST_CLOCK": "1"}),
     ]
 
 

@@ -72,16 +72,20 @@ class TriggerEngine:
             return out
         await self.p.history.remember([(s.tenant, s.lead, s.at, s.event_id, s.name, s.props) for s in seen])
         keys = sorted({(s.tenant, s.lead) for s in seen})
-        facts = await self._facts(keys, now_ms)
+        rows = dict(zip(keys, await self.p.history.histories(keys, now_ms - LOOKBACK_MS)))
+        facts = await self._facts(keys, now_ms, rows)
         states = dict(zip(keys, await self.p.leads.get_many(keys)))
         entered = await self._segments(keys, facts, states, book, out, now_ms)
         seen += entered
         fired_now, timers = [], []
-        for s in seen:
+        for i, s in enumerate(seen):
             tenant = book.tenants[s.tenant]
             if is_stale(s.at, now_ms) or not tenant.triggers:
                 continue
-            f = facts[(s.tenant, s.lead)]
+            # the conditions as they stood at this event: not counting what came after it (in
+            # time, or later in this batch: a batch may carry several events of one instant)
+            later = {x.event_id for x in seen[i + 1:] if (x.tenant, x.lead) == (s.tenant, s.lead)}
+            f = _as_of(facts[(s.tenant, s.lead)], rows[(s.tenant, s.lead)], s.at, later)
             for tid in triggers_on(tenant.triggers, s.name, s.props):
                 t = tenant.triggers[tid]
                 if unmet([c for c in t.conditions if not c.absent], f) is not None:
@@ -125,8 +129,10 @@ class TriggerEngine:
                         now_ms, reason="unknown_person"))
         return seen
 
-    async def _facts(self, keys: list[tuple[str, str]], now_ms: int) -> dict[tuple[str, str], Facts]:
-        histories = await self.p.history.histories(keys, now_ms - LOOKBACK_MS)
+    async def _facts(self, keys: list[tuple[str, str]], now_ms: int, rows: dict | None = None
+                     ) -> dict[tuple[str, str], Facts]:
+        histories = ([rows[k] for k in keys] if rows is not None
+                     else await self.p.history.histories(keys, now_ms - LOOKBACK_MS))
         fired = await self.p.history.fired(keys)
         scores = await self.p.scores.scores(keys)
         segments = await self.p.segments.of_leads(keys)
@@ -267,6 +273,15 @@ class TriggerEngine:
                 "lead_id": key[1], "segment": segment}
 
 
+def _as_of(f: Facts, rows: list[tuple[int, str, str, dict]], at: int, later: set[str]) -> Facts:
+    """The facts as they stood at an event: its history up to it, without the events after it."""
+    events: dict[str, list[tuple[int, dict]]] = {}
+    for when, event_id, name, props in rows:
+        if when <= at and event_id not in later:
+            events.setdefault(name, []).append((when, props))
+    return Facts(at, events, f.score, f.segments, f.attributes, f.fired)
+
+
 def _action(s: Seen, trigger: str, due: int) -> dict:
     """What a timer keeps (and an immediate firing uses): enough to decide again at its time."""
     return {"tenant": s.tenant, "lead_id": s.lead, "trigger": trigger,
@@ -283,7 +298,8 @@ def _waited_for(t: TriggerConfig, action: dict, f: Facts | None, now_ms: int) ->
     absent = next((c.absent for c in t.conditions if c.absent), None)
     if absent:
         until = since + duration_ms(absent.within)
-        if any(since < at <= until and same_holds(absent.same, props, p) for at, p in f.events.get(absent.event, ())):
+        # at the very instant of the cause counts too (one batch may carry both, stamped alike)
+        if any(since <= at <= until and same_holds(absent.same, props, p) for at, p in f.events.get(absent.event, ())):
             return "completed"
     if t.goal and any(since < at <= now_ms and same_holds(t.goal.same, props, p)
                       for at, p in f.events.get(t.goal.event, ())):

@@ -74,15 +74,18 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/analytics/series"): READERS | {"partner"},
     ("GET", "/v1/analytics/breakdown"): READERS | {"partner"},
     ("GET", "/v1/accounting/revenue"): BRAND_ADMIN,
+    ("POST", "/v1/events"): BRAND_ADMIN | {"ingest"},
+    ("POST", "/v1/events/batch"): BRAND_ADMIN | {"ingest"},
+    ("GET", "/v1/tenants/{tenant}/segments/{segment}/members"): READERS,
 }
-for _plural in ("lists", "partners", "templates", "feeds"):
+for _plural in ("lists", "partners", "templates", "feeds", "triggers", "segments"):
     EXPECTED[("GET", f"/v1/tenants/{{tenant}}/{_plural}")] = READERS
     EXPECTED[("POST", f"/v1/tenants/{{tenant}}/{_plural}")] = BRAND_ADMIN
     EXPECTED[("GET", f"/v1/tenants/{{tenant}}/{_plural}/{{id}}")] = READERS
     for _m in ("PUT", "PATCH", "DELETE"):
         EXPECTED[(_m, f"/v1/tenants/{{tenant}}/{_plural}/{{id}}")] = BRAND_ADMIN
 
-PARAMS = {"provider": "no-such-provider", "lead_id": "no-such-lead", "id": "zz-no-such", "key_id": "k_000000000000",
+PARAMS = {"provider": "no-such-provider", "lead_id": "no-such-lead", "id": "zz-no-such", "segment": "zz-no-such", "key_id": "k_000000000000",
           "email": "nobody@example.com", "grant_id": "nobody@example.com/analyst"}
 # bodies that pass authorization and then fail validation (or name nothing): nothing changes
 BODIES = {("POST", "/v1/tenants/{tenant}/api-keys"): {"role": "no-such-role"},

@@ -8,7 +8,7 @@ import time
 from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from tests.integration.conftest import wait_for
-from tests.integration.test_triggers import Tail
+from streams.topic_tail import TopicTail
 
 CODEC = default_codec()
 
@@ -26,7 +26,7 @@ def test_a_request_held_for_hours_does_not_hold_up_the_next_and_comes_back_at_it
         now = int(time.time() * 1000)
         later, soon, late = request(1, now + 3_600_000), request(2, now + 1_000), request(3, now + 8_000)
         p.produce("sends.retry", [(b"L-same-partition", CODEC.encode("send.requested", r)) for r in (later, soon, late)])
-        tail = Tail(p, "sends.priority")
+        tail = TopicTail(p.settings.kafka_bootstrap, f"{p.prefix}sends.priority")
         got = wait_for(lambda: [ev["send_id"] for _, ev in tail.events()], 60, what="the request due in a second")
         assert got == ["retry-test-2"]  # not behind the one held for an hour
         wait_for(lambda: len(tail.events()) == 2, 60, what="the request due in eight seconds")

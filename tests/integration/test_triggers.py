@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 import httpx
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from domain.config_changes import Change
 from domain.config_entities import Ref
@@ -26,6 +25,7 @@ from domain.identity import new_event_id
 from projections.redis_engagement import EngagementStore
 from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
+from streams.topic_tail import TopicTail
 from tests.integration.conftest import wait_for
 from tests.integration.test_sending import submit
 
@@ -93,32 +93,11 @@ def sent_to(addr: str) -> list[dict]:
     return [m for m in httpx.get(f"{CTX['providers']}/sent/postmark", timeout=10).json() if m["to"] == addr]
 
 
-TAILS: dict[str, "Tail"] = {}
+TAILS: dict[str, TopicTail] = {}
 
 
-class Tail:
-    """Everything on one of the private platform's topics so far, read once and kept."""
-
-    def __init__(self, p, topic: str):
-        self.consumer = Consumer({"bootstrap.servers": p.settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
-                                  "enable.auto.commit": False})
-        self.name = f"{p.prefix}{topic}"
-        parts = self.consumer.list_topics(self.name, timeout=10).topics[self.name].partitions
-        self.parts = [TopicPartition(self.name, n, OFFSET_BEGINNING) for n in parts]
-        self.consumer.assign(self.parts)
-        self.next = {n: 0 for n in parts}
-        self.seen: list[tuple[str, dict]] = []
-
-    def events(self) -> list[tuple[str, dict]]:
-        """Read up to the topic's end as it is now (its high watermarks), then return all seen."""
-        ends = {tp.partition: self.consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self.parts}
-        deadline = time.monotonic() + 30
-        while any(self.next[n] < end for n, end in ends.items()) and time.monotonic() < deadline:
-            for m in self.consumer.consume(1000, 0.5):
-                if not m.error():
-                    self.next[m.partition()] = m.offset() + 1
-                    self.seen.append(CODEC.decode(m.value()))
-        return self.seen
+def Tail(p, topic: str) -> TopicTail:
+    return TopicTail(p.settings.kafka_bootstrap, f"{p.prefix}{topic}", CODEC)
 
 
 def topic_events(p, topic: str) -> list[tuple[str, dict]]:
@@ -421,3 +400,26 @@ def test_timers_survive_a_sigkilled_worker_none_lost_none_doubled(iso):
     settle()
     assert all(len(sent_to(addr)) == 1 for _, addr in people)
     assert iso.redis.zcard("ls:timers") == 0
+
+
+def test_a_query_segment_is_refreshed_from_clickhouse_with_entries_and_exits_said(iso):
+    lid, addr = lead(iso)
+    other, _ = lead(iso)
+    put(iso, Ref("segment", "hireflow", "applied-lately"), {
+        "query": "SELECT DISTINCT lead_id FROM events WHERE tenant = {tenant} AND event_type = 'product.tracked' "
+                 "AND visitParamExtractString(payload, 'name') = 'job_applied_q'", "refresh": "2s"})
+    try:
+        event(iso, {"lead_id": lid}, "job_applied_q", job_id="J1")
+        [entered] = wait_for(lambda: [e for e in named(iso, lid, "segment.entered") if e["segment"] == "applied-lately"],
+                             90, what="the query segment's entry")
+        admin = {"authorization": "Bearer " + iso_admin_key(iso), "x-tenant": "hireflow"}
+        members = httpx.get(f"{iso.api_url}/v1/tenants/hireflow/segments/applied-lately/members", headers=admin,
+                            params={"count": 1000}).json()
+        assert lid in members["members"] and other not in members["members"]
+        put(iso, Ref("segment", "hireflow", "applied-lately"), {  # the query changed: nobody matches now
+            "query": "SELECT DISTINCT lead_id FROM events WHERE tenant = {tenant} AND event_type = 'nothing'"})
+        [exited] = wait_for(lambda: [e for e in named(iso, lid, "segment.exited") if e["segment"] == "applied-lately"],
+                            90, what="the query segment's exit")
+        assert exited["causation_id"] is None and iso.redis.scard("ls:segm:hireflow:applied-lately") == 0
+    finally:
+        put(iso, Ref("segment", "hireflow", "applied-lately"), None)

@@ -1,0 +1,237 @@
+"""./dev bench trigger [--rate 500] [--seconds 20] [--absent 300]
+
+Trigger-to-send latency: product events offered through the API at a steady rate, each starting
+a trigger whose email goes now; value = p99 ms from the API answering 202 for the event to the
+SMTP server accepting the message (the .eml file's write time at the project's SMTP sink, in
+its own process). Also p50, the count delivered against the count expected (no loss, no
+duplicates: one message per send id), and the lateness of absence timers (events whose
+"absent within 2s" window closes while the load runs: p99 ms from the deadline to the
+trigger firing).
+
+baseline: the same messages (read back from the sink) pushed one at a time at the same rate
+straight through channels.smtp_pool to the same server: p99 ms of delivery alone, the floor of
+"accepted by the SMTP server". ratio = value / baseline (how much the event path adds).
+One API process and one worker of each agent (intake, triggers, sender_priority, retry).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from bench._common import emit, free_port, say, wait_until
+from channels.base import EmailMessage
+from channels.smtp_pool import SmtpPool
+from domain.config_changes import Change
+from domain.config_entities import Ref
+from domain.intake import LeadState
+from domain.triggers import trigger_send_id
+from projections.redis_leads import lead_key
+from stack.isolated import IsolatedPlatform
+from streams.settings import ROOT
+from streams.topic_tail import TopicTail
+
+TENANT, LIST = "jobsnearby", "daily-jobs"
+SEND = re.compile(rb"X-Leadstream-Send: ([0-9a-f]{24})")
+
+
+def configure(p: IsolatedPlatform) -> None:
+    """The bench's triggers: one that sends now, one that waits for an absence window."""
+    from runtime.deps import build
+    svc = build(p.settings).config_service
+    tenant = svc.current(Ref("tenant", None, TENANT))
+    data = {**tenant.data, "triggering": {"unknown_person": "reject", "per_day": 100, "per_week": 500,
+                                          "quiet_hours": None, "max_property_bytes": 4096}}
+    changes = [Change("replace", tenant.ref, data, tenant.version, actor="bench"),
+               Change("create", Ref("trigger", TENANT, "bench-now"), {
+                   "when": {"event": "bench_ping"}, "cooldown": "0s",
+                   "action": {"template": "saved-job-reminder", "channel": "email"}}, None, actor="bench"),
+               Change("create", Ref("trigger", TENANT, "bench-absent"), {
+                   "when": {"event": "bench_started"}, "cooldown": "0s",
+                   "conditions": [{"absent": {"event": "bench_done", "within": "2s"}}],
+                   "action": {"template": "saved-job-reminder", "channel": "email"}}, None, actor="bench")]
+    asyncio.run(svc.apply(changes))
+
+
+def leads(n: int, tag: str) -> list[LeadState]:
+    return [LeadState(TENANT, f"{tag}{i:016x}", "email", f"t{i}.{tag}@example.com", "accepted", lists=[LIST],
+                      first_name="Sam", updated_ms=1, timezone="America/New_York",
+                      profile={"zip": "10001", "keywords": ["warehouse"], "categories": []}) for i in range(n)]
+
+
+async def offer(api: str, key: str, people: list[LeadState], rate: int, name: str) -> dict[str, tuple[str, float]]:
+    """One event per person at `rate` per second; send id -> (lead, wall-clock time of the 202)."""
+    trigger = "bench-now" if name == "bench_ping" else "bench-absent"
+    out: dict[str, tuple[str, float]] = {}
+    failures: list[str] = []
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=api, headers={"authorization": f"Bearer {key}"}, limits=limits,
+                                 timeout=30) as client:
+        async def one(state: LeadState) -> None:
+            r = await client.post("/v1/events", json={"lead_id": state.lead_id, "name": name,
+                                                      "properties": {"job_title": "Forklift Driver"}})
+            accepted = time.time()
+            if r.status_code != 202:
+                failures.append(f"{r.status_code} {r.text[:200]}")
+                return
+            sid = trigger_send_id(TENANT, trigger, state.lead_id, r.json()["event_id"])
+            out[sid] = (state.lead_id, accepted)
+        tasks, start = [], time.perf_counter()
+        for i, state in enumerate(people):
+            due = start + i / rate
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            tasks.append(asyncio.create_task(one(state)))
+        await asyncio.gather(*tasks)
+        took = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} events refused, e.g. {failures[:3]}")
+    say(f"  offered {len(people):,} {name} events in {took:.1f}s ({len(people) / took:,.0f}/s)")
+    return out
+
+
+def arrivals(folder: Path) -> dict[str, list[float]]:
+    """send id -> the times (s) the SMTP server wrote each message with that id."""
+    out: dict[str, list[float]] = {}
+    for path in folder.glob("*.eml"):
+        m = SEND.search(path.read_bytes()[:6000])
+        if m:
+            out.setdefault(m.group(1).decode(), []).append(path.stat().st_mtime_ns / 1e9)
+    return out
+
+
+def fired_lateness(p: IsolatedPlatform) -> list[float]:
+    """ms from each absence deadline (cause + 2 s) to its trigger.fired."""
+    tail = TopicTail(p.settings.kafka_bootstrap, f"{p.prefix}triggers.events")
+    events = tail.events(60)
+    tail.close()
+    return [ev["occurred_at"].timestamp() * 1000 - (ev["cause_at"].timestamp() * 1000 + 2000)
+            for name, ev in events if name == "trigger.fired" and ev["trigger"] == "bench-absent"]
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+async def baseline(port: int, msgs: list[EmailMessage], rate: int) -> list[float]:
+    """Each message alone through the SMTP pool at the same rate: ms until the server accepted it."""
+    pool = SmtpPool("127.0.0.1", port, size=8)
+    times: list[float] = []
+
+    async def one(m: EmailMessage) -> None:
+        t0 = time.perf_counter()
+        [o] = await pool.send_many([m])
+        assert o.ok, o
+        times.append((time.perf_counter() - t0) * 1000)
+    tasks, start = [], time.perf_counter()
+    for i, m in enumerate(msgs):
+        if (wait := start + i / rate - time.perf_counter()) > 0:
+            await asyncio.sleep(wait)
+        tasks.append(asyncio.create_task(one(m)))
+    await asyncio.gather(*tasks)
+    await pool.close()
+    return times
+
+
+def read_back(folder: Path, limit: int) -> list[EmailMessage]:
+    out = []
+    for path in sorted(folder.glob("*.eml"))[:limit]:
+        m = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        out.append(EmailMessage(f"base-{path.stem[:24]}", "alerts@jobsnearby.example", "Jobs Nearby", str(m["To"]),
+                                str(m["Subject"]), m.get_body(("html",)).get_content(),
+                                m.get_body(("plain",)).get_content(), {}))
+    return out
+
+
+def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(prog="./dev bench trigger")
+    ap.add_argument("--rate", type=int, default=500, help="events offered per second")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--absent", type=int, default=300, help="absence timers started during the load")
+    ap.add_argument("--redis-db", type=int, default=13)
+    args = ap.parse_args(argv)
+    n = int(args.rate * args.seconds)
+    folder = Path(tempfile.mkdtemp(prefix="leadstream-bench-trigger-"))
+    port = free_port()
+    sink = subprocess.Popen([sys.executable, "-m", "stack.standins.smtp_sink", "--port", str(port),
+                             "--dir", str(folder)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _open(port), 20)
+        env = {"LEADSTREAM_SMTP_PORT": str(port), "LEADSTREAM_MAIL_DIR": str(folder)}
+        agents = ("intake", "triggers", "sender_priority", "retry")
+        with IsolatedPlatform(args.redis_db, agents=agents, env=env, fronts=("api",)) as p:
+            configure(p)
+            time.sleep(3)  # the workers read the configuration change
+            tag = p.tag[:8]
+            people = leads(n + args.absent, tag)
+            for i in range(0, len(people), 20_000):
+                p.redis.mset({lead_key(s.tenant, s.lead_id): orjson.dumps(s) for s in people[i:i + 20_000]})
+            key = _demo_key()
+            say(f"{n:,} product events at {args.rate}/s through the API, each sending one email now; "
+                f"{args.absent} absence timers (2 s) started alongside")
+
+            async def load():
+                return await asyncio.gather(offer(p.api_url, key, people[:n], args.rate, "bench_ping"),
+                                            offer(p.api_url, key, people[n:], max(1, args.absent // 10),
+                                                  "bench_started"))
+            sent, absent = asyncio.run(load())
+            expected = {**sent, **absent}
+            wait_until(lambda: len(arrivals(folder)) >= len(expected), 300, 1.0)
+            time.sleep(3)  # anything sent twice would land now
+            got = arrivals(folder)
+            lateness = fired_lateness(p)
+        latencies = [(min(got[sid]) - at) * 1000 for sid, (_, at) in sent.items() if sid in got]
+        dupes = sum(len(v) - 1 for v in got.values())
+        unexpected = len(set(got) - set(expected))
+        value, p50 = pct(latencies, 0.99), pct(latencies, 0.50)
+        say(f"  delivered {len(got):,} of {len(expected):,} expected; duplicates {dupes}; unexpected {unexpected}")
+        say(f"  trigger-to-SMTP: p50 {p50:.0f} ms, p99 {value:.0f} ms; absence timers fired p99 "
+            f"{pct(lateness, 0.99):.0f} ms after their deadline ({len(lateness)} fired)")
+        say("baseline: the same messages, one at a time at the same rate, straight to the SMTP server")
+        msgs = read_back(folder, n)
+        for f in folder.glob("*.eml"):
+            f.unlink()
+        base = asyncio.run(baseline(port, msgs, args.rate))
+        say(f"  bare SMTP delivery: p50 {pct(base, 0.5):.0f} ms, p99 {pct(base, 0.99):.0f} ms")
+    finally:
+        sink.terminate()
+        sink.wait(10)
+        for f in folder.glob("*"):
+            f.unlink()
+        folder.rmdir()
+    emit({"bench": "trigger", "value": round(value), "unit": "ms p99 API 202 -> SMTP accepted",
+          "baseline": round(pct(base, 0.99)), "ratio": round(value / max(pct(base, 0.99), 1e-9), 2),
+          "p50_ms": round(p50), "target_ms": 200, "offered_per_s": args.rate, "events": n,
+          "expected": len(expected), "delivered": len(set(got) & set(expected)), "duplicates": dupes,
+          "unexpected": unexpected, "absence_timers": len(lateness),
+          "absence_lateness_p99_ms": round(pct(lateness, 0.99)), "absence_lateness_p50_ms": round(pct(lateness, 0.5))})
+
+
+def _demo_key() -> str:
+    """jobsnearby's demo API key from the tenant file."""
+    import yaml
+    doc = yaml.safe_load((ROOT / "tenants" / "demo.yaml").read_text())
+    return doc["tenants"][TENANT]["demo_key"]
+
+
+def _open(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
