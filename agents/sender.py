@@ -23,9 +23,11 @@ def register_for(topic_name: str, agent_name: str):
         topic = app.topic(deps.topic(topic_name), value_serializer="raw", key_serializer="raw")
         batch = deps.send_batch()
 
+        within = s.priority_batch_seconds if topic_name == SENDS_PRIORITY else s.batch_seconds
+
         @app.agent(topic, name=agent_name)
         async def sender(stream):
-            async for events in stream.take_events(s.send_batch_size, within=s.batch_seconds):
+            async for events in stream.take_events(s.send_batch_size, within=within):
                 msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                          e.message.value) for e in events]
                 await run_batch(agent_name, lambda: send(deps, batch, agent_name, msgs),

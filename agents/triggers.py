@@ -31,7 +31,7 @@ def register(app, deps) -> None:
 
     @app.agent(topic, name="triggers")
     async def triggers(stream):
-        async for events in stream.take_events(s.batch_size, within=s.batch_seconds):
+        async for events in stream.take_events(s.batch_size, within=s.priority_batch_seconds):
             msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                      e.message.value) for e in events]
             await run_batch("triggers", lambda: on_events(deps, engine, msgs), oldest_event_ms=oldest_ms(events))

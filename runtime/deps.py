@@ -66,8 +66,12 @@ class Deps:
     @property
     def redis(self) -> aioredis.Redis:
         if self._redis is None:
-            self._redis = aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=10,
-                                                  socket_connect_timeout=5)
+            # a blocking pool: past its size a request waits for a connection (at most 10 s)
+            # instead of failing with "Too many connections" (redis-py's pools stop at 100)
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.settings.redis_url, max_connections=self.settings.redis_max_connections, timeout=10,
+                socket_timeout=10, socket_connect_timeout=5)
+            self._redis = aioredis.Redis(connection_pool=pool)
         return self._redis
 
     @property

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     redis_url: str = "redis://127.0.0.1:16379/0"
+    redis_max_connections: int = 256  # a process's Redis connections; more requests wait for one
     clickhouse_host: str = "127.0.0.1"
     clickhouse_port: int = 19000
     clickhouse_http_port: int = 18123
@@ -32,6 +33,9 @@ class Settings(BaseSettings):
     partitions: int = 8
     batch_size: int = 2000
     batch_seconds: float = 0.2
+    # the priority path (triggers, welcome, replies) waits this long at most to fill a batch:
+    # a message someone is waiting for is not held back to make bulk work efficient
+    priority_batch_seconds: float = 0.02
     send_batch_size: int = 500  # send batches are smaller: each message is composed and delivered
     max_batch_leads: int = 1000
     max_body_bytes: int = 2_000_000

@@ -100,8 +100,9 @@ class TriggerEngine:
                     out.add("triggers", "trigger.scheduled", self._outcome(
                         "trigger.scheduled", action, now_ms, fire_at=action["fire_at"]))
         await self.p.history.schedule(timers)
+        states = await self._states(fired_now)
         for action in fired_now:
-            await self._fire(action, book, now_ms, out, facts=facts)
+            await self._fire(action, book, now_ms, out, facts, states)
         return out
 
     async def _seen(self, batch: list[tuple[str, dict]], book, out: Out, now_ms: int) -> list[Seen]:
@@ -186,9 +187,15 @@ class TriggerEngine:
         actions = [a for _, a in claimed if a is not None]
         keys = sorted({(a["tenant"], a["lead_id"]) for a in actions})
         facts = await self._facts(keys, now_ms)
+        states = await self._states(actions)
         for action in actions:
-            await self._fire(action, book, now_ms, out, facts=facts, from_timer=True)
+            await self._fire(action, book, now_ms, out, facts, states, from_timer=True)
         return out
+
+    async def _states(self, actions: list[dict]) -> dict:
+        """The leads of these actions as they are now, in one read."""
+        keys = sorted({(a["tenant"], a["lead_id"]) for a in actions})
+        return dict(zip(keys, await self.p.leads.get_many(keys)))
 
     # -- query segments -------------------------------------------------------------------
 
@@ -217,11 +224,12 @@ class TriggerEngine:
 
     # -- firing ---------------------------------------------------------------------------
 
-    async def _fire(self, action: dict, book, now_ms: int, out: Out, facts, from_timer: bool = False) -> None:
+    async def _fire(self, action: dict, book, now_ms: int, out: Out, facts, states: dict,
+                    from_timer: bool = False) -> None:
         tenant = book.tenants.get(action["tenant"])
         t = tenant.triggers.get(action["trigger"]) if tenant else None
         reason, until = None, None
-        [state] = await self.p.leads.get_many([(action["tenant"], action["lead_id"])])
+        state = states.get((action["tenant"], action["lead_id"]))
         if t is None or not t.enabled:
             reason = "trigger_removed"
         elif state is None or state.status != "accepted":
