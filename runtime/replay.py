@@ -1,7 +1,9 @@
 """Rebuild the projections from the topics: python -m runtime.replay [--redis] [--clickhouse]
 
 Redis: every lead's read model is folded again from leads.events (with domain.intake.evolve,
-the same function the live agent uses) and the opt-out sets from lead.unsubscribed events.
+the same function the live agent uses) and the opt-out sets from lead.unsubscribed events; the
+trigger engine's histories, segment membership, cooldowns, caps and pending timers from the
+events it reads and the ones it wrote (runtime/replay_triggers.py).
 ClickHouse: the database is dropped, migrated again and refilled from every topic.
 Run it with the workers stopped (`./dev replay` does that for you).
 """
@@ -29,6 +31,7 @@ from domain.planning import schedule_for
 from projections.redis_schedule import Schedule
 from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from runtime.deps import Deps, build
+from runtime.replay_triggers import rebuild_triggers
 
 import orjson
 
@@ -143,8 +146,18 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
     total, msgs = read_topics(deps, [deps.topic(LEAD_EVENTS)])
     task = progress.add_task("redis: folding leads.events", total=total)
     states, optouts, bad = fold_leads(deps, msgs, lambda n: progress.advance(task, n))
-    asyncio.run(write_redis(deps, states, optouts))
-    return {"events": total, "leads": len(states), "opt_outs": len(optouts), "undecodable": bad}
+    tasks: dict[str, int] = {}
+
+    def tick(what: str, n: int, of: int) -> None:
+        if what not in tasks:
+            tasks[what] = progress.add_task(f"redis: {what}", total=of)
+        progress.advance(tasks[what], n)
+
+    async def write() -> dict:
+        await write_redis(deps, states, optouts)
+        return await rebuild_triggers(deps, states, read_topics, tick)
+    triggers = asyncio.run(write())
+    return {"events": total, "leads": len(states), "opt_outs": len(optouts), "undecodable": bad, **triggers}
 
 
 def rebuild_clickhouse(deps: Deps, progress: Progress, batch: int = 50_000) -> dict:

@@ -66,14 +66,27 @@ class IsolatedPlatform:
     def __enter__(self) -> "IsolatedPlatform":
         self.redis.flushdb()
         self._run("-m", "runtime.bootstrap")
-        self.proc = subprocess.Popen([sys.executable, "-m", "scaling.supervisor", *self.agents], env=self.env,
-                                     cwd=ROOT, stdout=open(self.tmp / "supervisor.log", "wb"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.start_workers()
         for name in self.fronts:
             self.start_front(name)
         for a in self.agents:
             self.supervisor.wait(lambda s: any(w["ready"] for w in s["workers"]), a, 120, f"{a} to be ready")
         return self
+
+    def start_workers(self) -> None:
+        """The supervisor, which starts the platform's workers."""
+        self.proc = subprocess.Popen([sys.executable, "-m", "scaling.supervisor", *self.agents], env=self.env,
+                                     cwd=ROOT, stdout=open(self.tmp / "supervisor.log", "ab"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop_workers(self) -> None:
+        """The supervisor and its workers stopped (a replay runs with the workers stopped)."""
+        stop_process_group(self.proc)
+        self.proc = None
+
+    def replay(self, *args: str) -> str:
+        """`runtime.replay` over this platform's topics and stores (with the workers stopped)."""
+        return self._run("-m", "runtime.replay", *args)
 
     def start_front(self, name: str, env: dict | None = None) -> subprocess.Popen:
         """Start the tracking front ("tracking") or the ingress API ("api") of this platform."""

@@ -109,15 +109,9 @@ class TriggerEngine:
         """The batch's events that can start a trigger, with their lead resolved."""
         seen, unresolved = [], []
         for name, ev in batch:
-            tenant = book.tenants.get(ev.get("tenant", ""))
-            as_event = as_trigger_event(name, ev)
-            if tenant is None or as_event is None:
-                continue
-            if name == "product.tracked" and not ev.get("resolved", True):
-                continue  # recorded as unknown by the API: nothing to act on
-            lead = ev.get("lead_id") or _resolve(ev, tenant)
-            s = Seen(tenant.id, lead, _ms(ev["occurred_at"]), ev["event_id"], *as_event)
-            (unresolved if name == "product.tracked" and not ev.get("lead_id") else seen).append(s)
+            s = seen_of(name, ev, book.tenants.get(ev.get("tenant", "")))
+            if s is not None:
+                (unresolved if by_address(name, ev) else seen).append(s)
         if unresolved:  # the queue path names people by address: only known leads count
             states = await self.p.leads.get_many([(s.tenant, s.lead) for s in unresolved])
             for s, state in zip(unresolved, states):
@@ -288,6 +282,23 @@ def _as_of(f: Facts, rows: list[tuple[int, str, str, dict]], at: int, later: set
         if when <= at and event_id not in later:
             events.setdefault(name, []).append((when, props))
     return Facts(at, events, f.score, f.segments, f.attributes, f.fired)
+
+
+def seen_of(name: str, ev: dict, tenant) -> Seen | None:
+    """An event as the engine reads it, its lead resolved; None when it can start nothing (not
+    a trigger event, no such tenant, or recorded by the API as about an unknown person)."""
+    as_event = as_trigger_event(name, ev)
+    if tenant is None or as_event is None:
+        return None
+    if name == "product.tracked" and not ev.get("resolved", True):
+        return None
+    lead = ev.get("lead_id") or _resolve(ev, tenant)
+    return Seen(tenant.id, lead, _ms(ev["occurred_at"]), ev["event_id"], *as_event)
+
+
+def by_address(name: str, ev: dict) -> bool:
+    """A queue-path event naming its person by address: it counts only for a known lead."""
+    return name == "product.tracked" and not ev.get("lead_id")
 
 
 def _action(s: Seen, trigger: str, due: int) -> dict:

@@ -423,3 +423,63 @@ def test_a_query_segment_is_refreshed_from_clickhouse_with_entries_and_exits_sai
         assert exited["causation_id"] is None and iso.redis.scard("ls:segm:hireflow:applied-lately") == 0
     finally:
         put(iso, Ref("segment", "hireflow", "applied-lately"), None)
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+TRIGGER_STATE = ("ls:tev:*", "ls:tfired:*", "ls:tcap:*", "ls:seg:*", "ls:segm:*")
+
+
+def trigger_state(r) -> dict:
+    """Everything the trigger engine keeps in Redis, comparable (TTLs aside)."""
+    out: dict = {}
+    for pattern in TRIGGER_STATE:
+        for k in r.scan_iter(match=pattern, count=5000):
+            kind = r.type(k)
+            out[k] = (sorted(r.zrange(k, 0, -1, withscores=True)) if kind == b"zset" else
+                      sorted(r.smembers(k)) if kind == b"set" else r.hgetall(k))
+    out["timers"] = sorted(r.zrange("ls:timers", 0, -1, withscores=True))
+    out["actions"] = {k: orjson.loads(r.get(k)) for k in r.scan_iter("ls:timer:*")}
+    return out
+
+
+def test_replay_rebuilds_histories_segments_cooldowns_caps_and_timers_and_sends_nothing(iso):
+    skew(iso, 0)
+    viewer, viewer_addr = lead(iso)
+    for title in ("A", "B", "C"):  # the follow-up fires (cooldown, cap) and the lead enters nursing-interest
+        event(iso, {"lead_id": viewer}, "job_viewed", category="nursing", title=title)
+    wait_for(lambda: sent_to(viewer_addr), 60, what="the follow-up")
+    applicant, applicant_addr = lead(iso)
+    event(iso, {"lead_id": applicant}, "application_started", job_id="J9", job_title="Night Nurse", company="Mercy")
+    wait_for(lambda: named(iso, applicant, "trigger.scheduled", "abandoned-application"), 60, what="the timer")
+    settle()
+    iso.stop_workers()
+    try:
+        before = trigger_state(iso.redis)
+        assert f"ls:tfired:hireflow:{viewer}".encode() in before
+        assert viewer.encode() in before[b"ls:segm:hireflow:nursing-interest"]
+        assert before["timers"] and before["actions"]
+        assert len(before[f"ls:tev:hireflow:{applicant}".encode()]) == 2  # accepted, application_started
+        for pattern in TRIGGER_STATE + ("ls:timer:*",):
+            for k in iso.redis.scan_iter(match=pattern):
+                iso.redis.delete(k)
+        iso.redis.delete("ls:timers")
+        out = iso.replay("--redis")
+        assert "timers=" in out and "timers_without_cause=0" in out, out
+        assert trigger_state(iso.redis) == before
+    finally:
+        iso.start_workers()
+    iso.supervisor.wait(lambda s: any(w["ready"] for w in s["workers"]), "triggers", 120, "the triggers worker")
+    settle()
+    assert len(sent_to(viewer_addr)) == 1 and not sent_to(applicant_addr)  # the replay sent nothing
+    event(iso, {"lead_id": viewer}, "job_viewed", category="nursing", title="D")  # the cooldown came back
+    wait_for(lambda: [e for e in named(iso, viewer, "trigger.suppressed") if e["reason"] == "cooldown"], 60,
+             what="the cooldown after the replay")
+    skew(iso, 2 * H + 5_000)  # the rebuilt timer fires at its deadline, once
+    try:
+        [mail] = wait_for(lambda: sent_to(applicant_addr), 60, what="the reminder from the rebuilt timer")
+        assert "Night Nurse" in mail["subject"]
+    finally:
+        skew(iso, 0)
+    settle()
+    assert len(sent_to(applicant_addr)) == 1 and len(sent_to(viewer_addr)) == 1
