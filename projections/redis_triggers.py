@@ -111,13 +111,19 @@ class TriggerStore:
             pipe.hgetall(fired_key(tenant, lead))
         return [{k.decode(): int(v.split(b"|", 1)[0]) for k, v in found.items()} for found in await pipe.execute()]
 
-    async def reserve(self, tenant: str, lead: str, trigger: str, send_id: str, now_ms: int, cooldown_ms: int,
-                      days: list[str], per_day: int, per_week: int) -> str:
-        """'ok' (the message may go: recorded), or 'cooldown' / 'capped_day' / 'capped_week'."""
-        keys = [fired_key(tenant, lead)] + [cap_key(tenant, lead, d) for d in days]
-        answer = await self._reserve(keys=keys, args=[trigger, send_id, now_ms, cooldown_ms, per_day, per_week,
-                                                      CAP_TTL_S])
-        return answer.decode() if isinstance(answer, bytes) else answer
+    async def reserve_many(self, items: list[tuple[str, str, str, str, int, int, list[str], int, int]]) -> list[str]:
+        """For each (tenant, lead, trigger, send id, now, cooldown ms, the lead's local days of the
+        week, per day, per week): 'ok' (the message may go: recorded), or 'cooldown' /
+        'capped_day' / 'capped_week'. One round trip; Redis runs them in order, so a lead's
+        second message in the list sees its first."""
+        if not items:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for tenant, lead, trigger, send_id, now_ms, cooldown_ms, days, per_day, per_week in items:
+            keys = [fired_key(tenant, lead)] + [cap_key(tenant, lead, d) for d in days]
+            await self._reserve(keys=keys, args=[trigger, send_id, now_ms, cooldown_ms, per_day, per_week, CAP_TTL_S],
+                                client=pipe)
+        return [a.decode() if isinstance(a, bytes) else a for a in await pipe.execute()]
 
     async def schedule(self, timers: list[tuple[str, int, dict]]) -> None:
         """(send id, due, action) timers; scheduling one again changes nothing but its due time."""

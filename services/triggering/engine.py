@@ -73,8 +73,8 @@ class TriggerEngine:
         await self.p.history.remember([(s.tenant, s.lead, s.at, s.event_id, s.name, s.props) for s in seen])
         keys = sorted({(s.tenant, s.lead) for s in seen})
         rows = dict(zip(keys, await self.p.history.histories(keys, now_ms - LOOKBACK_MS)))
-        facts = await self._facts(keys, now_ms, rows)
-        states = dict(zip(keys, await self.p.leads.get_many(keys)))
+        states = dict(zip(keys, await self.p.leads.get_many(keys)))  # read once for the whole batch
+        facts = await self._facts(keys, now_ms, rows, states)
         entered = await self._segments(keys, facts, states, book, out, now_ms)
         seen += entered
         fired_now, timers = [], []
@@ -100,9 +100,7 @@ class TriggerEngine:
                     out.add("triggers", "trigger.scheduled", self._outcome(
                         "trigger.scheduled", action, now_ms, fire_at=action["fire_at"]))
         await self.p.history.schedule(timers)
-        states = await self._states(fired_now)
-        for action in fired_now:
-            await self._fire(action, book, now_ms, out, facts, states)
+        await self._fire_all(fired_now, book, now_ms, out, facts, states)
         return out
 
     async def _seen(self, batch: list[tuple[str, dict]], book, out: Out, now_ms: int) -> list[Seen]:
@@ -124,14 +122,14 @@ class TriggerEngine:
                         now_ms, reason="unknown_person"))
         return seen
 
-    async def _facts(self, keys: list[tuple[str, str]], now_ms: int, rows: dict | None = None
-                     ) -> dict[tuple[str, str], Facts]:
+    async def _facts(self, keys: list[tuple[str, str]], now_ms: int, rows: dict | None = None,
+                     leads: dict | None = None) -> dict[tuple[str, str], Facts]:
         histories = ([rows[k] for k in keys] if rows is not None
                      else await self.p.history.histories(keys, now_ms - LOOKBACK_MS))
         fired = await self.p.history.fired(keys)
         scores = await self.p.scores.scores(keys)
         segments = await self.p.segments.of_leads(keys)
-        states = await self.p.leads.get_many(keys)
+        states = [leads[k] for k in keys] if leads is not None else await self.p.leads.get_many(keys)
         out = {}
         for key, hist, fire, score, segs, state in zip(keys, histories, fired, scores, segments, states):
             events: dict[str, list[tuple[int, dict]]] = {}
@@ -180,10 +178,9 @@ class TriggerEngine:
             await self.p.history.settle(lost)
         actions = [a for _, a in claimed if a is not None]
         keys = sorted({(a["tenant"], a["lead_id"]) for a in actions})
-        facts = await self._facts(keys, now_ms)
         states = await self._states(actions)
-        for action in actions:
-            await self._fire(action, book, now_ms, out, facts, states, from_timer=True)
+        facts = await self._facts(keys, now_ms, leads=states)
+        await self._fire_all(actions, book, now_ms, out, facts, states, from_timer=True)
         return out
 
     async def _states(self, actions: list[dict]) -> dict:
@@ -218,45 +215,58 @@ class TriggerEngine:
 
     # -- firing ---------------------------------------------------------------------------
 
-    async def _fire(self, action: dict, book, now_ms: int, out: Out, facts, states: dict,
-                    from_timer: bool = False) -> None:
-        tenant = book.tenants.get(action["tenant"])
-        t = tenant.triggers.get(action["trigger"]) if tenant else None
-        reason, until = None, None
-        state = states.get((action["tenant"], action["lead_id"]))
-        if t is None or not t.enabled:
-            reason = "trigger_removed"
-        elif state is None or state.status != "accepted":
-            reason = "not_subscribed"
-        elif state.channel != t.action.channel:
-            reason = "wrong_channel"
-        else:
-            f = facts.get((action["tenant"], action["lead_id"]))
-            reason = _waited_for(t, action, f, now_ms)
-            if reason is None:
-                quiet = tenant.triggering.quiet_hours or (SMS_DEFAULT_QUIET_HOURS if t.action.channel == "sms" else None)
-                until = quiet_until(now_ms, state.timezone, quiet)
-        if reason is None and until is not None:
-            await self.p.history.schedule([(action["send_id"], until, action)])
-            out.add("triggers", "trigger.deferred", self._outcome("trigger.deferred", action, now_ms,
-                                                                 reason="quiet_hours", until=until))
-            return
-        if reason is None:
-            days = week_days(now_ms, state.timezone)
-            reason = await self.p.history.reserve(action["tenant"], action["lead_id"], action["trigger"],
-                                                  action["send_id"], now_ms, duration_ms(t.cooldown), days,
-                                                  tenant.triggering.per_day, tenant.triggering.per_week)
-            reason = None if reason == "ok" else reason
-        if reason is not None:
-            out.add("triggers", "trigger.suppressed", self._outcome("trigger.suppressed", action, now_ms, reason=reason))
-        else:
+    async def _fire_all(self, actions: list[dict], book, now_ms: int, out: Out, facts, states: dict,
+                        from_timer: bool = False) -> None:
+        """Each action judged again (trigger, subscription, channel, the awaited event, the goal,
+        quiet hours), then cooldown and caps reserved for all that may go in one round trip to
+        Redis (in order: a lead's second message in the batch sees its first), then said."""
+        deferred, going = [], []
+        for action in actions:
+            reason, until, t, tenant, state = self._judge(action, book, now_ms, facts, states)
+            if reason is None and until is not None:
+                deferred.append((action["send_id"], until, action))
+                out.add("triggers", "trigger.deferred", self._outcome("trigger.deferred", action, now_ms,
+                                                                     reason="quiet_hours", until=until))
+            elif reason is not None:
+                out.add("triggers", "trigger.suppressed", self._outcome("trigger.suppressed", action, now_ms,
+                                                                       reason=reason))
+            else:
+                going.append((action, t, tenant, state))
+        await self.p.history.schedule(deferred)
+        answers = await self.p.history.reserve_many([
+            (a["tenant"], a["lead_id"], a["trigger"], a["send_id"], now_ms, duration_ms(t.cooldown),
+             week_days(now_ms, state.timezone), tenant.triggering.per_day, tenant.triggering.per_week)
+            for a, t, tenant, state in going])
+        for (action, t, tenant, state), answer in zip(going, answers):
+            if answer != "ok":
+                out.add("triggers", "trigger.suppressed", self._outcome("trigger.suppressed", action, now_ms,
+                                                                       reason=answer))
+                continue
             lst = t.action.list or _list_on(state, tenant, t.action.channel)
             out.add("priority", "send.requested", _send_request(action, t, lst, state, now_ms))
             out.add("triggers", "trigger.fired", self._outcome(
                 "trigger.fired", action, now_ms, channel=t.action.channel, template=t.action.template,
                 cause_at=action["cause_at"]))
-        if from_timer:
-            await self.p.history.settle([action["send_id"]])
+        if from_timer:  # deferred ones were scheduled again under the same id: not settled
+            waiting = {sid for sid, _, _ in deferred}
+            await self.p.history.settle([a["send_id"] for a in actions if a["send_id"] not in waiting])
+
+    def _judge(self, action: dict, book, now_ms: int, facts, states: dict):
+        """(reason not to send or None, until when quiet hours defer it or None, trigger, tenant, lead)."""
+        tenant = book.tenants.get(action["tenant"])
+        t = tenant.triggers.get(action["trigger"]) if tenant else None
+        state = states.get((action["tenant"], action["lead_id"]))
+        if t is None or not t.enabled:
+            return "trigger_removed", None, t, tenant, state
+        if state is None or state.status != "accepted":
+            return "not_subscribed", None, t, tenant, state
+        if state.channel != t.action.channel:
+            return "wrong_channel", None, t, tenant, state
+        reason = _waited_for(t, action, facts.get((action["tenant"], action["lead_id"])), now_ms)
+        if reason is not None:
+            return reason, None, t, tenant, state
+        quiet = tenant.triggering.quiet_hours or (SMS_DEFAULT_QUIET_HOURS if t.action.channel == "sms" else None)
+        return None, quiet_until(now_ms, state.timezone, quiet), t, tenant, state
 
     # -- events out -----------------------------------------------------------------------
 
