@@ -58,28 +58,30 @@ async def on_events(deps, engine, msgs: list[tuple]) -> int:
         if name in WANTED:
             batch.append((name, ev))
     out = await engine.on_events(batch, now_ms)
-    await _produce(deps, records, out)
+    await _produce(deps, engine, records, out)
     return len(msgs)
 
 
 async def fire_due(deps, engine) -> int:
     now_ms = int(time.time() * 1000) + await _skew_ms(deps)
     out = await engine.fire_due(now_ms)
-    await _produce(deps, [], out)
+    await _produce(deps, engine, [], out)
     return sum(out.counts.values())
 
 
 async def refresh_segments(deps, engine) -> int:
     out = await engine.refresh_segments(int(time.time() * 1000))
-    await _produce(deps, [], out)
+    await _produce(deps, engine, [], out)
     return sum(out.counts.values())
 
 
-async def _produce(deps, records: list, out) -> None:
+async def _produce(deps, engine, records: list, out) -> None:
+    """The records acknowledged, then what depends on them (memberships, settled timers)."""
     records = records + [(deps.topic(ROLE_TOPIC[role]), lead.encode(), deps.codec.encode(name, ev), None)
                          for role, lead, name, ev in out.records]
     if records:
         await deps.producer.send_many(records)
+    await engine.after_produce(out)
     for what, n in out.counts.items():
         TRIGGER_OUTCOMES.labels(what).inc(n)
 

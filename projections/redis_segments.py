@@ -2,7 +2,8 @@
 
 ls:seg:{tenant}:{lead} is the set of a lead's segments, ls:segm:{tenant}:{segment} the set of
 a segment's members; both change together (MULTI), only through enter/leave, which the
-trigger engine applies as it emits segment.entered / segment.exited (a replay rebuilds them).
+trigger engine applies once its segment.entered / segment.exited are on the topic (a replay
+rebuilds them).
 """
 from __future__ import annotations
 
@@ -52,10 +53,8 @@ class SegmentStore:
         cursor, found = await self.r.sscan(members_key(tenant, segment), cursor, count=count)
         return int(cursor), sorted(m.decode() for m in found)
 
-    async def replace(self, tenant: str, segment: str, members: set[str]) -> tuple[set[str], set[str]]:
-        """Make a segment's members exactly these (a query segment's refresh); (entered, exited)."""
+    async def diff(self, tenant: str, segment: str, members: set[str]) -> tuple[set[str], set[str]]:
+        """Who would enter and who would leave if the segment's members became exactly these
+        (a query segment's refresh); applied with `apply` once the events are on the topic."""
         now = {m.decode() for m in await self.r.smembers(members_key(tenant, segment))}
-        entered, exited = members - now, now - members
-        await self.apply([(tenant, segment, lead, True) for lead in sorted(entered)] +
-                         [(tenant, segment, lead, False) for lead in sorted(exited)])
-        return entered, exited
+        return members - now, now - members

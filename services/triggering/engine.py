@@ -39,6 +39,11 @@ class Out:
 
     records: list[tuple[str, str, str, dict]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # done only once the records are acknowledged (`after_produce`): a worker killed in between
+    # leaves the timer to be claimed again and the membership to be judged again, never an
+    # effect whose event is lost
+    memberships: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    settle: list[str] = field(default_factory=list)
 
     def add(self, topic: str, name: str, ev: dict) -> None:
         self.records.append((topic, ev["lead_id"], name, ev))
@@ -160,8 +165,13 @@ class TriggerEngine:
                     if holds:
                         entered.append(Seen(key[0], key[1], now_ms, ev["event_id"], "segment.entered", {"segment": sid}))
             facts[key] = Facts(f.now_ms, f.events, f.score, frozenset(now_in), f.attributes, f.fired)
-        await self.p.segments.apply(changes)
+        out.memberships.extend(changes)
         return entered
+
+    async def after_produce(self, out: Out) -> None:
+        """What must follow the records being on their topics: memberships applied, timers settled."""
+        await self.p.segments.apply(out.memberships)
+        await self.p.history.settle(out.settle)
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -175,7 +185,7 @@ class TriggerEngine:
         if lost:  # a timer whose action is gone cannot fire: said, not silently dropped
             log.error("timers without their action (Redis lost them?): %s", lost[:10])
             out.counts["timer_without_action"] = len(lost)
-            await self.p.history.settle(lost)
+            out.settle.extend(lost)
         actions = [a for _, a in claimed if a is not None]
         keys = sorted({(a["tenant"], a["lead_id"]) for a in actions})
         states = await self._states(actions)
@@ -206,7 +216,9 @@ class TriggerEngine:
                     log.error("segment %s/%s: the query failed: %r", tenant.id, sid, exc)
                     out.counts["segment_query_failed"] = out.counts.get("segment_query_failed", 0) + 1
                     continue
-                entered, exited = await self.p.segments.replace(tenant.id, sid, members)
+                entered, exited = await self.p.segments.diff(tenant.id, sid, members)
+                out.memberships.extend([(tenant.id, sid, lead, True) for lead in sorted(entered)] +
+                                       [(tenant.id, sid, lead, False) for lead in sorted(exited)])
                 for lead in sorted(entered):
                     out.add("triggers", "segment.entered", self._segment_event("segment.entered", (tenant.id, lead), sid, now_ms))
                 for lead in sorted(exited):
@@ -249,7 +261,7 @@ class TriggerEngine:
                 cause_at=action["cause_at"]))
         if from_timer:  # deferred ones were scheduled again under the same id: not settled
             waiting = {sid for sid, _, _ in deferred}
-            await self.p.history.settle([a["send_id"] for a in actions if a["send_id"] not in waiting])
+            out.settle.extend(a["send_id"] for a in actions if a["send_id"] not in waiting)
 
     def _judge(self, action: dict, book, now_ms: int, facts, states: dict):
         """(reason not to send or None, until when quiet hours defer it or None, trigger, tenant, lead)."""
