@@ -7,6 +7,7 @@ GET  /v1/leads/{lead_id} the read model of one of the key's tenant's leads
 POST /v1/leads/{lead_id}/unsubscribe               -> 202 {lead_id, event_id}
 POST /webhooks/{provider} provider callbacks (api/webhooks.py)
 /v1/session, /v1/tenants/..., /v1/people, /v1/platform/..., /v1/audit: api/session.py, manage*.py, audit.py
+GET  /v1/tenants/{tenant}/lookup, /messages[/{send_id}]; /v1/fleet: api/lookup.py, messages.py, fleet.py
 GET  /healthz
 """
 from __future__ import annotations
@@ -28,11 +29,16 @@ from api.audit import audit_router
 from api.body import parse_body, read_body as _read_body
 from api.errors import ApiError, install_error_handlers
 from api.events import install_event_routes
+from api.fleet import fleet_router
+from api.lead_model import LeadReadModel
+from api.lookup import lookup_router
 from api.manage import management_router
 from api.manage_keys import keys_router
 from api.manage_people import people_router
+from api.messages import messages_router
 from api.openapi_docs import install_openapi, json_body
 from api.scopes import accounting_scope_dependency, analytics_scope_dependency
+from api.spa import install_dashboard
 from api.session import session_router
 from api.webhooks import install_webhooks
 from domain.identity import derived_event_id, new_event_id
@@ -70,30 +76,6 @@ class Unsubscribing(BaseModel):
     event_id: str
 
 
-class LeadReadModel(BaseModel):
-    """One lead as the intake keeps it (the projection of leads.events)."""
-
-    tenant: str
-    lead_id: str
-    channel: str
-    address: str
-    status: str = Field(description="accepted | rejected | unsubscribed | cold | suppressed")
-    reasons: list[str]
-    lists: list[str]
-    partners: list[str]
-    attribution: dict[str, str]
-    timezone: str | None
-    region: str | None
-    submissions: int
-    first_seen_ms: int
-    updated_ms: int
-    first_name: str | None
-    profile: dict
-    preferences: dict[str, dict] = Field(
-        default_factory=dict, description="per list, what the person chose on the preference page: "
-                                          "{cadence ('' = the list's own), paused_until_ms, left}")
-
-
 class Health(BaseModel):
     status: str
     tenants: int
@@ -127,9 +109,11 @@ def build_app(deps: Deps) -> FastAPI:
     for router in (session_router(deps, access), management_router(deps, access), keys_router(deps, access),
                    people_router(deps, access), audit_router(deps, access),
                    analytics_router(deps, analytics_scope_dependency(deps, access)),
-                   accounting_router(deps, accounting_scope_dependency(access))):
+                   accounting_router(deps, accounting_scope_dependency(access)),
+                   lookup_router(deps), messages_router(deps), fleet_router(deps, access)):
         app.include_router(router)
     install_openapi(app, [LeadIn, BatchIn, UnsubscribeIn])
+    install_dashboard(app)
 
     @app.get("/healthz", openapi_extra=rule("public"), response_model=Health)
     async def healthz() -> dict:

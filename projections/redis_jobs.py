@@ -41,6 +41,13 @@ class JobStore:
         raw = await self.r.hgetall(f"ls:jobs:{tenant}")
         return {k.decode(): job_from_dict(orjson.loads(v)) for k, v in raw.items()}
 
+    async def get_many(self, tenant: str, keys: list[str]) -> list[Job | None]:
+        """The tenant's jobs by key, None where a job is gone (expired since)."""
+        if not keys:
+            return []
+        raw = await self.r.hmget(f"ls:jobs:{tenant}", keys)
+        return [job_from_dict(orjson.loads(v)) if v else None for v in raw]
+
     async def feed_status(self, tenant: str, name: str) -> dict:
         raw = await self.r.hgetall(f"ls:feed:{tenant}:{name}")
         return {k.decode(): v.decode() for k, v in raw.items()}

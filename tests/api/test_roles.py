@@ -77,6 +77,12 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/events"): BRAND_ADMIN | {"ingest"},
     ("POST", "/v1/events/batch"): BRAND_ADMIN | {"ingest"},
     ("GET", "/v1/tenants/{tenant}/segments/{segment}/members"): READERS,
+    ("GET", "/v1/tenants/{tenant}/lookup"): READERS | {"ingest"},
+    ("GET", "/v1/tenants/{tenant}/messages"): READERS | {"ingest"},
+    ("GET", "/v1/tenants/{tenant}/messages/{send_id}"): READERS | {"ingest"},
+    ("GET", "/v1/fleet"): ADMINS,
+    ("POST", "/v1/fleet/agents/{agent}/pause"): ADMINS,
+    ("POST", "/v1/fleet/agents/{agent}/resume"): ADMINS,
 }
 for _plural in ("lists", "partners", "templates", "feeds", "triggers", "segments"):
     EXPECTED[("GET", f"/v1/tenants/{{tenant}}/{_plural}")] = READERS
@@ -86,7 +92,8 @@ for _plural in ("lists", "partners", "templates", "feeds", "triggers", "segments
         EXPECTED[(_m, f"/v1/tenants/{{tenant}}/{_plural}/{{id}}")] = BRAND_ADMIN
 
 PARAMS = {"provider": "no-such-provider", "lead_id": "no-such-lead", "id": "zz-no-such", "segment": "zz-no-such", "key_id": "k_000000000000",
-          "email": "nobody@example.com", "grant_id": "nobody@example.com/analyst"}
+          "email": "nobody@example.com", "grant_id": "nobody@example.com/analyst", "send_id": "no-such-send",
+          "agent": "zz-no-such"}
 # bodies that pass authorization and then fail validation (or name nothing): nothing changes
 BODIES = {("POST", "/v1/tenants/{tenant}/api-keys"): {"role": "no-such-role"},
           ("POST", "/v1/platform/api-keys"): {"role": "no-such-role"},

@@ -57,12 +57,19 @@ export function App() {
           <Route key={p.path} path={p.path} element={p.element} />
         ))}
         <Route path="/password" element={<PasswordPage />} />
-        <Route path="/sign-in" element={<Navigate to={home} replace />} />
+        <Route path="/sign-in" element={<AfterSignIn home={home} />} />
         <Route path="/" element={<Navigate to={home} replace />} />
         <Route path="*" element={<NotHere home={home} />} />
       </Routes>
     </Shell>
   );
+}
+
+// signed in on the sign-in page: go where the person was headed (a path of this app only)
+function AfterSignIn({ home }: { home: string }) {
+  const next = new URLSearchParams(useLocation().search).get("next");
+  const safe = next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/sign-in") ? next : home;
+  return <Navigate to={safe} replace />;
 }
 
 function NotHere({ home }: { home: string }) {

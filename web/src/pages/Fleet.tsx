@@ -7,8 +7,10 @@ import { Gate, Problem } from "../components/States";
 import { useApi } from "../components/useApi";
 import { fmtTime } from "../dates";
 
-type Change = { at: string | number; from: number; to: number; reason: string; lag: number };
-type Agent = { agent: string; lag: number; desired: number; running: number; paused: boolean; changes: Change[]; error: string | null };
+type Change = { at: string; direction: string; from: number; to: number; reason: string; lag: number };
+type Worker = { name: string; pid: number | null; state: string; ready: boolean; restarts: number };
+type Agent = { agent: string; lag: number | null; desired: number | null; running: number; paused: boolean; stalled: boolean;
+  changes: Change[]; workers: Worker[]; error: string | null; limits: { min_workers: number; max_workers: number; lag_per_worker: number } };
 
 export function FleetPage() {
   const fleet = useApi<{ agents: Agent[]; at: string }>("/v1/fleet", 2000);
@@ -37,19 +39,24 @@ export function FleetPage() {
             <Card withBorder key={a.agent} data-testid={`agent-${a.agent}`}>
               <Group justify="space-between">
                 <Text fw={600}>{a.agent}</Text>
-                {a.paused ? <Badge color="orange">paused</Badge> : <Badge color="teal" variant="light">running</Badge>}
+                <Group gap={4}>
+                  {a.stalled && <Badge color="red">stalled</Badge>}
+                  {a.paused ? <Badge color="orange">paused</Badge> : <Badge color="teal" variant="light">active</Badge>}
+                </Group>
               </Group>
               <Group gap="lg" mt="xs">
-                <div><Text size="xs" c="dimmed">lag</Text><Text fw={700} data-testid="lag">{a.lag.toLocaleString()}</Text></div>
-                <div><Text size="xs" c="dimmed">desired</Text><Text fw={700} data-testid="desired">{a.desired}</Text></div>
+                <div><Text size="xs" c="dimmed">lag</Text><Text fw={700} data-testid="lag">{a.lag === null ? "–" : a.lag.toLocaleString()}</Text></div>
+                <div><Text size="xs" c="dimmed">desired</Text><Text fw={700} data-testid="desired">{a.desired ?? "–"}</Text></div>
                 <div><Text size="xs" c="dimmed">running</Text><Text fw={700} data-testid="running">{a.running}</Text></div>
               </Group>
+              <Text size="xs" c="dimmed">{a.limits.min_workers}–{a.limits.max_workers} workers, one per {a.limits.lag_per_worker.toLocaleString()} of lag ·{" "}
+                {a.workers.map((w) => `${w.name.replace("worker-", "")}${w.ready ? "" : " (starting)"}${w.restarts ? ` ↻${w.restarts}` : ""}`).join(", ") || "no workers"}</Text>
               {a.error && <Text size="xs" c="red">{a.error}</Text>}
               {a.changes.length > 0 && (
                 <Table mt="xs" fz="xs">
                   <Table.Tbody>
-                    {a.changes.slice(-3).reverse().map((c, i) => (
-                      <Table.Tr key={i}><Table.Td>{fmtTime(c.at)}</Table.Td><Table.Td>{c.from} → {c.to}</Table.Td><Table.Td>{c.reason}</Table.Td></Table.Tr>
+                    {a.changes.slice(0, 3).map((c, i) => (
+                      <Table.Tr key={i} data-testid="change"><Table.Td>{fmtTime(c.at).slice(11)}</Table.Td><Table.Td>{c.from} → {c.to}</Table.Td><Table.Td>{c.reason}</Table.Td></Table.Tr>
                     ))}
                   </Table.Tbody>
                 </Table>

@@ -36,13 +36,11 @@ export function ListEditPage() {
   // take what was loaded unless the form already holds that version (e.g. just created here)
   useEffect(() => {
     const d = loaded.data;
-    if (d) {
-      setVersion((v) => {
-        if (v === null || d.version > v) setForm(structuredClone(d.data));
-        return v === null || d.version > v ? d.version : v;
-      });
+    if (d && (version === null || d.version > version)) {
+      setForm(structuredClone(d.data));
+      setVersion(d.version);
     }
-  }, [loaded.data]);
+  }, [loaded.data]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const put = (path: string, value: unknown) =>
     setForm((f: any) => {

@@ -8,11 +8,13 @@ import { fmtTime } from "../dates";
 import { useSession } from "../session";
 
 type Row = { send_id: string; status: string; channel: string; provider: string | null; list: string | null; template: string | null;
-  lead_id: string; to: string | null; subject: string | null; reasons: string[]; requested_at: string | null; last_at: string | null };
-type One = { send_id: string; events: { event_type: string; occurred_at: string; status?: string; reasons?: string[] }[];
-  message: { subject?: string; html?: string; text?: string; from?: string; to?: string } | null };
+  kind: string | null; lead_id: string; to: string | null; subject: string | null; reason: string | null; reasons: string[];
+  requested_at: string | null; last_at: string | null };
+type One = Row & { events: { event_type: string; occurred_at: string; status?: string; reasons?: string[]; summary?: string }[];
+  message: { channel: string; subject?: string | null; html?: string | null; text?: string | null; from?: string | null; to?: string } | null;
+  rendering: { composed_again: boolean; template_version_sent: number | null; template_version_shown: number | null; notes: string[] } | null };
 
-const STATUS = ["requested", "delivered", "failed", "bounced", "deferred", "skipped", "dispatched"];
+const STATUS = ["requested", "deferred", "skipped", "dispatched", "failed", "delivered", "bounced"];
 
 export function MessagesPage() {
   const { tenant } = useSession();
@@ -25,8 +27,8 @@ export function MessagesPage() {
     else next.delete(k);
     setParams(next);
   };
-  const log = useApi<Row[] | { messages: Row[] }>(tenant ? `/v1/tenants/${tenant}/messages` + qs({ ...f, limit: 200 }) : null);
-  const rows = Array.isArray(log.data) ? log.data : log.data?.messages ?? [];
+  const log = useApi<{ messages: Row[]; next: unknown }>(tenant ? `/v1/tenants/${tenant}/messages` + qs({ ...f, limit: 200 }) : null);
+  const rows = log.data?.messages ?? [];
 
   return (
     <Stack>
@@ -46,7 +48,7 @@ export function MessagesPage() {
               {rows.map((r) => (
                 <Table.Tr key={r.send_id} data-status={r.status}>
                   <Table.Td>{fmtTime(r.requested_at ?? r.last_at)}</Table.Td>
-                  <Table.Td>{r.to}<Text size="xs" c="dimmed" truncate maw={260}>{r.subject}</Text></Table.Td>
+                  <Table.Td>{r.to}<Text size="xs" c="dimmed">{r.kind}</Text></Table.Td>
                   <Table.Td><Badge variant="light" color={r.status === "delivered" ? "teal" : r.status === "failed" || r.status === "bounced" ? "red" : "gray"}>{r.status}</Badge>
                     {r.reasons?.length ? <Text size="xs" c="dimmed">{r.reasons.join(", ")}</Text> : null}</Table.Td>
                   <Table.Td>{r.channel}</Table.Td><Table.Td>{r.provider}</Table.Td><Table.Td>{r.list} {r.template && r.template !== r.list ? `/ ${r.template}` : ""}</Table.Td>
@@ -70,12 +72,17 @@ function OneMessage({ tenant, id }: { tenant: string; id: string }) {
   return (
     <Gate loading={one.loading} error={one.error} what="the message">
       <Stack data-testid="message">
+        {one.data?.rendering?.notes?.length ? (
+          <Text size="xs" c="dimmed" data-testid="rendering-notes">Composed again from what was sent: {one.data.rendering.notes.join("; ")}</Text>
+        ) : one.data?.rendering?.composed_again ? (
+          <Text size="xs" c="dimmed">Composed again from what was sent; its links are inert here (a look is not an open or a click).</Text>
+        ) : null}
         {m ? (
           <Card withBorder>
             {m.subject !== undefined && <Text fw={600}>{m.subject}</Text>}
             <Text size="xs" c="dimmed">{m.from ? `from ${m.from} ` : ""}to {m.to}</Text>
             {m.html ? (
-              <iframe title="The email as sent" sandbox="" srcDoc={m.html} style={{ width: "100%", height: 520, border: "1px solid #ddd", marginTop: 8 }} />
+              <iframe title="The email as sent" sandbox="" srcDoc={m.html} data-testid="message-html" style={{ width: "100%", height: 520, border: "1px solid #ddd", marginTop: 8 }} />
             ) : (
               <Code block mt="xs" data-testid="message-text">{m.text}</Code>
             )}
@@ -86,7 +93,7 @@ function OneMessage({ tenant, id }: { tenant: string; id: string }) {
         <Table data-testid="message-events">
           <Table.Tbody>
             {(one.data?.events ?? []).map((e, i) => (
-              <Table.Tr key={i}><Table.Td>{fmtTime(e.occurred_at)}</Table.Td><Table.Td><Code>{e.event_type}</Code></Table.Td><Table.Td>{e.status} {(e.reasons ?? []).join(", ")}</Table.Td></Table.Tr>
+              <Table.Tr key={i}><Table.Td>{fmtTime(e.occurred_at)}</Table.Td><Table.Td><Code>{e.event_type}</Code></Table.Td><Table.Td>{e.summary ?? e.status} {(e.reasons ?? []).join(", ")}</Table.Td></Table.Tr>
             ))}
           </Table.Tbody>
         </Table>

@@ -1,15 +1,12 @@
 // Sign-in: email and password; a lock-out or a wrong password is said plainly.
 import { Button, Card, Center, PasswordInput, Stack, TextInput, Title } from "@mantine/core";
 import { useState, type FormEvent } from "react";
-import { useNavigate, useSearchParams } from "react-router-dom";
 import { ApiProblem } from "../api";
 import { Problem } from "../components/States";
 import { useSession } from "../session";
 
 export function SignInPage() {
   const { signIn } = useSession();
-  const [params] = useSearchParams();
-  const navigate = useNavigate();
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [error, setError] = useState<ApiProblem | null>(null);
@@ -20,9 +17,7 @@ export function SignInPage() {
     setBusy(true);
     setError(null);
     try {
-      await signIn(email, password);
-      const next = params.get("next");
-      navigate(next && next.startsWith("/") && next !== "/sign-in" ? next : "/", { replace: true });
+      await signIn(email, password);  // the signed-in routes then send the person on (App's AfterSignIn)
     } catch (err) {
       setError(err instanceof ApiProblem ? err : new ApiProblem(0, "error", String(err)));
     } finally {
