@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+from stack.demo_logins import demo_logins
 from stack.services import LOGS, STACK, build_services, start, stop, tail
 from streams.settings import ROOT, get_settings
 
@@ -160,19 +161,6 @@ def cmd_env() -> None:
         lines["LEADSTREAM_DEMO_LOGINS"] = " ".join(f"{role}={email}:{pw}" for role, email, pw in logins)
     for k, v in lines.items():
         print(f"export {k}='{v}'")
-
-
-def demo_logins(path) -> list[tuple[str, str, str]]:
-    """(role, email, password) of the demo file's people, one per role (the first of each)."""
-    import yaml
-    doc = yaml.safe_load(path.read_text()) or {}
-    people, seen, out = doc.get("people") or {}, set(), []
-    for g in doc.get("grants") or ():
-        person = people.get(g.get("person")) or {}
-        if g.get("role") not in seen and person.get("demo_password"):
-            seen.add(g["role"])
-            out.append((g["role"], g["person"], person["demo_password"]))
-    return out
 
 
 def run_python(args: list[str]) -> int:

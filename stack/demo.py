@@ -679,7 +679,16 @@ def print_explore(console: Console, settings: Settings, brands: list[Brand], q: 
         tenant, lead_id = sample
         console.print(f"  curl -s -H 'Authorization: Bearer {keys[tenant]}' "
                       f"{settings.api_url}/v1/leads/{lead_id}", markup=False, soft_wrap=True)
+    print_dashboard(console, settings)
     console.print("  the stack is still running: ./dev status, ./dev logs NAME; ./dev down to stop it")
+
+
+def print_dashboard(console: Console, settings: Settings) -> None:
+    """The dashboard's address and one sign-in per demo role."""
+    from stack.demo_logins import demo_logins
+    console.print(f"\n[bold]dashboard[/]  {settings.api_url}/app/   (sign in as any of these)")
+    for role, email, password in demo_logins(settings.tenants_file):
+        console.print(f"  {role:<15} {email:<32} {password}")
 
 
 # ---- main ---------------------------------------------------------------------------------

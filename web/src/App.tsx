@@ -1,23 +1,25 @@
 // The routes, each page offered only to the roles that may use it (the API refuses the rest anyway).
-import type { ReactElement } from "react";
+import { lazy, Suspense, type ReactElement } from "react";
 import { Navigate, Route, Routes, useLocation } from "react-router-dom";
 import { Loading } from "./components/States";
 import { Shell } from "./Shell";
 import { may, useSession } from "./session";
-import { AccountingPage } from "./pages/Accounting";
-import { AnalyticsPage } from "./pages/Analytics";
-import { AuditPage } from "./pages/Audit";
-import { FleetPage } from "./pages/Fleet";
-import { KeysPage } from "./pages/Keys";
-import { LeadsPage } from "./pages/Leads";
-import { ListEditPage } from "./pages/ListEdit";
-import { ListsPage } from "./pages/Lists";
-import { MessagesPage } from "./pages/Messages";
-import { OverviewPage } from "./pages/Overview";
-import { PasswordPage } from "./pages/Password";
-import { PeoplePage } from "./pages/People";
 import { SignInPage } from "./pages/SignIn";
-import { TriggersPage } from "./pages/Triggers";
+
+// each page is its own chunk: the first screen loads only what it shows
+const AccountingPage = lazy(() => import("./pages/Accounting").then((m) => ({ default: m.AccountingPage })));
+const AnalyticsPage = lazy(() => import("./pages/Analytics").then((m) => ({ default: m.AnalyticsPage })));
+const AuditPage = lazy(() => import("./pages/Audit").then((m) => ({ default: m.AuditPage })));
+const FleetPage = lazy(() => import("./pages/Fleet").then((m) => ({ default: m.FleetPage })));
+const KeysPage = lazy(() => import("./pages/Keys").then((m) => ({ default: m.KeysPage })));
+const LeadsPage = lazy(() => import("./pages/Leads").then((m) => ({ default: m.LeadsPage })));
+const ListEditPage = lazy(() => import("./pages/ListEdit").then((m) => ({ default: m.ListEditPage })));
+const ListsPage = lazy(() => import("./pages/Lists").then((m) => ({ default: m.ListsPage })));
+const MessagesPage = lazy(() => import("./pages/Messages").then((m) => ({ default: m.MessagesPage })));
+const OverviewPage = lazy(() => import("./pages/Overview").then((m) => ({ default: m.OverviewPage })));
+const PasswordPage = lazy(() => import("./pages/Password").then((m) => ({ default: m.PasswordPage })));
+const PeoplePage = lazy(() => import("./pages/People").then((m) => ({ default: m.PeoplePage })));
+const TriggersPage = lazy(() => import("./pages/Triggers").then((m) => ({ default: m.TriggersPage })));
 
 export type Page = { path: string; label: string; action: string; element: ReactElement; nav?: boolean };
 
@@ -52,6 +54,7 @@ export function App() {
   const home = allowed[0]?.path ?? "/password";
   return (
     <Shell pages={allowed.filter((p) => p.nav !== false)}>
+      <Suspense fallback={<Loading what="the page" />}>
       <Routes>
         {allowed.map((p) => (
           <Route key={p.path} path={p.path} element={p.element} />
@@ -61,6 +64,7 @@ export function App() {
         <Route path="/" element={<Navigate to={home} replace />} />
         <Route path="*" element={<NotHere home={home} />} />
       </Routes>
+      </Suspense>
     </Shell>
   );
 }
