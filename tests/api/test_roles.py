@@ -80,6 +80,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/tenants/{tenant}/lookup"): READERS | {"ingest"},
     ("GET", "/v1/tenants/{tenant}/messages"): READERS | {"ingest"},
     ("GET", "/v1/tenants/{tenant}/messages/{send_id}"): READERS | {"ingest"},
+    ("GET", "/v1/tenants/{tenant}/triggers-stats"): READERS,
     ("GET", "/v1/fleet"): ADMINS,
     ("POST", "/v1/fleet/agents/{agent}/pause"): ADMINS,
     ("POST", "/v1/fleet/agents/{agent}/resume"): ADMINS,

@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
-from tests.api.test_control_plane import _admin_key, _everywhere
-from tests.integration.conftest import auth, wait_decisions
-
-
-@pytest.fixture
-def admin(settings):
-    with httpx.Client(base_url=settings.api_url, headers=auth(_admin_key()), timeout=30) as c:
-        yield c
+from tests.api.test_control_plane import _everywhere, admin  # noqa: F401  (admin: a platform-admin key's client)
+from tests.integration.conftest import wait_decisions
 
 
 @pytest.fixture

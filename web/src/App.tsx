@@ -6,20 +6,47 @@ import { Shell } from "./Shell";
 import { may, useSession } from "./session";
 import { SignInPage } from "./pages/SignIn";
 
-// each page is its own chunk: the first screen loads only what it shows
-const AccountingPage = lazy(() => import("./pages/Accounting").then((m) => ({ default: m.AccountingPage })));
-const AnalyticsPage = lazy(() => import("./pages/Analytics").then((m) => ({ default: m.AnalyticsPage })));
-const AuditPage = lazy(() => import("./pages/Audit").then((m) => ({ default: m.AuditPage })));
-const FleetPage = lazy(() => import("./pages/Fleet").then((m) => ({ default: m.FleetPage })));
-const KeysPage = lazy(() => import("./pages/Keys").then((m) => ({ default: m.KeysPage })));
-const LeadsPage = lazy(() => import("./pages/Leads").then((m) => ({ default: m.LeadsPage })));
-const ListEditPage = lazy(() => import("./pages/ListEdit").then((m) => ({ default: m.ListEditPage })));
-const ListsPage = lazy(() => import("./pages/Lists").then((m) => ({ default: m.ListsPage })));
-const MessagesPage = lazy(() => import("./pages/Messages").then((m) => ({ default: m.MessagesPage })));
-const OverviewPage = lazy(() => import("./pages/Overview").then((m) => ({ default: m.OverviewPage })));
-const PasswordPage = lazy(() => import("./pages/Password").then((m) => ({ default: m.PasswordPage })));
-const PeoplePage = lazy(() => import("./pages/People").then((m) => ({ default: m.PeoplePage })));
-const TriggersPage = lazy(() => import("./pages/Triggers").then((m) => ({ default: m.TriggersPage })));
+// each page is its own chunk: the first screen loads only what it shows, and main.tsx starts
+// loading the page of the address opened while the session is still being asked for
+const LOADERS: Record<string, () => Promise<Record<string, unknown>>> = {
+  "/accounting": () => import("./pages/Accounting"),
+  "/analytics": () => import("./pages/Analytics"),
+  "/audit": () => import("./pages/Audit"),
+  "/fleet": () => import("./pages/Fleet"),
+  "/keys": () => import("./pages/Keys"),
+  "/leads": () => import("./pages/Leads"),
+  "/lists/:id": () => import("./pages/ListEdit"),
+  "/lists": () => import("./pages/Lists"),
+  "/messages": () => import("./pages/Messages"),
+  "/overview": () => import("./pages/Overview"),
+  "/password": () => import("./pages/Password"),
+  "/people": () => import("./pages/People"),
+  "/triggers": () => import("./pages/Triggers"),
+};
+
+function pageOf(path: string, name: string) {
+  return lazy(() => LOADERS[path]().then((m) => ({ default: m[name] as () => ReactElement })));
+}
+
+export function preloadPage(pathname: string): void {
+  const path = pathname.replace(/^\/app/, "").replace(/\/$/, "");
+  const key = LOADERS[path] ? path : path.startsWith("/lists/") ? "/lists/:id" : "/overview";
+  LOADERS[key]().catch(() => undefined);  // the route loads it again and shows any error
+}
+
+const AccountingPage = pageOf("/accounting", "AccountingPage");
+const AnalyticsPage = pageOf("/analytics", "AnalyticsPage");
+const AuditPage = pageOf("/audit", "AuditPage");
+const FleetPage = pageOf("/fleet", "FleetPage");
+const KeysPage = pageOf("/keys", "KeysPage");
+const LeadsPage = pageOf("/leads", "LeadsPage");
+const ListEditPage = pageOf("/lists/:id", "ListEditPage");
+const ListsPage = pageOf("/lists", "ListsPage");
+const MessagesPage = pageOf("/messages", "MessagesPage");
+const OverviewPage = pageOf("/overview", "OverviewPage");
+const PasswordPage = pageOf("/password", "PasswordPage");
+const PeoplePage = pageOf("/people", "PeoplePage");
+const TriggersPage = pageOf("/triggers", "TriggersPage");
 
 export type Page = { path: string; label: string; action: string; element: ReactElement; nav?: boolean };
 
@@ -72,7 +99,7 @@ export function App() {
 // signed in on the sign-in page: go where the person was headed (a path of this app only)
 function AfterSignIn({ home }: { home: string }) {
   const next = new URLSearchParams(useLocation().search).get("next");
-  const safe = next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/sign-in") ? next : home;
+  const safe = next && next !== "/" && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/sign-in") ? next : home;
   return <Navigate to={safe} replace />;
 }
 

@@ -53,7 +53,7 @@ export async function request<T = any>(
     res = await fetch(path, {
       method,
       headers: h,
-      credentials: "same-origin",
+      credentials: "include",  // same origin; "include" matches the session preload of index.html
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {

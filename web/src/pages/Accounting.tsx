@@ -17,6 +17,10 @@ type Accounting = { from: string; to: string; brands: Brand[]; earned: Figures &
 
 const STATUS_COLOR: Record<string, string> = { matched: "teal", within_tolerance: "teal", mismatch: "red", stale: "orange", unavailable: "red", not_configured: "gray" };
 
+function signed(cents: number): string {
+  return (cents >= 0 ? "+" : "−") + fmtValue(Math.abs(cents), "cents");
+}
+
 export function AccountingPage() {
   const { tenant } = useSession();
   const [from, setFrom] = useState(addDays(todayUtc(), -6));
@@ -45,7 +49,7 @@ export function AccountingPage() {
                       <Table.Td>{b.name}</Table.Td><Table.Td>{b.ours.clicks.toLocaleString()}</Table.Td><Table.Td>{$(b.ours.revenue_cents)}</Table.Td>
                       <Table.Td>{$(b.ours.brand_cents)} {b.ours.brand_share !== null && <Text span size="xs" c="dimmed">({(b.ours.brand_share * 100).toFixed(0)}%)</Text>}</Table.Td>
                       <Table.Td>{$(b.ours.platform_cents)}</Table.Td>
-                      <Table.Td>{b.theirs ? `${$(b.theirs.revenue_cents)} (${b.difference && b.difference.revenue_cents >= 0 ? "+" : ""}${$(b.difference?.revenue_cents)})` : "–"}</Table.Td>
+                      <Table.Td>{b.theirs ? `${$(b.theirs.revenue_cents)} (${signed(b.difference?.revenue_cents ?? 0)})` : "–"}</Table.Td>
                       <Table.Td><Tooltip label={b.detail} multiline w={280}><Badge color={STATUS_COLOR[b.status] ?? "gray"} variant="light">{b.status.replace("_", " ")}</Badge></Tooltip></Table.Td>
                     </Table.Tr>
                   ))}
