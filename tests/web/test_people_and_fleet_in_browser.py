@@ -71,6 +71,21 @@ def test_the_message_log_filters_by_status(as_role, welcomed):
     page.get_by_test_id("empty").wait_for()
 
 
+def test_the_message_log_pages_back_without_overlap(as_role):
+    s = as_role("brand_admin")
+    page = s.go("/messages?limit=2")  # the page size is part of the URL too
+    rows = page.locator("[data-testid=messages-table] tbody tr")
+    rows.first.wait_for()
+    first = [r.get_attribute("data-send") for r in rows.all()]
+    assert len(first) == 2
+    page.get_by_test_id("older").click()
+    page.wait_for_url("**before_send=**")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=messages-table] tbody tr')"
+                           f"?.getAttribute('data-send') !== {first[0]!r}")
+    second = [r.get_attribute("data-send") for r in rows.all()]
+    assert second and not set(first) & set(second)
+
+
 def _card_number(card, name: str) -> int | None:
     text = card.get_by_test_id(name).inner_text().replace(",", "")
     return None if text == "–" else int(text)

@@ -6,22 +6,24 @@ import { Shell } from "./Shell";
 import { may, useSession } from "./session";
 import { SignInPage } from "./pages/SignIn";
 
-// each page is its own chunk: the first screen loads only what it shows, and main.tsx starts
-// loading the page of the address opened while the session is still being asked for
+import { AccountingPage } from "./pages/Accounting";
+import { AuditPage } from "./pages/Audit";
+import { FleetPage } from "./pages/Fleet";
+import { KeysPage } from "./pages/Keys";
+import { LeadsPage } from "./pages/Leads";
+import { ListEditPage } from "./pages/ListEdit";
+import { ListsPage } from "./pages/Lists";
+import { MessagesPage } from "./pages/Messages";
+import { PasswordPage } from "./pages/Password";
+import { PeoplePage } from "./pages/People";
+import { TriggersPage } from "./pages/Triggers";
+
+// The charts (Recharts) are most of the bundle: the two pages that draw them load as chunks of
+// their own, started by main.tsx as soon as such a page is the address opened; every other page
+// is in the main bundle, so it needs no second round trip before asking for its data.
 const LOADERS: Record<string, () => Promise<Record<string, unknown>>> = {
-  "/accounting": () => import("./pages/Accounting"),
-  "/analytics": () => import("./pages/Analytics"),
-  "/audit": () => import("./pages/Audit"),
-  "/fleet": () => import("./pages/Fleet"),
-  "/keys": () => import("./pages/Keys"),
-  "/leads": () => import("./pages/Leads"),
-  "/lists/:id": () => import("./pages/ListEdit"),
-  "/lists": () => import("./pages/Lists"),
-  "/messages": () => import("./pages/Messages"),
   "/overview": () => import("./pages/Overview"),
-  "/password": () => import("./pages/Password"),
-  "/people": () => import("./pages/People"),
-  "/triggers": () => import("./pages/Triggers"),
+  "/analytics": () => import("./pages/Analytics"),
 };
 
 function pageOf(path: string, name: string) {
@@ -29,24 +31,12 @@ function pageOf(path: string, name: string) {
 }
 
 export function preloadPage(pathname: string): void {
-  const path = pathname.replace(/^\/app/, "").replace(/\/$/, "");
-  const key = LOADERS[path] ? path : path.startsWith("/lists/") ? "/lists/:id" : "/overview";
-  LOADERS[key]().catch(() => undefined);  // the route loads it again and shows any error
+  const path = pathname.replace(/^\/app/, "").replace(/\/$/, "") || "/overview";
+  LOADERS[path]?.().catch(() => undefined);  // the route loads it again and shows any error
 }
 
-const AccountingPage = pageOf("/accounting", "AccountingPage");
-const AnalyticsPage = pageOf("/analytics", "AnalyticsPage");
-const AuditPage = pageOf("/audit", "AuditPage");
-const FleetPage = pageOf("/fleet", "FleetPage");
-const KeysPage = pageOf("/keys", "KeysPage");
-const LeadsPage = pageOf("/leads", "LeadsPage");
-const ListEditPage = pageOf("/lists/:id", "ListEditPage");
-const ListsPage = pageOf("/lists", "ListsPage");
-const MessagesPage = pageOf("/messages", "MessagesPage");
 const OverviewPage = pageOf("/overview", "OverviewPage");
-const PasswordPage = pageOf("/password", "PasswordPage");
-const PeoplePage = pageOf("/people", "PeoplePage");
-const TriggersPage = pageOf("/triggers", "TriggersPage");
+const AnalyticsPage = pageOf("/analytics", "AnalyticsPage");
 
 export type Page = { path: string; label: string; action: string; element: ReactElement; nav?: boolean };
 

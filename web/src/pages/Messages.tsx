@@ -20,14 +20,22 @@ export function MessagesPage() {
   const { tenant } = useSession();
   const [params, setParams] = useSearchParams();
   const f = { status: params.get("status") ?? "", provider: params.get("provider") ?? "", reason: params.get("reason") ?? "", channel: params.get("channel") ?? "" };
+  const page = { before: params.get("before") ?? "", before_send: params.get("before_send") ?? "" };
   const open = params.get("send");
   const set = (k: string, v: string | null) => {
     const next = new URLSearchParams(params);
     if (v) next.set(k, v);
     else next.delete(k);
+    if (k !== "send") ["before", "before_send"].forEach((x) => x !== k && next.delete(x));  // a new filter starts at the newest
     setParams(next);
   };
-  const log = useApi<{ messages: Row[]; next: unknown }>(tenant ? `/v1/tenants/${tenant}/messages` + qs({ ...f, limit: 200 }) : null);
+  const turn = (cursor: { before: string; before_send: string } | null) => {
+    const next = new URLSearchParams(params);
+    ["before", "before_send"].forEach((x) => (cursor ? next.set(x, cursor[x as "before"]) : next.delete(x)));
+    setParams(next);
+  };
+  const log = useApi<{ messages: Row[]; next: { before: string; before_send: string } | null }>(
+    tenant ? `/v1/tenants/${tenant}/messages` + qs({ ...f, ...page, limit: params.get("limit") ?? 100 }) : null);
   const rows = log.data?.messages ?? [];
 
   return (
@@ -46,7 +54,7 @@ export function MessagesPage() {
               <Table.Th>Provider</Table.Th><Table.Th>List / template</Table.Th><Table.Th /></Table.Tr></Table.Thead>
             <Table.Tbody>
               {rows.map((r) => (
-                <Table.Tr key={r.send_id} data-status={r.status}>
+                <Table.Tr key={r.send_id} data-status={r.status} data-send={r.send_id}>
                   <Table.Td>{fmtTime(r.requested_at ?? r.last_at)}</Table.Td>
                   <Table.Td>{r.to}<Text size="xs" c="dimmed">{r.kind}</Text></Table.Td>
                   <Table.Td><Badge variant="light" color={r.status === "delivered" ? "teal" : r.status === "failed" || r.status === "bounced" ? "red" : "gray"}>{r.status}</Badge>
@@ -58,6 +66,10 @@ export function MessagesPage() {
             </Table.Tbody>
           </Table>
         </Table.ScrollContainer>
+        <Group>
+          {page.before && <Button size="xs" variant="default" onClick={() => turn(null)}>Newest</Button>}
+          {log.data?.next && <Button size="xs" variant="default" onClick={() => turn(log.data!.next)} data-testid="older">Older messages</Button>}
+        </Group>
       </Gate>
       <Drawer opened={!!open} onClose={() => set("send", null)} position="right" size="xl" title="Message">
         {open && tenant && <OneMessage tenant={tenant} id={open} />}
