@@ -129,7 +129,8 @@ def _versions(settings, supervisor) -> dict[str, int]:
     out["tracking"] = _metric(f"http://{settings.tracking_host}:{settings.tracking_port}/metrics")
     for agent in status["agents"].values():
         for w in agent["workers"]:
-            if w["state"] == "running" and w["metrics_port"]:
+            # a worker still starting has not opened its metrics port (nor read the configuration)
+            if w["state"] == "running" and w["ready"] and w["metrics_port"]:
                 out[w["name"]] = _metric(f"http://127.0.0.1:{w['metrics_port']}/metrics")
     return out
 
