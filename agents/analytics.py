@@ -36,6 +36,22 @@ def register(app, deps) -> None:
             await run_batch("analytics", lambda: project(deps, writer, msgs),
                             oldest_event_ms=oldest_ms(events))
 
+    looks = deps.experiment_looks()
+
+    @app.timer(interval=s.experiment_look_interval_s)
+    async def experiment_looks() -> None:
+        await run_batch("experiment_looks", lambda: look_at_experiments(deps, looks))
+
+
+async def look_at_experiments(deps, looks) -> int:
+    """Record a look at every running experiment whose last look is an interval old (one worker
+    of the agent takes each look: a Redis key held for the interval)."""
+    interval_s = max(1, int(deps.settings.experiment_look_interval_s))
+
+    async def due(tenant: str, experiment: str) -> bool:
+        return bool(await deps.redis.set(f"ls:experiment-look:{tenant}:{experiment}", 1, nx=True, ex=interval_s))
+    return await looks.record_running(int(time.time() * 1000), due)
+
 
 async def project(deps, writer: EventsWriter, msgs: list[tuple]) -> int:
     """Write a batch of raw events to ClickHouse; bad ones go to the dead-letter topic."""

@@ -9,6 +9,7 @@ POST /webhooks/{provider} provider callbacks (api/webhooks.py)
 /v1/session, /v1/tenants/..., /v1/people, /v1/platform/..., /v1/audit: api/session.py, manage*.py, audit.py
 GET  /v1/tenants/{tenant}/lookup, /messages[/{send_id}]; /v1/fleet: api/lookup.py, messages.py, fleet.py
 GET  /v1/tenants/{tenant}/triggers-stats: api/trigger_stats.py
+GET  /v1/tenants/{tenant}/experiments/{id}/results, POST .../looks: api/experiments.py
 GET  /healthz
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ from api.openapi_docs import install_openapi, json_body
 from api.scopes import accounting_scope_dependency, analytics_scope_dependency
 from api.spa import install_dashboard
 from api.session import session_router
+from api.experiments import experiments_router
 from api.trigger_stats import trigger_stats_router
 from api.webhooks import install_webhooks
 from domain.identity import derived_event_id, new_event_id
@@ -113,7 +115,7 @@ def build_app(deps: Deps) -> FastAPI:
                    analytics_router(deps, analytics_scope_dependency(deps, access)),
                    accounting_router(deps, accounting_scope_dependency(access)),
                    lookup_router(deps), messages_router(deps), fleet_router(deps, access),
-                   trigger_stats_router(deps)):
+                   trigger_stats_router(deps), experiments_router(deps)):
         app.include_router(router)
     install_openapi(app, [LeadIn, BatchIn, UnsubscribeIn])
     install_dashboard(app)

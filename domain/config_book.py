@@ -19,7 +19,7 @@ from domain.tenants import TenantBook
 TENANT_FIELDS = tuple(TenantSettings.model_fields)
 _FILE_KEYS = {"admin_key_sha256", "blocklist", "tenants", "people", "grants", "api_keys", "platform"}
 _TENANT_CHILDREN = {"lists", "partners", "feeds", "webhook", "templates", "api_keys", "api_key_sha256",
-                    "demo_key", "id", "triggers", "segments"}
+                    "demo_key", "id", "triggers", "segments", "experiments"}
 
 
 def compile_book(live: Mapping[Ref, dict], version: int = 0) -> TenantBook:
@@ -30,7 +30,7 @@ def compile_book(live: Mapping[Ref, dict], version: int = 0) -> TenantBook:
         if ref.kind == "tenant":
             tenants[ref.id] = {**data, "id": ref.id, "lists": {}, "partners": [], "partner_info": {},
                                "feeds": [], "templates": {}, "webhook": None, "api_key_sha256": [],
-                               "triggers": {}, "segments": {}}
+                               "triggers": {}, "segments": {}, "experiments": {}}
     doc: dict[str, Any] = {"tenants": tenants, "admin_key_sha256": [], "api_keys": {}, "people": {},
                            "grants": [], "version": version}
     for ref, data in sorted(live.items(), key=lambda item: item[0].key):
@@ -53,6 +53,8 @@ def compile_book(live: Mapping[Ref, dict], version: int = 0) -> TenantBook:
             t["triggers"][ref.id] = data
         elif ref.kind == "segment":
             t["segments"][ref.id] = data
+        elif ref.kind == "experiment":
+            t["experiments"][ref.id] = data
         elif ref.kind == "webhook":
             t["webhook"] = data
         elif ref.kind == "api_key":
@@ -150,7 +152,7 @@ def _tenant_entities(tid: str, t: Any) -> tuple[list[tuple[Ref, Any]], list[Prob
         out.append((Ref("webhook", tid, WEBHOOK_ID), t["webhook"]))
     for name, meta in (t.get("templates") or {}).items():
         out.append((Ref("template", tid, str(name)), meta))
-    for section, kind in (("triggers", "trigger"), ("segments", "segment")):
+    for section, kind in (("triggers", "trigger"), ("segments", "segment"), ("experiments", "experiment")):
         for name, data in (t.get(section) or {}).items():
             out.append((Ref(kind, tid, str(name)), data))
     hashes = [str(h) for h in t.get("api_key_sha256") or ()]

@@ -38,6 +38,35 @@ def consistency_problems(live: Mapping[Ref, dict]) -> list[CrossProblem]:
             out += _grant_or_key_problems(ref, data, people, partners.get(ref.tenant or "", None))
         elif ref.kind in ("trigger", "segment"):
             out += _behaviour_problems(ref, data, live)
+        elif ref.kind == "experiment":
+            out += _experiment_problems(ref, data, live)
+    return out
+
+
+def _experiment_problems(ref: Ref, data: dict, live: Mapping[Ref, dict]) -> list[CrossProblem]:
+    """An experiment's list or trigger, and its variants' templates and creatives, must exist;
+    a list or trigger has one running experiment at a time."""
+    mine = {(r.kind, r.id): d for r, d in live.items() if r.tenant == ref.tenant}
+    out: list[CrossProblem] = []
+    target = mine.get(("list", data.get("list"))) if data.get("list") else mine.get(("trigger", data.get("trigger")))
+    if data.get("list") and target is None:
+        out.append((ref, "list", f"list {data['list']!r} does not exist"))
+    if data.get("trigger") and target is None:
+        out.append((ref, "trigger", f"trigger {data['trigger']!r} does not exist"))
+    creatives = {c.get("id") for c in (target or {}).get("creatives") or ()} if data.get("list") else set()
+    for i, v in enumerate(data.get("variants") or ()):
+        if v.get("template") and ("template", v["template"]) not in mine:
+            out.append((ref, f"variants[{i}].template", f"template {v['template']!r} does not exist: create it first"))
+        if v.get("creative") and v["creative"] not in creatives:
+            out.append((ref, f"variants[{i}].creative",
+                        f"creative {v['creative']!r} is not one of the list's creatives" if data.get("list")
+                        else "creatives belong to lists' alerts: a trigger's message carries none"))
+    if data.get("status", "running") == "running":
+        for r, d in live.items():
+            if (r.kind == "experiment" and r.tenant == ref.tenant and r.id < ref.id and d.get("status", "running") ==
+                    "running" and (d.get("list"), d.get("trigger")) == (data.get("list"), data.get("trigger"))):
+                what = f"list {data['list']!r}" if data.get("list") else f"trigger {data.get('trigger')!r}"
+                out.append((ref, "status", f"experiment {r.id!r} already runs on {what}: stop it first"))
     return out
 
 

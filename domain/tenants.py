@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from domain.api_keys import ApiKey, hash_key, key_id_for
 from domain.list_rules import ListRules
 from domain.people import Grant, Person
+from domain.experiments import ExperimentConfig
 from domain.triggers import SegmentConfig, TriggerConfig, TriggerPolicy
 from domain.schedule import (DEFAULT_TIMEZONE, SMS_DEFAULT_QUIET_HOURS, parse_cadence, parse_quiet_hours,
                              parse_send_time, resolve_timezone, wall_time_in_quiet_hours)
@@ -247,6 +248,7 @@ class Tenant(Strict):
     triggering: TriggerPolicy = TriggerPolicy()
     triggers: dict[str, TriggerConfig] = Field(default_factory=dict)
     segments: dict[str, SegmentConfig] = Field(default_factory=dict)
+    experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
 
     def template_of(self, list_name: str) -> str:
         """The template id a list's messages are composed with."""

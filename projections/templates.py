@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from jinja2 import Template, TemplateSyntaxError, Undefined
@@ -208,7 +208,22 @@ class TemplateStore:
         self._compile_mjml = compile_mjml
         self._cache: dict[tuple[str, str, str], _Entry] = {}
         self._lock = threading.Lock()
+        self._subjects: dict[tuple[str, str, str], CompiledEmail] = {}
         self.compiles = 0  # MJML compiles done: a benchmark and a test watch this
+
+    def with_subject(self, compiled: CompiledEmail, subject: str) -> CompiledEmail:
+        """The template with another subject line (an experiment's variant), compiled once."""
+        key = ("subject", compiled.version, subject)
+        with self._lock:
+            hit = self._subjects.get(key)
+        if hit is None:
+            hit = replace(compiled, subject=self._jinja(TEXT_ENV, subject, Path("(experiment subject)")),
+                          version=f"{compiled.version}+{hashlib.sha256(subject.encode()).hexdigest()[:8]}")
+            with self._lock:
+                if len(self._subjects) > 1000:
+                    self._subjects.clear()
+                self._subjects[key] = hit
+        return hit
 
     def email(self, tenant: str, list_name: str) -> CompiledEmail:
         """The current compiled email template for a tenant's list."""

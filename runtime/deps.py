@@ -88,6 +88,11 @@ class Deps:
         from runtime.triggering import build_trigger_engine
         return build_trigger_engine(self)
 
+    def experiment_looks(self):
+        """The use case that looks at experiments and records the looks."""
+        from runtime.experiments import build_experiment_looks
+        return build_experiment_looks(self)
+
     def topic(self, name: str) -> str:
         return f"{self.settings.topic_prefix}{name}"
 

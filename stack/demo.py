@@ -749,11 +749,15 @@ async def run(args: argparse.Namespace, console: Console) -> int:
     morning_ok = True
     if not args.no_morning:
         from stack.engagement_demo import run_afternoon
+        from stack.experiments_demo import report_experiment, start_experiment
         from stack.morning import run_morning
+        experiment = await start_experiment(settings, console, run_id)
         morning_started = time.time()
         morning_ok = await run_morning(settings, console, set(sub.lead_ids))
         if morning_ok:
             morning_ok = await run_afternoon(settings, console, set(sub.lead_ids), morning_started)
+        if morning_ok:
+            morning_ok = await report_experiment(settings, console, experiment)
         if morning_ok:
             from stack.accounting_demo import run_accounting
             morning_ok = await run_accounting(settings, console)

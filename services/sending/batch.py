@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from domain.experiments import arm_of_request
 from domain.sending import (DAILY_CAPPED, MAX_ATTEMPTS, RESEND_JOBS_AFTER_MS, ALERT_KINDS, Verdict, after_mark,
                             backoff_ms, cap_key, is_reply, log_ids, may_go_without_jobs, over_cap, retried,
                             screen, screen_reply, send_event, sms_list_of, suppression_keys)
@@ -47,6 +48,7 @@ class Item:
     new_keys: frozenset = frozenset()  # the jobs first seen since the lead's previous alert on the list
     matching: int = 0  # jobs that match at all (new or not): tells no_new_jobs from no_matching_jobs
     segments: list = field(default_factory=list)
+    arm: object = None  # the experiment arm (domain.experiments.Arm) when the send is in one
 
 
 class SendBatch:
@@ -92,7 +94,11 @@ class SendBatch:
                 verdict = screen(req, state, suppressed, now_ms, cfg.effective_quiet_hours if cfg else None)
             if self._settled_now(verdict, req, now_ms, out):
                 continue
-            items.append(Item(req, state, tenant))
+            arm = arm_of_request(tenant.experiments, req) if tenant.experiments else None
+            if arm is not None and arm.holdout:  # held out: the lead gets nothing, and that is its exposure
+                out.events.append(send_event("send.skipped", req, now_ms, reason="holdout", **arm.fields()))
+                continue
+            items.append(Item(req, state, tenant, arm=arm))
         return items
 
     async def _claimed(self, items: list[Item], now_ms: int, out: Outbox) -> list[Item]:
@@ -200,7 +206,7 @@ class SendBatch:
             else:
                 ready.append(item)
         await self._give_back([i.req["send_id"] for i in skipped], [_counted_key(i) for i in skipped])
-        drafts = [Draft(i.req, i.tenant, i.state, i.jobs, i.new_keys, i.segments) for i in ready]
+        drafts = [Draft(i.req, i.tenant, i.state, i.jobs, i.new_keys, i.segments, i.arm) for i in ready]
         codes = await self.state.link_codes(sum(codes_needed(d) for d in drafts))
         links, composed, broken = [], [], []
         for item, draft in zip(ready, drafts):
@@ -249,7 +255,8 @@ class SendBatch:
                                     template_version=item.composed.template_version,
                                     creative=getattr(getattr(item.composed, "creative", None), "id", None),
                                     job_keys=[j.key for j in item.jobs], links=len(item.composed.links),
-                                    segments=getattr(item.composed, "segments", 0))
+                                    segments=getattr(item.composed, "segments", 0),
+                                    **(item.arm.fields() if item.arm else {}))
                     out.events.append(ev)
                     sent.append((req["send_id"], ev))
                     dispatched.append(ev[1])

@@ -3,7 +3,7 @@ template with its context (a trigger's message). Pure composition lives in domai
 this module gathers its inputs (brand, recipient, template, jobs, codes, merge data)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -11,6 +11,7 @@ from domain.compose import (EmailContext, ListFacts, Recipient, SmsContext, Tena
                             compose_reply, compose_sms, email_codes_needed, list_title, schedule_phrase,
                             sms_codes_needed)
 from domain.creatives import Creative
+from domain.experiments import Arm
 from domain.links import signed_code
 from domain.messages import EmailMessage, SmsMessage
 from domain.triggers import attributes_of
@@ -28,6 +29,7 @@ class Draft:
     jobs: list = field(default_factory=list)
     new_keys: frozenset = frozenset()
     segments: list[str] = field(default_factory=list)
+    arm: Arm | None = None  # an experiment's variant: its subject, template or creative instead
 
 
 def codes_needed(d: Draft) -> int:
@@ -56,7 +58,8 @@ def compose(d: Draft, numbers: list[int], now_ms: int, templates: Templates, pol
                         tenant.brand.unsubscribe_mailto, tenant.brand.sms_max_segments)
     who = Recipient(state.lead_id, state.address, state.first_name or "", "")
     cfg = tenant.lists.get(req["list"])
-    template = template_id(req, tenant.template_of(req["list"]))
+    arm = d.arm
+    template = (arm and arm.template) or template_id(req, tenant.template_of(req["list"]))
     facts = _list_facts(req["list"], cfg) if content == WELCOME and cfg else None
     extra = merge_data(req, state, d.segments) if content == TEMPLATE else {}
     campaign = (req.get("trigger") or req["kind"]) if content == TEMPLATE else req["kind"]
@@ -68,8 +71,12 @@ def compose(d: Draft, numbers: list[int], now_ms: int, templates: Templates, pol
                                           new_job_keys=d.new_keys, list_facts=facts, extra=extra))
         return composed, SmsMessage(req["send_id"], tenant.brand.sms_from, state.address, composed.body)
     creatives = [] if content == TEMPLATE else [Creative(**c.model_dump()) for c in (cfg.creatives if cfg else [])]
-    composed = compose_email(EmailContext(brand, who, req["list"], req["send_id"],
-                                          templates.email(tenant.id, template), d.jobs, codes,
+    if arm and arm.creative:
+        creatives = [replace(c, weight=1) for c in creatives if c.id == arm.creative]  # even a paused one
+    compiled = templates.email(tenant.id, template)
+    if arm and arm.subject:
+        compiled = templates.with_subject(compiled, arm.subject)
+    composed = compose_email(EmailContext(brand, who, req["list"], req["send_id"], compiled, d.jobs, codes,
                                           policy.tracking_base_url, now_ms, creatives=creatives, campaign=campaign,
                                           partner=req.get("partner", ""), new_job_keys=d.new_keys,
                                           list_facts=facts, extra=extra))

@@ -87,6 +87,8 @@ class Templates(Protocol):
 
     def sms(self, tenant: str, template: str): ...
 
+    def with_subject(self, compiled, subject: str): ...
+
 
 class Segments(Protocol):
     """The segments a lead is in now (for conditional blocks in templates)."""

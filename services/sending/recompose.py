@@ -19,6 +19,7 @@ from domain.intake import LeadState
 from domain.jobs import Job
 from domain.sending import TEMPLATE, content_of
 from domain.tenants import TenantBook
+from domain.experiments import arm_named
 from services.sending.content import Draft, codes_needed, compose
 from services.sending.ports import Segments, SendPolicy, Templates
 
@@ -75,7 +76,8 @@ async def recompose(ports: RecomposePorts, request: dict, dispatched: dict) -> R
     jobs = await _jobs(ports, request, dispatched, out)
     segments = await _segments(ports, request)
     new_keys = frozenset(j.key for j in jobs) if request["kind"] == "daily" else frozenset()  # an alert: only new
-    draft = Draft(request, tenant, state, jobs, new_keys, segments)
+    arm = arm_named(tenant.experiments, dispatched.get("experiment") or "", dispatched.get("variant") or "")
+    draft = Draft(request, tenant, state, jobs, new_keys, segments, arm)
     numbers = [INERT_CODE_BASE + i for i in range(codes_needed(draft))]
     policy = SendPolicy(lease_ms=0, provider_rate_per_s=0, link_key=INERT_LINK_KEY,
                         tracking_base_url=ports.tracking_base_url)

@@ -1,0 +1,119 @@
+"""An experiment's results, per arm and from people only, and its looks:
+
+GET  /v1/tenants/{tenant}/experiments/{id}/results   the arms and the decision if one looked now
+POST /v1/tenants/{tenant}/experiments/{id}/looks     look now and record it (the carried
+                                                     p-values, the winner once declared)
+
+The experiment itself is managed like any entity: /v1/tenants/{tenant}/experiments (api/manage.py);
+its `state` holds the recorded looks and the decision. Counting: projections/experiment_results.py;
+statistics: domain/experiment_stats.py; the use case: services/experiments.py.
+"""
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.access import rule
+from api.clickhouse_reads import read, reads_pool
+from api.errors import ApiError
+from domain.experiments import REPORTED, Evaluation
+from projections.experiment_results import arm_counts
+from services.experiments import ExperimentLooks, NoSuchExperiment
+
+
+class ArmOut(BaseModel):
+    variant: str = Field(description="the variant's name, or holdout (leads that were sent nothing)")
+    leads: int = Field(description="leads exposed: sent one of its messages (the holdout: held out)")
+    sent: int = Field(description="of them, leads sent at least one message")
+    counts: dict[str, int] = Field(description="leads that did it, people only: open (a person's open or click), "
+                                               "click, unsubscribe (after the first exposure), complaint; "
+                                               "click_to_open: the clickers among the openers")
+    rates: dict[str, float | None] = Field(description="each count over the leads (click_to_open: over the "
+                                                       "openers); null when the denominator is 0")
+    always_valid_p: float | None = Field(description="the sequential test's p-value against the control, carried "
+                                                     "across looks (null for the control and the holdout)")
+    corrected_p: float | None = Field(description="always_valid_p corrected for the number of treatments")
+    relative_lift: float | None = Field(description="the decision metric's rate over the control's, minus 1")
+    lift_interval: list[float | None] | None = Field(description="always-valid interval of the absolute difference "
+                                                              "(null ends: no variance yet)")
+
+
+class ResultsOut(BaseModel):
+    experiment: str
+    status: str
+    metric: str = Field(description="what the decision is made on")
+    control: str
+    promoted: str | None = Field(description="the variant every lead gets now, if one was promoted")
+    arms: list[ArmOut]
+    winner: str | None = Field(description="the winner at this look, or null")
+    reason: str = Field(description="why: collecting (too few leads), no winner yet (p), sample ratio mismatch, "
+                                    "or the winner with its lift and p")
+    chi_squared_p: float = Field(description="the fixed-horizon chi-squared p-value, for reference only: it is not "
+                                             "valid when looked at repeatedly, and decides nothing")
+    srm_p: float = Field(description="sample-ratio check of the arms' leads against the weights")
+    srm_flagged: bool = Field(description="true when srm_p < 0.001: the assignment is broken, nothing is decided")
+    recorded: dict = Field(description="the entity's state after this: the recorded looks and the decision")
+
+
+def results_of(experiment_id: str, ev: Evaluation) -> dict:
+    """The response for one evaluation."""
+    d, e = ev.decision, ev.data
+    tested = {a.variant: a for a in d.arms}
+    arms = []
+    for name in [v.name for v in e.variants] + (["holdout"] if e.holdout else []):
+        t = ev.tallies.get(name)
+        counts = {"open": t.opened, "click": t.clicked, "click_to_open": t.clicked, "unsubscribe": t.unsubscribed,
+                  "complaint": t.complained} if t else {m: 0 for m in REPORTED}
+        rates = {}
+        for m in REPORTED:
+            done, out_of = t.successes(m) if t else (0, 0)
+            rates[m] = round(done / out_of, 6) if out_of else None
+        a = tested.get(name)
+        treatment = a is not None and name != d.control
+        arms.append({"variant": name, "leads": t.leads if t else 0, "sent": t.sent if t else 0, "counts": counts,
+                     "rates": rates, "always_valid_p": _num(a.always_valid_p) if treatment else None,
+                     "corrected_p": _num(a.corrected_p) if treatment else None,
+                     "relative_lift": _num(a.relative_lift) if treatment else None,
+                     "lift_interval": [_num(x) for x in a.lift_interval] if treatment else None})
+    return {"experiment": experiment_id, "status": e.status, "metric": e.metric, "control": d.control,
+            "promoted": e.promoted, "arms": arms, "winner": d.winner, "reason": d.reason,
+            "chi_squared_p": _num(d.chi_squared_p, 1.0), "srm_p": _num(d.srm_p, 1.0), "srm_flagged": d.srm_flagged,
+            "recorded": e.state.model_dump(mode="json")}
+
+
+def _num(x: float, default: float | None = None) -> float | None:
+    return default if x != x or x in (float("inf"), float("-inf")) else round(float(x), 6)
+
+
+def experiments_router(deps) -> APIRouter:
+    pool = reads_pool(deps)
+    router = APIRouter(tags=["experiments"])
+
+    async def counts(tenant: str, experiment: str):
+        return await read(pool, arm_counts, deps.settings.clickhouse_database, tenant, experiment)
+
+    looks = ExperimentLooks(lambda: deps.tenants, counts, deps.config_service)
+
+    @router.get("/v1/tenants/{tenant}/experiments/{experiment}/results", response_model=ResultsOut,
+                openapi_extra=rule("config.read", "path"))
+    async def experiment_results(tenant: str, experiment: str) -> dict:
+        """Per arm: leads, people's opens, clicks, click-to-open, unsubscribes, complaints; the
+        sequential p-values, the sample-ratio check and the winner if one looked now."""
+        try:
+            return results_of(experiment, await looks.preview(tenant, experiment, int(time.time() * 1000)))
+        except NoSuchExperiment as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+
+    @router.post("/v1/tenants/{tenant}/experiments/{experiment}/looks", response_model=ResultsOut,
+                 openapi_extra=rule("config.write", "path"))
+    async def experiment_look(tenant: str, experiment: str) -> dict:
+        """Look now and record it on the experiment (its carried p-values; the winner once the
+        corrected always-valid p is below alpha; the promotion with auto_promote)."""
+        try:
+            return results_of(experiment, await looks.record(tenant, experiment, int(time.time() * 1000)))
+        except NoSuchExperiment as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+
+    return router
