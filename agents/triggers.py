@@ -20,6 +20,7 @@ from streams.topics import ENGAGEMENT_EVENTS, LEAD_EVENTS, PRODUCT_EVENTS, SENDS
 
 TOPICS = (PRODUCT_EVENTS, LEAD_EVENTS, ENGAGEMENT_EVENTS)
 ROLE_TOPIC = {"triggers": TRIGGER_EVENTS, "priority": SENDS_PRIORITY}
+# conversions (engagement.converted, attributed to people's clicks) go with the other engagement facts
 WANTED = ("product.tracked", "lead.accepted", "lead.unsubscribed", "engagement.opened", "engagement.clicked",
           "engagement.replied")
 
@@ -28,13 +29,15 @@ def register(app, deps) -> None:
     s = deps.settings
     topic = app.topic(*[deps.topic(t) for t in TOPICS], value_serializer="raw", key_serializer="raw")
     engine = deps.trigger_engine()
+    conversions = deps.conversions()
 
     @app.agent(topic, name="triggers")
     async def triggers(stream):
         async for events in stream.take_events(s.batch_size, within=s.priority_batch_seconds):
             msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                      e.message.value) for e in events]
-            await run_batch("triggers", lambda: on_events(deps, engine, msgs), oldest_event_ms=oldest_ms(events))
+            await run_batch("triggers", lambda: on_events(deps, engine, msgs, conversions),
+                            oldest_event_ms=oldest_ms(events))
 
     @app.timer(interval=s.trigger_tick_s)
     async def due_timers() -> None:
@@ -45,7 +48,7 @@ def register(app, deps) -> None:
         await run_batch("triggers_segments", lambda: refresh_segments(deps, engine))
 
 
-async def on_events(deps, engine, msgs: list[tuple]) -> int:
+async def on_events(deps, engine, msgs: list[tuple], conversions=None) -> int:
     now_ms = int(time.time() * 1000)
     records, batch = [], []
     for topic, partition, offset, key, value in msgs:
@@ -58,6 +61,9 @@ async def on_events(deps, engine, msgs: list[tuple]) -> int:
         if name in WANTED:
             batch.append((name, ev))
     out = await engine.on_events(batch, now_ms)
+    if conversions is not None:
+        records += [(deps.topic(ENGAGEMENT_EVENTS), ev["lead_id"].encode(), deps.codec.encode(name, ev), None)
+                    for name, ev in await conversions.on_events(batch)]
     await _produce(deps, engine, records, out)
     return len(msgs)
 

@@ -29,7 +29,8 @@ class ArmOut(BaseModel):
     sent: int = Field(description="of them, leads sent at least one message")
     counts: dict[str, int] = Field(description="leads that did it, people only: open (a person's open or click), "
                                                "click, unsubscribe (after the first exposure), complaint; "
-                                               "click_to_open: the clickers among the openers")
+                                               "click_to_open: the clickers among the openers; conversion: leads "
+                                               "that reached a goal after their first exposure (the holdout too)")
     rates: dict[str, float | None] = Field(description="each count over the leads (click_to_open: over the "
                                                        "openers); null when the denominator is 0")
     always_valid_p: float | None = Field(description="the sequential test's p-value against the control, carried "
@@ -65,7 +66,7 @@ def results_of(experiment_id: str, ev: Evaluation) -> dict:
     for name in [v.name for v in e.variants] + (["holdout"] if e.holdout else []):
         t = ev.tallies.get(name)
         counts = {"open": t.opened, "click": t.clicked, "click_to_open": t.clicked, "unsubscribe": t.unsubscribed,
-                  "complaint": t.complained} if t else {m: 0 for m in REPORTED}
+                  "complaint": t.complained, "conversion": t.converted} if t else {m: 0 for m in REPORTED}
         rates = {}
         for m in REPORTED:
             done, out_of = t.successes(m) if t else (0, 0)

@@ -132,6 +132,7 @@ OPENS = frozenset({"tenant", "partner", "list", "channel", "template", "variant"
 CLICKS = OPENS | {"creative", "job_source"}
 MESSAGES = OPENS  # messages opened / clicked: the dimensions of the message itself
 REPORTED = frozenset({"tenant", "partner", "provider", "variant"})
+CONVERSIONS = frozenset({"tenant", "partner", "list", "channel", "template", "creative", "variant"})
 
 REJECT_REASONS = ("invalid_email", "disposable_email", "invalid_phone", "not_mobile", "missing_sms_consent",
                   "country_not_allowed", "channel_not_allowed", "unknown_list", "list_channel_mismatch",
@@ -238,6 +239,13 @@ def _catalogue() -> list[Metric]:
         _base("clicks_machine_unique", "messages clicked by a machine, counted at their first machine click",
               MESSAGES, Count(E, "unique.clicked", actor="machine")),
         _base("sms_replies", "SMS replies from leads (any intent)", REPORTED, Count(E, "engagement.replied")),
+        _base("conversions", "goals reached (the brand's conversion events: an application completed, a hire), "
+                             "attributed or not", CONVERSIONS, Count(E, "engagement.converted")),
+        _base("conversions_attributed", "goals reached within the brand's window after a person's click on one of "
+                                        "our messages (attributed to that click's message)", CONVERSIONS,
+              Count(E, "engagement.converted", "attributed")),
+        _base("conversion_revenue_cents", "the revenue the brand reported with attributed conversions", CONVERSIONS,
+              Count(E, "engagement.converted", "attributed", measure="cents"), unit="cents", partner=False),
     ]
     m += [_base(f"sms_replies_{i}", f"SMS replies understood as {i}", REPORTED, Count(E, "engagement.replied", i))
           for i in REPLY_INTENTS]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from domain.api_keys import ApiKey, key_id_for, key_problems
 from domain.experiments import ExperimentConfig
 from domain.people import Grant, Person
+from domain.conversions import ConversionPolicy
 from domain.triggers import SegmentConfig, TriggerConfig, TriggerPolicy
 from domain.tenants import (AnalyticsPolicy, Blocklist, Brand, Channel, DedupePolicy, Engagement, FeedConfig,
                             ListConfig, PartnerInfo, Revenue, Sending, TemplateMeta, ValidationPolicy, Webhook)
@@ -60,6 +61,7 @@ class TenantSettings(_Data):
     revenue: Revenue = Revenue()
     analytics: AnalyticsPolicy = AnalyticsPolicy()
     triggering: TriggerPolicy = TriggerPolicy()
+    conversions: ConversionPolicy = ConversionPolicy()
 
 
 MODELS: dict[str, type[BaseModel]] = {

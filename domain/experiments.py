@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from domain import experiment_stats as stats
 from domain.experiment_assignment import HOLDOUT, assign
 
-REPORTED = ("open", "click", "click_to_open", "unsubscribe", "complaint")  # per arm, in the results
+REPORTED = ("open", "click", "click_to_open", "unsubscribe", "complaint", "conversion")  # per arm, in the results
 # what a decision may be made on: rates per exposed lead (click-to-open's denominator, the
 # openers, depends on the arm, and its arm counts could not be checked against the weights)
-Metric = Literal["open", "click", "unsubscribe", "complaint"]
+Metric = Literal["open", "click", "unsubscribe", "complaint", "conversion"]
 LOWER_IS_BETTER = frozenset({"unsubscribe", "complaint"})  # decided on the leads that did not
 MAX_LOOKS_KEPT = 60  # the newest looks kept in the entity's state (the log keeps every one)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -214,28 +214,31 @@ class ArmTally:
     clicked: int
     unsubscribed: int  # unsubscribed after the first exposure
     complained: int
+    converted: int = 0  # reached a goal after the first exposure (attributed to a click or not: the holdout too)
 
     def successes(self, metric: str) -> tuple[int, int]:
         """(leads that did it, leads it is out of) for a metric: click-to-open is out of the openers."""
         if metric == "click_to_open":
             return self.clicked, self.opened
         done = {"open": self.opened, "click": self.clicked, "unsubscribe": self.unsubscribed,
-                "complaint": self.complained}[metric]
+                "complaint": self.complained, "conversion": self.converted}[metric]
         return done, self.leads
 
 
 def tally(exposures: list[Exposure], human: dict[str, bool], unsubscribed: dict[str, int],
-          complained: set[str]) -> dict[str, ArmTally]:
+          complained: set[str], converted: dict[str, int] | None = None) -> dict[str, ArmTally]:
     """Per arm, per lead: `human` maps a message with a person's open or click to whether a
     click was among them; `unsubscribed` a lead to when it first unsubscribed; `complained` the
-    messages complained about."""
+    messages complained about; `converted` a lead to its goal events' times."""
+    converted = converted or {}
     rows: dict[str, list[int]] = {}
     for e in exposures:
-        row = rows.setdefault(e.arm, [0] * 6)
+        row = rows.setdefault(e.arm, [0] * 7)
         touched = [human[s] for s in e.send_ids if s in human]
         unsub_ms = unsubscribed.get(e.lead_id)
         flags = (True, bool(e.send_ids), bool(touched), any(touched),
-                 unsub_ms is not None and unsub_ms >= e.first_ms, any(s in complained for s in e.send_ids))
+                 unsub_ms is not None and unsub_ms >= e.first_ms, any(s in complained for s in e.send_ids),
+                 converted.get(e.lead_id, -1) >= e.first_ms)
         for i, flag in enumerate(flags):
             row[i] += flag
     return {arm: ArmTally(arm, *row) for arm, row in sorted(rows.items())}
@@ -256,7 +259,7 @@ def evaluate(e: ExperimentConfig, tallies: dict[str, ArmTally], now_ms: int) -> 
     with auto_promote it becomes the variant every lead gets."""
     arms = []
     for name in [v.name for v in e.variants] + ([HOLDOUT] if e.holdout else []):
-        t = tallies.get(name) or ArmTally(name, 0, 0, 0, 0, 0, 0)
+        t = tallies.get(name) or ArmTally(name, 0, 0, 0, 0, 0, 0, 0)
         done, out_of = t.successes(e.metric)
         arms.append(stats.ArmCounts(name, out_of, out_of - done if e.metric in LOWER_IS_BETTER else done))
     previous = e.state.looks[-1].p_values if e.state.looks else None

@@ -10,6 +10,7 @@ from domain.api_keys import ApiKey, hash_key, key_id_for
 from domain.list_rules import ListRules
 from domain.people import Grant, Person
 from domain.experiments import ExperimentConfig
+from domain.conversions import ConversionPolicy
 from domain.triggers import SegmentConfig, TriggerConfig, TriggerPolicy
 from domain.schedule import (DEFAULT_TIMEZONE, SMS_DEFAULT_QUIET_HOURS, parse_cadence, parse_quiet_hours,
                              parse_send_time, resolve_timezone, wall_time_in_quiet_hours)
@@ -246,6 +247,7 @@ class Tenant(Strict):
     templates: dict[str, TemplateMeta] = Field(default_factory=dict)
     partner_info: dict[str, PartnerInfo] = Field(default_factory=dict)
     triggering: TriggerPolicy = TriggerPolicy()
+    conversions: ConversionPolicy = ConversionPolicy()
     triggers: dict[str, TriggerConfig] = Field(default_factory=dict)
     segments: dict[str, SegmentConfig] = Field(default_factory=dict)
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)

@@ -5,7 +5,7 @@ Four plain reads keyed by tenant and event type (the events table's order), each
 repeated rows (a redelivery before a merge) by grouping: the exposures per lead (its arm is its
 first exposure's), the people's opens and clicks of the experiment's messages (send_engagement
 in each event's latest revision, the machine flag off), the leads' unsubscribes and the
-complaints naming one of the messages.
+complaints naming one of the messages, and the leads' goals (engagement.converted).
 """
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ WHERE lead_id IN (SELECT lead_id FROM {db}.events PREWHERE tenant = %(tenant)s
                   WHERE visitParamExtractString(payload, 'experiment') = %(experiment)s)
 GROUP BY lead_id"""
 
+# the newest goal of each exposed lead (a conversion counts when it came after the first exposure)
+_CONVERTED = _UNSUBSCRIBED.replace("'lead.unsubscribed'", "'engagement.converted'").replace("min(", "max(")
+
 _COMPLAINED = f"""
 SELECT DISTINCT visitParamExtractString(payload, 'send_id') FROM {{db}}.events
 PREWHERE tenant = %(tenant)s AND event_type = 'engagement.complained'
@@ -54,4 +57,5 @@ def arm_counts(client, db: str, tenant: str, experiment: str) -> dict[str, ArmTa
     human = {send_id: bool(clicked) for send_id, clicked in run(_HUMAN)}
     unsubscribed = {lead: int(at_s) * 1000 for lead, at_s in run(_UNSUBSCRIBED)}
     complained = {send_id for (send_id,) in run(_COMPLAINED)}
-    return tally(exposures, human, unsubscribed, complained)
+    converted = {lead: int(at_s) * 1000 for lead, at_s in run(_CONVERTED)}
+    return tally(exposures, human, unsubscribed, complained, converted)

@@ -123,6 +123,7 @@ class SendState:
         for d in dispatched:
             hist = f"ls:hist:{d['tenant']}:{d['lead_id']}"
             pipe.lpush(hist, orjson.dumps({k: d[k] for k in ("send_id", "list", "kind", "provider", "channel")}
+                                          | {k: d[k] for k in ("experiment", "variant") if d.get(k)}
                                           | {"at": now_ms}))
             pipe.ltrim(hist, 0, HIST_KEEP - 1)
             pipe.expire(hist, HIST_TTL_S)

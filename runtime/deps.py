@@ -88,6 +88,11 @@ class Deps:
         from runtime.triggering import build_trigger_engine
         return build_trigger_engine(self)
 
+    def conversions(self):
+        """Conversion attribution (people's last clicks, goal events)."""
+        from runtime.triggering import build_conversions
+        return build_conversions(self)
+
     def experiment_looks(self):
         """The use case that looks at experiments and records the looks."""
         from runtime.experiments import build_experiment_looks

@@ -15,3 +15,11 @@ def build_trigger_engine(deps) -> TriggerEngine:
                                       leads=deps.leads, scores=store, queries=ClickHouseSegmentQueries(
                                           s.clickhouse_host, s.clickhouse_port, s.clickhouse_database),
                                       lease_ms=int(s.trigger_lease_s * 1000)))
+
+
+def build_conversions(deps):
+    """Conversion attribution over this process's Redis."""
+    from projections.redis_clicks import ClickMarks
+    from projections.redis_sends import SendState
+    from services.conversions import Conversions
+    return Conversions(lambda: deps.tenants, ClickMarks(deps.redis), SendState(deps.redis))

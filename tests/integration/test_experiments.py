@@ -76,6 +76,10 @@ def dispatched(p, lid: str) -> list[dict]:
     return [ev for n, ev in topic_events(p, "sends.events") if n == "send.dispatched" and ev["lead_id"] == lid]
 
 
+def converted(p, lid: str) -> list[dict]:
+    return [ev for n, ev in topic_events(p, "engagement.events") if n == "engagement.converted" and ev["lead_id"] == lid]
+
+
 def click(p, sent: dict, human: bool) -> None:
     """An engagement.clicked fact as the engagement agent writes it (a person's, or a link
     scanner's with the machine flag), onto the platform's engagement topic."""
@@ -144,6 +148,20 @@ def test_each_lead_gets_its_arm_the_holdout_nothing_and_the_results_count_people
     if len(control) > 1:
         click(iso, control[1], human=False)
     want = {a: sum(1 for x in arms.values() if x == a) for a in set(arms.values())}
+    # goals: a person who clicked an urgent message applies (the brand reports the revenue); the
+    # lead whose only click was a link scanner's applies too, and so does a held-out lead
+    buyer = urgent[0]
+    assert event(iso, {"lead_id": buyer["lead_id"]}, "application_completed", revenue="12.50").status_code == 202
+    scanned = control[1]["lead_id"] if len(control) > 1 else None
+    held = [lid for lid, _ in people if arms[lid] == "holdout"]
+    for lid in [x for x in (scanned, *held[:1]) if x]:
+        event(iso, {"lead_id": lid}, "application_completed")
+    [conv] = wait_for(lambda: converted(iso, buyer["lead_id"]), 60, what="the attributed conversion")
+    assert conv["attributed"] is True and conv["send_id"] == buyer["send_id"] and conv["goal"] == "application_completed"
+    assert (conv["experiment"], conv["variant"], conv["revenue_cents"]) == (EXP, f"{EXP}/urgent", 1250)
+    for lid in [x for x in (scanned, *held[:1]) if x]:
+        [other] = wait_for(lambda: converted(iso, lid), 60, what="the unattributed conversion")
+        assert other["attributed"] is False and other["send_id"] == "" and other["variant"] == ""
 
     def results():
         r = api(iso, "GET", f"/v1/tenants/hireflow/experiments/{EXP}/results")
@@ -151,7 +169,9 @@ def test_each_lead_gets_its_arm_the_holdout_nothing_and_the_results_count_people
         body = r.json()
         got = {a["variant"]: a for a in body["arms"]}
         clicks = got["urgent"]["counts"]["click"] + got["control"]["counts"]["click"]
-        return body if all(got[a]["leads"] == n for a, n in want.items()) and clicks == 3 else None
+        conversions = sum(a["counts"]["conversion"] for a in body["arms"])
+        return body if (all(got[a]["leads"] == n for a, n in want.items()) and clicks == 3
+                        and conversions == 1 + bool(scanned) + bool(held)) else None
 
     body = wait_for(results, 90, what="the arms' leads and the people's clicks in ClickHouse")
     got = {a["variant"]: a for a in body["arms"]}
@@ -161,6 +181,21 @@ def test_each_lead_gets_its_arm_the_holdout_nothing_and_the_results_count_people
     assert got.get("holdout", {"sent": 0})["sent"] == 0
     assert body["control"] == "control" and body["winner"] is None and body["reason"].startswith("collecting")
     assert got["control"]["always_valid_p"] is None and body["srm_flagged"] is False
+    assert got["urgent"]["counts"]["conversion"] == 1
+    if held:  # the holdout converts without any message: what lift is measured against
+        assert got["holdout"]["counts"]["conversion"] == 1
+    # and in the analytics API: one attributed conversion, its revenue
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+
+    def analytics():
+        r = api(iso, "GET", "/v1/analytics/series", params={
+            "metrics": "conversions,conversions_attributed,conversion_revenue_cents", "since": today, "until": today,
+            "tenant": "hireflow"})
+        assert r.status_code == 200, r.text
+        totals = {s["metric"]: sum(g["total"] or 0 for g in s["groups"]) for s in r.json()["series"]}
+        return totals if totals.get("conversions") == 1 + bool(scanned) + bool(held) else None
+    totals = wait_for(analytics, 60, what="the conversions in the rollups")
+    assert totals["conversions_attributed"] == 1 and totals["conversion_revenue_cents"] == 1250
 
     # a look is recorded on the experiment (a configuration event), with the numbers behind it
     r = api(iso, "POST", f"/v1/tenants/hireflow/experiments/{EXP}/looks")
