@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from domain import experiment_stats as stats
 from domain.experiment_assignment import HOLDOUT, assign
+from domain.triggers import TriggerConfig, duration_ms
 
 REPORTED = ("open", "click", "click_to_open", "unsubscribe", "complaint", "conversion")  # per arm, in the results
 # what a decision may be made on: rates per exposed lead (click-to-open's denominator, the
@@ -44,6 +45,14 @@ class Variant(_Model):
     subject: str | None = Field(None, min_length=1, max_length=300)  # a Jinja line, as templates write it
     template: str | None = Field(None, min_length=1, max_length=64)
     creative: str | None = Field(None, min_length=1, max_length=64)
+    delay: str | None = None  # a trigger's messages only: this arm's delay after the event instead of the action's
+
+    @field_validator("delay")
+    @classmethod
+    def _delay(cls, v: str | None) -> str | None:
+        if v is not None and not 0 <= duration_ms(v) <= 30 * 86_400_000:
+            raise ValueError(f"{v!r}: a delay is at most 30 days")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -110,6 +119,9 @@ class ExperimentConfig(_Model):
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError(f"variant names must be unique: {names}")
+        if self.list and any(v.delay for v in self.variants):
+            raise ValueError("delay: variants of a delay are for a trigger's messages (a list's alerts go at their "
+                             "send time)")
         if self.promoted is not None and self.promoted not in names:
             raise ValueError(f"promoted: {self.promoted!r} is not one of the variants {names}")
         return self
@@ -166,6 +178,19 @@ def arm_named(experiments: dict[str, ExperimentConfig], experiment_id: str, labe
     e = experiments.get(experiment_id)
     v = e.variant(label.rpartition("/")[2]) if e and label else None
     return Arm(experiment_id, v.name, v.subject, v.template, v.creative) if v else None
+
+
+def trigger_for_lead(experiments: dict[str, ExperimentConfig], trigger_id: str, t: TriggerConfig,
+                     lead_id: str) -> TriggerConfig:
+    """The trigger as it acts for this lead: with its arm's delay when a running experiment on
+    the trigger varies the delay (the sender finds the same arm for the message's subject)."""
+    found = experiment_for(experiments, "", trigger_id, False) if experiments else None
+    if found is None or not any(v.delay for v in found[1].variants):
+        return t
+    arm = found[1].variant(arm_for(found[0], found[1], lead_id).name)
+    if arm is None or arm.delay is None:
+        return t
+    return t.model_copy(update={"action": t.action.model_copy(update={"delay": arm.delay})})
 
 
 def experiment_for(experiments: dict[str, ExperimentConfig], list_name: str, trigger: str,

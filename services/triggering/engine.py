@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from domain.experiments import trigger_for_lead
 from domain.identity import derived_event_id, identity_email, identity_phone, lead_id as lead_id_of
 from domain.product_events import as_trigger_event
 from domain.schedule import SMS_DEFAULT_QUIET_HOURS
@@ -97,7 +98,8 @@ class TriggerEngine:
                     out.counts["not_matched"] = out.counts.get("not_matched", 0) + 1
                     continue
                 state = states.get((s.tenant, s.lead))
-                action = _action(s, tid, fire_at(t, s.at, state.timezone if state else None))
+                acting = trigger_for_lead(tenant.experiments, tid, t, s.lead)  # an experiment may vary its delay
+                action = _action(s, tid, fire_at(acting, s.at, state.timezone if state else None))
                 if action["fire_at"] <= now_ms + NOW_SLACK_MS:
                     fired_now.append(action)
                 else:

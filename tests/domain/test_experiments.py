@@ -83,3 +83,19 @@ def test_for_unsubscribes_lower_is_better():
     e = config(metric="unsubscribe", min_sample=10, expected_lift=0.03)
     tallies = {"a": ArmTally("a", 1000, 1000, 0, 0, 100, 0), "b": ArmTally("b", 1000, 1000, 0, 0, 40, 0)}
     assert evaluate(e, tallies, 1).decision.winner == "b"
+
+
+def test_a_trigger_experiment_may_vary_the_delay_per_arm():
+    from domain.experiments import trigger_for_lead
+    from domain.triggers import TriggerConfig, fire_at
+    t = TriggerConfig.model_validate({"when": {"event": "job_saved"}, "action": {"template": "x", "delay": "1h"}})
+    e = ExperimentConfig.model_validate({"trigger": "saved", "variants": [{"name": "hour"}, {"name": "day",
+                                                                                             "delay": "1d"}]})
+    delays = {}
+    for lead in (f"L{i}" for i in range(40)):
+        arm = arm_of_request({"x": e}, req(lead, kind="triggered", trigger="trigger:saved")).name
+        delays[arm] = fire_at(trigger_for_lead({"x": e}, "saved", t, lead), 0, None)
+    assert delays == {"hour": 3_600_000, "day": 86_400_000}
+    assert trigger_for_lead({}, "saved", t, "L1") is t
+    with pytest.raises(ValidationError, match="delay"):
+        config(variants=[{"name": "a"}, {"name": "b", "delay": "2h"}])  # a list's alerts have no delay
