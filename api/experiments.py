@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from api.access import rule
 from api.clickhouse_reads import read, reads_pool
 from api.errors import ApiError
-from domain.experiments import REPORTED, Evaluation
+from domain.experiments import REPORTED, Evaluation, ExperimentState
 from projections.experiment_results import arm_counts
 from services.experiments import ExperimentLooks, NoSuchExperiment
 
@@ -55,11 +55,12 @@ class ResultsOut(BaseModel):
                                              "valid when looked at repeatedly, and decides nothing")
     srm_p: float = Field(description="sample-ratio check of the arms' leads against the weights")
     srm_flagged: bool = Field(description="true when srm_p < 0.001: the assignment is broken, nothing is decided")
-    recorded: dict = Field(description="the entity's state after this: the recorded looks and the decision")
+    recorded: dict = Field(description="the experiment's stored state: the recorded looks (this one too after a "
+                                       "POST .../looks; a GET records nothing) and the decision")
 
 
-def results_of(experiment_id: str, ev: Evaluation) -> dict:
-    """The response for one evaluation."""
+def results_of(experiment_id: str, ev: Evaluation, recorded: ExperimentState) -> dict:
+    """The response for one evaluation; `recorded` is the experiment's state as stored."""
     d, e = ev.decision, ev.data
     tested = {a.variant: a for a in d.arms}
     arms = []
@@ -81,7 +82,7 @@ def results_of(experiment_id: str, ev: Evaluation) -> dict:
     return {"experiment": experiment_id, "status": e.status, "metric": e.metric, "control": d.control,
             "promoted": e.promoted, "arms": arms, "winner": d.winner, "reason": d.reason,
             "chi_squared_p": _num(d.chi_squared_p, 1.0), "srm_p": _num(d.srm_p, 1.0), "srm_flagged": d.srm_flagged,
-            "recorded": e.state.model_dump(mode="json")}
+            "recorded": recorded.model_dump(mode="json")}
 
 
 def _num(x: float, default: float | None = None) -> float | None:
@@ -103,7 +104,8 @@ def experiments_router(deps) -> APIRouter:
         """Per arm: leads, people's opens, clicks, click-to-open, unsubscribes, complaints; the
         sequential p-values, the sample-ratio check and the winner if one looked now."""
         try:
-            return results_of(experiment, await looks.preview(tenant, experiment, int(time.time() * 1000)))
+            ev = await looks.preview(tenant, experiment, int(time.time() * 1000))
+            return results_of(experiment, ev, looks.experiment(tenant, experiment).state)  # the preview is not kept
         except NoSuchExperiment as exc:
             raise ApiError(404, "not_found", str(exc)) from None
 
@@ -113,7 +115,8 @@ def experiments_router(deps) -> APIRouter:
         """Look now and record it on the experiment (its carried p-values; the winner once the
         corrected always-valid p is below alpha; the promotion with auto_promote)."""
         try:
-            return results_of(experiment, await looks.record(tenant, experiment, int(time.time() * 1000)))
+            ev = await looks.record(tenant, experiment, int(time.time() * 1000))
+            return results_of(experiment, ev, ev.data.state)
         except NoSuchExperiment as exc:
             raise ApiError(404, "not_found", str(exc)) from None
 

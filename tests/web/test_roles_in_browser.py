@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-EVERY = ["Overview", "Analytics", "Lists", "Triggers", "Leads", "Messages", "Accounting", "Fleet", "People",
+EVERY = ["Overview", "Analytics", "Lists", "Triggers", "Experiments", "Leads", "Messages", "Accounting", "Fleet", "People",
          "API keys", "Audit log"]
 SEES = {
     "platform_admin": EVERY,
     "brand_admin": [p for p in EVERY if p != "Fleet"],
-    "analyst": ["Overview", "Analytics", "Lists", "Triggers", "Leads", "Messages"],
+    "analyst": ["Overview", "Analytics", "Lists", "Triggers", "Experiments", "Leads", "Messages"],
     "partner": ["Overview", "Analytics"],
 }
 

@@ -16,6 +16,7 @@ import { ListsPage } from "./pages/Lists";
 import { MessagesPage } from "./pages/Messages";
 import { PasswordPage } from "./pages/Password";
 import { PeoplePage } from "./pages/People";
+import { ExperimentsPage } from "./pages/Experiments";
 import { TriggersPage } from "./pages/Triggers";
 
 // The charts (Recharts) are most of the bundle: the two pages that draw them load as chunks of
@@ -46,6 +47,7 @@ export const PAGES: Page[] = [
   { path: "/lists", label: "Lists", action: "config.read", element: <ListsPage /> },
   { path: "/lists/:id", label: "List", action: "config.read", element: <ListEditPage />, nav: false },
   { path: "/triggers", label: "Triggers", action: "config.read", element: <TriggersPage /> },
+  { path: "/experiments", label: "Experiments", action: "config.read", element: <ExperimentsPage /> },
   { path: "/leads", label: "Leads", action: "leads.read", element: <LeadsPage /> },
   { path: "/messages", label: "Messages", action: "leads.read", element: <MessagesPage /> },
   { path: "/accounting", label: "Accounting", action: "accounting.read", element: <AccountingPage /> },
