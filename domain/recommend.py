@@ -20,23 +20,30 @@ The model holds three views of the jobs, one row per job key (matrices are scipy
 
 `recommend` scores candidate jobs for a `LeadProfile` (declared interests, location, clicked
 and applied jobs):
-- content: cosine between the job and the lead's interests text plus the mean vector of the
-  jobs it clicked (applied counts double), divided by the best candidate's so it spans 0..1;
-- collaborative: the sum of the job's co-click similarity to the lead's clicked jobs, divided
-  by the best candidate's;
+- content: the idf-weighted share of the lead's declared interests (keywords x2, categories
+  whole x2 and word by word) that the job has, averaged with the cosine between the job and
+  the mean vector of the jobs the lead clicked (applied counts double); divided by the best
+  candidate's so it spans 0..1. The share, not a cosine, for the interests: a cosine would
+  rank equally relevant jobs by the length of their descriptions;
+- collaborative: the job's co-click similarity to the lead's clicked jobs (their weighted
+  mean, 0..1), not rescaled, so a chance co-click between two jobs stays a weak signal;
 - popularity: as above (the prior for jobs without clicks).
 Weights: WARM for a lead with clicks whose jobs have co-click neighbours, COLD otherwise
-(content and popularity only); for a job without clicks the collaborative weight moves to
-content. Jobs past `max_km` from the lead are cut; nearer ones are scaled by
-1 - GEO_WEIGHT * distance / max_km (no penalty when either location is unknown but the
-neutral half of it, as in `domain.matching`). Scores are rounded to 6 decimals and ties go
-to the smaller job key. `why` names the largest weighted term: "content", "collaborative"
-or "popular", so a template can say why a job was chosen.
+(content and popularity only). A job without clicks (new, or never clicked) has no co-clicks:
+it gets the clicked candidates' mean collaborative score, a neutral value as matching's for
+an unknown distance, and its category's popularity, so it ranks on its content among jobs of
+its kind, neither favoured nor buried for being new. Jobs past `max_km` from the lead are
+cut; nearer ones are scaled by 1 - GEO_WEIGHT * distance / max_km and, given `now_ms`, by
+1 - FRESH_WEIGHT * age / 30 days (the neutral half of either when the place or the date is
+unknown, as in `domain.matching`). Scores are rounded to 6 decimals and ties go to the
+smaller job key. `why` names the largest weighted term the job earned ("content",
+"collaborative" or "popular"; never an imputed one), so a template can say why.
+
+Model versions and storage are the caller's: `train` records the version it is given.
 """
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -58,6 +65,8 @@ CATEGORY_WEIGHT = 2.0
 APPLY_WEIGHT = 2.0  # an application says more than a click
 MAX_KM = 80.0
 GEO_WEIGHT = 0.2
+FRESH_WEIGHT = 0.2
+FRESH_DAYS = 30  # a job this old has no freshness left, as in domain.matching
 NEUTRAL = 0.5
 
 
@@ -110,16 +119,23 @@ class Model:
     idf: np.ndarray  # (terms,) smoothed inverse document frequency
     unseen_idf: float  # the idf a word that no training job had gets
     content: sparse.csr_matrix  # (jobs, terms) TF-IDF rows, L2-normalised (0 without content)
+    presence: sparse.csr_matrix  # (jobs, terms) 1 where the job has the term
     has_content: np.ndarray  # (jobs,) bool: a job we know the text of
     categories: tuple[str, ...]  # per row, normalised ("" unknown)
     lat_rad: np.ndarray  # (jobs,) NaN when unknown
     lon_rad: np.ndarray
+    posted_at_ms: np.ndarray  # (jobs,) int64, 0 when unknown
     co_clicks: sparse.csr_matrix  # (jobs, jobs) shrunk cosine, each row its top neighbours
     clickers: np.ndarray  # (jobs,) distinct leads who clicked it in the training log
     popularity: np.ndarray  # (jobs,) decayed, log-scaled clicks, 0..1; 0 without clicks
     category_popularity: Mapping[str, float]  # mean popularity of a category's jobs ("" all)
     prior: np.ndarray  # (jobs,) popularity, or for a job without clicks its category's mean
     half_life_days: float
+
+    def __post_init__(self) -> None:
+        for value in vars(self).values():  # shared by every lead's call: nobody may write
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
 
     def __len__(self) -> int:
         return len(self.job_keys)
@@ -146,6 +162,7 @@ def train(jobs: Iterable[Job], clicks: Iterable[Click], now_ms: int, version: st
     vocabulary, idf, unseen_idf = _fit_idf([d for d, job in zip(docs, known) if job])
     content = _tfidf(docs, vocabulary, idf)
     lat_rad, lon_rad = _radians(known)
+    posted_at_ms = np.array([job.posted_at_ms if job else 0 for job in known], dtype=np.int64)
 
     latest: dict[tuple[str, str], int] = {}  # (lead, job) -> its latest click
     for lead, key, at in kept:
@@ -169,7 +186,8 @@ def train(jobs: Iterable[Job], clicks: Iterable[Click], now_ms: int, version: st
     prior = _prior(popularity, clickers, categories, category_popularity)
     return Model(version=version, trained_at_ms=now_ms, job_keys=tuple(keys), row_of=row_of,
                  vocabulary=vocabulary, idf=idf, unseen_idf=unseen_idf, content=content,
-                 has_content=has_content, categories=categories, lat_rad=lat_rad, lon_rad=lon_rad,
+                 presence=_presence(content), has_content=has_content, categories=categories,
+                 lat_rad=lat_rad, lon_rad=lon_rad, posted_at_ms=posted_at_ms,
                  co_clicks=_co_click_similarity(clicked, neighbours, shrink), clickers=clickers,
                  popularity=popularity, category_popularity=category_popularity, prior=prior,
                  half_life_days=half_life_days)
@@ -189,7 +207,8 @@ def add_jobs(model: Model, jobs: Iterable[Job]) -> Model:
     vocabulary, idf = dict(model.vocabulary), model.idf
     unseen = sorted({t for doc in docs for t in doc if t not in vocabulary})
     if unseen:
-        vocabulary.update((t, len(vocabulary) + i) for i, t in enumerate(unseen))
+        first = len(vocabulary)
+        vocabulary.update((t, first + i) for i, t in enumerate(unseen))
         idf = np.concatenate([idf, np.full(len(unseen), model.unseen_idf)])
     terms = len(vocabulary)
     new_rows = _tfidf(docs, vocabulary, idf)
@@ -215,6 +234,8 @@ def add_jobs(model: Model, jobs: Iterable[Job]) -> Model:
     lat_rad = np.concatenate([model.lat_rad, np.full(grow, np.nan)])
     lon_rad = np.concatenate([model.lon_rad, np.full(grow, np.nan)])
     lat_rad[rows], lon_rad[rows] = _radians(fresh)
+    posted_at_ms = np.concatenate([model.posted_at_ms, np.zeros(grow, dtype=np.int64)])
+    posted_at_ms[rows] = [job.posted_at_ms for job in fresh]
     has_content = np.concatenate([model.has_content, np.zeros(grow, dtype=bool)])
     has_content[rows] = True
     categories = list(model.categories) + [""] * grow
@@ -228,11 +249,13 @@ def add_jobs(model: Model, jobs: Iterable[Job]) -> Model:
     co = model.co_clicks
     indptr = np.concatenate([co.indptr, np.full(grow, co.indptr[-1], dtype=co.indptr.dtype)])
     co_clicks = sparse.csr_matrix((co.data, co.indices, indptr), shape=(n, n))
-    return Model(version=model.version, trained_at_ms=model.trained_at_ms, job_keys=tuple(job_keys),
-                 row_of=row_of, vocabulary=vocabulary, idf=idf, unseen_idf=model.unseen_idf,
-                 content=content, has_content=has_content, categories=tuple(categories),
-                 lat_rad=lat_rad, lon_rad=lon_rad, co_clicks=co_clicks, clickers=clickers,
-                 popularity=popularity, category_popularity=model.category_popularity, prior=prior,
+    return Model(version=model.version, trained_at_ms=model.trained_at_ms,
+                 job_keys=tuple(job_keys), row_of=row_of, vocabulary=vocabulary, idf=idf,
+                 unseen_idf=model.unseen_idf, content=content, presence=_presence(content),
+                 has_content=has_content, categories=tuple(categories), lat_rad=lat_rad,
+                 lon_rad=lon_rad, posted_at_ms=posted_at_ms, co_clicks=co_clicks,
+                 clickers=clickers, popularity=popularity,
+                 category_popularity=model.category_popularity, prior=prior,
                  half_life_days=model.half_life_days)
 
 
@@ -259,12 +282,14 @@ def candidate_pool(model: Model, candidates: Iterable[Job]) -> CandidatePool:
 
 def recommend(model: Model, lead: LeadProfile,
               candidates: Sequence[Job] | CandidatePool | None = None, k: int = 10,
-              exclude: Iterable[str] = frozenset(), max_km: float = MAX_KM) -> list[Recommendation]:
+              exclude: Iterable[str] = frozenset(), max_km: float = MAX_KM,
+              now_ms: int | None = None) -> list[Recommendation]:
     """The k best jobs for the lead, best first, among the candidates (None: every job the
     model knows the text of). Never one in `exclude`, nor one the lead clicked or applied to,
-    nor one farther than max_km from the lead. A candidate the model does not know is folded
-    in first (as `add_jobs` does), so it can be recommended on its content. To rank the same
-    candidates for many leads, resolve them once with `candidate_pool`."""
+    nor one farther than max_km from the lead; with now_ms, fresher jobs score higher. A
+    candidate the model does not know is folded in first (as `add_jobs` does), so it can be
+    recommended on its content. To rank the same candidates for many leads, resolve them once
+    with `candidate_pool`."""
     if k <= 0:
         return []
     if candidates is None:
@@ -293,17 +318,23 @@ def recommend(model: Model, lead: LeadProfile,
         return []
 
     content = _scaled(_content_scores(model, lead, history, rows))
-    collaborative = _scaled(_collaborative_scores(model, history, rows))
+    collaborative = _collaborative_scores(model, history, rows)
     popular = model.prior[rows]
     weights = WARM if collaborative.max() > 0 else COLD
-    job_has_clicks = model.clickers[rows] > 0
-    w_content = np.where(job_has_clicks, weights.content, weights.content + weights.collaborative)
-    w_collaborative = np.where(job_has_clicks, weights.collaborative, 0.0)
-    terms = np.vstack([w_content * content, w_collaborative * collaborative,
+    clicked_jobs = model.clickers[rows] > 0
+    if weights.collaborative and clicked_jobs.any() and not clicked_jobs.all():
+        # A job nobody clicked yet has no co-clicks to go by: it gets the clicked candidates'
+        # mean, neutral as matching's unknown distance, so it neither wins nor loses for it.
+        collaborative = np.where(clicked_jobs, collaborative, collaborative[clicked_jobs].mean())
+    terms = np.vstack([weights.content * content, weights.collaborative * collaborative,
                        weights.popular * popular])
+    evidence = terms.copy()
+    evidence[1, ~clicked_jobs] = 0.0  # an imputed co-click score is no reason to name
     geo = 1.0 - GEO_WEIGHT + GEO_WEIGHT * proximity
-    scores = np.round(terms.sum(axis=0) * geo, 6)
-    return [Recommendation(model.job_keys[rows[i]], float(scores[i]), WHY[int(np.argmax(terms[:, i]))])
+    fresh = 1.0 - FRESH_WEIGHT + FRESH_WEIGHT * _freshness(model, rows, now_ms)
+    scores = np.round(terms.sum(axis=0) * geo * fresh, 6)
+    return [Recommendation(model.job_keys[rows[i]], float(scores[i]),
+                           WHY[int(np.argmax(evidence[:, i]))])
             for i in _top(scores, rows, model.job_keys, k)]
 
 
@@ -327,6 +358,7 @@ def _category(category: str) -> str:
 
 
 def _add(doc: dict[str, float], terms: Iterable[str], weight: float) -> None:
+    """Add weight to each term of the doc."""
     for term in terms:
         doc[term] = doc.get(term, 0.0) + weight
 
@@ -386,6 +418,12 @@ def _tfidf(docs: list[dict[str, float]], vocabulary: Mapping[str, int],
         indptr.append(len(indices))
     return sparse.csr_matrix((np.array(data, dtype=np.float64), np.array(indices, dtype=np.int32),
                               np.array(indptr, dtype=np.int64)), shape=(len(docs), len(vocabulary)))
+
+
+def _presence(content: sparse.csr_matrix) -> sparse.csr_matrix:
+    """1 where a job has a term: the content matrix's pattern."""
+    return sparse.csr_matrix((np.ones_like(content.data), content.indices, content.indptr),
+                             shape=content.shape)
 
 
 # -- clicks --------------------------------------------------------------------------------
@@ -457,33 +495,38 @@ def _history_rows(model: Model, lead: LeadProfile) -> tuple[np.ndarray, np.ndarr
 
 def _content_scores(model: Model, lead: LeadProfile, history: tuple[np.ndarray, np.ndarray],
                     rows: np.ndarray) -> np.ndarray:
-    """Cosine of each candidate with the lead's interests plus its history's mean vector."""
-    lead_vector = np.zeros(len(model.vocabulary))
+    """How well each candidate matches the lead's text, 0..1: the idf-weighted share of its
+    declared interests the job has (so a long description does not dilute a match), and the
+    cosine with the mean vector of the jobs it clicked; averaged over the parts the lead has."""
+    parts = []
     interests = _interest_terms(lead)
     known = [t for t in interests if t in model.vocabulary]
     if known:
         cols = np.array([model.vocabulary[t] for t in known])
         values = np.array([interests[t] for t in known]) * model.idf[cols]
-        lead_vector[cols] += values / np.linalg.norm(values)
+        share = np.zeros(len(model.vocabulary))
+        share[cols] = values / values.sum()
+        parts.append(model.presence @ share)
     history_rows, history_weights = history
     if len(history_rows):
         mean = np.asarray(model.content[history_rows].T @ history_weights).ravel()
         norm = np.linalg.norm(mean)
         if norm > 0:
-            lead_vector += mean / norm
-    if not lead_vector.any():
+            parts.append(model.content @ (mean / norm))
+    if not parts:
         return np.zeros(len(rows))
-    return np.asarray(model.content[rows] @ lead_vector).ravel()
+    return (sum(parts) / len(parts))[rows]
 
 
 def _collaborative_scores(model: Model, history: tuple[np.ndarray, np.ndarray],
                           rows: np.ndarray) -> np.ndarray:
-    """Each candidate's summed co-click similarity to the lead's history."""
+    """Each candidate's co-click similarity to the lead's history (weighted mean, 0..1). Not
+    rescaled to the best candidate: a single chance co-click must stay a weak signal."""
     history_rows, history_weights = history
     if not len(history_rows):
         return np.zeros(len(rows))
     summed = np.asarray(model.co_clicks[history_rows].T @ history_weights).ravel()
-    return summed[rows]
+    return np.minimum(1.0, summed[rows] / history_weights.sum())
 
 
 def _scaled(values: np.ndarray) -> np.ndarray:
@@ -496,8 +539,19 @@ def _distances_km(model: Model, rows: np.ndarray, point: Point) -> np.ndarray:
     """Great-circle distance from the point to each job (NaN where the job has no place)."""
     lat1, lon1 = math.radians(point[0]), math.radians(point[1])
     lat2, lon2 = model.lat_rad[rows], model.lon_rad[rows]
-    h = np.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    h = (np.sin((lat2 - lat1) / 2) ** 2
+         + math.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+
+
+def _freshness(model: Model, rows: np.ndarray, now_ms: int | None) -> np.ndarray:
+    """1 for a job posted now (or later), falling to 0 at FRESH_DAYS; neutral when the date or
+    now is unknown."""
+    posted = model.posted_at_ms[rows]
+    if now_ms is None:
+        return np.full(len(rows), NEUTRAL)
+    age_days = (now_ms - posted) / DAY_MS
+    return np.where(posted > 0, np.clip(1.0 - age_days / FRESH_DAYS, 0.0, 1.0), NEUTRAL)
 
 
 def _radians(jobs: Sequence[Job | None]) -> tuple[np.ndarray, np.ndarray]:
