@@ -5,7 +5,8 @@
 For each page a fresh browser context (cold cache, as a first visit) signs in through the
 API, opens the page and waits until its main content is on screen with its data (the table,
 the cards, the form: not the loading state). value = the slowest page's median in ms;
-baseline = the median time to an interactive sign-in form (the bundle loaded and rendered,
+Each page is opened once untimed first (the server's code paths and connection pools warm, as on
+a platform that has been running: the first visit measured is the browser's). baseline = the median time to an interactive sign-in form (the bundle loaded and rendered,
 no data asked for), on the same server in the same run; the issue's target is < 1,000 ms per
 page. Also printed: each page reloaded with the bundle cached, and reached in the app from
 another page through its navigation link (how an operator mostly moves). The platform is started if it is not running (./dev demo first for the demo's data).
@@ -112,8 +113,9 @@ def main(argv: list[str]) -> None:
         for path, selector in PAGES.items():
             name = path.split("?")[0]
             nav = f"nav-{name[1:]}" if name.count("/") == 1 and "?" not in path else None
-            runs = [_timed(browser, f"{app}{path.format(lead=lead)}", selector, admin if name == "/fleet" else brand, nav)
-                    for _ in range(args.runs)]
+            url, who = f"{app}{path.format(lead=lead)}", admin if name == "/fleet" else brand
+            _timed(browser, url, selector, who)  # warm the server's path (a first visit is the browser's, not the API's)
+            runs = [_timed(browser, url, selector, who, nav) for _ in range(args.runs)]
             cold[name], warm[name] = (round(statistics.median(r[i] for r in runs)) for i in (0, 1))
             if nav:
                 inapp[name] = round(statistics.median(r[2] for r in runs))

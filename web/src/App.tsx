@@ -1,5 +1,5 @@
 // The routes, each page offered only to the roles that may use it (the API refuses the rest anyway).
-import { lazy, Suspense, type ReactElement } from "react";
+import { Suspense, type ReactElement } from "react";
 import { Navigate, Route, Routes, useLocation } from "react-router-dom";
 import { Loading } from "./components/States";
 import { Shell } from "./Shell";
@@ -19,25 +19,19 @@ import { PeoplePage } from "./pages/People";
 import { ExperimentsPage } from "./pages/Experiments";
 import { TriggersPage } from "./pages/Triggers";
 
-// The charts (Recharts) are most of the bundle: the two pages that draw them load as chunks of
-// their own, started by main.tsx as soon as such a page is the address opened; every other page
-// is in the main bundle, so it needs no second round trip before asking for its data.
-const LOADERS: Record<string, () => Promise<Record<string, unknown>>> = {
-  "/overview": () => import("./pages/Overview"),
-  "/analytics": () => import("./pages/Analytics"),
-};
+import { AnalyticsPage } from "./pages/Analytics";
+import { OverviewPage } from "./pages/Overview";
+import { preloadCharts } from "./components/Charts";
 
-function pageOf(path: string, name: string) {
-  return lazy(() => LOADERS[path]().then((m) => ({ default: m[name] as () => ReactElement })));
-}
+// Every page is in the main bundle (no second round trip before a page asks for its data); the
+// charts load as a chunk of their own (components/Charts.tsx), started at once when the page
+// opened draws them, and the page's numbers and tables show without waiting for them.
+const CHART_PAGES = new Set(["/overview", "/analytics"]);
 
 export function preloadPage(pathname: string): void {
   const path = pathname.replace(/^\/app/, "").replace(/\/$/, "") || "/overview";
-  LOADERS[path]?.().catch(() => undefined);  // the route loads it again and shows any error
+  if (CHART_PAGES.has(path)) preloadCharts();
 }
-
-const OverviewPage = pageOf("/overview", "OverviewPage");
-const AnalyticsPage = pageOf("/analytics", "AnalyticsPage");
 
 export type Page = { path: string; label: string; action: string; element: ReactElement; nav?: boolean };
 

@@ -37,6 +37,13 @@ export function may(me: Me | null, action: string, tenant?: string | null): bool
   return Object.values(me.roles).some((r) => allowed.includes(r));
 }
 
+/** Whether the metric catalogue may narrow what this person sees (a partner's brand decides which
+ * metrics its partners get): only then must a page wait for it before asking for numbers. */
+export function catalogueNarrows(me: Me | null, tenant?: string | null): boolean {
+  if (!me || me.platform_admin) return false;
+  return tenant ? me.roles[tenant] === "partner" : Object.values(me.roles).includes("partner");
+}
+
 type SessionValue = {
   me: Me | null;
   loading: boolean;

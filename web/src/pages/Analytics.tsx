@@ -2,14 +2,14 @@
 // dimensions; a multi-series chart, a sortable table and a CSV of it. The URL holds the whole
 // view, so a link shows the same thing to whoever may see it.
 import { Badge, Button, Group, MultiSelect, SegmentedControl, Select, Stack, Table, Text, TextInput, Title, UnstyledButton } from "@mantine/core";
-import { BarChart, LineChart } from "@mantine/charts";
+import { BarChart, LineChart } from "../components/Charts";
 import { useMemo } from "react";
 import { useSearchParams } from "react-router-dom";
 import { qs } from "../api";
 import { Gate } from "../components/States";
 import { useApi } from "../components/useApi";
 import { addDays, fmtValue, todayUtc } from "../dates";
-import { useSession } from "../session";
+import { catalogueNarrows, useSession } from "../session";
 
 type Metric = { name: string; description: string; unit: string; dimensions: string[] };
 type Catalogue = { metrics: Metric[]; dimensions: { name: string; description: string }[]; granularities: string[] };
@@ -51,7 +51,8 @@ export function AnalyticsPage() {
   // any dimension named in the URL (e.g. ?partner=indeed-xml) filters the view; the API decides whether it may
   const filters = Object.fromEntries(BREAKDOWNS.filter((d) => d !== "tenant" && params.get(d)).map((d) => [d, params.get(d)!]));
   const base = { metrics: metrics.join(","), since: view.since, until: view.until, group_by: view.group_by.join(",") || undefined, tenant: view.tenant || undefined, ...filters };
-  const ready = cat.data && metrics.length > 0;
+  // a partner's view waits for the catalogue (its brand decides its metrics); anyone else asks at once
+  const ready = (cat.data || !catalogueNarrows(me, view.tenant || tenant)) && metrics.length > 0;
   const series = useApi<SeriesOut>(ready ? "/v1/analytics/series" + qs({ ...base, granularity: view.granularity, limit: 10 }) : null);
   const table = useApi<BreakdownOut>(ready ? "/v1/analytics/breakdown" + qs({ ...base, sort: view.sort || undefined, limit: 200 }) : null);
   const units = Object.fromEntries((cat.data?.metrics ?? []).map((m) => [m.name, m.unit]));

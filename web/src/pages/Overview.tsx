@@ -1,13 +1,13 @@
 // Overview: the brand's (or, for a platform admin, every brand's) headline numbers for the
 // period against the period before it, each with a sparkline.
 import { Badge, Card, Group, SegmentedControl, SimpleGrid, Stack, Text, Title } from "@mantine/core";
-import { Sparkline } from "@mantine/charts";
+import { Sparkline } from "../components/Charts";
 import { useState } from "react";
 import { qs } from "../api";
 import { Gate } from "../components/States";
 import { useApi } from "../components/useApi";
 import { addDays, fmtValue, todayUtc } from "../dates";
-import { useSession } from "../session";
+import { catalogueNarrows, useSession } from "../session";
 
 const HEADLINE = [
   ["leads_submitted", "Leads"],
@@ -36,9 +36,11 @@ export function OverviewPage() {
   const p = PERIODS[period];
   const today = todayUtc();
   const since = addDays(today, -(2 * p.days - 1));
+  // everyone but a partner may see every headline metric: ask for them at once, not after the catalogue
+  const narrows = catalogueNarrows(me, tenant);
   const allowed = new Set((catalogue.data?.metrics ?? []).map((m) => m.name));
-  const metrics = HEADLINE.filter(([m]) => allowed.has(m)).map(([m]) => m);
-  const path = catalogue.data && metrics.length
+  const metrics = HEADLINE.filter(([m]) => !narrows || allowed.has(m)).map(([m]) => m);
+  const path = (catalogue.data || !narrows) && metrics.length
     ? "/v1/analytics/series" + qs({ metrics: metrics.join(","), since, until: today, granularity: p.granularity,
         tenant: scope === "all" && me?.platform_admin ? undefined : tenant ?? undefined })
     : null;
