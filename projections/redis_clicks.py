@@ -43,13 +43,22 @@ class ClickMarks:
 
     async def remember(self, marks: list[tuple[str, str, ClickMark]]) -> None:
         """(tenant, lead, mark) for each human click, in any order."""
+        if not marks:
+            return
+        pipe = self.r.pipeline(transaction=False)
         for tenant, lead, mark in marks:
-            await self._newer(keys=[_key(tenant, lead)], args=[orjson.dumps(mark.to_dict()), mark.at_ms, TTL_S])
+            await self._newer(keys=[_key(tenant, lead)], args=[orjson.dumps(mark.to_dict()), mark.at_ms, TTL_S],
+                              client=pipe)
+        await pipe.execute()
 
     async def forget(self, clicks: list[tuple[str, str, str]]) -> None:
         """(tenant, lead, click event id) of clicks revised as a machine's."""
+        if not clicks:
+            return
+        pipe = self.r.pipeline(transaction=False)
         for tenant, lead, event_id in clicks:
-            await self._forget(keys=[_key(tenant, lead)], args=[event_id])
+            await self._forget(keys=[_key(tenant, lead)], args=[event_id], client=pipe)
+        await pipe.execute()
 
     async def last(self, keys: list[tuple[str, str]]) -> list[ClickMark | None]:
         if not keys:
