@@ -18,9 +18,11 @@ from pydantic import BaseModel, Field
 from api.access import rule
 from api.clickhouse_reads import read, reads_pool
 from api.errors import ApiError
+from domain.config_changes import Refused
 from domain.experiments import REPORTED, Evaluation, ExperimentState
 from projections.experiment_results import arm_counts
 from services.experiments import ExperimentLooks, NoSuchExperiment
+from streams.config_writer import ConfigWriteError
 
 
 class ArmOut(BaseModel):
@@ -119,5 +121,11 @@ def experiments_router(deps) -> APIRouter:
             return results_of(experiment, ev, ev.data.state)
         except NoSuchExperiment as exc:
             raise ApiError(404, "not_found", str(exc)) from None
+        except Refused as exc:  # someone changed the experiment at the same instant: look again
+            raise ApiError(exc.status, exc.code, exc.message,
+                           [{"field": f, "problem": p} for f, p in exc.problems]) from None
+        except ConfigWriteError as exc:
+            raise ApiError(503, "unavailable", f"{exc}; the look was not recorded, retry",
+                           headers={"Retry-After": "2"}) from None
 
     return router
