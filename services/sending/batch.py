@@ -232,8 +232,9 @@ class SendBatch:
         return composed
 
     async def _segments(self, items: list[Item]) -> None:
-        """The segments of the leads a template message goes to (for its conditional blocks)."""
-        wanted = [i for i in items if i.req.get("template")]
+        """The segments of the leads messages go to (for their templates' dynamic blocks): of
+        every template message, and of every message of a tenant that has segments."""
+        wanted = [i for i in items if i.req.get("template") or i.tenant.segments]
         if not wanted or self.ports.segments is None:
             return
         found = await self.ports.segments.of_leads([(i.req["tenant"], i.req["lead_id"]) for i in wanted])

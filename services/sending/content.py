@@ -61,7 +61,7 @@ def compose(d: Draft, numbers: list[int], now_ms: int, templates: Templates, pol
     arm = d.arm
     template = (arm and arm.template) or template_id(req, tenant.template_of(req["list"]))
     facts = _list_facts(req["list"], cfg) if content == WELCOME and cfg else None
-    extra = merge_data(req, state, d.segments) if content == TEMPLATE else {}
+    extra = merge_data(req, state, d.segments)  # dynamic blocks on attributes and segments, in every template
     campaign = (req.get("trigger") or req["kind"]) if content == TEMPLATE else req["kind"]
     if req["channel"] == "sms":
         composed = compose_sms(SmsContext(brand, who, req["list"], req["send_id"], templates.sms(tenant.id, template),
@@ -88,8 +88,9 @@ def compose(d: Draft, numbers: list[int], now_ms: int, templates: Templates, pol
 
 
 def merge_data(req: dict, state, segments: list[str]) -> dict:
-    """A template message's merge data: the request's context (the triggering event's
-    properties, the trigger), the lead's attributes (never the address), their segments."""
+    """A message's merge data: the request's context (a trigger's message: the triggering
+    event's properties, the trigger), the lead's attributes (never the address), their segments
+    (what dynamic blocks test: `{% if "nurses" in segments %}`, `{% if attributes.region == "CA" %}`)."""
     context = orjson.loads(req["context"]) if req.get("context") else {}
     return {"event": context.get("event") or {}, "trigger": context.get("trigger") or req.get("trigger") or "",
             "attributes": attributes_of(state), "segments": list(segments)}
