@@ -10,10 +10,11 @@ statistics: domain/experiment_stats.py; the use case: services/experiments.py.
 """
 from __future__ import annotations
 
+import logging
 import time
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import rule
 from api.clickhouse_reads import read, reads_pool
@@ -23,6 +24,16 @@ from domain.experiments import REPORTED, Evaluation, ExperimentState
 from projections.experiment_results import arm_counts
 from services.experiments import ExperimentLooks, NoSuchExperiment
 from streams.config_writer import ConfigWriteError
+
+
+log = logging.getLogger("leadstream.experiments")
+
+
+class LookIn(BaseModel):
+    """Optional: why this look now (kept in the API's log)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=200)
 
 
 class ArmOut(BaseModel):
@@ -113,9 +124,11 @@ def experiments_router(deps) -> APIRouter:
 
     @router.post("/v1/tenants/{tenant}/experiments/{experiment}/looks", response_model=ResultsOut,
                  openapi_extra=rule("config.write", "path"))
-    async def experiment_look(tenant: str, experiment: str) -> dict:
+    async def experiment_look(tenant: str, experiment: str, body: LookIn | None = Body(None)) -> dict:
         """Look now and record it on the experiment (its carried p-values; the winner once the
         corrected always-valid p is below alpha; the promotion with auto_promote)."""
+        log.info("a look at experiment %s/%s asked for%s", tenant, experiment,
+                 f": {body.reason}" if body and body.reason else "")
         try:
             ev = await looks.record(tenant, experiment, int(time.time() * 1000))
             return results_of(experiment, ev, ev.data.state)

@@ -85,14 +85,17 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/fleet/agents/{agent}/pause"): ADMINS,
     ("POST", "/v1/fleet/agents/{agent}/resume"): ADMINS,
 }
-for _plural in ("lists", "partners", "templates", "feeds", "triggers", "segments"):
+EXPECTED[("GET", "/v1/tenants/{tenant}/experiments/{experiment}/results")] = READERS
+EXPECTED[("POST", "/v1/tenants/{tenant}/experiments/{experiment}/looks")] = BRAND_ADMIN
+for _plural in ("lists", "partners", "templates", "feeds", "triggers", "segments", "experiments"):
     EXPECTED[("GET", f"/v1/tenants/{{tenant}}/{_plural}")] = READERS
     EXPECTED[("POST", f"/v1/tenants/{{tenant}}/{_plural}")] = BRAND_ADMIN
     EXPECTED[("GET", f"/v1/tenants/{{tenant}}/{_plural}/{{id}}")] = READERS
     for _m in ("PUT", "PATCH", "DELETE"):
         EXPECTED[(_m, f"/v1/tenants/{{tenant}}/{_plural}/{{id}}")] = BRAND_ADMIN
 
-PARAMS = {"provider": "no-such-provider", "lead_id": "no-such-lead", "id": "zz-no-such", "segment": "zz-no-such", "key_id": "k_000000000000",
+PARAMS = {"provider": "no-such-provider", "lead_id": "no-such-lead", "id": "zz-no-such", "segment": "zz-no-such",
+          "experiment": "zz-no-such", "key_id": "k_000000000000",
           "email": "nobody@example.com", "grant_id": "nobody@example.com/analyst", "send_id": "no-such-send",
           "agent": "zz-no-such"}
 # bodies that pass authorization and then fail validation (or name nothing): nothing changes
