@@ -32,6 +32,7 @@ PAGES = {
     "/lists": "[data-testid=lists-table]",
     "/lists/daily-jobs": "[data-testid=field-send_time]",
     "/triggers": "[data-testid^=trigger-]",
+    "/experiments": "[data-testid=arms-table]",
     "/leads?email={lead}": "[data-testid=timeline]",
     "/messages": "[data-testid=messages-table]",
     "/accounting": "[data-testid=accounting-table]",
