@@ -6,6 +6,8 @@ import json
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlparse
 
+from playwright.sync_api import expect
+
 
 def _view() -> str:
     today = datetime.now(timezone.utc).date()
@@ -37,8 +39,9 @@ def test_the_chart_and_the_table_equal_the_apis_numbers(as_role):
     breakdown = s.context.request.get(s.app_url.replace("/app", "") +
                                       f"/v1/analytics/breakdown?{view}&tenant=jobsnearby&limit=200").json()
     table = page.get_by_test_id("breakdown-table")
+    table.wait_for()  # the table has its own request: the chart being drawn says nothing about it
     rows = table.locator("tbody tr:not([data-testid=totals])")
-    assert rows.count() == len(breakdown["rows"])
+    expect(rows).to_have_count(len(breakdown["rows"]))
     for i, want in enumerate(breakdown["rows"]):
         cells = rows.nth(i)
         assert cells.locator("td").first.inner_text() == want["group"]["partner"]
