@@ -48,9 +48,15 @@ async def look_at_experiments(deps, looks) -> int:
     of the agent takes each look: a Redis key held for the interval)."""
     interval_s = max(1, int(deps.settings.experiment_look_interval_s))
 
+    def key(tenant: str, experiment: str) -> str:
+        return f"ls:experiment-look:{tenant}:{experiment}"
+
     async def due(tenant: str, experiment: str) -> bool:
-        return bool(await deps.redis.set(f"ls:experiment-look:{tenant}:{experiment}", 1, nx=True, ex=interval_s))
-    return await looks.record_running(int(time.time() * 1000), due)
+        return bool(await deps.redis.set(key(tenant, experiment), 1, nx=True, ex=interval_s))
+
+    async def release(tenant: str, experiment: str) -> None:
+        await deps.redis.delete(key(tenant, experiment))
+    return await looks.record_running(int(time.time() * 1000), due, release)
 
 
 async def project(deps, writer: EventsWriter, msgs: list[tuple]) -> int:

@@ -8,6 +8,8 @@ path and problem) pass through unchanged, and nothing is applied.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import Request, Response
@@ -97,16 +99,23 @@ def change(request: Request, who: Access, op: str, ref: Ref, data: dict | None =
     return Change(op, ref, data, expected, actor=who.actor, origin_ip=ip, user_agent=agent)
 
 
-async def apply(deps, changes: list[Change]):
-    """Apply changes through the configuration service, mapping its refusals to API errors."""
+@contextmanager
+def refusals_as_api_errors(unchanged: str = "nothing was changed") -> Iterator[None]:
+    """The configuration service's refusals as API errors (its problems on their fields), and
+    its log not answering as a 503 saying what was not done."""
     try:
-        return await deps.config_service.apply(changes)
+        yield
     except Refused as exc:
         raise ApiError(exc.status, exc.code, exc.message,
                        [{"field": f, "problem": p} for f, p in exc.problems]) from exc
     except ConfigWriteError as exc:
-        raise ApiError(503, "unavailable", f"{exc}; nothing was changed, retry",
-                       headers={"Retry-After": "2"}) from exc
+        raise ApiError(503, "unavailable", f"{exc}; {unchanged}, retry", headers={"Retry-After": "2"}) from exc
+
+
+async def apply(deps, changes: list[Change]):
+    """Apply changes through the configuration service, mapping its refusals to API errors."""
+    with refusals_as_api_errors():
+        return await deps.config_service.apply(changes)
 
 
 async def write_one(deps, request: Request, response: Response, who: Access, op: str, ref: Ref,

@@ -1,6 +1,8 @@
 """An experiment's results, per arm and from people only, and its looks:
 
 GET  /v1/tenants/{tenant}/experiments/{id}/results   the arms and the decision if one looked now
+GET  /v1/tenants/{tenant}/experiment-results         the same for every experiment of the tenant
+                                                     (one count of all their arms: the dashboard)
 POST /v1/tenants/{tenant}/experiments/{id}/looks     look now and record it (the carried
                                                      p-values, the winner once declared)
 
@@ -10,6 +12,7 @@ statistics: domain/experiment_stats.py; the use case: services/experiments.py.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -18,12 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import rule
 from api.clickhouse_reads import read, reads_pool
+from api.entities import refusals_as_api_errors
 from api.errors import ApiError
-from domain.config_changes import Refused
 from domain.experiments import REPORTED, Evaluation, ExperimentState
-from projections.experiment_results import arm_counts
+from projections.experiment_results import QUERIES, assemble, count_query
 from services.experiments import ExperimentLooks, NoSuchExperiment
-from streams.config_writer import ConfigWriteError
 
 
 log = logging.getLogger("leadstream.experiments")
@@ -103,13 +105,33 @@ def _num(x: float, default: float | None = None) -> float | None:
 
 
 def experiments_router(deps) -> APIRouter:
-    pool = reads_pool(deps)
+    pool = reads_pool(deps, size=len(QUERIES))
     router = APIRouter(tags=["experiments"])
 
-    async def counts(tenant: str, experiment: str):
-        return await read(pool, arm_counts, deps.settings.clickhouse_database, tenant, experiment)
+    async def counted(tenant: str, experiment: str | None):
+        """The counting queries at once, each on a pooled connection (a page waits for the slowest)."""
+        db = deps.settings.clickhouse_database
+        rows = await asyncio.gather(*(read(pool, lambda c, q: c.execute(*q), count_query(db, tenant, experiment, n))
+                                      for n in QUERIES))
+        return assemble(dict(zip(QUERIES, rows)))
 
-    looks = ExperimentLooks(lambda: deps.tenants, counts, deps.config_service)
+    async def counts(tenant: str, experiment: str):
+        return (await counted(tenant, experiment)).get(experiment, {})
+
+    async def counts_all(tenant: str):
+        return await counted(tenant, None)
+
+    looks = ExperimentLooks(lambda: deps.tenants, counts, deps.config_service, counts_all)
+
+    @router.get("/v1/tenants/{tenant}/experiment-results", response_model=list[ResultsOut],
+                openapi_extra=rule("config.read", "path"))
+    async def all_experiment_results(tenant: str) -> list[dict]:
+        """Every experiment of the brand, by id, with its results as .../experiments/{id}/results
+        answers them (counted together: one read of all their arms)."""
+        if tenant not in deps.tenants.tenants:
+            raise ApiError(404, "not_found", f"no tenant {tenant!r}")
+        previews = await looks.preview_all(tenant, int(time.time() * 1000))
+        return [results_of(eid, ev, stored.state) for eid, ev, stored in previews]
 
     @router.get("/v1/tenants/{tenant}/experiments/{experiment}/results", response_model=ResultsOut,
                 openapi_extra=rule("config.read", "path"))
@@ -130,15 +152,11 @@ def experiments_router(deps) -> APIRouter:
         log.info("a look at experiment %s/%s asked for%s", tenant, experiment,
                  f": {body.reason}" if body and body.reason else "")
         try:
-            ev = await looks.record(tenant, experiment, int(time.time() * 1000))
+            # a refusal: someone changed the experiment at the same instant (look again)
+            with refusals_as_api_errors("the look was not recorded"):
+                ev = await looks.record(tenant, experiment, int(time.time() * 1000))
             return results_of(experiment, ev, ev.data.state)
         except NoSuchExperiment as exc:
             raise ApiError(404, "not_found", str(exc)) from None
-        except Refused as exc:  # someone changed the experiment at the same instant: look again
-            raise ApiError(exc.status, exc.code, exc.message,
-                           [{"field": f, "problem": p} for f, p in exc.problems]) from None
-        except ConfigWriteError as exc:
-            raise ApiError(503, "unavailable", f"{exc}; the look was not recorded, retry",
-                           headers={"Retry-After": "2"}) from None
 
     return router

@@ -50,10 +50,16 @@ def _sign_in_cookies(api_url: str, email: str, password: str) -> list[dict]:
     return [{"name": k, "value": v, "domain": host, "path": "/"} for k, v in r.cookies.items()]
 
 
+# checked at every animation frame: a locator's wait_for polls ever more slowly (up to every
+# 500 ms), which would add up to half a second to a page that takes a moment
+_SHOWN = """sel => { const e = document.querySelector(sel);
+                 return !!e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== "hidden"; }"""
+
+
 def _until(page, selector: str, go) -> float:
     t0 = time.perf_counter()
     go()
-    page.locator(selector).first.wait_for(state="visible", timeout=30_000)
+    page.wait_for_function(_SHOWN, arg=selector, polling="raf", timeout=30_000)
     return (time.perf_counter() - t0) * 1000
 
 

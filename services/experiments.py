@@ -19,6 +19,7 @@ from domain.tenants import TenantBook
 
 ACTOR = "system:experiments"
 Counts = Callable[[str, str], Awaitable[dict[str, ArmTally]]]  # (tenant, experiment) -> tallies
+AllCounts = Callable[[str], Awaitable[dict[str, dict[str, ArmTally]]]]  # tenant -> experiment -> tallies
 
 
 class NoSuchExperiment(LookupError):
@@ -32,6 +33,7 @@ class ExperimentLooks:
     book: Callable[[], TenantBook]
     counts: Counts
     config: object
+    counts_all: AllCounts | None = None
 
     def experiment(self, tenant: str, experiment_id: str) -> ExperimentConfig:
         brand = self.book().tenants.get(tenant)
@@ -45,6 +47,15 @@ class ExperimentLooks:
         e = self.experiment(tenant, experiment_id)
         return evaluate(e, await self.counts(tenant, experiment_id), now_ms)
 
+    async def preview_all(self, tenant: str, now_ms: int) -> list[tuple[str, Evaluation, ExperimentConfig]]:
+        """Every experiment of the tenant (by id) with the decision if one looked now, from one
+        count of all their arms; (id, evaluation, the experiment as stored)."""
+        brand = self.book().tenants.get(tenant)
+        if brand is None or not brand.experiments:
+            return []
+        tallies = await self.counts_all(tenant)
+        return [(eid, evaluate(e, tallies.get(eid, {}), now_ms), e) for eid, e in sorted(brand.experiments.items())]
+
     async def record(self, tenant: str, experiment_id: str, now_ms: int) -> Evaluation:
         """Look now and write the look (and any decision) to the experiment's entity."""
         ref = Ref("experiment", tenant, experiment_id)
@@ -57,12 +68,24 @@ class ExperimentLooks:
                                         actor=ACTOR, source="experiments")])
         return evaluation
 
-    async def record_running(self, now_ms: int, due: Callable[[str, str], Awaitable[bool]]) -> int:
-        """Look at every running experiment that `due(tenant, id)` says is due; how many."""
-        done = 0
+    async def record_running(self, now_ms: int, due: Callable[[str, str], Awaitable[bool]],
+                             release: Callable[[str, str], Awaitable[None]] | None = None) -> int:
+        """Look at every running experiment that `due(tenant, id)` claims (True: this process
+        looks now); how many. A look that fails gives its claim back through `release` (the
+        next round tries again instead of an interval later) and the others still happen; the
+        first failure is raised after them."""
+        done, failed = 0, None
         for tenant, brand in self.book().tenants.items():
             for eid, e in sorted(brand.experiments.items()):
-                if e.status == "running" and await due(tenant, eid):
+                if e.status != "running" or not await due(tenant, eid):
+                    continue
+                try:
                     await self.record(tenant, eid, now_ms)
                     done += 1
+                except Exception as exc:  # noqa: BLE001 - raised below, after the other experiments
+                    failed = failed or exc
+                    if release is not None:
+                        await release(tenant, eid)
+        if failed is not None:
+            raise failed
         return done

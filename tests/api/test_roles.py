@@ -86,6 +86,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/fleet/agents/{agent}/resume"): ADMINS,
 }
 EXPECTED[("GET", "/v1/tenants/{tenant}/experiments/{experiment}/results")] = READERS
+EXPECTED[("GET", "/v1/tenants/{tenant}/experiment-results")] = READERS
 EXPECTED[("POST", "/v1/tenants/{tenant}/experiments/{experiment}/looks")] = BRAND_ADMIN
 for _plural in ("lists", "partners", "templates", "feeds", "triggers", "segments", "experiments"):
     EXPECTED[("GET", f"/v1/tenants/{{tenant}}/{_plural}")] = READERS

@@ -232,3 +232,65 @@ def patch(p, change: dict) -> httpx.Response:
     etag = api(p, "GET", f"/v1/tenants/hireflow/experiments/{EXP}").headers["etag"]
     return httpx.patch(f"{p.api_url}/v1/tenants/hireflow/experiments/{EXP}", json=change,
                        headers={**admin(), "if-match": etag}, timeout=30)
+
+
+def test_every_experiment_at_once_answers_what_each_answers_alone(iso):
+    """The dashboard's read: one count of every experiment's arms, the same numbers as each
+    experiment's own results; a second experiment with no exposures is there with empty arms."""
+    other = {"trigger": "profile-done", "status": "stopped", "metric": "open",
+             "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1, "subject": "Another subject"}]}
+    r = api(iso, "POST", "/v1/tenants/hireflow/experiments", json={"id": "idle-one", **other})
+    assert r.status_code in (201, 409), r.text
+    all_of = api(iso, "GET", "/v1/tenants/hireflow/experiment-results")
+    assert all_of.status_code == 200, all_of.text
+    by_id = {x["experiment"]: x for x in all_of.json()}
+    assert list(by_id) == sorted(by_id) and {EXP, "idle-one"} <= set(by_id)
+    alone = api(iso, "GET", f"/v1/tenants/hireflow/experiments/{EXP}/results").json()
+    assert by_id[EXP]["arms"] == alone["arms"] and by_id[EXP]["reason"] == alone["reason"]
+    assert sum(a["leads"] for a in by_id[EXP]["arms"]) > 0
+    assert [(a["variant"], a["leads"]) for a in by_id["idle-one"]["arms"]] == [("a", 0), ("b", 0)]
+    missing = api(iso, "GET", "/v1/tenants/no-such-brand/experiment-results")
+    assert missing.status_code in (403, 404), missing.text
+
+
+def test_a_failed_look_gives_its_claim_back_and_the_next_round_looks(iso):
+    """The timer's look at a running experiment: ClickHouse failing mid-look leaves no claim
+    behind (the next round looks at once, not an interval later); a recorded look holds the
+    claim for the interval, so the round after that looks at nothing."""
+    import asyncio
+
+    from agents.analytics import look_at_experiments
+    from runtime.deps import build
+    from services.experiments import ExperimentLooks
+
+    deps = build(iso.settings)
+    real = deps.experiment_looks()
+    calls = []
+
+    async def counts(tenant, experiment):
+        calls.append(experiment)
+        if len(calls) == 1:
+            raise ConnectionError("ClickHouse went away mid-look")
+        return await real.counts(tenant, experiment)
+
+    looks = ExperimentLooks(lambda: deps.tenants, counts, deps.config_service)
+    key = f"ls:experiment-look:hireflow:{EXP}"
+    looks_before = len(api(iso, "GET", f"/v1/tenants/hireflow/experiments/{EXP}").json()["data"]["state"]["looks"])
+
+    async def rounds():
+        await deps.redis.delete(key)
+        with pytest.raises(ConnectionError):
+            await look_at_experiments(deps, looks)
+        released = await deps.redis.exists(key)
+        first = await look_at_experiments(deps, looks)
+        held = await deps.redis.ttl(key)
+        second = await look_at_experiments(deps, looks)
+        await deps.redis.aclose()
+        return released, first, held, second
+
+    released, first, held, second = asyncio.run(rounds())
+    assert released == 0 and first == 1 and held > 0 and second == 0
+    assert calls == [EXP, EXP]
+    wait_applied(iso)
+    entity = api(iso, "GET", f"/v1/tenants/hireflow/experiments/{EXP}").json()
+    assert len(entity["data"]["state"]["looks"]) == looks_before + 1

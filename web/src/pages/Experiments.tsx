@@ -17,7 +17,7 @@ type Arm = {
   rates: Record<string, number | null>; always_valid_p: number | null; relative_lift: number | null;
 };
 type Results = {
-  metric: string; control: string; promoted: string | null; arms: Arm[]; winner: string | null; reason: string;
+  experiment: string; metric: string; control: string; promoted: string | null; arms: Arm[]; winner: string | null; reason: string;
   chi_squared_p: number; srm_p: number; srm_flagged: boolean;
   recorded: { looks: { at_ms: number }[]; decision: { winner: string | null; at_ms: number } | null };
 };
@@ -28,6 +28,9 @@ const pct = (v: number | null | undefined) => (v === null || v === undefined ? "
 export function ExperimentsPage() {
   const { tenant } = useSession();
   const experiments = useApi<Envelope[]>(tenant ? `/v1/tenants/${tenant}/experiments` : null);
+  // every experiment's results in one answer (one count of all their arms), asked for at once
+  const results = useApi<Results[]>(tenant ? `/v1/tenants/${tenant}/experiment-results` : null);
+  const byId = new Map((results.data ?? []).map((r) => [r.experiment, r]));
   return (
     <Stack>
       <Title order={2}>Experiments</Title>
@@ -37,15 +40,20 @@ export function ExperimentsPage() {
       </Text>
       <Gate loading={experiments.loading && !experiments.data} error={experiments.error} what="experiments"
             empty={experiments.data?.length === 0 && "No experiments yet: create one through the API (POST /v1/tenants/{tenant}/experiments)."}>
-        {(experiments.data ?? []).map((e) => <ExperimentCard key={e.id} tenant={tenant!} e={e} />)}
+        {(experiments.data ?? []).map((e) => (
+          <ExperimentCard key={e.id} tenant={tenant!} e={e} counted={byId.get(e.id)}
+            loading={results.loading && !results.data} error={results.error} />
+        ))}
       </Gate>
     </Stack>
   );
 }
 
-function ExperimentCard({ tenant, e }: { tenant: string; e: Envelope }) {
+type CardProps = { tenant: string; e: Envelope; counted?: Results; loading: boolean; error: ApiProblem | null };
+
+function ExperimentCard({ tenant, e, counted, loading, error }: CardProps) {
   const { me } = useSession();
-  const results = useApi<Results>(`/v1/tenants/${tenant}/experiments/${e.id}/results`);
+  const [looked, setLooked] = useState<Results | null>(null); // a recorded look answers the results anew
   const [looking, setLooking] = useState(false);
   const [lookError, setLookError] = useState<ApiProblem | null>(null);
   const target = e.data.list ? `list ${e.data.list}` : `trigger ${e.data.trigger}`;
@@ -53,15 +61,14 @@ function ExperimentCard({ tenant, e }: { tenant: string; e: Envelope }) {
     setLooking(true);
     setLookError(null);
     try {
-      await request("POST", `/v1/tenants/${tenant}/experiments/${e.id}/looks`);
-      results.reload();
+      setLooked((await request<Results>("POST", `/v1/tenants/${tenant}/experiments/${e.id}/looks`)).data);
     } catch (err) {
       setLookError(err instanceof ApiProblem ? err : new ApiProblem(0, "error", String(err)));
     } finally {
       setLooking(false);
     }
   };
-  const r = results.data;
+  const r = looked ?? counted;
   return (
     <Card withBorder data-testid={`experiment-${e.id}`}>
       <Group justify="space-between">
@@ -83,7 +90,7 @@ function ExperimentCard({ tenant, e }: { tenant: string; e: Envelope }) {
         <Text size="sm" key={String(v.name)}><b>{String(v.name)}</b>{i === 0 ? " (control)" : ""} {words({ ...v, name: undefined, weight: undefined })}</Text>
       ))}
       <Problem error={lookError} title="The look was not recorded" />
-      <Gate loading={results.loading && !r} error={results.error} what="the results">
+      <Gate loading={loading && !r} error={error} what="the results">
         {r && (
           <>
             <Table mt="sm" fz="sm" striped data-testid="arms-table">
