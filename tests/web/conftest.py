@@ -70,7 +70,7 @@ class Signed:
     def shot(self, name: str) -> Path:
         SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{name}.png"
-        self.page.screenshot(path=path)
+        self.page.screenshot(path=path, animations="disabled")  # transitions shown finished
         return path
 
     def cookies(self) -> dict[str, str]:

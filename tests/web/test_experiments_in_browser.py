@@ -6,6 +6,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from playwright.sync_api import expect
 
 from domain.config_changes import Change
 from domain.config_entities import Ref
@@ -48,6 +49,7 @@ def test_a_brand_admin_sees_the_experiment_and_records_a_look(as_role, experimen
     assert "0 look(s) recorded" in card.inner_text()
     card.get_by_test_id("record-look").click()
     card.get_by_text("1 look(s) recorded").wait_for()
+    expect(card.get_by_test_id("record-look")).not_to_have_attribute("data-loading", "true")
     s.shot("experiments")
 
 
