@@ -1,7 +1,8 @@
 """Experiments: what one is (an entity of the control plane) and which arm a send goes to.
 
 An experiment runs on one list's alerts or one trigger's messages. Its variants change the
-subject line, the template or the creative of the message; the first variant is the control;
+subject line, the template or the creative of the message, a list's send time or a trigger's
+delay; the first variant is the control;
 an optional holdout receives nothing, to measure lift against not sending at all. A lead's
 arm comes from a consistent hash of (experiment, lead) (domain/experiment_assignment.py), so it
 is the same in every process and on every replay, and independent between experiments.
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from domain import experiment_stats as stats
 from domain.experiment_assignment import HOLDOUT, assign
+from domain.schedule import parse_send_time
 from domain.triggers import TriggerConfig, duration_ms
 
 REPORTED = ("open", "click", "click_to_open", "unsubscribe", "complaint", "conversion")  # per arm, in the results
@@ -46,6 +48,14 @@ class Variant(_Model):
     template: str | None = Field(None, min_length=1, max_length=64)
     creative: str | None = Field(None, min_length=1, max_length=64)
     delay: str | None = None  # a trigger's messages only: this arm's delay after the event instead of the action's
+    send_time: str | None = None  # a list's alerts only: this arm's local send time (HH:MM) instead of the list's
+
+    @field_validator("send_time")
+    @classmethod
+    def _send_time(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_send_time(v)  # ValueError names what is wrong
+        return v
 
     @field_validator("delay")
     @classmethod
@@ -122,6 +132,9 @@ class ExperimentConfig(_Model):
         if self.list and any(v.delay for v in self.variants):
             raise ValueError("delay: variants of a delay are for a trigger's messages (a list's alerts go at their "
                              "send time)")
+        if self.trigger and any(v.send_time for v in self.variants):
+            raise ValueError("send_time: variants of a send time are for a list's alerts (a trigger's messages go "
+                             "after their delay)")
         if self.promoted is not None and self.promoted not in names:
             raise ValueError(f"promoted: {self.promoted!r} is not one of the variants {names}")
         return self
@@ -191,6 +204,19 @@ def trigger_for_lead(experiments: dict[str, ExperimentConfig], trigger_id: str, 
     if arm is None or arm.delay is None:
         return t
     return t.model_copy(update={"action": t.action.model_copy(update={"delay": arm.delay})})
+
+
+def list_for_lead(experiments: dict[str, ExperimentConfig], list_name: str, cfg, lead_id: str):
+    """The list (a ListConfig) as it is scheduled for this lead: at its arm's send time when a
+    running experiment on the list's alerts varies the send time (the sender finds the same arm,
+    and the alert carries it as its variant)."""
+    found = experiment_for(experiments, list_name, "", True) if experiments else None
+    if found is None or not any(v.send_time for v in found[1].variants):
+        return cfg
+    arm = found[1].variant(arm_for(found[0], found[1], lead_id).name)
+    if arm is None or arm.send_time is None or arm.send_time == cfg.send_time:
+        return cfg
+    return cfg.model_copy(update={"send_time": arm.send_time})
 
 
 def experiment_for(experiments: dict[str, ExperimentConfig], list_name: str, trigger: str,

@@ -8,13 +8,15 @@ id's in-flight / sent mark).
 
 A lead's own preferences for a list (domain.preferences: its cadence, a pause, leaving it)
 come before the list's: the schedule follows the lead's cadence, nothing falls due before a
-pause ends, and a list the lead left is never scheduled again.
+pause ends, and a list the lead left is never scheduled again. A running experiment on a list
+that varies the send time schedules each lead at its arm's (domain.experiments.list_for_lead).
 """
 from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
 
+from domain.experiments import list_for_lead
 from domain.geo import point_timezone, zip_timezone
 from domain.identity import derived_event_id
 from domain.intake import LeadState, source_partner
@@ -64,6 +66,7 @@ def schedule_for(state: LeadState, tenant: Tenant, after_ms: int) -> list[tuple[
         cfg = tenant.lists.get(name)
         if cfg is None or cfg.channel != state.channel:
             continue
+        cfg = list_for_lead(tenant.experiments, name, cfg, state.lead_id)  # an arm's send time
         pref = preference_of(state, name)
         if pref.left:
             continue
@@ -94,6 +97,7 @@ def daily_request(state: LeadState | None, tenant: Tenant, list_name: str, due_m
     pref = preference_of(state, list_name)
     if pref.left:
         return None, None
+    cfg = list_for_lead(tenant.experiments, list_name, cfg, state.lead_id)  # an arm's send time
     tz = lead_timezone(state)
     cadence = pref.cadence or cfg.cadence
     if pref.paused_at(due_ms):  # scheduled before the pause was asked for: nothing now, on after it

@@ -99,3 +99,12 @@ def test_a_trigger_experiment_may_vary_the_delay_per_arm():
     assert trigger_for_lead({}, "saved", t, "L1") is t
     with pytest.raises(ValidationError, match="delay"):
         config(variants=[{"name": "a"}, {"name": "b", "delay": "2h"}])  # a list's alerts have no delay
+
+
+def test_send_time_variants_are_for_lists_and_must_be_times_of_day():
+    assert config(variants=[{"name": "a"}, {"name": "b", "send_time": "07:30"}]).variants[1].send_time == "07:30"
+    with pytest.raises(ValidationError, match="time of day"):
+        config(variants=[{"name": "a"}, {"name": "b", "send_time": "7pm"}])
+    with pytest.raises(ValidationError, match="send_time"):
+        ExperimentConfig.model_validate({"trigger": "saved", "variants": [{"name": "a"},
+                                                                          {"name": "b", "send_time": "07:00"}]})

@@ -86,3 +86,26 @@ def test_welcome_goes_at_once_by_email_and_after_quiet_hours_by_sms():
     assert welcome_request(accepted, TENANT, now + 25 * 3600 * 1000) is None  # old news: no welcome
     quiet = make_tenant(lists={"daily": {"channel": "email", "welcome": False}})
     assert welcome_request(accepted, quiet, now) is None
+
+
+def test_a_send_time_experiment_schedules_each_lead_at_its_arms_time_and_the_alert_is_in_that_arm():
+    from domain.experiments import ExperimentConfig, arm_of_request
+    e = ExperimentConfig.model_validate({"list": "daily", "holdout": 0.1, "variants": [
+        {"name": "nine"}, {"name": "seven", "send_time": "07:00"}]})
+    tenant = make_tenant(lists={"daily": {"channel": "email", "send_time": "09:00"}}, experiments={"st": e})
+    now = ms("2026-11-26T06:00:00")
+    hours = {}
+    for i in range(60):
+        state = lead(f"L{i}", tz="America/New_York")
+        [(_, due)] = schedule_for(state, tenant, now)
+        (name, ev), following = daily_request(state, tenant, "daily", due, due + 1000)
+        arm = arm_of_request(tenant.experiments, ev).name
+        hours.setdefault(arm, set()).add((datetime.fromtimestamp(due / 1000, timezone.utc).hour,
+                                          datetime.fromtimestamp(following / 1000, timezone.utc).hour))
+        assert ev["local_date"] == "2026-11-26"  # the same day's alert, whichever the hour
+    # New York is UTC-5: 07:00 -> 12Z for the seven arm; the control and the holdout keep 09:00 -> 14Z
+    assert hours == {"seven": {(12, 12)}, "nine": {(14, 14)}, "holdout": {(14, 14)}}
+    stopped = make_tenant(lists={"daily": {"channel": "email", "send_time": "09:00"}},
+                          experiments={"st": e.model_copy(update={"status": "stopped"})})
+    assert {schedule_for(lead(f"L{i}", tz="America/New_York"), stopped, now)[0][1] for i in range(20)} == \
+        {ms("2026-11-26T14:00:00")}  # a stopped experiment schedules nobody differently
