@@ -42,6 +42,13 @@ def register(app, deps) -> None:
     async def experiment_looks() -> None:
         await run_batch("experiment_looks", lambda: look_at_experiments(deps, looks))
 
+    training = deps.recommender_training()
+
+    # ticks each minute (at most); each brand is trained once per interval (the claim decides)
+    @app.timer(interval=min(60.0, s.recommend_train_interval_s))
+    async def recommender_training() -> None:
+        await run_batch("recommender_training", lambda: train_recommenders(deps, training))
+
 
 async def look_at_experiments(deps, looks) -> int:
     """Record a look at every running experiment whose last look is an interval old (one worker
@@ -57,6 +64,26 @@ async def look_at_experiments(deps, looks) -> int:
     async def release(tenant: str, experiment: str) -> None:
         await deps.redis.delete(key(tenant, experiment))
     return await looks.record_running(int(time.time() * 1000), due, release)
+
+
+async def train_recommenders(deps, training) -> int:
+    """Train each brand's recommender once per interval (one worker of the agent trains each:
+    a Redis key held for the interval, given back when the training fails)."""
+    interval_s = max(1, int(deps.settings.recommend_train_interval_s))
+    now_ms = int(time.time() * 1000)
+
+    def key(tenant: str) -> str:
+        return f"ls:reco-training:{tenant}"
+
+    async def due(tenant: str) -> bool:
+        return bool(await deps.redis.set(key(tenant), now_ms, nx=True, ex=interval_s))
+    try:
+        return await training.train_due(now_ms, due)
+    except Exception:
+        for tenant in deps.tenants.tenants:  # a claim whose value is this round's is given back
+            if await deps.redis.get(key(tenant)) == str(now_ms).encode():
+                await deps.redis.delete(key(tenant))
+        raise
 
 
 async def project(deps, writer: EventsWriter, msgs: list[tuple]) -> int:

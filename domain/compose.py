@@ -118,6 +118,8 @@ class EmailContext:
     # merge data of a template message: the triggering event (`event`), the lead's attributes
     # (`attributes`), the segments they are in (`segments`); never overrides the keys above
     extra: Mapping[str, object] = field(default_factory=dict)
+    # the recommendations block: (job, why) best first, why one of domain.recommend.WHY
+    recommended: Sequence[tuple[Job, str]] = ()
 
 
 @dataclass(frozen=True)
@@ -170,9 +172,10 @@ class ComposedSms:
     template_version: str
 
 
-def email_codes_needed(n_jobs: int, has_creative: bool) -> int:
-    """How many link codes compose_email uses for this many jobs (and maybe a creative)."""
-    return n_jobs + int(has_creative) + EMAIL_FIXED_LINKS
+def email_codes_needed(n_jobs: int, has_creative: bool, n_recommended: int = 0) -> int:
+    """How many link codes compose_email uses for this many jobs (and maybe a creative, and
+    recommended jobs)."""
+    return n_jobs + int(has_creative) + n_recommended + EMAIL_FIXED_LINKS
 
 
 def sms_codes_needed(n_jobs: int = 1) -> int:
@@ -364,11 +367,14 @@ def _with_honeypot(html: str, url: str) -> str:
 def compose_email(ctx: EmailContext) -> ComposedEmail:
     """The email for one send: subject, HTML and text parts, headers and the links to store."""
     creative = _creative_for(ctx)
-    linker = _linker(ctx, email_codes_needed(len(ctx.jobs), creative is not None))
+    linker = _linker(ctx, email_codes_needed(len(ctx.jobs), creative is not None, len(ctx.recommended)))
     pixel_top = linker.link("open", "pixel_top")
     jobs = [_job_data(job, i, linker.link("click", "job", job.url, job=job, position=i), ctx.now_ms,
                       job.key in ctx.new_job_keys)
             for i, job in enumerate(ctx.jobs, start=1)]
+    # their clicks carry the slot "recommended" (and feed the next training like any job's)
+    recommended = [_job_data(job, i, linker.link("click", "recommended", job.url, job=job, position=i), ctx.now_ms)
+                   | {"why": why} for i, (job, why) in enumerate(ctx.recommended, start=1)]
     creative_data = None
     if creative:
         creative_data = _present(dict(
@@ -378,7 +384,7 @@ def compose_email(ctx: EmailContext) -> ComposedEmail:
     pixel_bottom = linker.link("open", "pixel_bottom")
     unsubscribe = linker.link("unsubscribe", "unsubscribe")
     preferences = linker.link("preferences", "preferences")
-    data = _common_data(ctx) | dict(jobs=jobs, creative=creative_data, pixel_top=pixel_top,
+    data = _common_data(ctx) | dict(jobs=jobs, recommended=recommended, creative=creative_data, pixel_top=pixel_top,
                                     pixel_bottom=pixel_bottom, unsubscribe_url=unsubscribe,
                                     preferences_url=preferences)
     subject = _one_line(ctx.template.render_subject(data))

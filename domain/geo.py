@@ -29,6 +29,14 @@ def zip_point(zip5: str) -> Point | None:
     return info.point if info else None
 
 
+def profile_point(profile: dict | None) -> Point | None:
+    """Where a lead is, from its profile: its coordinates, else its ZIP code's centre."""
+    p = profile or {}
+    if p.get("lat") is not None and p.get("lon") is not None:
+        return (p["lat"], p["lon"])
+    return zip_point(str(p["zip"])[:5]) if p.get("zip") else None
+
+
 def zip_timezone(zip5: str) -> str | None:
     """The IANA time zone of a US ZIP code, or None when unknown."""
     info = _zip_info(zip5)

@@ -43,6 +43,9 @@ class ListConfig(Strict):
     timezone: str = DEFAULT_TIMEZONE  # for leads whose own zone is unknown
     creatives: list[CreativeConfig] = Field(default_factory=list)
     jobs_per_message: int = Field(5, ge=1, le=20)
+    # email alerts: a "Recommended for you" block of this many more jobs from the tenant's
+    # trained recommender (domain/recommend.py), beside the matched ones; 0: no block
+    recommendations: int = Field(0, ge=0, le=10)
     welcome: bool = True  # a welcome message on acceptance, on the priority path
     # providers in order: the first delivers, the next takes over on transient failure;
     # empty: the tenant's sending defaults for the channel

@@ -1,6 +1,8 @@
 """Builds everything a process needs from Settings: the one place that wires adapters."""
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -98,8 +100,23 @@ class Deps:
         from runtime.experiments import build_experiment_looks
         return build_experiment_looks(self)
 
+    def recommender_training(self):
+        """The use case that trains the brands' recommenders."""
+        from runtime.recommendations import build_recommender_training
+        return build_recommender_training(self)
+
     def topic(self, name: str) -> str:
         return f"{self.settings.topic_prefix}{name}"
+
+    async def on_clickhouse(self, query, *args):
+        """query(client, *args) off the event loop, on a connection of its own (closed after)."""
+        def run():
+            client = self.clickhouse()
+            try:
+                return query(client, *args)
+            finally:
+                client.disconnect()
+        return await asyncio.to_thread(run)
 
     def clickhouse(self):
         from projections.clickhouse import connect

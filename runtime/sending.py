@@ -5,6 +5,7 @@ from __future__ import annotations
 from channels.dkim import DkimSigner, KeyLoader
 from channels.registry import Chains, build_providers
 from projections.redis_jobs import JobStore
+from projections.redis_recommender import RecommenderStore
 from projections.redis_segments import SegmentStore
 from projections.redis_sends import SendState
 from projections.templates import TemplateStore
@@ -21,4 +22,5 @@ def build_send_batch(deps, chains: Chains | None = None, templates: TemplateStor
                         link_key=s.link_key_ring[0], tracking_base_url=s.tracking_base_url)
     return SendBatch(SendingPorts(book=lambda: deps.tenants, leads=deps.leads, store=SendState(deps.redis),
                                   jobs=JobStore(deps.redis), templates=templates or TemplateStore(),
-                                  deliverers=chains, policy=policy, segments=SegmentStore(deps.redis)))
+                                  deliverers=chains, policy=policy, segments=SegmentStore(deps.redis),
+                                  recommender=RecommenderStore(deps.redis)))

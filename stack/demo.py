@@ -751,13 +751,17 @@ async def run(args: argparse.Namespace, console: Console) -> int:
         from stack.engagement_demo import run_afternoon
         from stack.experiments_demo import report_experiment, start_experiment
         from stack.morning import run_morning
+        from stack.recommendations_demo import report_recommendations, start_recommendations
         experiment = await start_experiment(settings, console, run_id)
+        await start_recommendations(settings, console)
         morning_started = time.time()
         morning_ok = await run_morning(settings, console, set(sub.lead_ids))
         if morning_ok:
             morning_ok = await run_afternoon(settings, console, set(sub.lead_ids), morning_started)
         if morning_ok:
             morning_ok = await report_experiment(settings, console, experiment)
+        if morning_ok:
+            morning_ok = await report_recommendations(settings, console, morning_started)
         if morning_ok:
             from stack.accounting_demo import run_accounting
             morning_ok = await run_accounting(settings, console)

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     hygiene_interval_s: float = 60.0  # how often cold leads are pruned
     plan_interval_s: float = 5.0  # how often the planner emits the sends that fell due
     experiment_look_interval_s: float = 3600.0  # how often each running experiment is looked at and recorded
+    recommend_train_interval_s: float = 900.0  # how often each brand showing recommendations retrains its model
     # scaling: the supervisor's status/metrics port, its per-agent file, how often it measures
     supervisor_host: str = "127.0.0.1"
     supervisor_port: int = 18090

@@ -22,6 +22,7 @@ from domain.sending import (DAILY_CAPPED, MAX_ATTEMPTS, RESEND_JOBS_AFTER_MS, AL
 from services.sending.content import Draft, codes_needed, compose, template_label
 from services.sending.job_picks import JobPicker
 from services.sending.ports import SendingPorts
+from services.sending.recommended import Recommender
 
 log = logging.getLogger("leadstream.sending")
 
@@ -49,6 +50,7 @@ class Item:
     matching: int = 0  # jobs that match at all (new or not): tells no_new_jobs from no_matching_jobs
     segments: list = field(default_factory=list)
     arm: object = None  # the experiment arm (domain.experiments.Arm) when the send is in one
+    recommended: list = field(default_factory=list)  # (job, why): the recommendations block
 
 
 class SendBatch:
@@ -58,6 +60,7 @@ class SendBatch:
         self.ports = ports
         self.state = ports.store
         self.picker = JobPicker(ports.jobs)
+        self.recommender = Recommender(ports.recommender, ports.jobs) if ports.recommender else None
         self.owner = f"{os.uname().nodename}:{os.getpid()}"
 
     async def run(self, reqs: list[dict], now_ms: int) -> Outbox:
@@ -206,7 +209,11 @@ class SendBatch:
             else:
                 ready.append(item)
         await self._give_back([i.req["send_id"] for i in skipped], [_counted_key(i) for i in skipped])
-        drafts = [Draft(i.req, i.tenant, i.state, i.jobs, i.new_keys, i.segments, i.arm) for i in ready]
+        if self.recommender is not None:
+            excluded = {id(i): ex for i, ex in zip(items, sent_before)}
+            await self.recommender.fill(ready, [excluded[id(i)] for i in ready], now_ms)
+        drafts = [Draft(i.req, i.tenant, i.state, i.jobs, i.new_keys, i.segments, i.arm, i.recommended)
+                  for i in ready]
         codes = await self.state.link_codes(sum(codes_needed(d) for d in drafts))
         links, composed, broken = [], [], []
         for item, draft in zip(ready, drafts):

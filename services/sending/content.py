@@ -30,6 +30,7 @@ class Draft:
     new_keys: frozenset = frozenset()
     segments: list[str] = field(default_factory=list)
     arm: Arm | None = None  # an experiment's variant: its subject, template or creative instead
+    recommended: list = field(default_factory=list)  # (job, why) for the recommendations block
 
 
 def codes_needed(d: Draft) -> int:
@@ -41,7 +42,7 @@ def codes_needed(d: Draft) -> int:
         return sms_codes_needed(len(d.jobs))
     cfg = d.tenant.lists.get(d.req["list"])
     creatives = bool(cfg and cfg.creatives) and content != TEMPLATE  # a template message carries no ad
-    return email_codes_needed(len(d.jobs), creatives)
+    return email_codes_needed(len(d.jobs), creatives, len(d.recommended))
 
 
 def compose(d: Draft, numbers: list[int], now_ms: int, templates: Templates, policy: SendPolicy):
@@ -79,7 +80,7 @@ def compose(d: Draft, numbers: list[int], now_ms: int, templates: Templates, pol
     composed = compose_email(EmailContext(brand, who, req["list"], req["send_id"], compiled, d.jobs, codes,
                                           policy.tracking_base_url, now_ms, creatives=creatives, campaign=campaign,
                                           partner=req.get("partner", ""), new_job_keys=d.new_keys,
-                                          list_facts=facts, extra=extra))
+                                          list_facts=facts, extra=extra, recommended=d.recommended))
     message = EmailMessage(req["send_id"], brand.from_address, brand.from_name, state.address,
                            composed.subject, composed.html, composed.text, composed.headers,
                            {"send_id": req["send_id"], "tenant": tenant.id, "lead_id": state.lead_id,

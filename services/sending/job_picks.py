@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.geo import zip_point
+from domain.geo import profile_point
 from domain.jobs import is_new, new_since
 from domain.matching import JobIndex, rank
 from domain.sending import ALERT_KINDS, needs_jobs, previous_alert_ms
@@ -44,11 +44,7 @@ class JobPicker:
                        new_since_ms: int | None = None, k: int | None = None) -> list:
         index = await self._index(tenant.id)
         profile = state.profile or {}
-        point = None
-        if profile.get("lat") is not None and profile.get("lon") is not None:
-            point = (profile["lat"], profile["lon"])
-        elif profile.get("zip"):
-            point = zip_point(str(profile["zip"])[:5])
+        point = profile_point(profile)
         cfg = tenant.lists.get(req["list"])
         if k is None:
             k = cfg.jobs_per_message if cfg else 5

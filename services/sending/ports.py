@@ -96,6 +96,16 @@ class Segments(Protocol):
     async def of_leads(self, keys: list[tuple[str, str]]) -> list[list[str]]: ...
 
 
+class RecommenderModels(Protocol):
+    """The tenants' trained recommenders (projections/redis_recommender.py)."""
+
+    async def current(self, tenant: str) -> str | None: ...
+
+    async def load(self, tenant: str, version: str): ...
+
+    async def clicked(self, tenant: str, version: str, leads: list[str]) -> list[tuple[str, ...]]: ...
+
+
 @dataclass(frozen=True)
 class SendPolicy:
     """The settings the use case reads."""
@@ -118,3 +128,4 @@ class SendingPorts:
     deliverers: Deliverers
     policy: SendPolicy
     segments: Segments | None = None
+    recommender: RecommenderModels | None = None

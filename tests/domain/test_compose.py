@@ -447,3 +447,26 @@ def test_a_company_ending_in_a_full_stop_is_not_followed_by_another(store):
     jobs = (job(1, "Cashier", company="Urban Outfit Co."),)
     s = compose_sms(sms_ctx(store, jobs=jobs))
     assert "Cashier at Urban Outfit Co. Apply:" in s.body and "Co.." not in s.body
+
+
+def test_the_recommendations_block_lists_its_jobs_after_the_matches_with_tracked_links(store):
+    recs = ((job(7, "Warehouse Lead"), "content"), (job(8, "Dock Supervisor"), "collaborative"))
+    n = email_codes_needed(len(JOBS), True, len(recs))
+    assert n == email_codes_needed(len(JOBS), True) + 2
+    m = compose_email(email_ctx(store, recommended=recs, codes=codes(9000, n)))
+    assert "Recommended for you" in m.html and "Recommended for you" in m.text
+    at = m.html.index("Recommended for you")
+    assert m.html.index("Night Loader") < at < m.html.index("Warehouse Lead") < m.html.index("Dock Supervisor")
+    assert "people who clicked what you clicked" in m.html
+    slots = [(r.slot, r.job_key, r.position) for r in m.links if r.slot == "recommended"]
+    assert slots == [("recommended", recs[0][0].key, 1), ("recommended", recs[1][0].key, 2)]
+    rec_urls = [u for u in html_urls(m.html) if any(u.endswith(r.code) for r in m.links if r.slot == "recommended")]
+    assert len(rec_urls) == 2  # each recommended job links through its own tracked code
+    assert "jobs.example/apply/7" not in m.html  # never the raw destination
+    with pytest.raises(ValueError, match="link codes needed"):
+        compose_email(email_ctx(store, recommended=recs, codes=codes(9000, n - 1)))
+
+
+def test_without_recommendations_there_is_no_block(mail):
+    assert "Recommended for you" not in mail.html and "Recommended for you" not in mail.text
+    assert not [r for r in mail.links if r.slot == "recommended"]

@@ -12,7 +12,7 @@ import { may, useSession } from "../session";
 import type { Envelope } from "./Lists";
 
 const BLANK = { channel: "email", title: "", send_time: "09:00", cadence: "daily", timezone: "America/New_York", quiet_hours: null,
-  jobs_per_message: 5, welcome: true, providers: [], template: "", sms_segments: 1, creatives: [],
+  jobs_per_message: 5, recommendations: 0, welcome: true, providers: [], template: "", sms_segments: 1, creatives: [],
   rules: { carriers: { include: [], exclude: [], unknown: "accept" }, intake: { partners: [], source_caps: {} }, dedupe: "inherit",
     reactivation: { on_resubmit: false, on_click: "inherit" } } };
 
@@ -130,6 +130,11 @@ export function ListEditPage() {
                     onChange={(e) => put("quiet_hours", e.currentTarget.value || null)} error={err("quiet_hours")} />
                   <NumberInput label="Jobs per message" min={1} max={20} value={form.jobs_per_message}
                     onChange={(v) => put("jobs_per_message", Number(v))} error={err("jobs_per_message")} />
+                  {form.channel === "email" && (
+                    <NumberInput label="Recommended jobs" description="a block of more jobs from the trained recommender (0: none)"
+                      min={0} max={10} value={form.recommendations ?? 0} data-testid="field-recommendations"
+                      onChange={(v) => put("recommendations", Number(v))} error={err("recommendations")} />
+                  )}
                   <Select label="Template" data={templateOptions} value={form.template || null} clearable placeholder={`(the template named ${creating ? "like the list" : id})`}
                     onChange={(v) => put("template", v ?? "")} error={err("template")} />
                   <TagsInput label="Provider chain (first to last)" value={form.providers ?? []} onChange={(v) => put("providers", v)} error={err("providers")} />
