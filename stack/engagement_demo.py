@@ -71,7 +71,7 @@ async def play(s: Settings, mails: list[tuple[str, list[str]]], seed: int = 7) -
                 await visit_one(await links_of(deps, urls))
 
         async def visit_one(links: list[dict]) -> None:
-            jobs = [l for l in links if l["slot"] == "job"]
+            jobs = [l for l in links if l["slot"] in ("job", "recommended")]  # matched or recommended
             pixels = [l for l in links if l["kind"] == "open"]
             roll = rng.random()
             if roll < 0.12:  # the recipient's mail security scans every link, honeypot included

@@ -54,5 +54,7 @@ async def report_recommendations(s: Settings, console: Console, since: float) ->
     await deps.redis.aclose()
     console.print(f"  people's clicks on {TENANT}'s jobs this afternoon: {rows.get('job', 0):,} on matched jobs, "
                   f"{rows.get('recommended', 0):,} on recommended ones; retrained as {model.version} with "
-                  f"{int((model.clickers > 0).sum()):,} clicked jobs (the next alerts use it)")
+                  f"{int((model.clickers > 0).sum()):,} clicked jobs (the next alerts use it). The afternoon's "
+                  f"people click at random among an email's jobs: this shows the clicks tracked and learned from, "
+                  f"not which ranking is better (./dev bench recommend measures that)")
     return True
