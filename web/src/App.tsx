@@ -21,17 +21,10 @@ import { TriggersPage } from "./pages/Triggers";
 
 import { AnalyticsPage } from "./pages/Analytics";
 import { OverviewPage } from "./pages/Overview";
-import { preloadCharts } from "./components/Charts";
 
 // Every page is in the main bundle (no second round trip before a page asks for its data); the
-// charts load as a chunk of their own (components/Charts.tsx), started at once when the page
-// opened draws them, and the page's numbers and tables show without waiting for them.
-const CHART_PAGES = new Set(["/overview", "/analytics"]);
-
-export function preloadPage(pathname: string): void {
-  const path = pathname.replace(/^\/app/, "").replace(/\/$/, "") || "/overview";
-  if (CHART_PAGES.has(path)) preloadCharts();
-}
+// charts load as a chunk of their own (components/Charts.tsx), started by the pages that draw
+// them once their data is asked for, and the page's numbers and tables show without waiting.
 
 export type Page = { path: string; label: string; action: string; element: ReactElement; nav?: boolean };
 

@@ -4,10 +4,8 @@ import { MantineProvider } from "@mantine/core";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter } from "react-router-dom";
-import { App, preloadPage } from "./App";
+import { App } from "./App";
 import { SessionProvider } from "./session";
-
-preloadPage(window.location.pathname);
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>

@@ -2,7 +2,7 @@
 // dimensions; a multi-series chart, a sortable table and a CSV of it. The URL holds the whole
 // view, so a link shows the same thing to whoever may see it.
 import { Badge, Button, Group, MultiSelect, SegmentedControl, Select, Stack, Table, Text, TextInput, Title, UnstyledButton } from "@mantine/core";
-import { BarChart, LineChart } from "../components/Charts";
+import { BarChart, LineChart, useChartsAfterData } from "../components/Charts";
 import { useMemo } from "react";
 import { useSearchParams } from "react-router-dom";
 import { qs } from "../api";
@@ -55,6 +55,7 @@ export function AnalyticsPage() {
   const ready = (cat.data || !catalogueNarrows(me, view.tenant || tenant)) && metrics.length > 0;
   const series = useApi<SeriesOut>(ready ? "/v1/analytics/series" + qs({ ...base, granularity: view.granularity, limit: 10 }) : null);
   const table = useApi<BreakdownOut>(ready ? "/v1/analytics/breakdown" + qs({ ...base, sort: view.sort || undefined, limit: 200 }) : null);
+  useChartsAfterData(ready);
   const units = Object.fromEntries((cat.data?.metrics ?? []).map((m) => [m.name, m.unit]));
 
   const chart = useMemo(() => chartData(series.data, view.granularity), [series.data, view.granularity]);

@@ -1,7 +1,7 @@
 // Overview: the brand's (or, for a platform admin, every brand's) headline numbers for the
 // period against the period before it, each with a sparkline.
 import { Badge, Card, Group, SegmentedControl, SimpleGrid, Stack, Text, Title } from "@mantine/core";
-import { Sparkline } from "../components/Charts";
+import { Sparkline, useChartsAfterData } from "../components/Charts";
 import { useState } from "react";
 import { qs } from "../api";
 import { Gate } from "../components/States";
@@ -45,6 +45,7 @@ export function OverviewPage() {
         tenant: scope === "all" && me?.platform_admin ? undefined : tenant ?? undefined })
     : null;
   const series = useApi<{ series: Series[]; buckets: string[] }>(path);
+  useChartsAfterData(!!path);
   const boundary = addDays(today, -(p.days - 1));
 
   return (
