@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 EVERY = ["Overview", "Analytics", "Lists", "Triggers", "Experiments", "Leads", "Messages", "Accounting", "Fleet", "People",
          "API keys", "Audit log"]
@@ -22,6 +23,10 @@ def test_each_role_is_offered_only_its_pages(as_role, role):
     s = as_role(role)
     assert s.nav() == SEES[role]
     s.page.get_by_test_id("kpi-leads_submitted").wait_for()
+    # the charts arrive as a chunk of their own, after the numbers: every card draws its sparkline
+    cards = s.page.locator("[data-testid^=kpi-]:not([data-testid=kpi-value])")
+    expect(s.page.locator(".recharts-surface")).to_have_count(cards.count())
+    assert cards.count() >= 4
     s.shot(f"overview-{role}")
     for label in set(EVERY) - set(SEES[role]):
         path = "/" + label.lower().replace("api keys", "keys").replace("audit log", "audit")
