@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import os
 import time
@@ -46,7 +47,7 @@ Deps = Any  # runtime.deps.Deps, passed in by the composition root
 
 log = logging.getLogger("leadstream.webhooks")
 SOURCE = "api:webhooks"
-SNS_HOST_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn")
+CERT_TTL_S, CERT_FAILURE_TTL_S, CERT_CACHE_SIZE = 86_400.0, 60.0, 64
 
 
 class WebhookKeys:
@@ -55,7 +56,7 @@ class WebhookKeys:
     def __init__(self, deps: Deps):
         self.s = deps.settings
         self._secrets: WebhookSecrets | None = None
-        self._certs: dict[str, bytes] = {}
+        self._certs: dict[str, tuple[float, bytes | WebhookRejected]] = {}  # url -> (until, cert or failure)
 
     async def secrets(self) -> WebhookSecrets:
         if self._secrets is None:
@@ -79,14 +80,31 @@ class WebhookKeys:
         return self._secrets
 
     async def cert(self, url: str) -> bytes:
-        """The SNS signing certificate at an allowed URL (checked by ses.cert_url), cached."""
-        if url not in self._certs:
+        """The SNS signing certificate at an allowed URL (checked by ses.precheck), over https
+        (or an allowed stand-in), cached: a certificate for a day, a failure for a minute, so
+        unauthenticated POSTs naming one URL make one outbound fetch, not one each."""
+        now = time.monotonic()
+        hit = self._certs.get(url)
+        if hit is not None and hit[0] > now:
+            if isinstance(hit[1], WebhookRejected):
+                raise hit[1]
+            return hit[1]
+        try:
             async with httpx.AsyncClient(timeout=5, follow_redirects=False) as c:
                 r = await c.get(url)
             if r.status_code != 200:
                 raise WebhookRejected(401, f"signing certificate not available ({r.status_code})")
-            self._certs[url] = r.content
-        return self._certs[url]
+            entry: tuple[float, bytes | WebhookRejected] = (now + CERT_TTL_S, r.content)
+        except (httpx.HTTPError, WebhookRejected) as exc:
+            failure = exc if isinstance(exc, WebhookRejected) else WebhookRejected(
+                401, f"signing certificate not available ({type(exc).__name__})")
+            entry = (now + CERT_FAILURE_TTL_S, failure)
+        if len(self._certs) >= CERT_CACHE_SIZE:
+            self._certs.pop(next(iter(self._certs)))  # the oldest entry
+        self._certs[url] = entry
+        if isinstance(entry[1], WebhookRejected):
+            raise entry[1]
+        return entry[1]
 
 
 async def published_key(keys_url: str, name: str) -> str:
@@ -134,8 +152,11 @@ def install_webhooks(app: FastAPI, deps: Deps) -> None:
         body = await read_body(request, deps.settings)
         headers = {k.lower(): v for k, v in request.headers.items()}
         status, error, observations = 200, "", []
+        now_s = time.time()
         try:
-            observations = await _verified(module, provider, headers, body, str(request.url), keys)
+            observations = await _verified(module, provider, headers, body, signed_url(request, deps.settings), keys,
+                                           now_s)
+            observations = await _first_times(deps, observations, int(now_s * 1000))
         except WebhookRejected as exc:
             status, error = exc.status, exc.detail
         matched = await _match(deps, observations) if observations else []
@@ -148,24 +169,48 @@ def install_webhooks(app: FastAPI, deps: Deps) -> None:
         return JSONResponse({"accepted": len(matched), "unmatched": unmatched})
 
 
-async def _verified(module, provider: str, headers: dict, body: bytes, url: str, keys: WebhookKeys) -> list[Observation]:
+def signed_url(request: Request, settings) -> str:
+    """The URL the provider called and signed (Twilio, Plivo and Vonage sign it): the public
+    base URL when one is set (behind a TLS-terminating proxy the API sees http://internal:port),
+    else the request's own."""
+    if not settings.public_webhook_base_url:
+        return str(request.url)
+    query = request.url.query
+    return settings.public_webhook_base_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
+
+
+async def _verified(module, provider: str, headers: dict, body: bytes, url: str, keys: WebhookKeys,
+                    now_s: float | None = None) -> list[Observation]:
+    """The request's observations once verified (parse gives formats without a time now_s)."""
     secrets = await keys.secrets()
-    cert = None
-    if provider == "ses":
-        cert = await keys.cert(ses.cert_url(body, secrets))
-    module.verify(headers, body, url, secrets, time.time(), cert_pem=cert)
-    parsed = module.parse(headers, body)
+    cert, now = None, time.time() if now_s is None else now_s
+    if provider == "ses":  # every cheap check first: a forged message never makes us fetch
+        cert = await keys.cert(ses.precheck(body, secrets, now))
+    module.verify(headers, body, url, secrets, now, cert_pem=cert)
+    parsed = module.parse(headers, body, now_s=now)
     if parsed.subscribe_url:
         await _confirm_subscription(parsed.subscribe_url, secrets)
     return parsed.observations
 
 
+async def _first_times(deps: Deps, observations: list[Observation], received_ms: int) -> list[Observation]:
+    """Observations whose format carries no time of their own (Twilio callbacks, inbound SMS
+    of several gateways: parse gave them received_ms, int(now_s * 1000)) take the time their
+    provider event first came, so a replay or a retry decides the same event id, not a new one."""
+    untimed = [i for i, o in enumerate(observations) if o.occurred_ms == received_ms]
+    firsts = await EngagementStore(deps.redis).first_received(
+        [(observations[i].provider, observations[i].provider_event_id) for i in untimed], received_ms)
+    out = list(observations)
+    for i, first in zip(untimed, firsts):
+        out[i] = dataclasses.replace(out[i], occurred_ms=first)
+    return out
+
+
 async def _confirm_subscription(url: str, secrets: WebhookSecrets) -> None:
-    """SNS asks us to confirm a subscription: GET its URL, only on an SNS (or allowed) host."""
-    host = urlparse(url).hostname or ""
-    if not (host.startswith("sns.") and host.endswith(SNS_HOST_SUFFIXES) and url.startswith("https://")) \
-            and not any(url.startswith(p) for p in secrets.ses_cert_url_prefixes):
-        raise WebhookRejected(400, f"refusing to confirm a subscription at {host!r}")
+    """SNS asks us to confirm a subscription (of an allowed topic: verify checked it): GET its
+    URL, only SNS's own ConfirmSubscription URL (or an allowed stand-in's)."""
+    if not ses.subscribe_url_allowed(url, secrets):
+        raise WebhookRejected(400, f"refusing to confirm a subscription at {(urlparse(url).hostname or url)[:200]!r}")
     async with httpx.AsyncClient(timeout=5, follow_redirects=False) as c:
         await c.get(url)
 

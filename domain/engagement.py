@@ -122,6 +122,20 @@ def unsubscribe(ev: dict, how: str, channel: str, send_id: str = "", list_: str 
     return [("lead_input", "lead.unsubscribe_requested", request), ("engagement", "engagement.unsubscribed", fact)]
 
 
+def _leave_list(ev: dict, at: int) -> list[Out]:
+    """A provider's unsubscribe from one kind of mail (SendGrid's unsubscribe group): the person
+    leaves the list of that message and stays on the others, as if they had chosen "leave this
+    list" on the preference page. A message of no list (a triggered one) leaves nothing here;
+    the provider keeps the group suppressed on its side."""
+    if not ev["list"]:
+        return []
+    request = (_envelope("lead.preferences_requested", derived_id(ev["event_id"], "LEFTLIST"), ev["tenant"], at,
+                         ev["event_id"])
+               | {"lead_id": ev["lead_id"], "list": ev["list"], "action": "leave_list", "cadence": "",
+                  "pause_weeks": 0, "send_id": ev["send_id"], "code": "", "requested_by": SOURCE})
+    return [("lead_input", "lead.preferences_requested", request)]
+
+
 def _channel(ev: dict) -> str:
     # SMS carries one link, in slot "sms"; everything else is in an email
     return "sms" if ev.get("slot") == "sms" else "email"
@@ -159,6 +173,8 @@ def decide_observation(ev: dict, soft_bounces_in_window: int, policy: Policy,
             ev, "complaint", ev["channel"], ev["send_id"], ev["list"], ev["template"])
     if kind == "unsubscribed":
         return unsubscribe(ev, "provider_unsubscribe", ev["channel"], ev["send_id"], ev["list"], ev["template"])
+    if kind == "left_list":
+        return _leave_list(ev, at)
     if kind in ("opened", "clicked"):
         return [_provider_engagement(ev, at, policy)]
     if kind == "reply" and intent is not None:

@@ -7,6 +7,9 @@ and the provider-message-id map the webhooks resolve through.
   ls:act:{send_id}                   a message's recent clicks and honeypot time (TTL 1 hour)
   ls:soft:{tenant}:{lead_id}         soft bounces within the window (sorted set, TTL = window)
   ls:pmsg:{provider}:{provider_id}   our send behind a provider's message id (TTL 30 days)
+  ls:whfirst:{provider}:{event_id}   when a provider event without a time of its own first came
+                                     (Twilio, Esendex, Plivo, Vonage inbound; TTL 7 days, past
+                                     every provider's retries): a replay gets the same event id
 
 Counters move only for event ids not yet counted (a Lua script checks and applies in one
 step), so a redelivered batch changes nothing.
@@ -21,6 +24,7 @@ from domain.bots import SendActivity
 SEEN_TTL_S = 7 * 24 * 3600
 ACTIVITY_TTL_S = 3600
 PMSG_TTL_S = 30 * 24 * 3600
+FIRST_RECEIVED_TTL_S = 7 * 24 * 3600  # longer than any provider retries (Esendex: 72 h)
 
 _APPLY = """
 local updates = cjson.decode(ARGV[1])
@@ -110,6 +114,19 @@ class EngagementStore:
         for provider, pid, facts in items:
             pipe.set(f"ls:pmsg:{provider}:{pid}", orjson.dumps(facts), ex=PMSG_TTL_S)
         await pipe.execute()
+
+    async def first_received(self, keys: list[tuple[str, str]], now_ms: int) -> list[int]:
+        """For each (provider, provider event id): when it first came, this call setting it
+        to now_ms for those never seen (one round trip)."""
+        if not keys:
+            return []
+        names = [f"ls:whfirst:{p}:{e}" for p, e in keys]
+        async with self.r.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.set(name, now_ms, nx=True, ex=FIRST_RECEIVED_TTL_S)
+            pipe.mget(names)
+            *_, firsts = await pipe.execute()
+        return [int(v) for v in firsts]
 
     async def messages(self, keys: list[tuple[str, str]]) -> list[dict | None]:
         """The send facts behind (provider, provider_id) pairs, None where unknown."""

@@ -50,6 +50,8 @@ FAMILIES = (
     KeyFamily("test_clock", "ls:clockskew", "single", holds="the trigger engine's clock offset (test clocks only)"),
     KeyFamily("segment_members", "ls:segm:*", "per_tenant", holds="a segment's members (one set per segment)"),
     KeyFamily("link", "ls:link:*", "ttl", max_ttl_s=90 * 24 * 3600, holds="a tracked link's record"),
+    KeyFamily("webhook_first_received", "ls:whfirst:*", "ttl", max_ttl_s=7 * 24 * 3600,
+              holds="when a provider event without a time of its own first came (its replays keep that id)"),
     KeyFamily("provider_message", "ls:pmsg:*", "ttl", max_ttl_s=30 * 24 * 3600,
               holds="the send behind a provider's message id (for its webhooks)"),
     KeyFamily("engagement", "ls:eng:*", "per_lead", holds="a lead's engagement counters and last human times"),

@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     webhook_keys_url: str = "http://127.0.0.1:18030/webhook-keys"
     ses_cert_url_prefixes: str = "http://127.0.0.1:18030/sns/"  # besides https://sns.<region>.amazonaws.com/
     ses_topic_arns: str = ""  # comma-separated; empty: any topic
-    webhook_max_age_s: int = 600  # older signed timestamps are refused (replays)
+    webhook_max_age_s: int = 0  # older signed timestamps are refused (replays); 0: each provider's own window
     trigger_tick_s: float = 0.1  # how often each trigger worker looks for due timers
     trigger_lease_s: float = 30.0  # a claimed timer whose worker died fires again after this
     # tests only: the trigger engine's timers read Redis's ls:clockskew (ms added to now), so a
@@ -139,20 +139,19 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     # local: the development stack (http links allowed); production: refuses to start on
     # settings that would be unsafe in front of real people (see _production_is_safe)
-    deployment: Literal["local", "production"] = "local"
+    deployment: Literal["local", "production"] = Field(
+        "local", validation_alias=AliasChoices("LEADSTREAM_DEPLOYMENT", "LEADSTREAM_ENV", "deployment"))
+    # where providers reach our webhooks, as they sign it (https://hooks.example.com): behind a
+    # TLS-terminating proxy the URL the API sees is not the one Twilio or Plivo signed
+    public_webhook_base_url: str = ""
     # keys that are not configuration (DKIM private keys...): file:PATH references are read here
     secrets_dir: Path = ROOT / ".stack" / "secrets"
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> "Settings":
-        if self.deployment == "production" and not self.tracking_base_url.startswith("https://"):
-            raise ValueError(
-                f"LEADSTREAM_TRACKING_BASE_URL is {self.tracking_base_url!r}, but a production deployment "
-                "(LEADSTREAM_DEPLOYMENT=production) must put tracked links and the one-click unsubscribe "
-                "on https (RFC 8058 requires an HTTPS URI): set it to your https tracking domain")
-        if self.deployment == "production" and self.test_clock:
-            raise ValueError("LEADSTREAM_TEST_CLOCK lets Redis move the trigger engine's clock: tests only, "
-                             "never in a production deployment")
+        if self.deployment == "production" and (problems := production_problems(self)):
+            raise ValueError("a production deployment (LEADSTREAM_DEPLOYMENT or LEADSTREAM_ENV=production) refuses "
+                             "to start with unsafe configuration:\n- " + "\n- ".join(problems))
         return self
 
     @property
@@ -172,6 +171,46 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
+
+
+# secrets whose defaults are the local stand-ins' public values: a production deployment sets
+# each one (empty turns that provider off: its webhooks are refused, its adapter unconfigured)
+_STANDIN_SECRETS = ("sendgrid_api_key", "ses_access_key_id", "ses_secret_access_key", "twilio_auth_token",
+                    "esendex_username", "esendex_password", "vonage_api_key", "vonage_api_secret",
+                    "vonage_signature_secret", "plivo_auth_token", "telnyx_api_key", "mailgun_api_key",
+                    "mailgun_webhook_signing_key", "postmark_server_token", "postmark_webhook_user",
+                    "postmark_webhook_password")
+
+
+def production_problems(s: Settings) -> list[str]:
+    """What a production deployment must not run with, one line each (empty: nothing)."""
+    defaults = {name: Settings.model_fields[name].default for name in _STANDIN_SECRETS}
+    out = [f"LEADSTREAM_{name.upper()} is the local stand-in's public default: set your own (or empty to turn "
+           f"that provider off)" for name in _STANDIN_SECRETS if getattr(s, name) and getattr(s, name) == defaults[name]]
+    if s.link_keys == Settings.model_fields["link_keys"].default:
+        out.append("LEADSTREAM_LINK_KEYS is the published local key: anyone could forge tracked links; set your own")
+    if not s.tracking_base_url.startswith("https://"):
+        out.append(f"LEADSTREAM_TRACKING_BASE_URL is {s.tracking_base_url!r}: tracked links and the one-click "
+                   "unsubscribe must be https (RFC 8058 requires an HTTPS URI)")
+    if s.test_clock:
+        out.append("LEADSTREAM_TEST_CLOCK lets Redis move the trigger engine's clock: tests only")
+    if s.webhook_keys_url and not s.webhook_keys_url.startswith("https://"):
+        out.append(f"LEADSTREAM_WEBHOOK_KEYS_URL is {s.webhook_keys_url!r}: webhook keys are fetched over https "
+                   "only (or set LEADSTREAM_SENDGRID_WEBHOOK_PUBLIC_KEY / _TELNYX_PUBLIC_KEY and leave it empty)")
+    if any(p and not p.startswith("https://") for p in s.ses_cert_url_prefixes.split(",")):
+        out.append(f"LEADSTREAM_SES_CERT_URL_PREFIXES is {s.ses_cert_url_prefixes!r}: SNS signing certificates "
+                   "come over https only (empty: only https://sns.<region>.amazonaws.com)")
+    arns = [a.strip() for a in s.ses_topic_arns.split(",") if a.strip()]
+    if not arns or any("*" in a for a in arns):
+        out.append("LEADSTREAM_SES_TOPIC_ARNS must list the SNS topics allowed to post to /webhooks/ses (no "
+                   "wildcard; 'none' refuses every SNS message): otherwise any AWS account can subscribe us")
+    if s.tenants_file.resolve() == (ROOT / "tenants" / "demo.yaml").resolve():
+        out.append("LEADSTREAM_TENANTS_FILE is the demo file: its admin key and passwords are published")
+    if not s.cookie_secure:
+        out.append("LEADSTREAM_COOKIE_SECURE must be true: session cookies go over https only")
+    if s.public_webhook_base_url and not s.public_webhook_base_url.startswith("https://"):
+        out.append(f"LEADSTREAM_PUBLIC_WEBHOOK_BASE_URL is {s.public_webhook_base_url!r}: providers post over https")
+    return out
 
 
 @lru_cache(maxsize=1)

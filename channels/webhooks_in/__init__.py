@@ -2,7 +2,8 @@
 
 Pure (no network I/O). Each provider module has `verify(headers, body, url, secrets, now_s,
 cert_pem=None)` raising WebhookRejected(401) and `parse(headers, body)` raising
-WebhookRejected(400); `ses.cert_url(body, secrets)` names the certificate to fetch first.
+WebhookRejected(400); `ses.precheck(body, secrets, now_s)` makes the cheap checks and names
+the certificate to fetch.
 """
 from __future__ import annotations
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, Mapping
 
+# unsubscribed: from everything; left_list: only the list of the message (SendGrid's group_unsubscribe)
 ObservationKind = Literal["delivered", "bounced", "complained", "opened", "clicked", "failed", "deferred",
-                          "unsubscribed", "reply"]
+                          "unsubscribed", "left_list", "reply"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ class WebhookSecrets:
     mailgun_signing_key: str = ""        # Mailgun's HTTP webhook signing key (HMAC-SHA256)
     postmark_user: str = ""              # HTTP Basic credentials we put in the Postmark webhook URL
     postmark_password: str = ""
-    max_age_s: int = 600                 # replay window where the format has a timestamp
+    max_age_s: int = 0                   # replay window where the format has a timestamp; 0: each
+                                         # provider's own (its module's MAX_AGE_S, from its retry policy)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,11 @@ def check_fresh(timestamp_s: float, now_s: float, max_age_s: int, what: str) -> 
     """401 when a signed timestamp is further than max_age_s from now, either way (replay)."""
     if abs(now_s - timestamp_s) > max_age_s:
         raise unauthorized(f"{what} is {int(now_s - timestamp_s)} s away from now (replay window {max_age_s} s)")
+
+
+def window(secrets: WebhookSecrets, provider_max_age_s: int) -> int:
+    """The replay window to check: the deployment's override, else the provider's own."""
+    return secrets.max_age_s or provider_max_age_s
 
 
 def require_basic_auth(headers: Mapping[str, str], user: str, password: str, what: str) -> None:

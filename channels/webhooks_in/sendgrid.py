@@ -13,7 +13,9 @@ the send's custom_args as top-level keys (our `send_id`). Event-specific fields:
     open        useragent, ip, sg_machine_open -> opened (reason "machine_open" for machine opens)
     click       url, useragent, ip -> clicked
     spamreport                     -> complained
-    unsubscribe / group_unsubscribe (asm_group_id) -> unsubscribed
+    unsubscribe                    -> unsubscribed (from everything)
+    group_unsubscribe (asm_group_id) -> left_list: only the list of the message (an unsubscribe
+                                    group is one kind of mail, not all of it)
     anything else (group_resubscribe, account events, new types) is skipped
 
 Security: headers X-Twilio-Email-Event-Webhook-Signature (base64 DER ECDSA signature) and
@@ -33,16 +35,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from channels.webhooks_in.base import (
     Observation, Parsed, WebhookSecrets, b64decode_strict, bad_request, check_fresh, load_json,
-    lower_keys, opt_text, text_field, unauthorized,
+    lower_keys, opt_text, text_field, unauthorized, window,
 )
 
 PROVIDER = "sendgrid"
+# SendGrid retries events "for up to 24 hours after the event occurs" and does not say whether a
+# retry is signed anew: a retry's timestamp may be that old. A replay inside the window decides
+# nothing twice (our event id comes from sg_event_id).
+MAX_AGE_S = 24 * 3600 + 300
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 SKIPPED = {"processed", "group_resubscribe"}
 _DELIVERY = {"delivered", "deferred", "bounce", "dropped"}
 _SIMPLE = {"delivered": "delivered", "deferred": "deferred", "open": "opened", "click": "clicked",
-           "spamreport": "complained", "unsubscribe": "unsubscribed", "group_unsubscribe": "unsubscribed"}
+           "spamreport": "complained", "unsubscribe": "unsubscribed", "group_unsubscribe": "left_list"}
 
 
 @functools.lru_cache(maxsize=8)
@@ -80,7 +86,7 @@ def verify(headers: Mapping[str, str], body: bytes, url: str, secrets: WebhookSe
                    ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise unauthorized("SendGrid signature does not match") from None
-    check_fresh(int(timestamp), now_s, secrets.max_age_s, "SendGrid timestamp")
+    check_fresh(int(timestamp), now_s, window(secrets, MAX_AGE_S), "SendGrid timestamp")
 
 
 def parse(headers: Mapping[str, str], body: bytes, *, now_s: float | None = None) -> Parsed:

@@ -10,10 +10,17 @@ Verification (https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-
 the string to sign is "Key\\nvalue\\n" for, in this order, Message, MessageId, Subject (only if
 present), Timestamp, TopicArn, Type for a Notification, and Message, MessageId, SubscribeURL,
 Timestamp, Token, TopicArn, Type for a confirmation; it is checked with the public key of the
-certificate at SigningCertURL. The certificate URL must be https://sns.<region>.amazonaws.com
-(or .amazonaws.com.cn) /….pem, or start with one of `WebhookSecrets.ses_cert_url_prefixes`
-(the local stand-in). We never fetch: call `cert_url(body, secrets)`, fetch and cache that
+certificate at SigningCertURL. The certificate URL must be
+https://sns.<region>.amazonaws.com[.cn]/SimpleNotificationService-<hex>.pem (a region name, so
+no S3-style host such as sns.s3-eu-west-1.amazonaws.com, which is a bucket), or start with one
+of `WebhookSecrets.ses_cert_url_prefixes` (the local stand-in). We never fetch: call
+`precheck(body, secrets, now_s)`, which makes every check that needs no certificate (type,
+signature present, certificate URL, topic, age) and returns the URL; fetch and cache that
 certificate over verified HTTPS, then `verify(..., cert_pem=...)`.
+
+Age: SNS signs each message once, when it is published, and a delivery retried after an
+outage carries that first Timestamp; an HTTP/S subscription's retries may go on for up to an
+hour (the delivery policy's limit), so the window is MAX_AGE_S, not the usual few minutes.
 
 The Message of a Notification is an SES event (https://docs.aws.amazon.com/ses/latest/dg/
 event-publishing-retrieving-sns-contents.html): eventType plus `mail` {messageId,
@@ -59,14 +66,18 @@ from cryptography.x509.oid import NameOID
 
 from channels.webhooks_in.base import (
     Observation, Parsed, WebhookRejected, WebhookSecrets, b64decode_strict, bad_request, check_fresh,
-    iso_to_ms, load_json, lower_keys, opt_text, text_field, unauthorized,
+    iso_to_ms, load_json, lower_keys, opt_text, text_field, unauthorized, window,
 )
 
 PROVIDER = "ses"
 NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 CONFIRMATION_KEYS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
 TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
-_AWS_CERT_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+# a region: us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1, cn-north-1, us-isob-east-1
+_REGION = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}"
+_AWS_CERT_HOST = re.compile(rf"^sns\.{_REGION}\.amazonaws\.com(\.cn)?$")
+_AWS_CERT_PATH = re.compile(r"^/SimpleNotificationService-[0-9a-f]+\.pem$")
+MAX_AGE_S = 3600 + 300  # SNS retries an HTTP/S delivery for up to an hour; plus clock skew
 _HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
 # eventType -> (the event's own object, our kind)
 _EVENTS = {"Delivery": ("delivery", "delivered"), "Bounce": ("bounce", "bounced"),
@@ -94,14 +105,54 @@ def _allowed_cert_url(envelope: Mapping[str, Any], secrets: WebhookSecrets) -> s
     url = envelope.get("SigningCertURL")
     if not isinstance(url, str) or not url:
         raise unauthorized("SNS message has no SigningCertURL")
-    for prefix in secrets.ses_cert_url_prefixes:
-        if prefix and url.startswith(prefix.rstrip("/") + "/"):
-            return url
+    if any(_under(url, prefix) for prefix in secrets.ses_cert_url_prefixes):
+        return url
     parts = urllib.parse.urlsplit(url)
     if (parts.scheme != "https" or parts.netloc != parts.hostname or not _AWS_CERT_HOST.match(parts.netloc)
-            or not parts.path.endswith(".pem") or parts.query or parts.fragment):
+            or not _AWS_CERT_PATH.match(parts.path) or parts.query or parts.fragment):
         raise unauthorized(f"SigningCertURL is not an SNS certificate: {url[:200]!r}")
     return url
+
+
+def _under(url: str, prefix: str) -> bool:
+    """Whether url lies under an allowed prefix: same scheme and host, a path below the
+    prefix's with no dot segments (".." would climb out of it once a client normalises it)."""
+    if not prefix:
+        return False
+    u, p = urllib.parse.urlsplit(url), urllib.parse.urlsplit(prefix.rstrip("/") + "/")
+    segments = urllib.parse.unquote(u.path).split("/")
+    return ((u.scheme, u.netloc) == (p.scheme, p.netloc) and u.path.startswith(p.path)
+            and "." not in segments and ".." not in segments and "\\" not in u.path and not u.fragment)
+
+
+def subscribe_url_allowed(url: str, secrets: WebhookSecrets = WebhookSecrets()) -> bool:
+    """Whether a SubscribeURL is SNS's own (https://sns.<region>.amazonaws.com/?Action=
+    ConfirmSubscription&...), or an allowed stand-in's: the only URLs we GET to confirm."""
+    if any(_under(url, prefix) for prefix in secrets.ses_cert_url_prefixes):
+        return True
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    return (parts.scheme == "https" and parts.netloc == parts.hostname and bool(_AWS_CERT_HOST.match(parts.netloc))
+            and parts.path in ("", "/") and query.get("Action") == "ConfirmSubscription" and not parts.fragment)
+
+
+def precheck(body: bytes, secrets: WebhookSecrets, now_s: float) -> str:
+    """Every check that needs no certificate, cheapest first, then the certificate's URL; 400
+    or 401 if one fails, so a forged message never makes us fetch anything."""
+    envelope = _envelope(body)
+    if envelope.get("Type") not in TYPES:
+        raise bad_request(f"SNS Type must be one of {', '.join(TYPES)}")
+    version, signature = envelope.get("SignatureVersion"), envelope.get("Signature")
+    if version not in _HASHES or not isinstance(signature, str) or not signature:
+        raise unauthorized("SNS message has no Signature or an unknown SignatureVersion")
+    if secrets.ses_topic_arns and envelope.get("TopicArn") not in secrets.ses_topic_arns:
+        raise unauthorized(f"SNS TopicArn {str(envelope.get('TopicArn'))[:200]!r} is not ours")
+    try:
+        sent_ms = iso_to_ms(envelope.get("Timestamp"), "SNS Timestamp")
+    except WebhookRejected as exc:
+        raise unauthorized(exc.detail) from None
+    check_fresh(sent_ms / 1000, now_s, window(secrets, MAX_AGE_S), "SNS Timestamp")
+    return _allowed_cert_url(envelope, secrets)
 
 
 def string_to_sign(envelope: Mapping[str, Any]) -> bytes:
@@ -125,19 +176,11 @@ def _certificate(cert_pem: bytes) -> x509.Certificate:
 
 def verify(headers: Mapping[str, str], body: bytes, url: str, secrets: WebhookSecrets, now_s: float,
            cert_pem: bytes | None = None) -> None:
-    """Check the SNS signature with the certificate from `cert_url`, the topic and the age; 401 if not."""
+    """The checks of `precheck`, then the SNS signature with the certificate from its URL; 401 if not."""
+    precheck(body, secrets, now_s)
     envelope = _envelope(body)
-    if envelope.get("Type") not in TYPES:
-        raise bad_request(f"SNS Type must be one of {', '.join(TYPES)}")
-    version = envelope.get("SignatureVersion")
-    signature = envelope.get("Signature")
-    if version not in _HASHES or not isinstance(signature, str) or not signature:
-        raise unauthorized("SNS message has no Signature or an unknown SignatureVersion")
-    _allowed_cert_url(envelope, secrets)
-    if secrets.ses_topic_arns and envelope.get("TopicArn") not in secrets.ses_topic_arns:
-        raise unauthorized(f"SNS TopicArn {str(envelope.get('TopicArn'))[:200]!r} is not ours")
     if not cert_pem:
-        raise unauthorized("no signing certificate given: fetch cert_url(body) and pass cert_pem")
+        raise unauthorized("no signing certificate given: fetch precheck(body)'s URL and pass cert_pem")
     try:
         cert = _certificate(bytes(cert_pem))
     except ValueError:
@@ -149,15 +192,10 @@ def verify(headers: Mapping[str, str], body: bytes, url: str, secrets: WebhookSe
     if not isinstance(key, rsa.RSAPublicKey):
         raise unauthorized("the signing certificate does not hold an RSA key")
     try:
-        key.verify(b64decode_strict(signature, "SNS Signature"), string_to_sign(envelope),
-                   padding.PKCS1v15(), _HASHES[version]())
+        key.verify(b64decode_strict(envelope["Signature"], "SNS Signature"), string_to_sign(envelope),
+                   padding.PKCS1v15(), _HASHES[envelope["SignatureVersion"]]())
     except InvalidSignature:
         raise unauthorized("SNS signature does not match") from None
-    try:
-        sent_ms = iso_to_ms(envelope.get("Timestamp"), "SNS Timestamp")
-    except WebhookRejected as exc:
-        raise unauthorized(exc.detail) from None
-    check_fresh(sent_ms / 1000, now_s, secrets.max_age_s, "SNS Timestamp")
 
 
 def parse(headers: Mapping[str, str], body: bytes, *, now_s: float | None = None) -> Parsed:

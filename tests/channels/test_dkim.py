@@ -286,9 +286,10 @@ def test_dev_dns_prints_spf_dkim_and_dmarc_for_every_email_brand(tmp_path):
 
 
 def test_production_refuses_an_http_tracking_url_with_a_clear_error():
-    with pytest.raises(ValueError, match="must put tracked links and the one-click unsubscribe on https"):
-        Settings(deployment="production", tracking_base_url="http://t.example")
-    assert Settings(deployment="production", tracking_base_url="https://t.example").deployment == "production"
+    from tests.streams.test_production_settings import SAFE
+    with pytest.raises(ValueError, match="tracked links and the one-click unsubscribe must be https"):
+        Settings(**{**SAFE, "tracking_base_url": "http://t.example"})
+    assert Settings(**{**SAFE, "tracking_base_url": "https://t.example"}).deployment == "production"
     assert Settings(tracking_base_url="http://127.0.0.1:18081").deployment == "local"
 
 
@@ -308,4 +309,5 @@ def test_a_production_process_with_an_http_tracking_url_refuses_to_start(module)
     done = subprocess.run([sys.executable, *module], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "LEADSTREAM_TRACKING_BASE_URL is 'http://t.example'" in done.stderr
-    assert "must put tracked links and the one-click unsubscribe on https" in done.stderr
+    assert "tracked links and the one-click unsubscribe must be https" in done.stderr
+    assert "LEADSTREAM_TWILIO_AUTH_TOKEN is the local stand-in's public default" in done.stderr  # all listed at once

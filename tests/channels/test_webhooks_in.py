@@ -102,7 +102,7 @@ def test_sendgrid_parses_each_event_kind():
                ip="255.255.255.2"),
         sg_obs("complained", "evt-spamreport-1"),
         sg_obs("unsubscribed", "evt-unsubscribe-1", user_agent="Mozilla/5.0", ip="255.255.255.3"),
-        sg_obs("unsubscribed", "evt-group_unsubscribe-1", user_agent="Mozilla/5.0", ip="255.255.255.4",
+        sg_obs("left_list", "evt-group_unsubscribe-1", user_agent="Mozilla/5.0", ip="255.255.255.4",
                reason="asm_group_id 42"),
     ])
 
@@ -154,12 +154,21 @@ def test_sendgrid_bad_signatures_are_401(sg_keys, sg_secrets):
 
 def test_sendgrid_stale_or_future_timestamp_is_401(sg_keys, sg_secrets):
     body = b"[]"
-    for when in (NOW - 601, NOW + 601):
+    window = sendgrid.MAX_AGE_S  # SendGrid retries for up to 24 hours after the event
+    for when in (NOW - window - 1, NOW + window + 1):
         headers = lower(sendgrid.sign(body, sg_keys[0], when))
         assert "replay" in rejected(401, sendgrid.verify, headers, body, "", sg_secrets, NOW).detail
-    sendgrid.verify(lower(sendgrid.sign(body, sg_keys[0], NOW - 599)), body, "", sg_secrets, NOW)
-    relaxed = WebhookSecrets(sendgrid_public_key=sg_secrets.sendgrid_public_key, max_age_s=3600)
-    sendgrid.verify(lower(sendgrid.sign(body, sg_keys[0], NOW - 601)), body, "", relaxed, NOW)
+    sendgrid.verify(lower(sendgrid.sign(body, sg_keys[0], NOW - 23 * 3600)), body, "", sg_secrets, NOW)
+    strict = WebhookSecrets(sendgrid_public_key=sg_secrets.sendgrid_public_key, max_age_s=600)
+    sendgrid.verify(lower(sendgrid.sign(body, sg_keys[0], NOW - 599)), body, "", strict, NOW)
+    rejected(401, sendgrid.verify, lower(sendgrid.sign(body, sg_keys[0], NOW - 601)), body, "", strict, NOW)
+
+
+@pytest.mark.parametrize("module,hours", [("mailgun", 8), ("sendgrid", 24), ("vonage", 24), ("ses", 1)])
+def test_each_providers_window_covers_its_documented_retries(module, hours):
+    from channels import webhooks_in
+    window = getattr(webhooks_in, module).MAX_AGE_S
+    assert hours * 3600 <= window <= hours * 3600 + 900
 
 
 @pytest.mark.parametrize("body", [
@@ -352,11 +361,18 @@ def test_ses_bad_signatures_are_401(sns_keys):
     ses.verify({}, json.dumps(good).encode(), "", WebhookSecrets(), NOW, cert_pem=sns_keys[1])
 
 
-def test_ses_stale_timestamp_is_401(sns_keys):
-    old = envelope(ses_event("Open", "open", {"timestamp": T5}), sns_keys, now=NOW - 601)
+def test_ses_stale_timestamp_is_401_but_an_hour_old_retry_is_taken(sns_keys):
+    # SNS signs once, at publication; an HTTP/S delivery is retried for up to an hour
+    retried = envelope(ses_event("Open", "open", {"timestamp": T5}), sns_keys, now=NOW - 3600)
+    ses.verify({}, retried, "", SES_SECRETS, NOW, cert_pem=sns_keys[1])
+    old = envelope(ses_event("Open", "open", {"timestamp": T5}), sns_keys, now=NOW - ses.MAX_AGE_S - 1)
     assert "replay" in rejected(401, ses.verify, {}, old, "", SES_SECRETS, NOW, cert_pem=sns_keys[1]).detail
-    future = envelope(ses_event("Open", "open", {"timestamp": T5}), sns_keys, now=NOW + 601)
+    future = envelope(ses_event("Open", "open", {"timestamp": T5}), sns_keys, now=NOW + ses.MAX_AGE_S + 1)
     rejected(401, ses.verify, {}, future, "", SES_SECRETS, NOW, cert_pem=sns_keys[1])
+    # a deployment may set its own window (LEADSTREAM_WEBHOOK_MAX_AGE_S)
+    strict = WebhookSecrets(ses_cert_url_prefixes=SES_SECRETS.ses_cert_url_prefixes,
+                            ses_topic_arns=SES_SECRETS.ses_topic_arns, max_age_s=600)
+    rejected(401, ses.verify, {}, retried, "", strict, NOW, cert_pem=sns_keys[1])
 
 
 def test_ses_expired_certificate_is_401(sns_keys):
@@ -386,8 +402,17 @@ def test_ses_cert_url_on_a_foreign_host_is_401(sns_keys, url):
 
 def test_ses_cert_url_allowed_hosts_and_standin_prefix(sns_keys):
     for url in ("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem",
-                "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-1.pem"):
+                "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-1.pem",
+                "https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem",
+                "https://sns.ap-southeast-4.amazonaws.com/SimpleNotificationService-01d088a6f77103d0fe307c0069e40ed6.pem"):
         assert ses.cert_url(envelope({"eventType": "Send"}, sns_keys, cert_url=url)) == url
+    for url in ("https://sns.s3-eu-west-1.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5ca.pem",  # a bucket
+                "https://sns.s3.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5ca.pem",
+                "https://sns.evil.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5ca.pem",
+                "https://sns.us-east-1.amazonaws.com/uploads/mine.pem",
+                "https://sns.us-east-1.amazonaws.com.evil.example/SimpleNotificationService-1.pem",
+                "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-1.pem"):
+        rejected(401, ses.cert_url, envelope({"eventType": "Send"}, sns_keys, cert_url=url))
     standin_url = "http://127.0.0.1:18030/sns/SimpleNotificationService-standin.pem"
     body = envelope(ses_event("Open", "open", {"timestamp": T5}), sns_keys, cert_url=standin_url)
     secrets = WebhookSecrets(ses_cert_url_prefixes=("http://127.0.0.1:18030/sns/",))

@@ -116,3 +116,11 @@ def test_start_asks_to_resubscribe_and_is_confirmed():
     assert [(n, e.get("reason"), e.get("trigger")) for _, n, e in outs] == [
         ("engagement.replied", None, None), ("lead.resubscribe_requested", "sms_start", None),
         ("send.requested", None, "reply:start")]
+
+
+def test_a_group_unsubscribe_leaves_only_the_list_of_the_message():
+    [(role, name, ev)] = decide_observation(obs("left_list", reason="asm_group_id 42"), 0, POLICY)
+    assert (role, name) == ("lead_input", "lead.preferences_requested")
+    assert (ev["action"], ev["list"], ev["send_id"], ev["lead_id"]) == ("leave_list", "daily-jobs", "s1", "L1")
+    assert ev["event_id"] == decide_observation(obs("left_list"), 0, POLICY)[0][2]["event_id"]  # a retry decides it again
+    assert decide_observation(obs("left_list", list=""), 0, POLICY) == []  # a message of no list: nothing to leave

@@ -103,6 +103,23 @@ def test_a_hard_bounce_reported_by_sendgrid_unsubscribes_the_lead(iso):
     assert st["status"] == "unsubscribed"
 
 
+def test_a_sendgrid_group_unsubscribe_leaves_only_the_list_of_the_message(iso):
+    address = f"group-{uuid.uuid4().hex[:8]}@example.com"
+    lid, pid = sent_via_sendgrid(iso, address)
+    answer = emit(iso, "sendgrid", [sendgrid_event("group_unsubscribe", pid, address, asm_group_id=42)])
+    assert orjson.loads(answer["body"]) == {"accepted": 1, "unmatched": 0}
+    st = wait_for(lambda: (s := lead_state(iso, "hireflow", lid)) and "tech-weekly" not in s["lists"] and s, 60,
+                  what="the lead leaving tech-weekly")
+    assert st["status"] == "accepted"  # still the brand's subscriber: only the group's list was left
+    assert st["preferences"]["tech-weekly"]["left"] is True
+    # a partner uploading the person to that list again does not put them back on it
+    submit(iso, "hireflow", [{"email": address, "first_name": "Bo", "partner": "indeed-xml", "list": "tech-weekly",
+                              "location": {"zip": "94105", "country": "US"}}])
+    again = wait_for(lambda: (s := lead_state(iso, "hireflow", lid))["submissions"] > st["submissions"] and s, 60,
+                     what="the resubmission decided")
+    assert "tech-weekly" not in again["lists"] and again["status"] == "accepted"
+
+
 def test_soft_bounces_suppress_only_after_the_tenants_limit(iso):
     address = f"soft-{uuid.uuid4().hex[:8]}@example.com"
     lid, pid = sent_via_sendgrid(iso, address)
@@ -155,6 +172,22 @@ def test_sms_stop_in_its_variants_unsubscribes_and_is_confirmed(iso, text):
     wait_for(lambda: lead_state(iso, "jobsnearby", lid)["status"] == "unsubscribed", 60, what=f"{text!r} unsubscribing")
     confirm = wait_for(lambda: [b for b in twilio_sent_to(number) if "unsubscribed" in b], 60, what="the STOP confirmation")
     assert len(confirm) == 1 and "Jobs Nearby" in confirm[0]
+
+
+def test_a_replayed_twilio_message_decides_nothing_twice(iso):
+    """Twilio's webhooks carry no time: a replay (or a retry) seconds later must keep the first
+    one's event id, so HELP is answered once, not once per copy."""
+    lid, number = sms_lead(iso)
+    help_ = {"MessageSid": "SM" + uuid.uuid4().hex, "From": number, "To": "+15005550001", "Body": "HELP",
+             "SmsStatus": "received", "NumMedia": "0"}
+    assert emit(iso, "twilio", [help_])["status"] == 200
+    time.sleep(1.5)  # a later copy: the time of receipt differs
+    assert emit(iso, "twilio", [help_])["status"] == 200
+    # a STOP after both: the same lead's events are decided in order, so once it is confirmed
+    # both copies of HELP have been decided
+    emit(iso, "twilio", [{**help_, "MessageSid": "SM" + uuid.uuid4().hex, "Body": "STOP"}])
+    wait_for(lambda: [b for b in twilio_sent_to(number) if "unsubscribed" in b], 60, what="the STOP confirmation")
+    assert len([b for b in twilio_sent_to(number) if "Help: help@" in b]) == 1
 
 
 def test_an_ordinary_reply_changes_nothing_and_help_is_answered(iso):
