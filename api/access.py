@@ -16,6 +16,7 @@ from fastapi import Request
 
 from api.errors import ApiError
 from domain.access import Principal, authorize, key_principal, person_principal
+from domain.rate_limit import Limiter, retry_after
 from projections.redis_sessions import Session, SessionStore
 from services.passwords import fingerprint
 
@@ -57,6 +58,7 @@ class Access:
 def access_dependency(deps):
     """The app-wide dependency: resolves and checks the caller on every route."""
     sessions = SessionStore(deps.redis)
+    limits = _limits(deps.settings)
 
     async def access(request: Request) -> Access:
         route = request.scope.get("route")
@@ -81,9 +83,33 @@ def access_dependency(deps):
             raise ApiError(verdict.status, code, verdict.reason, headers=headers)
         if tenant is not None and tenant not in deps.tenants.tenants and action != "tenants.create":
             raise ApiError(404, "not_found", f"no tenant {tenant!r}")
+        _within_limits(limits, principal, tenant)
         return Access(principal, tenant, session)
 
     return access
+
+
+def _limits(settings) -> tuple[Limiter | None, Limiter | None]:
+    """(per caller, per tenant) token buckets of this process; None where there is no limit."""
+    per_key, per_tenant = settings.api_rate_per_key, settings.api_rate_per_tenant
+    return (Limiter(per_key, 2 * per_key) if per_key > 0 else None,
+            Limiter(per_tenant, 2 * per_tenant) if per_tenant > 0 else None)
+
+
+def _within_limits(limits: tuple[Limiter | None, Limiter | None], principal: Principal | None,
+                   tenant: str | None) -> None:
+    """429 with Retry-After when the caller or the tenant is over its rate."""
+    by_caller, by_tenant = limits
+    now = time.monotonic()
+    for limiter, who, what in ((by_caller, principal.actor if principal else None, "this API key or person"),
+                               (by_tenant, tenant, f"tenant {tenant!r}")):
+        if limiter is None or who is None:
+            continue
+        wait = limiter.wait(who, now)
+        if wait > 0:
+            raise ApiError(429, "rate_limited", f"too many requests for {what} ({limiter.rate:g} a second, bursts "
+                                                f"of {limiter.burst:g}): retry after {retry_after(wait)} s",
+                           headers={"Retry-After": retry_after(wait)})
 
 
 async def _identify(deps, sessions: SessionStore, request: Request) -> tuple[Principal | None, Session | None]:

@@ -20,7 +20,8 @@ everything that follows from it, is the engagement agent's work.
 
 GET never changes anything (mail scanners and prefetchers fetch every link): only a POST of
 the unsubscribe or preference page acts. The preference page is not recorded as a hit.
-    GET  /healthz, /metrics (Prometheus), /stats (server-side timings, for the benchmark)
+    GET  /healthz; on the internal port only (LEADSTREAM_TRACKING_INTERNAL_PORT, never exposed):
+         /metrics (Prometheus), /stats (server-side timings, for the benchmark)
 
 It is a bare ASGI app on uvicorn (httptools + uvloop): no framework routing on the hot path.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import gc
 import html
 import logging
+import socket
 import time
 from collections import OrderedDict, deque
 
@@ -219,6 +221,7 @@ class TrackingApp:
         self.codec = default_codec()
         self.cache = LinkCache(settings.link_cache_size)
         self.timings = Timings()
+        self.internal_port: int | None = settings.tracking_internal_port or None  # main() sets the bound one
         # the brand names on the unsubscribe page; never waits for Kafka (the front serves without it)
         self.config = shared_view(settings.kafka_bootstrap, settings.topic_prefix + CONFIG, self.codec, wait=False)
         self.redis = redis_client or aioredis.Redis.from_url(settings.redis_url)
@@ -239,9 +242,10 @@ class TrackingApp:
             return await self._tracked(scope, receive, send, KIND_OF_PATH[parts[1]], parts[2], started)
         if path == "/healthz":
             return await _respond(send, 200, b"ok", b"text/plain")
-        if path == "/metrics":
+        internal = (scope.get("server") or (None, None))[1] == self.internal_port
+        if path == "/metrics" and internal:
             return await _respond(send, 200, generate_latest(), CONTENT_TYPE_LATEST.encode())
-        if path == "/stats":
+        if path == "/stats" and internal:
             if scope["method"] == "DELETE":
                 self.timings.clear()
             return await _respond(send, 200, orjson.dumps(self.timings.summary()), b"application/json")
@@ -433,8 +437,23 @@ def main() -> None:
     # a person waits on every request: collect young garbage often, old rarely (the cache is old)
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
-    uvicorn.run(TrackingApp(s), host=s.tracking_host, port=s.tracking_port, loop="uvloop",
-                http="httptools", access_log=False, lifespan="on", log_level="warning")
+    app = TrackingApp(s)
+    sockets = [_bound(s.tracking_host, s.tracking_port)]
+    if s.tracking_internal_port:
+        sockets.append(_bound(s.tracking_internal_host, s.tracking_internal_port))
+        app.internal_port = sockets[1].getsockname()[1]
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, lifespan="on", log_level="warning")
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A listening socket, as uvicorn would bind it."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 if __name__ == "__main__":

@@ -145,10 +145,12 @@ def main(argv: list[str]) -> None:
     s = isolated_settings(f"bench{rid}t.", 5, f"bench{rid}t")
     prepare(s)
     clicks, opens = seed(s, rid)
-    port, bare_port = free_port(), free_port()
+    port, bare_port, internal_port = free_port(), free_port(), free_port()
+    internal = f"http://127.0.0.1:{internal_port}"  # the front's /stats and /metrics
     url, bare_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
     work = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
-    env = {**env_for(s), "LEADSTREAM_TRACKING_PORT": str(port), "LEADSTREAM_SPOOL_DIR": str(work / "spool")}
+    env = {**env_for(s), "LEADSTREAM_TRACKING_PORT": str(port), "LEADSTREAM_SPOOL_DIR": str(work / "spool"),
+           "LEADSTREAM_TRACKING_INTERNAL_PORT": str(internal_port)}
     log = open(ROOT / ".stack" / "logs" / "bench-tracking.log", "ab")
     front = start(["-m", "api.tracking"], env, url, log)
     try:
@@ -157,11 +159,11 @@ def main(argv: list[str]) -> None:
         say(f"wrk: random redirects for {args.seconds:.0f}s, 64 connections")
         rps, bad = wrk(url, clicks, args.seconds, work)
         time.sleep(3)  # let the producer send what wrk's flood queued
-        httpx.delete(f"{url}/stats")
+        httpx.delete(f"{internal}/stats")
         say(f"paced: {RATE} requests/s (half redirects, half pixels) for {args.seconds:.0f}s")
         answered = asyncio.run(paced("127.0.0.1", port, clicks + opens, RATE, args.seconds))
-        stats = httpx.get(f"{url}/stats").json()
-        metrics = httpx.get(f"{url}/metrics").text
+        stats = httpx.get(f"{internal}/stats").json()
+        metrics = httpx.get(f"{internal}/metrics").text
         answered_total = int(sum(float(m) for m in re.findall(
             r'^leadstream_tracking_hits_total\{[^}]*status="ok"[^}]*\} ([\d.e+]+)$', metrics, re.M)))
     finally:

@@ -88,7 +88,7 @@ async def _versions(c: httpx.AsyncClient, settings: Settings) -> dict[str, int]:
     out = {"api": (await c.get(f"{settings.api_url}/healthz")).json()["config_version"]}
     status = (await c.get(f"http://127.0.0.1:{settings.supervisor_port}/status")).json()
     out["supervisor"] = status.get("config_version", -1)
-    out["tracking"] = _metric((await c.get(f"http://{settings.tracking_host}:{settings.tracking_port}/metrics")).text)
+    out["tracking"] = _metric((await c.get(f"http://{settings.tracking_internal_host}:{settings.tracking_internal_port}/metrics")).text)
     for agent in status["agents"].values():
         for w in agent["workers"]:
             if w["state"] == "running" and w["metrics_port"]:

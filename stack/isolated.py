@@ -54,6 +54,7 @@ class IsolatedPlatform:
                     "LEADSTREAM_SCALING_INTERVAL_S": "1", "LEADSTREAM_PLAN_INTERVAL_S": "3600",
                     "LEADSTREAM_RUN_DIR": str(self.tmp), "LEADSTREAM_LOG_DIR": str(self.tmp),
                     "LEADSTREAM_TRACKING_PORT": str(self.tracking_port), "LEADSTREAM_TRACKING_BASE_URL": self.tracking_url,
+                    "LEADSTREAM_TRACKING_INTERNAL_PORT": str(free_port()),
                     "LEADSTREAM_API_PORT": str(self.api_port), "LEADSTREAM_SPOOL_DIR": str(self.tmp / "spool"),
                     **(env or {})}
         self.settings = base.model_copy(update={"topic_prefix": self.prefix, "redis_url": redis_url,

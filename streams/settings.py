@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     send_batch_size: int = 500  # send batches are smaller: each message is composed and delivered
     max_batch_leads: int = 1000
     max_body_bytes: int = 2_000_000
+    # requests a second each API key (or signed-in person) and each tenant may make, per API
+    # process, with bursts of twice that; over it: 429 with Retry-After (0: no limit)
+    api_rate_per_key: float = 1000.0
+    api_rate_per_tenant: float = 3000.0
     produce_timeout_s: float = 5.0
     hygiene_interval_s: float = 60.0  # how often cold leads are pruned
     plan_interval_s: float = 5.0  # how often the planner emits the sends that fell due
@@ -120,6 +124,10 @@ class Settings(BaseSettings):
     tracking_base_url: str = "http://127.0.0.1:18081"  # where tracked links point
     tracking_host: str = "127.0.0.1"  # the tracking front (/c /o /u) listens here
     tracking_port: int = 18081
+    # the front's /metrics and /stats, on a port of their own that is never exposed (people's
+    # clicks come to tracking_port, where those paths are 404)
+    tracking_internal_host: str = "127.0.0.1"
+    tracking_internal_port: int = 18082
     # keys of the tracked-link codes' check characters: "id:secret,..." with the current key
     # first; retired keys stay listed for as long as their links must still resolve
     link_keys: str = "dev1:leadstream-local-link-key"

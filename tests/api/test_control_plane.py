@@ -126,7 +126,7 @@ def _versions(settings, supervisor) -> dict[str, int]:
     out = {"api": httpx.get(f"{settings.api_url}/healthz").json()["config_version"]}
     status = supervisor.status()
     out["supervisor"] = status["config_version"]
-    out["tracking"] = _metric(f"http://{settings.tracking_host}:{settings.tracking_port}/metrics")
+    out["tracking"] = _metric(f"http://{settings.tracking_internal_host}:{settings.tracking_internal_port}/metrics")
     for agent in status["agents"].values():
         for w in agent["workers"]:
             # a worker still starting has not opened its metrics port (nor read the configuration)
