@@ -26,10 +26,11 @@ message: the bad number fails alone and the others go through.
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ET  # builds our requests; answers are parsed with defusedxml
 from typing import Callable, Sequence
 
 import httpx
+from defusedxml import ElementTree as SafeET
 
 from channels.base import (
     HttpAdapter, Outcome, SmsMessage, delivered, http_failure, map_bounded, retry_after_seconds, transport_failure,
@@ -56,7 +57,7 @@ def dispatch_xml(account_reference: str, messages: Sequence[SmsMessage]) -> byte
 
 def message_ids(xml: bytes) -> tuple[str | None, list[str]]:
     """(batch id, message ids in order) from a <messageheaders> answer."""
-    root = ET.fromstring(xml)
+    root = SafeET.fromstring(xml)  # a provider's answer: no entities, no external references
     headers = root.findall(f"{ESENDEX_NS}messageheader") or root.findall("messageheader")
     return root.get("batchid"), [h.get("id", "") for h in headers]
 
@@ -125,7 +126,7 @@ class EsendexSms(HttpAdapter):
         """Outcomes for an accepted batch: each message gets its header id, by position."""
         try:
             batch_id, ids = message_ids(xml)
-        except ET.ParseError:  # accepted all the same: raising would resend and duplicate them
+        except (ET.ParseError, SafeET.DefusedXmlException):  # accepted all the same: raising would resend and duplicate them
             batch_id, ids = None, []
         # ids come back in request order; should Esendex ever return fewer, the batch id still
         # identifies the rest (they were accepted: the whole batch got 200)

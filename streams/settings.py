@@ -1,11 +1,12 @@
 """The one place that reads the environment. Everything else receives a Settings."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.tenants import TenantBook
@@ -154,6 +155,14 @@ class Settings(BaseSettings):
     public_webhook_base_url: str = ""
     # keys that are not configuration (DKIM private keys...): file:PATH references are read here
     secrets_dir: Path = ROOT / ".stack" / "secrets"
+
+    @field_validator("clickhouse_database")
+    @classmethod
+    def _database_is_an_identifier(cls, v: str) -> str:
+        # it is written into SQL text as a name (values never are): only an identifier may be one
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", v):
+            raise ValueError(f"LEADSTREAM_CLICKHOUSE_DATABASE {v[:80]!r} is not a plain identifier (letters, digits, _)")
+        return v
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> "Settings":

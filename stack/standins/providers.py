@@ -64,13 +64,15 @@ import secrets
 import signal
 import time
 import urllib.parse
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ET  # builds answers; requests are parsed with defusedxml
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 import aiohttp
 from aiohttp import web
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeET
 
 from stack.standins.threaded import Steering, serve_in_thread
 from channels.base import EmailMessage
@@ -430,7 +432,7 @@ def _local(tag: str) -> str:
 
 def _esendex_parse(raw: bytes) -> tuple[str, str | None, list[dict[str, str]]]:
     """(accountreference, batch-level from, messages) from a messagedispatcher body."""
-    root = ET.fromstring(raw)
+    root = SafeET.fromstring(raw)
     if _local(root.tag) != "messages":
         raise ValueError("root element must be <messages>")
     fields = {_local(child.tag): (child.text or "") for child in root if _local(child.tag) != "message"}
@@ -449,7 +451,7 @@ async def esendex_send(request: web.Request) -> web.Response:
         return failure
     try:
         reference, sender, messages = _esendex_parse(await request.read())
-    except (ET.ParseError, ValueError) as exc:
+    except (ET.ParseError, DefusedXmlException, ValueError) as exc:
         return _esendex_error(400, {}, f"Invalid XML: {exc}")
     if reference != creds["account_reference"]:
         return _esendex_error(403, {}, f"Account reference {reference!r} is not accessible")

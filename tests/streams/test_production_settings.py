@@ -68,3 +68,10 @@ def test_every_problem_is_listed_at_once_and_local_runs_are_untouched():
         Settings(deployment="production")
     assert str(exc.value).count("\n- ") >= 20
     assert Settings().deployment == "local"  # the stand-ins' defaults are fine on a developer's machine
+
+
+@pytest.mark.parametrize("name", ["leadstream; DROP TABLE events", "a.b", "", "x" * 65, "1abc"])
+def test_the_clickhouse_database_name_must_be_an_identifier(name):
+    with pytest.raises(ValidationError, match="is not a plain identifier"):
+        Settings(clickhouse_database=name)
+    assert Settings(clickhouse_database="iso_1a2b3c4d").clickhouse_database == "iso_1a2b3c4d"
