@@ -6,7 +6,7 @@ agent, so an entry appears a moment after the change). Platform admins read ever
 brand admins only their brands' entities.
 """
 import asyncio
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 import orjson
@@ -37,6 +37,10 @@ class AuditEntry(BaseModel):
     change: list[dict]
 
 
+# the days ClickHouse's Date holds: a day outside them is a 422, not a failed query
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2149, 6, 6)
+
+
 def audit_router(deps, access) -> APIRouter:
     router = APIRouter(responses=ERRORS, tags=["audit"])
 
@@ -45,7 +49,8 @@ def audit_router(deps, access) -> APIRouter:
                     id: str | None = Query(None, description="the entity's id (with entity)"),
                     key: str | None = Query(None, description="an entity key, e.g. list:jobsnearby/daily-jobs"),
                     actor: str | None = Query(None, description="e.g. person:ann@example.com"),
-                    since: date | None = None, until: date | None = None,
+                    since: date | None = Query(None, ge=FIRST_DAY, le=LAST_DAY, description="first day (UTC)"),
+                    until: date | None = Query(None, ge=FIRST_DAY, le=LAST_DAY, description="last day (UTC)"),
                     limit: int = Query(100, ge=1, le=1000),
                     who: Access = Depends(access)) -> list[dict]:
         """Changes, newest first."""
@@ -72,7 +77,7 @@ def audit_router(deps, access) -> APIRouter:
                f"user_agent, source, before, data, change FROM {db}.config_history FINAL "
                f"WHERE {' AND '.join(where)} ORDER BY at DESC, version DESC LIMIT %(limit)s")
         rows = await asyncio.to_thread(deps.clickhouse().execute, sql, params)
-        return [{"event_id": r[0], "at": r[1], "entity": r[2], "key": r[3], "tenant": r[4], "id": r[5],
+        return [{"event_id": r[0], "at": r[1].replace(tzinfo=timezone.utc), "entity": r[2], "key": r[3], "tenant": r[4], "id": r[5],
                  "version": r[6], "op": r[7], "actor": r[8], "actor_ip": r[9], "user_agent": r[10],
                  "source": r[11], "before": _json(r[12]), "after": _json(r[13]), "change": _json(r[14]) or []}
                 for r in rows]
