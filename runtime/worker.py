@@ -29,6 +29,8 @@ def main(argv: list[str]) -> None:
     configure_logging(f"worker-{agent}", settings.log_format)
     init_sentry(settings.sentry_dsn, settings.sentry_environment, f"worker-{agent}")
     deps = build(settings)
+    for a in agents:
+        metrics.expose_agent(a)
     deps.config  # the configuration, read to its end before any agent processes a message
     if len(agents) == 1 and AGENTS[agents[0]].endswith(":run"):  # a plain consumer loop, not Faust
         import asyncio

@@ -132,6 +132,12 @@ class LocalFleet:
                         "last_exit": s.last_exit, "metrics_port": self._metrics_port(s) or None})
         return out
 
+    def scrape_targets(self, host: str = "127.0.0.1") -> list[dict]:
+        """The running workers' /metrics, as Prometheus file-based discovery lists them."""
+        return [{"targets": [f"{host}:{self._metrics_port(s)}"], "labels": {"agent": s.agent, "worker": s.name}}
+                for agent in sorted(self.slots) for s in sorted(self.slots[agent], key=lambda s: s.index)
+                if s.alive and self._metrics_port(s)]
+
     def _free_slot(self, agent: str) -> Slot:
         used = {s.index for s in self.slots[agent]}
         slot = Slot(agent, next(i for i in range(len(used) + 1) if i not in used))

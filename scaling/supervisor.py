@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,6 +23,7 @@ from scaling.config import AgentScaling, load_scaling
 from scaling.fleet import LocalFleet
 from scaling.lag import GroupLag, LagProbe
 from scaling.policy import Decision, Observation, PolicyState, decide
+from scaling.targets import write_targets
 from streams import metrics as m
 from streams.logs import configure_logging
 from streams.sentry import init_sentry
@@ -45,6 +47,9 @@ class Supervisor:
         self.ticks = 0
         self.config = None  # the configuration view (kept current; scaling settings may come from it)
         fleet.on_restart = lambda slot: m.WORKER_RESTARTS.labels(slot.agent).inc()
+        for agent in agents:  # every agent's series exists from the start: increase() sees the first restart
+            m.WORKER_RESTARTS.labels(agent)
+        self._published: list[dict] | None = None
 
     async def tick(self) -> None:
         """One round: tend the processes, measure every group, decide, act."""
@@ -59,8 +64,18 @@ class Supervisor:
             except Exception as exc:  # the backend failed (e.g. the Kubernetes API): next tick
                 self.errors[agent] = f"cannot scale: {exc}"
                 log.warning("%s: cannot apply the decision: %s", agent, exc)
+        self._publish_targets()
         self.ticks += 1
         m.JOB_LAST_SUCCESS.labels("scaling_tick").set(time.time())
+
+    def _publish_targets(self) -> None:
+        """The workers as Prometheus scrape targets (file-based discovery), when they change."""
+        if not self.s.prometheus_targets_file or not hasattr(self.fleet, "scrape_targets"):
+            return
+        targets = self.fleet.scrape_targets(self.s.metrics_host if self.s.metrics_host != "0.0.0.0" else "127.0.0.1")
+        if targets != self._published:
+            write_targets(targets, Path(self.s.prometheus_targets_file))
+            self._published = targets
 
     def _measure(self, agent: str) -> GroupLag | None:
         conf = self.agents[agent]

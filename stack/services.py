@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from stack import monitoring
 from streams.settings import ROOT, Settings
 
 STACK = ROOT / ".stack"
@@ -272,6 +273,14 @@ def build_services(s: Settings) -> list[Service]:
         Service("partner-reports", _port_of(s.reports_url),
                 lambda: _python("-m", "stack.standins.partner_reports", "--port", str(_port_of(s.reports_url))),
                 lambda: http_ok(f"{s.reports_url}/healthz")),
+        # monitoring: Prometheus scrapes every process with the project's rules, Alertmanager
+        # routes what fires to the Slack-compatible stand-in (the hook receiver)
+        Service("alertmanager", s.alertmanager_port, lambda: monitoring.alertmanager_command(s),
+                lambda: http_ok(f"http://127.0.0.1:{s.alertmanager_port}/-/ready"),
+                prepare=lambda: monitoring.alertmanager_prepare(s)),
+        Service("prometheus", s.prometheus_port, lambda: monitoring.prometheus_command(s),
+                lambda: http_ok(f"http://127.0.0.1:{s.prometheus_port}/-/ready"),
+                prepare=lambda: monitoring.prometheus_prepare(s)),
         Service("bootstrap", 0, lambda: _python("-m", "runtime.bootstrap"), lambda: True),
         Service("api", s.api_port,
                 lambda: _python("-m", "uvicorn", "runtime.api:app_from_env", "--factory",
@@ -283,7 +292,8 @@ def build_services(s: Settings) -> list[Service]:
         # the local workers' trigger timers read Redis's ls:clockskew, so the demo and tests can
         # move time forward instead of waiting hours (a production deployment refuses it)
         Service("supervisor", s.supervisor_port, lambda: _python("-m", "scaling.supervisor"),
-                lambda: _supervisor_healthy(s), start_timeout=120, env={"LEADSTREAM_TEST_CLOCK": "1"}),
+                lambda: _supervisor_healthy(s), start_timeout=120,
+                env={"LEADSTREAM_TEST_CLOCK": "1", "LEADSTREAM_PROMETHEUS_TARGETS_FILE": str(monitoring.TARGETS_FILE)}),
     ]
 
 

@@ -59,6 +59,13 @@ SIGN_INS = Counter("leadstream_sign_ins_total", "Sign-in attempts by outcome", [
 API_LEADS = Counter("leadstream_api_leads_total", "Leads accepted for processing (202)", ["tenant"])
 
 
+def expose_agent(agent: str) -> None:
+    """An agent's counters exist at 0 from its start, so an alert on their increase sees the
+    first dead letter or failure (a series that appears at 1 shows no increase)."""
+    for counter in (EVENTS_PROCESSED, EVENTS_DEAD_LETTERED, BATCH_FAILURES):
+        counter.labels(agent)
+
+
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """Serve /metrics of this process on host:port (port 0: don't)."""
     if port:

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # scaling: the supervisor's status/metrics port, its per-agent file, how often it measures
     supervisor_host: str = "127.0.0.1"
     supervisor_port: int = 18090
+    # monitoring of the local stack: Prometheus and Alertmanager (stack/monitoring.py), and the
+    # file where the supervisor publishes its workers as scrape targets (empty: it does not)
+    prometheus_port: int = 19190
+    alertmanager_port: int = 19193
+    prometheus_targets_file: str = ""
     scaling_file: Path = ROOT / "scaling" / "agents.yaml"
     scaling_interval_s: float = 2.0
     run_dir: Path = ROOT / ".stack" / "run"  # workers' ready files

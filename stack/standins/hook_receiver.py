@@ -7,6 +7,8 @@ POST   /hooks/{name}     a webhook. The X-Leadstream-Signature header must sign 
                          ok 200 | fail 500 | gone 410 | throttle 429 + Retry-After: 1 |
                          slow (sleep delay_s, then 200; recorded on arrival, as a tenant
                          that got it but answered too late would have it)
+POST   /slack/{name}     a Slack incoming webhook (unsigned, as Slack's are: Alertmanager's
+                         alerts): a JSON body is recorded and answered "ok", anything else 400
 POST   /control/{name}   {"mode": ..., "fail_next": N, "delay_s": x, "secret": "...",
                          "retry_after_s": 1}; keys left out keep their value. With fail_next
                          only the next N requests misbehave, then the mode returns to ok.
@@ -117,6 +119,22 @@ async def receive(request: web.Request) -> web.Response:
     return web.json_response({"received": record["event_id"]})
 
 
+async def slack(request: web.Request) -> web.Response:
+    """POST /slack/{name}: what a Slack incoming webhook takes, recorded under {name}."""
+    state = _state(request)
+    state.requests += 1
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        state.received.append({"body": None, "received_at": time.time(), "status": 400, "signature_ok": None})
+        return web.Response(status=400, text="invalid_payload")
+    state.received.append({"body": body, "received_at": time.time(), "status": 200, "signature_ok": None,
+                           "content_type": request.headers.get("Content-Type"),
+                           "user_agent": request.headers.get("User-Agent")})
+    return web.Response(text="ok")
+
+
 async def control_set(request: web.Request) -> web.Response:
     """POST /control/{name}: change mode, fail_next, delay_s, retry_after_s, secret."""
     state = _state(request)
@@ -168,6 +186,7 @@ def make_app(secrets: dict[str, str] | None = None) -> web.Application:
     app = web.Application()
     app[STATES] = {name: HookState(secret=secret) for name, secret in (secrets or {}).items()}
     app.router.add_post("/hooks/{name}", receive)
+    app.router.add_post("/slack/{name}", slack)
     app.router.add_post("/control/{name}", control_set)
     app.router.add_get("/control/{name}", control_get)
     app.router.add_get("/received/{name}", received_list)
