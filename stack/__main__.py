@@ -26,6 +26,8 @@ USAGE = """usage: ./dev COMMAND
                 the configuration as a tenant file: import (checked whole, then applied) or export
   dns           the SPF, DKIM and DMARC records each brand publishes (zone-file form)
   replay        rebuild Redis and ClickHouse from the Kafka topics
+  chaos [--minutes 10] [--seed 7] [--rate 40]
+                a fault drill under load, then its invariants (exit 1 on a violation)
   clean         stop everything and delete .stack/ data (keeps the jar cache)
 """
 
@@ -239,6 +241,9 @@ def main(argv: list[str]) -> int:
     elif cmd == "dns":
         cmd_up(only_infra=True, quiet=True)
         return run_python(["-m", "stack.mail_dns", *rest])
+    elif cmd == "chaos":
+        cmd_up()
+        return run_python(["-m", "stack.chaos", *rest])
     elif cmd == "replay":
         return cmd_replay(rest)
     elif cmd == "clean":
