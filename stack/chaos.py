@@ -74,10 +74,10 @@ def _lead(i: int, run: str) -> dict:
             "location": {"zip": "10001", "country": "US"}, "interests": {"keywords": ["nurse"]}}
 
 
-def _api_load(s: Settings, key: str, run: str, rate: int, until: float, ledger: Ledger) -> None:
+def _api_load(s: Settings, key: str, run: str, rate: int, done: threading.Event, ledger: Ledger) -> None:
     i = 0
     with httpx.Client(base_url=s.api_url, timeout=15, headers={"Authorization": f"Bearer {key}"}) as c:
-        while time.monotonic() < until:
+        while not done.is_set():
             tick = time.monotonic()
             batch = [_lead(i + n, run) for n in range(rate)]
             i += rate
@@ -96,18 +96,19 @@ def _api_load(s: Settings, key: str, run: str, rate: int, until: float, ledger: 
             time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
 
-def _queue_load(s: Settings, run: str, rate: int, until: float, ledger: Ledger) -> None:
+def _queue_load(s: Settings, run: str, rate: int, done: threading.Event, ledger: Ledger) -> None:
     book, codec = load_tenants(s.tenants_file), default_codec()
     tenant = book.tenants[TENANT]
+    # log_level 2: the broker's planned outage would print a connection error every half second
     producer = Producer({"bootstrap.servers": s.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 20,
-                         "message.timeout.ms": 120_000})
+                         "message.timeout.ms": 300_000, "log_level": 2})
 
     def acked(err, msg):
         if err is None:
             with ledger.lock:
                 ledger.answered[msg.key().decode()] = "queue"
     i = 10_000_000
-    while time.monotonic() < until:
+    while not done.is_set():
         tick, now = time.monotonic(), int(time.time() * 1000)
         for _ in range(rate):
             sub = build_submitted(LeadIn.model_validate(_lead(i, run)), tenant, new_event_id(now, os.urandom(10)),
@@ -183,12 +184,15 @@ def schedule(rng: random.Random, minutes: float) -> list[tuple[str, object]]:
 # ---- invariants --------------------------------------------------------------------------
 
 def _drained(s: Settings, timeout: float = 900.0) -> float:
-    client, calm, t0 = SupervisorClient(s.supervisor_port), 0, time.monotonic()
+    client, calm, t0, silent_since = SupervisorClient(s.supervisor_port), 0, time.monotonic(), None
     while time.monotonic() - t0 < timeout:
         try:
             lags = [a.get("lag") for a in client.status()["agents"].values()]
+            silent_since = None
         except OSError:
-            lags = [None]
+            lags, silent_since = [None], silent_since or time.monotonic()
+            if time.monotonic() - silent_since > 30:
+                raise RuntimeError("the supervisor stopped answering (see .stack/logs/supervisor.log)")
         calm = calm + 1 if all(lag == 0 for lag in lags) else 0
         if calm >= 5:
             return time.monotonic() - t0
@@ -247,10 +251,9 @@ def run(minutes: float, seed: int, rate: int) -> int:
     services = {svc.name: svc for svc in build_services(s)}
     key = load_tenants(s.tenants_file).demo_keys[TENANT]
     rng, run_id = random.Random(seed), f"{seed}-{int(time.time())}"
-    ledger, began, wall = Ledger(), time.monotonic(), time.time()
-    until = began + minutes * 60
-    loads = [threading.Thread(target=_api_load, args=(s, key, run_id, rate, until, ledger), daemon=True),
-             threading.Thread(target=_queue_load, args=(s, run_id, max(1, rate // 4), until, ledger), daemon=True)]
+    ledger, began, wall, done = Ledger(), time.monotonic(), time.time(), threading.Event()
+    loads = [threading.Thread(target=_api_load, args=(s, key, run_id, rate, done, ledger), daemon=True),
+             threading.Thread(target=_queue_load, args=(s, run_id, max(1, rate // 4), done, ledger), daemon=True)]
     for t in loads:
         t.start()
     plan = schedule(rng, minutes)
@@ -268,10 +271,19 @@ def run(minutes: float, seed: int, rate: int) -> int:
             kafka_down.append((t0, time.monotonic()))
         faults.append(fault)
         print(f"[chaos] +{at:5.0f}s  {fault.name:<32} healthy again after {fault.recovered_s:5.1f}s", flush=True)
+    # the load goes on for the whole drill and a little after the last fault has recovered
+    time.sleep(max(10.0, began + minutes * 60 - time.monotonic()))
+    done.set()
     for t in loads:
         t.join()
     print(f"[chaos] load done: {len(ledger.answered)} leads answered; waiting for the backlog to drain", flush=True)
-    drained = _drained(s)
+    try:
+        drained = _drained(s)
+    except RuntimeError as exc:
+        print(f"[chaos] VIOLATION: {exc}; the invariants cannot be checked", flush=True)
+        print(json.dumps({"chaos": "failed", "minutes": minutes, "seed": seed, "faults": len(faults),
+                          "leads_answered": len(ledger.answered), "violations": 1, "why": str(exc)}))
+        return 1
     time.sleep(10)  # the last sends reach the SMTP server, the ClickHouse writer flushes
     checks = [("decided once", *_decided_once(s, ledger)), ("sent once", *_sent_once(s, wall)),
               ("no 5xx but 503 while Kafka was down", *_no_5xx(ledger, kafka_down))]
