@@ -12,6 +12,7 @@ from pathlib import Path
 
 from agents import AGENTS
 from runtime.deps import build
+from runtime.orphan import watch_supervisor
 from streams import metrics
 from streams.app import make_app
 from streams.logs import configure_logging
@@ -25,6 +26,7 @@ def main(argv: list[str]) -> None:
         sys.exit(f"usage: python -m runtime.worker AGENT[,AGENT] [faust options]; "
                  f"AGENT one of {', '.join(AGENTS)}")
     agent, rest = "-".join(agents), argv[1:]
+    watch_supervisor()
     settings = get_settings()
     configure_logging(f"worker-{agent}", settings.log_format)
     init_sentry(settings.sentry_dsn, settings.sentry_environment, f"worker-{agent}")

@@ -148,7 +148,8 @@ class LocalFleet:
         ready = self._ready_file(s)
         ready.unlink(missing_ok=True)
         env = {**self.env, "LEADSTREAM_READY_FILE": str(ready), "LEADSTREAM_WORKER_SLOT": str(s.index),
-               "LEADSTREAM_METRICS_PORT": str(self._metrics_port(s))}
+               "LEADSTREAM_METRICS_PORT": str(self._metrics_port(s)),
+               "LEADSTREAM_SUPERVISOR_PID": str(os.getpid())}
         with open(self.log_dir / f"{s.name}.log", "ab") as logf:
             s.proc = subprocess.Popen([sys.executable, "-m", "runtime.worker", s.agent], env=env,
                                       stdout=logf, stderr=subprocess.STDOUT)

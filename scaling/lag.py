@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 
@@ -49,11 +49,21 @@ class GroupLag:
 
 
 class LagProbe:
-    """Measures groups' lag on their topics; one AdminClient, reused."""
+    """Measures groups' lag on their topics: end offsets through one AdminClient, committed
+    offsets through one idle Consumer per group (it never subscribes, so it never joins).
+
+    Committed offsets are not read with the AdminClient's ListConsumerGroupOffsets: when the
+    broker drops the connection mid-request, librdkafka (2.16) aborts the whole process in
+    that coordinator request path ("rd_kafka_enq_once_del_source_return: Assertion
+    `eonce->refcnt > 0' failed", librdkafka#4605, #3663); the drill's broker restart killed
+    the supervisor that way. A consumer's OffsetFetch is a different path.
+    """
 
     def __init__(self, bootstrap: str, timeout: float = 10.0):
+        self.bootstrap = bootstrap
         self.admin = AdminClient({"bootstrap.servers": bootstrap})
         self.timeout = timeout
+        self._readers: dict[str, Consumer] = {}
         # one request at a time: concurrent calls on one AdminClient from several threads
         # crashed the process (SIGSEGV in librdkafka) against a broker that had just started
         self._lock = threading.Lock()
@@ -81,13 +91,21 @@ class LagProbe:
         return [(t, p) for t in topics for p in sorted(md[t].partitions)]
 
     def _committed(self, group: str, parts: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        req = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in parts])]
-        result = self.admin.list_consumer_group_offsets(req, request_timeout=self.timeout)[group]
+        reader = self._readers.get(group)
+        if reader is None:
+            reader = self._readers[group] = Consumer({
+                "bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False,
+                "enable.auto.offset.store": False, "log_level": 2})
         out = {}
-        for tp in result.result(timeout=self.timeout).topic_partitions:
+        for tp in reader.committed([TopicPartition(t, p) for t, p in parts], timeout=self.timeout):
             if tp.error is None and tp.offset >= 0:
                 out[(tp.topic, tp.partition)] = tp.offset
         return out
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
 
     def _offsets(self, parts: list[tuple[str, int]], spec: OffsetSpec) -> dict[tuple[str, int], int]:
         futures = self.admin.list_offsets({TopicPartition(t, p): spec for t, p in parts},
