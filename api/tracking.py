@@ -29,6 +29,7 @@ It is a bare ASGI app on uvicorn (httptools + uvloop): no framework routing on t
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 import html
 import logging
@@ -38,6 +39,7 @@ from collections import OrderedDict, deque
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from ulid import ULID
 
@@ -60,6 +62,8 @@ NO_STORE = (b"cache-control", b"no-store, no-cache, must-revalidate, private")
 KIND_OF_PATH = {"c": "click", "o": "open", "u": "unsubscribe", "p": "preferences"}
 POSTED_KINDS = ("unsubscribe", "preferences")
 MISSING = object()
+REDIS_WAIT_S = 3.0  # a link lookup waits this long for Redis to come back before answering 503
+UNAVAILABLE = "This link is unavailable for a moment. Please try again in a few seconds.".encode()
 HIT_SCHEMA = schema_label("engagement.hit")
 PREFERENCES_SCHEMA = schema_label("lead.preferences_requested")
 FORM_TYPE = b"application/x-www-form-urlencoded"
@@ -272,7 +276,13 @@ class TrackingApp:
         allowed = ("GET", "HEAD", "POST") if kind in POSTED_KINDS else ("GET", "HEAD")
         if method not in allowed:
             return await _respond(send, 405, b"method not allowed", b"text/plain", extra=[(b"allow", ", ".join(allowed).encode())])
-        rec = await self._record(code) if code_number(code, self.keys) is not None else None
+        try:
+            rec = await self._record(code) if code_number(code, self.keys) is not None else None
+        except LinksUnavailable as exc:
+            log.warning("links unavailable, answering 503: %s", exc)
+            HITS.labels(kind, "503").inc()
+            return await _respond(send, 503, UNAVAILABLE, b"text/plain; charset=utf-8", head=method == "HEAD",
+                                  extra=[(b"retry-after", b"5"), NO_STORE])
         if rec is None or rec["kind"] != kind:
             HITS.labels(kind, "404").inc()
             return await _respond(send, 404, b"not found", b"text/plain", head=method == "HEAD")
@@ -294,13 +304,25 @@ class TrackingApp:
         return t.name if t is not None else tenant
 
     async def _record(self, code: str) -> dict | None:
+        """The link's record: from the local cache, else Redis. Redis unreachable (restarting,
+        failing over) is retried for up to REDIS_WAIT_S; then LinksUnavailable (a 503)."""
         now = time.monotonic()
         rec = self.cache.get(code, now)
         if rec is MISSING:
-            raw = await self.redis.get(f"ls:link:{code}")
+            raw = await self._get_link(code)
             rec = orjson.loads(raw) if raw else None
             self.cache.put(code, rec, now)
         return rec
+
+    async def _get_link(self, code: str) -> bytes | None:
+        deadline = time.monotonic() + REDIS_WAIT_S
+        while True:
+            try:
+                return await self.redis.get(f"ls:link:{code}")
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if time.monotonic() >= deadline:
+                    raise LinksUnavailable(str(exc)) from exc
+                await asyncio.sleep(0.25)
 
     async def _answer(self, send, kind: str, rec: dict, method: str, code: str) -> None:
         head = method == "HEAD"
@@ -393,6 +415,10 @@ class TrackingApp:
             log.exception("cannot encode hit for %s", rec.get("code"))
             return
         self.producer.send(self.topic, rec["lead_id"].encode(), value)
+
+
+class LinksUnavailable(Exception):
+    """Redis did not answer a link lookup within REDIS_WAIT_S."""
 
 
 async def _drain(receive) -> None:

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from scaling.config import AgentScaling, load_scaling
 from scaling.fleet import LocalFleet
 from scaling.lag import GroupLag, LagProbe
+from scaling.stores import check_stores
 from scaling.policy import Decision, Observation, PolicyState, decide
 from scaling.targets import write_targets
 from streams import metrics as m
@@ -225,6 +226,7 @@ async def run(s: Settings, only: list[str]) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("supervising %s on :%d, every %.1fs", ", ".join(agents), s.supervisor_port, s.scaling_interval_s)
     stats = asyncio.create_task(every(30.0, lambda: redis_stats(s.redis_url), stop))
+    stores = asyncio.create_task(every(5.0, lambda: check_stores(s), stop))
     try:
         while not stop.is_set():
             await sup.tick()
@@ -235,6 +237,7 @@ async def run(s: Settings, only: list[str]) -> None:
     finally:
         log.info("stopping every worker")
         stats.cancel()
+        stores.cancel()
         await asyncio.to_thread(fleet.stop_all)
         await runner.cleanup()
 

@@ -26,7 +26,7 @@ USAGE = """usage: ./dev COMMAND
                 the configuration as a tenant file: import (checked whole, then applied) or export
   dns           the SPF, DKIM and DMARC records each brand publishes (zone-file form)
   replay        rebuild Redis and ClickHouse from the Kafka topics
-  chaos [--minutes 10] [--seed 7] [--rate 40]
+  chaos [--minutes 10] [--seed 7] [--rate 40] [--resolve-wait 1200]
                 a fault drill under load, then its invariants (exit 1 on a violation)
   clean         stop everything and delete .stack/ data (keeps the jar cache)
 """
@@ -173,6 +173,10 @@ def cmd_test(extra: list[str]) -> int:
     cmd_up()
     print("\nrunning the test suite", flush=True)
     code = run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider", *extra])
+    if code == 0 and not extra:
+        # faults last: they take Kafka, Redis and ClickHouse down (the lag probe, the short drill)
+        print("\nrunning the fault tests (tests/faults: the short chaos drill)", flush=True)
+        code = run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/faults"])
     if code != 0:
         print("\ntests failed; the last lines of the platform's logs:")
         cmd_logs(None)

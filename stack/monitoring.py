@@ -49,7 +49,7 @@ def prometheus_command(s: Settings) -> list[str]:
 
 def alertmanager_prepare(s: Settings) -> None:
     (ALERTMANAGER_DIR / "data").mkdir(parents=True, exist_ok=True)
-    config = {"route": {"receiver": "slack", "group_by": ["alertname", "agent"], "group_wait": "5s",
+    config = {"route": {"receiver": "slack", "group_by": ["alertname", "agent", "store"], "group_wait": "5s",
                         "group_interval": "10s", "repeat_interval": "1h"},
               "receivers": [{"name": "slack", "slack_configs": [{
                   "api_url": s.hooks_url.rstrip("/") + SLACK_PATH, "channel": "#leadstream-alerts",

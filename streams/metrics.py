@@ -43,6 +43,8 @@ GROUP_STALLED = Gauge("leadstream_group_stalled", "1 while a group has lag but i
                       ["agent"])
 JOB_LAST_SUCCESS = Gauge("leadstream_job_last_success_timestamp_seconds",
                          "When a periodic job last completed", ["task"])
+STORE_UP = Gauge("leadstream_store_up", "1 when the supervisor reached the store at its last check, else 0",
+                 ["store"])
 REDIS_MEMORY = Gauge("leadstream_redis_memory_bytes", "Redis used_memory", ["redis"])
 REDIS_KEYS = Gauge("leadstream_redis_keys", "Redis keys per key family", ["family"])
 

@@ -239,3 +239,23 @@ def test_tampered_unknown_and_foreign_codes_are_404_and_other_methods_405(front)
         assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, POST"
     front.marker()
     assert front.events(lid) == []
+
+
+def test_redis_unreachable_is_a_503_with_retry_after_never_a_500(tmp_path):
+    """A link not in the front's cache while Redis does not answer (restarting, failing over):
+    the front waits a moment, then 503 with Retry-After and nothing recorded; once Redis is
+    reachable the same link works."""
+    front = Front(tmp_path)
+    front.start(tmp_path)
+    try:
+        code = front.link("lead-unreachable", kind="click")
+        real = front.app.redis
+        front.app.redis = aioredis.Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens there
+        for method, path in (("GET", f"/c/{code}"), ("HEAD", f"/c/{code}"), ("GET", f"/o/{code}")):
+            r = front.request(method, path)
+            assert r.status_code == 503 and r.headers["retry-after"] == "5", (method, path, r.status_code)
+        front.app.redis = real
+        r = front.request("GET", f"/c/{code}")
+        assert r.status_code == 302 and r.headers["location"] == "https://jobs.example/1"
+    finally:
+        front.close()

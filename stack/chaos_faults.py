@@ -1,0 +1,142 @@
+"""The fault drill's faults: each injects one, waits until the platform is healthy again and
+says what it did, how long it took, and which alerts it should raise.
+
+    kill_worker    SIGKILL of a random running worker (any agent); the supervisor restarts it
+    crash_loop     the same agent's worker killed three times, each after it came back:
+                   LeadstreamWorkerCrashLooping for that agent
+    kill_api       SIGKILL of the API, a new process started (what an orchestrator does)
+    kill_tracking  SIGKILL of the tracking front, a new process started
+    poison         a record no agent can decode, into the intake's topic: LeadstreamDeadLetters
+    redis          Redis stopped, started again after a few seconds
+    clickhouse     ClickHouse down for a minute (45 s in a short drill): LeadstreamStoreDown
+    kafka          the broker stopped and started again
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import Producer
+
+from scaling.client import SupervisorClient
+from stack.services import start, stop
+from streams.settings import Settings
+
+
+@dataclass
+class Fault:
+    name: str
+    kind: str = ""
+    at_s: float = 0.0  # since the drill's start
+    down_s: float = 0.0
+    recovered_s: float = 0.0  # from the fault to healthy again
+    began: float = 0.0  # monotonic
+    ended: float = 0.0
+    expects: list[tuple[str, str]] = field(default_factory=list)  # (alert name, text it names)
+
+
+def _healthy_within(check, timeout: float = 180.0) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            if check():
+                return time.monotonic() - t0
+        except OSError:  # the supervisor busy or restarting its listener: ask again
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("did not recover")
+
+
+def _running(s: Settings) -> list[tuple[str, dict]]:
+    status = SupervisorClient(s.supervisor_port).status()["agents"]
+    return sorted(((a, w) for a, st in status.items() for w in st["workers"]
+                   if w["pid"] and w["state"] == "running" and w["ready"]), key=lambda aw: aw[1]["name"])
+
+
+def _kill_and_wait(s: Settings, agent: str, worker: dict) -> float:
+    os.kill(worker["pid"], signal.SIGKILL)
+
+    def back() -> bool:
+        now = SupervisorClient(s.supervisor_port).status()["agents"][agent]["workers"]
+        return any(w["name"] == worker["name"] and w["pid"] and w["pid"] != worker["pid"] and w["ready"] for w in now)
+    return _healthy_within(back)
+
+
+def kill_worker(s: Settings, rng: random.Random, services: dict) -> Fault:
+    agent, worker = rng.choice(_running(s))
+    return Fault(f"SIGKILL {worker['name']}", recovered_s=_kill_and_wait(s, agent, worker))
+
+
+def crash_loop(s: Settings, rng: random.Random, services: dict) -> Fault:
+    agent, worker = rng.choice(_running(s))
+    took = 0.0
+    for _ in range(3):
+        now = {w["name"]: w for a, w in _running(s) if a == agent}
+        took += _kill_and_wait(s, agent, now.get(worker["name"], worker))
+    return Fault(f"SIGKILL {worker['name']} 3 times", recovered_s=took,
+                 expects=[("LeadstreamWorkerCrashLooping", f"{agent}:")])
+
+
+def _kill_process(name: str, title: str):
+    def fault(s: Settings, rng: random.Random, services: dict) -> Fault:
+        svc = services[name]
+        os.kill(svc.pid(), signal.SIGKILL)
+        t0 = time.monotonic()
+        start(svc, _env())
+        return Fault(title, recovered_s=time.monotonic() - t0)
+    return fault
+
+
+def poison(s: Settings, rng: random.Random, services: dict) -> Fault:
+    p = Producer({"bootstrap.servers": s.kafka_bootstrap})
+    p.produce(f"{s.topic_prefix}leads.submitted", b"\x00chaos: not an event", b"chaos-poison")
+    left = p.flush(30)
+    if left:
+        raise RuntimeError("the poison record could not be produced")
+    return Fault("a record no agent can decode", expects=[("LeadstreamDeadLetters", "intake:")])
+
+
+def _restart(name: str, down_s: float, expects: list[tuple[str, str]] | None = None):
+    def fault(s: Settings, rng: random.Random, services: dict) -> Fault:
+        svc = services[name]
+        t0 = time.monotonic()
+        stop(svc)
+        time.sleep(down_s)
+        start(svc, _env())
+        return Fault(f"{name} down", down_s=down_s, recovered_s=time.monotonic() - t0, expects=list(expects or []))
+    return fault
+
+
+def _env() -> dict[str, str]:
+    from stack.__main__ import child_env
+    return child_env()
+
+
+def schedule(rng: random.Random, minutes: float) -> list[tuple[str, object]]:
+    """The faults in the order they come: workers killed throughout, one of each other kind.
+
+    A short drill (under 5 minutes, the one in ./dev test) leaves out the crash loop and the
+    poison record: their alerts look back 15 and 5 minutes, so they resolve only that long
+    after; the full drill waits for that.
+    """
+    short = minutes < 5
+    kinds = [("kill_worker", kill_worker)] * max(1, int(minutes * 1.5))
+    kinds += [("kill_api", _kill_process("api", "SIGKILL the API")),
+              ("kill_tracking", _kill_process("tracking", "SIGKILL the tracking front")),
+              ("redis", _restart("redis", 5.0)),
+              ("clickhouse", _restart("clickhouse", 45.0 if short else 60.0, [("LeadstreamStoreDown", "clickhouse does not answer")])),
+              ("kafka", _restart("kafka", 10.0 if short else 20.0))]
+    if not short:
+        kinds += [("crash_loop", crash_loop), ("poison", poison)]
+    rng.shuffle(kinds)
+    return kinds
+
+
+def inject(kind: str, fn, s: Settings, rng: random.Random, services: dict, began: float) -> Fault:
+    t0 = time.monotonic()
+    fault = fn(s, rng, services)
+    fault.kind, fault.at_s, fault.began, fault.ended = kind, t0 - began, t0, time.monotonic()
+    return fault
