@@ -71,6 +71,20 @@ def _tag(n: int, key: bytes) -> str:
     return base62(t).rjust(TAG_CHARS, ALPHABET[0])
 
 
+CODE_EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+CODES_PER_MS = 10
+
+
+def counter_floor(now_ms: int) -> int:
+    """Where the link-code counter starts when it is missing (a fresh Redis, or one wiped).
+
+    Above every code handed out before, provided fewer than CODES_PER_MS codes a millisecond
+    were made on average since CODE_EPOCH_MS (864 million a day): so a code in an email sent
+    before a Redis wipe can never come to stand for another person's new link.
+    """
+    return max(0, now_ms - CODE_EPOCH_MS) * CODES_PER_MS
+
+
 def signed_code(n: int, key: bytes) -> str:
     """The public short code for counter value n: base62(n) followed by its keyed tag."""
     return base62(n) + _tag(n, key)

@@ -21,11 +21,16 @@ Key families (projections/redis_keys.py):
 """
 from __future__ import annotations
 
-import orjson
+import time
 
+import orjson
+import redis.asyncio as aioredis
+
+from domain.links import counter_floor
+
+LINK_SEQ = "ls:linkseq"
 NO_WEBHOOKS = ("smtp",)  # providers that never call back
 PMSG_TTL_S = 30 * 24 * 3600
-import redis.asyncio as aioredis
 
 MARK_TTL_S = 3 * 24 * 3600
 CAP_TTL_S = 2 * 24 * 3600
@@ -33,6 +38,13 @@ HIST_TTL_S = 90 * 24 * 3600
 HIST_KEEP = 50
 SENTJOBS_TTL_S = 30 * 24 * 3600
 LINK_TTL_S = 90 * 24 * 3600
+
+# n codes from the counter; a missing counter (fresh or wiped Redis) restarts at ARGV[2], the
+# floor above every code made before (domain.links.counter_floor)
+_CODES = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[2]) end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
 
 # Take up to ARGV[1] of a window's ARGV[2] slots; returns how many were granted.
 _TAKE = """
@@ -57,6 +69,7 @@ class SendState:
     def __init__(self, r: aioredis.Redis):
         self.r = r
         self._take = r.register_script(_TAKE)
+        self._codes = r.register_script(_CODES)
 
     async def claim(self, send_ids: list[str], owner: str, now_ms: int) -> list[bytes | None]:
         """Claim each id for delivery; None where claimed now, else the mark already there."""
@@ -144,11 +157,13 @@ class SendState:
             pipe.set(f"ls:link:{rec['code']}", orjson.dumps(rec), ex=LINK_TTL_S)
         await pipe.execute()
 
-    async def link_codes(self, n: int) -> list[int]:
-        """n fresh link-code numbers, from one atomic counter shared by every sender."""
+    async def link_codes(self, n: int, now_ms: int | None = None) -> list[int]:
+        """n fresh link-code numbers, from one atomic counter shared by every sender; after a
+        Redis wipe the counter restarts above every code made before (counter_floor)."""
         if n <= 0:
             return []
-        end = await self.r.incrby("ls:linkseq", n)
+        floor = counter_floor(int(time.time() * 1000) if now_ms is None else now_ms)
+        end = int(await self._codes(keys=[LINK_SEQ], args=[n, floor]))
         return list(range(end - n + 1, end + 1))
 
     async def histories(self, keys: list[tuple[str, str]]) -> list[list[dict]]:

@@ -32,6 +32,7 @@ from projections.redis_schedule import Schedule
 from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from runtime.deps import Deps, build
 from runtime.replay_triggers import rebuild_triggers
+from runtime.replay_sends import rebuild_sends
 
 import orjson
 
@@ -155,7 +156,8 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
 
     async def write() -> dict:
         await write_redis(deps, states, optouts)
-        return await rebuild_triggers(deps, states, read_topics, tick)
+        marks = await rebuild_sends(deps, read_topics, tick)
+        return {**await rebuild_triggers(deps, states, read_topics, tick), **marks}
     triggers = asyncio.run(write())
     return {"events": total, "leads": len(states), "opt_outs": len(optouts), "undecodable": bad, **triggers}
 

@@ -71,3 +71,40 @@ def _traffic_first(request, api, keys, ch, settings):
     # decided while the workers still run.
     import uuid
     _some_traffic(api, keys, uuid.uuid4().hex[:8], ch, settings)
+
+
+def _settled_marks(rds) -> dict[bytes, bytes]:
+    return {k: v for k in rds.scan_iter("ls:send:*", count=5000)
+            if (v := rds.get(k)) is not None and v.startswith((b"sent|", b"failed|"))}
+
+
+def test_send_marks_lost_with_redis_come_back_from_the_send_events(rds, workers_stopped):
+    """At most once survives a Redis that lost its marks: the replay writes each settled send's
+    mark again from sends.events (the very event, so a redelivered request re-emits it instead
+    of sending), with the lifetime it has left; a claim that is there is kept."""
+    import orjson
+    from projections.redis_sends import MARK_TTL_S
+    before = _settled_marks(rds)
+    assert len(before) >= 10, "no settled sends to lose"  # the traffic's welcome emails, at least
+    keys = list(rds.scan_iter("ls:send:*", count=5000))
+    for i in range(0, len(keys), 5000):
+        rds.delete(*keys[i:i + 5000])
+    rds.set("ls:send:a-live-claim", "inflight|someone|1", ex=60)
+    out = subprocess.run([sys.executable, "-m", "runtime.replay", "--redis"], cwd=ROOT, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert out.returncode == 0, out.stderr
+    after = _settled_marks(rds)
+    missing = [k for k in before if k not in after]
+    assert not missing, f"{len(missing)} marks not rebuilt, e.g. {missing[:3]}"
+    from schemas.codec import default_codec
+    codec = default_codec()
+    for k, v in before.items():
+        word, _, doc = v.partition(b"|")
+        word2, _, doc2 = after[k].partition(b"|")
+        was, now = orjson.loads(doc), orjson.loads(doc2)
+        assert word2 == word and now["name"] == was["name"], k
+        assert all(now["event"][f] == was["event"][f] for f in ("event_id", "send_id", "occurred_at", "lead_id")), k
+        codec.encode(now["name"], now["event"])  # what a redelivered request re-emits encodes again
+        assert 0 < rds.pttl(k) <= MARK_TTL_S * 1000
+    assert rds.get("ls:send:a-live-claim") == b"inflight|someone|1"
+    rds.delete("ls:send:a-live-claim")

@@ -33,3 +33,30 @@ def test_a_request_held_for_hours_does_not_hold_up_the_next_and_comes_back_at_it
         assert [ev["send_id"] for _, ev in tail.events()] == ["retry-test-2", "retry-test-3"]
         assert p.redis.zrange("ls:retryq", 0, -1) == [b"01RETRYTEST000000000000001"]  # held, durably
         assert p.redis.exists("ls:retry:01RETRYTEST000000000000001")
+
+
+def test_held_requests_lost_with_redis_come_back_from_sends_retry_but_not_one_already_acted_on():
+    """Redis loses the delay queue: the replay puts back each send's latest deferred attempt
+    that the sender never acted on, with its due time and the very bytes it was held with."""
+    with IsolatedPlatform(redis_db=62, agents=("retry",)) as p:
+        now = int(time.time() * 1000)
+        hour, day, acted = request(11, now + 3_600_000), request(12, now + 86_400_000), request(13, now + 7_200_000)
+        p.produce("sends.retry", [(b"L-same-partition", CODEC.encode("send.requested", r)) for r in (hour, day, acted)])
+        ids = sorted(r["event_id"].encode() for r in (hour, day, acted))
+        wait_for(lambda: sorted(p.redis.zrange("ls:retryq", 0, -1)) == ids, 60, what="three requests held")
+        before = {i: (p.redis.zscore("ls:retryq", i), p.redis.get(b"ls:retry:" + i)) for i in ids}
+        # the sender acted on the third one (deferred it again, say): its event says so
+        deferred = {"event_id": "01RETRYTESTDEFERRED0000013", "tenant": "jobsnearby", "occurred_at": now,
+                    "schema": "send.deferred@2", "causation_id": acted["event_id"], "source": "test",
+                    "lead_id": "L-same-partition", "send_id": acted["send_id"], "channel": "sms",
+                    "list": "sms-alerts", "kind": "welcome", "partner": "", "reason": "quiet_hours",
+                    "retry_at": now + 9_000_000, "attempt": 1}
+        p.produce("sends.events", [(b"L-same-partition", CODEC.encode("send.deferred", deferred))])
+        p.stop_workers()
+        p.redis.delete("ls:retryq", *[b"ls:retry:" + i for i in ids])
+        out = p.replay("--redis")
+        assert "replay done" in out
+        kept = [i for i in ids if i != acted["event_id"].encode()]
+        assert sorted(p.redis.zrange("ls:retryq", 0, -1)) == kept
+        for i in kept:
+            assert (p.redis.zscore("ls:retryq", i), p.redis.get(b"ls:retry:" + i)) == before[i]
