@@ -19,6 +19,9 @@ from typing import Literal, Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from domain.identity import derived_event_id
+from domain.schema_labels import schema_label
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _DIGIT = {c: i for i, c in enumerate(ALPHABET)}
 
@@ -135,6 +138,33 @@ class LinkRecord:
         """Inverse of to_dict; ignores fields it does not know so old readers survive additions."""
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+LINKS_EVENT = "send.links"
+# what every link of one message shares (the event carries it once) and what each has of its own
+_PER_MESSAGE = ("tenant", "lead_id", "send_id", "list", "template", "campaign", "partner")
+_PER_LINK = ("code", "kind", "destination_url", "job_key", "position", "cpc_cents", "creative", "slot")
+
+
+def links_event(records: Sequence[dict], causation_id: str | None, source: str) -> tuple[str, dict]:
+    """One message's link records (LinkRecord.to_dict, one send) as the send.links event that
+    keeps them durable; its id comes from the send id and the first code, so the same message
+    composed again (a redelivered batch) makes the same event."""
+    first = records[0]
+    if any(r["send_id"] != first["send_id"] for r in records):
+        raise ValueError("one send.links event holds the links of one message")
+    ev = {"event_id": derived_event_id(first["send_id"], f"{LINKS_EVENT}:{first['code']}", first["created_ms"]),
+          "occurred_at": first["created_ms"], "schema": schema_label(LINKS_EVENT),
+          "causation_id": causation_id, "source": source}
+    ev.update({k: first[k] for k in _PER_MESSAGE})
+    ev["links"] = [{k: r[k] for k in _PER_LINK} for r in records]
+    return LINKS_EVENT, ev
+
+
+def records_of(ev: dict, created_ms: int) -> list[dict]:
+    """The link records a send.links event holds, each as LinkRecord.to_dict gave it."""
+    base = {k: ev.get(k, "") for k in _PER_MESSAGE} | {"created_ms": created_ms}
+    return [LinkRecord.from_dict({**link, **base}).to_dict() for link in ev["links"]]
 
 
 def tracked_url(base_url: str, kind: LinkKind, code: str) -> str:

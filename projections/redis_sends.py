@@ -63,6 +63,22 @@ def mark_key(send_id: str) -> str:
     return f"ls:send:{send_id}"
 
 
+def history_entry(d: dict, at_ms: int) -> bytes:
+    """A dispatched send as the lead's history keeps it (ls:hist)."""
+    return orjson.dumps({k: d[k] for k in ("send_id", "list", "kind", "provider", "channel")}
+                        | {k: d[k] for k in ("experiment", "variant") if d.get(k)} | {"at": at_ms})
+
+
+def provider_message(d: dict) -> bytes | None:
+    """What a provider's message id stands for (ls:pmsg), for a provider that calls back:
+    the send, the template version (as opens and clicks carry it) and the lead's partner, so
+    delivery and provider-tracked engagement break down like the rest."""
+    if not d.get("provider_id") or d.get("provider") in NO_WEBHOOKS:
+        return None
+    return orjson.dumps({k: d[k] for k in ("tenant", "lead_id", "send_id", "channel", "list")}
+                        | {"template": d.get("template_version") or d["template"], "partner": d.get("partner", "")})
+
+
 class SendState:
     """Pipelined access to the sender's keys."""
 
@@ -135,9 +151,7 @@ class SendState:
         pipe = self.r.pipeline(transaction=False)
         for d in dispatched:
             hist = f"ls:hist:{d['tenant']}:{d['lead_id']}"
-            pipe.lpush(hist, orjson.dumps({k: d[k] for k in ("send_id", "list", "kind", "provider", "channel")}
-                                          | {k: d[k] for k in ("experiment", "variant") if d.get(k)}
-                                          | {"at": now_ms}))
+            pipe.lpush(hist, history_entry(d, now_ms))
             pipe.ltrim(hist, 0, HIST_KEEP - 1)
             pipe.expire(hist, HIST_TTL_S)
             if d["job_keys"]:
@@ -145,14 +159,9 @@ class SendState:
                 pipe.zadd(jobs, {k: now_ms for k in d["job_keys"]})
                 pipe.zremrangebyscore(jobs, "-inf", keep_since_ms)
                 pipe.expire(jobs, SENTJOBS_TTL_S)
-            if d.get("provider_id") and d.get("provider") not in NO_WEBHOOKS:
-                # provider webhooks name the provider's message id: what send it was
-                # the template version (as opens and clicks carry it) and the lead's partner,
-                # so delivery and provider-tracked engagement break down like the rest
-                pipe.set(f"ls:pmsg:{d['provider']}:{d['provider_id']}", orjson.dumps(
-                    {k: d[k] for k in ("tenant", "lead_id", "send_id", "channel", "list")}
-                    | {"template": d.get("template_version") or d["template"], "partner": d.get("partner", "")}),
-                    ex=PMSG_TTL_S)
+            pmsg = provider_message(d)
+            if pmsg is not None:  # provider webhooks name the provider's message id: what send it was
+                pipe.set(f"ls:pmsg:{d['provider']}:{d['provider_id']}", pmsg, ex=PMSG_TTL_S)
         for rec in links:
             pipe.set(f"ls:link:{rec['code']}", orjson.dumps(rec), ex=LINK_TTL_S)
         await pipe.execute()

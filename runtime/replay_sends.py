@@ -26,7 +26,8 @@ import orjson
 from agents.retry import PREFIX as RETRY_PREFIX, QUEUE as RETRY_QUEUE, TTL_S as RETRY_TTL_S
 from domain.sending import topic_for
 from projections.redis_delays import DelayQueue
-from projections.redis_sends import MARK_TTL_S, mark_key
+from projections.redis_sends import HIST_TTL_S, MARK_TTL_S, mark_key
+from runtime.replay_sent import rebuild_links, write_sent
 from schemas.codec import DecodeError
 from streams.topics import SEND_EVENTS, SENDS_RETRY
 
@@ -85,22 +86,26 @@ def _decoded(deps, msgs, total: int, what: str, tick, bad: list[int]):
 async def rebuild_sends(deps, read_topics: Callable, tick: Callable[[str, int, int], None],
                         now_ms: int | None = None) -> dict:
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    bad, acted_on = [0], set()
+    bad, acted_on, dispatched = [0], set(), []
 
     def events():
         total, msgs = read_topics(deps, [deps.topic(SEND_EVENTS)])
         for _, (name, ev) in _decoded(deps, msgs, total, "sends.events", tick, bad):
             acted_on.add(ev.get("causation_id") or "")
+            if name == "send.dispatched" and now_ms - _ms(ev["occurred_at"]) < HIST_TTL_S * 1000:
+                dispatched.append(ev)
             yield name, ev
     settled = settled_sends(events(), now_ms)
     marks = await _write_marks(deps, settled, now_ms)
+    sent = await write_sent(deps.redis, dispatched, now_ms)
+    links = await rebuild_links(deps, read_topics, tick, now_ms)
     total, msgs = read_topics(deps, [deps.topic(SENDS_RETRY)])
     # keyed by lead id, like every send topic
     requests = [(req["lead_id"].encode(), value, req)
                 for value, (_, req) in _decoded(deps, msgs, total, "sends.retry", tick, bad)]
     waiting = waiting_retries(requests, acted_on, now_ms)
     await DelayQueue(deps.redis, RETRY_QUEUE, RETRY_PREFIX, RETRY_TTL_S).schedule(waiting)
-    return {"send_marks": marks, "retries_waiting": len(waiting), "send_topics_undecodable": bad[0]}
+    return {"send_marks": marks, "retries_waiting": len(waiting), "send_topics_undecodable": bad[0], **sent, **links}
 
 
 async def _write_marks(deps, settled: dict[str, tuple[str, dict]], now_ms: int) -> int:

@@ -11,6 +11,8 @@ from projections.redis_sends import SendState
 from projections.templates import TemplateStore
 from services.sending.batch import SendBatch
 from services.sending.ports import SendingPorts, SendPolicy
+from streams.link_log import KafkaLinkLog
+from streams.topics import SEND_LINKS
 
 
 def build_send_batch(deps, chains: Chains | None = None, templates: TemplateStore | None = None) -> SendBatch:
@@ -23,4 +25,5 @@ def build_send_batch(deps, chains: Chains | None = None, templates: TemplateStor
     return SendBatch(SendingPorts(book=lambda: deps.tenants, leads=deps.leads, store=SendState(deps.redis),
                                   jobs=JobStore(deps.redis), templates=templates or TemplateStore(),
                                   deliverers=chains, policy=policy, segments=SegmentStore(deps.redis),
-                                  recommender=RecommenderStore(deps.redis)))
+                                  recommender=RecommenderStore(deps.redis),
+                                  links=KafkaLinkLog(deps.producer, deps.codec, deps.topic(SEND_LINKS))))

@@ -30,6 +30,7 @@ SENDS_PRIORITY = "sends.priority"
 SENDS_BULK = "sends.bulk"
 SENDS_RETRY = "sends.retry"
 SEND_EVENTS = "sends.events"
+SEND_LINKS = "sends.links"
 ENGAGEMENT_OBSERVED = "engagement.observed"
 ENGAGEMENT_EVENTS = "engagement.events"
 WEBHOOKS_RAW = "webhooks.raw"
@@ -59,6 +60,10 @@ CATALOGUE = [
     TopicSpec(SENDS_RETRY, "lead_id", "send.requested (Avro) deferred until not_before",
               retention_ms=7 * 24 * 3600 * 1000),
     TopicSpec(SEND_EVENTS, "lead_id", "send.dispatched / failed / deferred / skipped / delivered / bounced (Avro): what happened"),
+    # every composed message's tracked links, kept before the message leaves: Redis serves them
+    # to the tracking front for 90 days, and a Redis wipe rebuilds them from here
+    TopicSpec(SEND_LINKS, "lead_id", "send.links (Avro): the tracked links of one composed message",
+              retention_ms=91 * 24 * 3600 * 1000, dead_letter=False),
     # what the tracking front and the provider webhooks saw; the engagement agent decides what it was
     TopicSpec(ENGAGEMENT_OBSERVED, "lead_id", "engagement.hit (tracking front) and webhook.observation (providers), as seen"),
     TopicSpec(ENGAGEMENT_EVENTS, "lead_id", "engagement.opened / clicked / unsubscribed / replied / complained / reactivated (Avro)"),

@@ -8,14 +8,17 @@ domain/sending.py; what the batch needs from stores and providers is in ports.py
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 
 import orjson
 
 from domain.experiments import arm_of_request
+from domain.links import links_event
 from domain.sending import (DAILY_CAPPED, MAX_ATTEMPTS, RESEND_JOBS_AFTER_MS, ALERT_KINDS, Verdict, after_mark,
                             backoff_ms, cap_key, is_reply, log_ids, may_go_without_jobs, over_cap, retried,
                             screen, screen_reply, send_event, sms_list_of, suppression_keys)
@@ -53,6 +56,18 @@ class Item:
     recommended: list = field(default_factory=list)  # (job, why): the recommendations block
 
 
+@dataclass
+class Unfinished:
+    """What this process did in a batch attempt that failed midway (a transient error: Redis or
+    Kafka down for a moment). run_batch retries the same batch in the same process, and the
+    retry carries on from here instead of mistaking its own claims for another worker's (which
+    would hold the sends for the lease and then report them failed with outcome unknown)."""
+
+    counted: dict[str, int] = field(default_factory=dict)  # send id -> its number of the day
+    handed: dict[str, tuple[str, dict] | None] = field(default_factory=dict)  # given to a provider
+    # -> the event of its answer, None while the answer is not known
+
+
 class SendBatch:
     """The sending use case; holds what outlives a batch (the job indexes)."""
 
@@ -61,7 +76,10 @@ class SendBatch:
         self.state = ports.store
         self.picker = JobPicker(ports.jobs)
         self.recommender = Recommender(ports.recommender, ports.jobs) if ports.recommender else None
-        self.owner = f"{os.uname().nodename}:{os.getpid()}"
+        # names this process's claims; the random part keeps a later process with a reused pid
+        # from taking a dead one's claims for its own
+        self.owner = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.unfinished = Unfinished()
 
     async def run(self, reqs: list[dict], now_ms: int) -> Outbox:
         """Process a batch of decoded send.requested events."""
@@ -73,6 +91,7 @@ class SendBatch:
         items = await self._rate_limited(items, now_ms, out)
         items = await self._composed(items, now_ms, out)
         await self._delivered(items, now_ms, out)
+        self.unfinished = Unfinished()  # every effect of this batch is recorded
         return out
 
     # -- the steps ------------------------------------------------------------------------
@@ -106,8 +125,17 @@ class SendBatch:
 
     async def _claimed(self, items: list[Item], now_ms: int, out: Outbox) -> list[Item]:
         marks = await self.state.claim([i.req["send_id"] for i in items], self.owner, now_ms)
-        kept, failed = [], []
+        kept, failed, answered = [], [], []
         for item, mark in zip(items, marks):
+            sid = item.req["send_id"]
+            if mark is not None and _claimed_by(mark) == self.owner:  # this batch's own earlier attempt
+                if sid not in self.unfinished.handed:  # never given to a provider: it goes on
+                    kept.append(item)
+                    continue
+                if self.unfinished.handed[sid] is not None:  # delivered or refused: only its record is missing
+                    answered.append(self.unfinished.handed[sid])
+                    out.events.append(self.unfinished.handed[sid])
+                    continue
             verdict = after_mark(mark, now_ms, self.ports.policy.lease_ms)
             if verdict.action == "skip" and mark and b"|{" in mark:
                 out.events.append(_stored_event(mark))  # re-emit what the first attempt recorded
@@ -124,6 +152,11 @@ class SendBatch:
                 kept.append(item)
         if failed:
             await self.state.settle([], [], failed)
+        if answered:
+            await self.state.settle([(ev["send_id"], (n, ev)) for n, ev in answered if n == "send.dispatched"], [],
+                                    [(ev["send_id"], (n, ev)) for n, ev in answered if n != "send.dispatched"])
+            await self.state.record([ev for n, ev in answered if n == "send.dispatched"], [], now_ms,
+                                    now_ms - RESEND_JOBS_AFTER_MS)
         return kept
 
     async def _capped(self, items: list[Item], out: Outbox, now_ms: int) -> list[Item]:
@@ -131,10 +164,14 @@ class SendBatch:
         daily = [i for i in items if i.req["kind"] in DAILY_CAPPED]
         kept = [i for i in items if i.req["kind"] not in DAILY_CAPPED]
         keys = [cap_key(i.req) for i in daily]
-        counts = await self.state.count_today(keys)
+        counted = self.unfinished.counted  # counted already by this batch's earlier attempt
+        fresh = [n for n, i in enumerate(daily) if i.req["send_id"] not in counted]
+        new_counts = iter(await self.state.count_today([keys[n] for n in fresh]))
+        counts = [counted[i.req["send_id"]] if n not in fresh else next(new_counts) for n, i in enumerate(daily)]
         release, uncount = [], []
         for item, key, nth in zip(daily, keys, counts):
             item.counted = True
+            counted[item.req["send_id"]] = nth
             if over_cap(item.req, nth, item.tenant.daily_caps):
                 out.events.append(send_event("send.skipped", item.req, now_ms, reason="daily_cap"))
                 release.append(item.req["send_id"])
@@ -215,7 +252,7 @@ class SendBatch:
         drafts = [Draft(i.req, i.tenant, i.state, i.jobs, i.new_keys, i.segments, i.arm, i.recommended)
                   for i in ready]
         codes = await self.state.link_codes(sum(codes_needed(d) for d in drafts))
-        links, composed, broken = [], [], []
+        links, link_events, composed, broken = [], [], [], []
         for item, draft in zip(ready, drafts):
             n = codes_needed(draft)
             item_codes, codes = codes[:n], codes[n:]
@@ -230,12 +267,19 @@ class SendBatch:
                 broken.append((item.req["send_id"], ev))
                 continue
             composed.append(item)
-            links += [rec.to_dict() for rec in item.composed.links]
+            records = [rec.to_dict() for rec in item.composed.links]
+            if records:
+                links += records
+                link_events.append(links_event(records, item.req["event_id"], "agent:sender"))
         if broken:
             await self.state.settle([], [], broken)
             await self.state.uncount_today([_counted_key(i) for i in ready if i not in composed])
-        # links are stored before the message leaves: the first click must find its record
-        await self.state.record([], links, now_ms, 0)
+            for sid, _ in broken:
+                self.unfinished.counted.pop(sid, None)
+        # links are stored before the message leaves: the first click must find its record, and
+        # a Redis wipe must not lose it (sends.links, acknowledged by Kafka)
+        await asyncio.gather(self.state.record([], links, now_ms, 0),
+                             *([self.ports.links.keep(link_events)] if self.ports.links and link_events else []))
         return composed
 
     async def _segments(self, items: list[Item]) -> None:
@@ -253,10 +297,13 @@ class SendBatch:
         for item in items:
             groups.setdefault((item.req["channel"], tuple(self._providers(item))), []).append(item)
         sent, release, uncount, failed, dispatched = [], [], [], [], []
+        handed = self.unfinished.handed
         for (channel, names), group in groups.items():
+            handed.update((i.req["send_id"], None) for i in group)
             outcomes = await self.ports.deliverers.for_names(names, channel).send_many([i.message for i in group])
             for item, outcome in zip(group, outcomes):
                 req = item.req
+                handed.pop(req["send_id"])
                 if outcome.ok:
                     ev = send_event("send.dispatched", req, now_ms, provider=outcome.provider,
                                     provider_id=outcome.provider_id, template=template_label(req),
@@ -268,6 +315,7 @@ class SendBatch:
                     out.events.append(ev)
                     sent.append((req["send_id"], ev))
                     dispatched.append(ev[1])
+                    handed[req["send_id"]] = ev
                 elif outcome.permanent or req.get("attempt", 0) + 1 >= MAX_ATTEMPTS:
                     reason = "permanent" if outcome.permanent else "retries_exhausted"
                     ev = send_event("send.failed", req, now_ms, provider=outcome.provider,
@@ -276,6 +324,7 @@ class SendBatch:
                                 outcome.error, extra=log_ids(req))
                     out.events.append(ev)
                     failed.append((req["send_id"], ev))
+                    handed[req["send_id"]] = ev
                 else:
                     retry_at = now_ms + backoff_ms(req.get("attempt", 0), outcome.retry_after_s)
                     self._defer(req, f"provider_transient: {outcome.error or ''}"[:200], retry_at, now_ms, out)
@@ -283,6 +332,8 @@ class SendBatch:
                     uncount.append(_counted_key(item))
         await self.state.settle(sent, release, failed)
         await self.state.uncount_today(uncount)
+        for sid in release:
+            self.unfinished.counted.pop(sid, None)
         await self.state.record(dispatched, [], now_ms, now_ms - RESEND_JOBS_AFTER_MS)
 
     # -- helpers --------------------------------------------------------------------------
@@ -302,6 +353,8 @@ class SendBatch:
         out.retries.append(retried(req, retry_at))
 
     async def _give_back(self, send_ids: list[str], cap_keys: list[tuple]) -> None:
+        for sid in send_ids:
+            self.unfinished.counted.pop(sid, None)
         if send_ids:
             await self.state.settle([], send_ids, [])
         await self.state.uncount_today(cap_keys)
@@ -315,6 +368,12 @@ class SendBatch:
 
 def _counted_key(item: Item) -> tuple | None:
     return cap_key(item.req) if item.counted else None
+
+
+def _claimed_by(mark: bytes) -> str:
+    """The owner of an in-flight claim ("inflight|{owner}|{ms}"), "" for any other mark."""
+    parts = mark.split(b"|")
+    return parts[1].decode() if len(parts) == 3 and parts[0] == b"inflight" else ""
 
 
 def _stored_event(mark: bytes) -> tuple[str, dict]:

@@ -72,6 +72,12 @@ class SendStore(Protocol):
     async def histories(self, keys: list[tuple[str, str]]) -> list[list[dict]]: ...
 
 
+class LinkLog(Protocol):
+    """Keeps composed messages' tracked links durable (send.links events), before they leave."""
+
+    async def keep(self, events: list[tuple[str, dict]]) -> None: ...
+
+
 class JobSource(Protocol):
     """A tenant's current jobs and a version that changes whenever they do."""
 
@@ -129,3 +135,4 @@ class SendingPorts:
     policy: SendPolicy
     segments: Segments | None = None
     recommender: RecommenderModels | None = None
+    links: LinkLog | None = None  # None: the links live in Redis alone (a wipe loses them)
