@@ -48,6 +48,7 @@ from domain.links import code_number
 from domain.preferences import (CADENCES, MAX_FORM_BYTES, PAUSE_WEEKS, BadPreferenceForm, PreferenceForm,
                                 cadence_choices, parse_form, pause_end)
 from domain.schema_labels import schema_label
+from projections.redis_keys import INTACT
 from schemas.codec import default_codec
 from streams.config_view import shared_view
 from streams.settings import Settings, get_settings
@@ -309,16 +310,19 @@ class TrackingApp:
         now = time.monotonic()
         rec = self.cache.get(code, now)
         if rec is MISSING:
-            raw = await self._get_link(code)
+            raw = await self._redis(lambda: self.redis.get(f"ls:link:{code}"))
+            if raw is None and not await self._redis(lambda: self.redis.exists(INTACT)):
+                # Redis lost its state and the replay is rebuilding it: come back, not "no such link"
+                raise LinksUnavailable("Redis holds no platform state (ls:intact missing): links are being rebuilt")
             rec = orjson.loads(raw) if raw else None
             self.cache.put(code, rec, now)
         return rec
 
-    async def _get_link(self, code: str) -> bytes | None:
+    async def _redis(self, call):
         deadline = time.monotonic() + REDIS_WAIT_S
         while True:
             try:
-                return await self.redis.get(f"ls:link:{code}")
+                return await call()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if time.monotonic() >= deadline:
                     raise LinksUnavailable(str(exc)) from exc

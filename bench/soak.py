@@ -135,7 +135,7 @@ def main() -> None:
           "baseline": 10, "ratio": round(value / 10, 2) if value is not None else None, "worst": worst,
           "max_worker_rss_mb": worker_max, "minutes": args.minutes, "rate": args.rate,
           "leads_answered": len(ledger.answered), "hits_answered": len(ledger.hits),
-          "errors": {"api_5xx": len(ledger.server_errors), "api_unreachable": ledger.unreachable,
+          "errors": {"api_5xx": len(ledger.server_errors), "api_unreachable": len(ledger.unreachable),
                      "hit_failures": len(ledger.hit_failures)},
           "windows": windows(ledger, began, args.minutes), "processes": per})
 

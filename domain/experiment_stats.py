@@ -55,7 +55,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import chi2
 
 from domain.experiment_assignment import HOLDOUT
 
@@ -176,7 +175,7 @@ def chi_squared(table: ArrayLike) -> ChiSquared:
     statistic = cells.sum(axis=(-2, -1))
     dof = ((np.count_nonzero(rows[..., 0] > 0, axis=-1) - 1).clip(0)
            * (np.count_nonzero(columns[..., 0, :] > 0, axis=-1) - 1).clip(0))
-    p_value = np.where(dof > 0, chi2.sf(statistic, np.maximum(dof, 1)), 1.0)
+    p_value = np.where(dof > 0, _chi2_sf(statistic, np.maximum(dof, 1)), 1.0)
     return ChiSquared(_plain(statistic), _plain(dof, int), _plain(p_value))
 
 
@@ -230,7 +229,7 @@ def sample_ratio_mismatch(assigned: ArrayLike, weights: ArrayLike,
     total = observed.sum(axis=-1, keepdims=True)
     expected = total * shares / shares.sum()
     statistic = (((observed - expected) ** 2) / np.where(expected > 0, expected, 1.0)).sum(axis=-1)
-    p_value = np.where(total[..., 0] > 0, chi2.sf(statistic, shares.shape[0] - 1), 1.0)
+    p_value = np.where(total[..., 0] > 0, _chi2_sf(statistic, shares.shape[0] - 1), 1.0)
     return SampleRatio(_plain(p_value), _plain(p_value < threshold, bool))
 
 
@@ -397,3 +396,11 @@ def _lift_text(arm: ArmResult) -> str:
     if math.isnan(arm.relative_lift):
         return f"{arm.absolute_lift * 100:+.2f} points"
     return f"{arm.relative_lift * 100:+.1f} % relative"
+
+
+def _chi2_sf(statistic, dof):
+    """The chi-squared distribution's survival function. scipy.stats is imported here, not at
+    the top: it adds ~70 MB to every process that imports it, and every worker imports this
+    module (through the tenants' experiments) while only evaluations need it."""
+    from scipy.stats import chi2
+    return chi2.sf(statistic, dof)

@@ -20,7 +20,13 @@ class KeyFamily:
     holds: str = ""
 
 
+# set while Redis holds the platform's state: by the bootstrap of a platform with nothing to
+# lose yet, and by `runtime.replay --redis` once it has rebuilt everything after a wipe. Missing,
+# a link the tracking front cannot find answers 503 (being rebuilt), not 404 (runtime/bootstrap.py)
+INTACT = "ls:intact"
+
 FAMILIES = (
+    KeyFamily("intact", INTACT, "single", holds="Redis holds the platform's state (not wiped, or rebuilt)"),
     KeyFamily("lead", "ls:lead:*", "per_lead", holds="each lead's read model (projection of leads.events)"),
     KeyFamily("optout", "ls:optout:*", "per_tenant", holds="a tenant's opted-out addresses"),
     KeyFamily("blocklist", "ls:block", "single", holds="the global blocklist from the tenant file"),

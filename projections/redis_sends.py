@@ -63,6 +63,15 @@ def mark_key(send_id: str) -> str:
     return f"ls:send:{send_id}"
 
 
+def _settle_into(pipe, sent: list, released: list[str], failed: list) -> None:
+    for word, settled in (("sent", sent), ("failed", failed)):
+        for sid, (name, ev) in settled:
+            doc = orjson.dumps({"name": name, "event": ev}).decode()
+            pipe.set(mark_key(sid), f"{word}|{doc}", ex=MARK_TTL_S)
+    if released:
+        pipe.delete(*[mark_key(s) for s in released])
+
+
 def history_entry(d: dict, at_ms: int) -> bytes:
     """A dispatched send as the lead's history keeps it (ls:hist)."""
     return orjson.dumps({k: d[k] for k in ("send_id", "list", "kind", "provider", "channel")}
@@ -104,12 +113,17 @@ class SendState:
         so a redelivered request re-emits that very event; released: claims given back (the
         provider certainly did not take the message)."""
         pipe = self.r.pipeline(transaction=False)
-        for word, settled in (("sent", sent), ("failed", failed)):
-            for sid, (name, ev) in settled:
-                doc = orjson.dumps({"name": name, "event": ev}).decode()
-                pipe.set(mark_key(sid), f"{word}|{doc}", ex=MARK_TTL_S)
-        if released:
-            pipe.delete(*[mark_key(s) for s in released])
+        _settle_into(pipe, sent, released, failed)
+        await pipe.execute()
+
+    async def settle_and_record(self, sent: list, released: list[str], failed: list, dispatched: list[dict],
+                                now_ms: int, keep_since_ms: int) -> None:
+        """settle() and record() in one MULTI: a Redis that fails in between cannot leave a send
+        marked sent without its place in the lead's history (a retried batch sees "sent" and
+        goes no further)."""
+        pipe = self.r.pipeline(transaction=True)
+        _settle_into(pipe, sent, released, failed)
+        self._record_into(pipe, dispatched, [], now_ms, keep_since_ms)
         await pipe.execute()
 
     async def take(self, scope: str, second: int, want: int, limit: int) -> int:
@@ -149,14 +163,21 @@ class SendState:
     async def record(self, dispatched: list[dict], links: list[dict], now_ms: int, keep_since_ms: int) -> None:
         """After delivery: history, jobs sent, and the tracked links' records."""
         pipe = self.r.pipeline(transaction=False)
+        self._record_into(pipe, dispatched, links, now_ms, keep_since_ms)
+        await pipe.execute()
+
+    @staticmethod
+    def _record_into(pipe, dispatched: list[dict], links: list[dict], now_ms: int, keep_since_ms: int) -> None:
         for d in dispatched:
+            # when it was sent is the event's time, also when a retried batch records it later
+            at = d.get("occurred_at") if isinstance(d.get("occurred_at"), int) else now_ms
             hist = f"ls:hist:{d['tenant']}:{d['lead_id']}"
-            pipe.lpush(hist, history_entry(d, now_ms))
+            pipe.lpush(hist, history_entry(d, at))
             pipe.ltrim(hist, 0, HIST_KEEP - 1)
             pipe.expire(hist, HIST_TTL_S)
             if d["job_keys"]:
                 jobs = f"ls:sentjobs:{d['tenant']}:{d['lead_id']}"
-                pipe.zadd(jobs, {k: now_ms for k in d["job_keys"]})
+                pipe.zadd(jobs, {k: at for k in d["job_keys"]})
                 pipe.zremrangebyscore(jobs, "-inf", keep_since_ms)
                 pipe.expire(jobs, SENTJOBS_TTL_S)
             pmsg = provider_message(d)
@@ -164,7 +185,6 @@ class SendState:
                 pipe.set(f"ls:pmsg:{d['provider']}:{d['provider_id']}", pmsg, ex=PMSG_TTL_S)
         for rec in links:
             pipe.set(f"ls:link:{rec['code']}", orjson.dumps(rec), ex=LINK_TTL_S)
-        await pipe.execute()
 
     async def link_codes(self, n: int, now_ms: int | None = None) -> list[int]:
         """n fresh link-code numbers, from one atomic counter shared by every sender; after a

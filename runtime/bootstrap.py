@@ -1,4 +1,5 @@
-"""Prepares the services for the platform: topics, ClickHouse migrations, the blocklist.
+"""Prepares the services for the platform: topics, ClickHouse migrations, the blocklist, and
+whether Redis holds the platform's state (ls:intact).
 
 Idempotent; `./dev up` runs it before starting the API and the workers.
 """
@@ -7,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from domain.validation import suppression_entries
 from streams.settings import Settings, get_settings
-from streams.topics import all_topics
+from projections.redis_keys import INTACT
+from projections.redis_sends import LINK_SEQ
+from streams.topics import LEAD_EVENTS, SEND_LINKS, all_topics
 from runtime.deps import build
 
 
@@ -30,6 +34,37 @@ def create_topics(s: Settings) -> list[str]:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return [t.topic for t in new]
+
+
+def topics_hold_events(s: Settings, names: list[str]) -> bool:
+    """Whether any of these topics holds a message."""
+    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "leadstream-bootstrap"})
+    try:
+        for name in names:
+            topic = f"{s.topic_prefix}{name}"
+            for p in c.list_topics(topic, timeout=10).topics[topic].partitions:
+                lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if hi > lo:
+                    return True
+        return False
+    finally:
+        c.close()
+
+
+async def mark_intact(deps) -> str:
+    """Say that Redis holds the platform's state, when it does: already marked; or in use from
+    before the mark existed (the link counter is there); or nothing to lose yet (no lead or link
+    in the topics). A Redis that lost its state (wiped, or its data gone) while the topics hold
+    events is left unmarked: `./dev replay --redis` rebuilds it and marks it."""
+    r = deps.redis
+    if await r.exists(INTACT):
+        return "holds the platform's state"
+    if await r.exists(LINK_SEQ) or not topics_hold_events(deps.settings, [LEAD_EVENTS, SEND_LINKS]):
+        await r.set(INTACT, "bootstrap")
+        return "holds the platform's state (marked)"
+    return ("WARNING: Redis holds none of the platform's state but the topics hold events: run "
+            "./dev replay --redis with the workers stopped (until then, tracked links not in the tracking "
+            "front's cache answer 503)")
 
 
 def warm_group_coordinator(s: Settings, timeout_s: float = 60.0) -> float:
@@ -88,6 +123,7 @@ def main() -> None:
         entries = blocklist_entries(deps)
         await deps.leads.sync_blocklist(entries)
         print(f"redis: blocklist holds {len(entries)} entries")
+        print(f"redis: {await mark_intact(deps)}")
     asyncio.run(configure())
 
 

@@ -23,6 +23,7 @@ from domain.intake import LeadState, evolve
 from projections.clickhouse import EventsWriter, migrate
 from projections.config_rows import CONFIG_COLUMNS, config_row
 from projections.event_rows import event_row
+from projections.redis_keys import INTACT
 from projections.redis_leads import lead_key, optout_key
 from schemas.codec import DecodeError
 from streams.settings import get_settings
@@ -157,7 +158,9 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
     async def write() -> dict:
         await write_redis(deps, states, optouts)
         marks = await rebuild_sends(deps, read_topics, tick)
-        return {**await rebuild_triggers(deps, states, read_topics, tick), **marks}
+        triggers = {**await rebuild_triggers(deps, states, read_topics, tick), **marks}
+        await deps.redis.set(INTACT, "replay")  # the tracking front's misses are 404s again
+        return triggers
     triggers = asyncio.run(write())
     return {"events": total, "leads": len(states), "opt_outs": len(optouts), "undecodable": bad, **triggers}
 

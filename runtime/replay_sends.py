@@ -27,8 +27,7 @@ from agents.retry import PREFIX as RETRY_PREFIX, QUEUE as RETRY_QUEUE, TTL_S as 
 from domain.sending import topic_for
 from projections.redis_delays import DelayQueue
 from projections.redis_sends import HIST_TTL_S, MARK_TTL_S, mark_key
-from runtime.replay_sent import rebuild_links, write_sent
-from schemas.codec import DecodeError
+from runtime.replay_sent import decoded as _decoded, rebuild_links, write_sent
 from streams.topics import SEND_EVENTS, SENDS_RETRY
 
 SETTLED = {"send.dispatched": "sent", "send.failed": "failed"}
@@ -72,15 +71,6 @@ def waiting_retries(requests, acted_on: set[str], now_ms: int) -> list[tuple[str
             continue
         out.append((req["event_id"], due, topic_for(req).encode() + b"\n" + (key or b"") + b"\n" + value))
     return out
-
-
-def _decoded(deps, msgs, total: int, what: str, tick, bad: list[int]):
-    for _, _, _, value in msgs:
-        tick(what, 1, total)
-        try:
-            yield value, deps.codec.decode(value or b"")
-        except DecodeError:
-            bad[0] += 1
 
 
 async def rebuild_sends(deps, read_topics: Callable, tick: Callable[[str, int, int], None],

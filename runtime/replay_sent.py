@@ -31,6 +31,16 @@ from streams.topics import SEND_LINKS
 CHUNK = 5000
 
 
+def decoded(deps, msgs, total: int, what: str, tick, bad: list[int]):
+    """(raw value, (name, event)) of each message that decodes; counts the others in bad[0]."""
+    for _, _, _, value in msgs:
+        tick(what, 1, total)
+        try:
+            yield value, deps.codec.decode(value or b"")
+        except DecodeError:
+            bad[0] += 1
+
+
 def _ms(v) -> int:
     return int(v.timestamp() * 1000) if isinstance(v, datetime) else int(v)
 
@@ -112,15 +122,9 @@ async def rebuild_links(deps, read_topics: Callable, tick: Callable[[str, int, i
                         now_ms: int) -> dict:
     """Every link record of the last 90 days from sends.links, where Redis has none."""
     total, msgs = read_topics(deps, [deps.topic(SEND_LINKS)])
-    written = bad = 0
+    written, bad = 0, [0]
     pipe, queued = deps.redis.pipeline(transaction=False), 0
-    for _, _, _, value in msgs:
-        tick("sends.links", 1, total)
-        try:
-            name, ev = deps.codec.decode(value or b"")
-        except DecodeError:
-            bad += 1
-            continue
+    for _, (name, ev) in decoded(deps, msgs, total, "sends.links", tick, bad):
         created = _ms(ev["occurred_at"])
         left = LINK_TTL_S * 1000 - (now_ms - created)
         if name != LINKS_EVENT or left <= 0:
@@ -133,4 +137,4 @@ async def rebuild_links(deps, read_topics: Callable, tick: Callable[[str, int, i
             pipe, queued = deps.redis.pipeline(transaction=False), 0
     if queued:
         written += sum(1 for ok in await pipe.execute() if ok)
-    return {"links": written, "link_topic_undecodable": bad}
+    return {"links": written, "link_topic_undecodable": bad[0]}

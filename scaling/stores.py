@@ -4,6 +4,9 @@ Each store is asked the cheapest real question it answers (Redis PING, ClickHous
 /ping, a TCP connection to a Kafka bootstrap broker) with a short timeout, and the answer is
 exported as leadstream_store_up{store}: the LeadstreamStoreDown alert reads it. (Debian's
 ClickHouse 18.16 has no Prometheus endpoint of its own, and Redis and Kafka need exporters.)
+A Redis that answers is also asked whether it still holds the platform's state (the ls:intact
+mark, projections/redis_keys.py): leadstream_redis_state_intact, read by
+LeadstreamRedisStateLost (a wipe, or Redis restarted without its data).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import socket
 import httpx
 import redis
 
+from projections.redis_keys import INTACT
 from streams import metrics as m
 from streams.settings import Settings
 
@@ -23,7 +27,9 @@ TIMEOUT_S = 2.0
 def _redis(s: Settings) -> bool:
     r = redis.Redis.from_url(s.redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
     try:
-        return bool(r.ping())
+        up = bool(r.ping())
+        m.REDIS_INTACT.labels(s.redis_url.rsplit("@", 1)[-1]).set(1 if r.exists(INTACT) else 0)
+        return up
     finally:
         r.close()
 

@@ -6,7 +6,8 @@ each accepted lead gets its welcome email, so the senders and the SMTP server wo
 the drill opens the pixel and clicks a link of those emails through the tracking front.
 Meanwhile a schedule drawn from --seed injects faults one after another (stack/chaos_faults.py):
 workers SIGKILLed (one agent three times: a crash loop), the API and the tracking front
-SIGKILLed, a poison record, Redis restarted, ClickHouse down, the Kafka broker stopped and
+SIGKILLed, a poison record, Redis restarted, Redis wiped (rebuilt by the replay once its alert
+came), ClickHouse down, the Kafka broker stopped and
 started. Then the drill waits for every consumer group to drain and checks
 (stack/chaos_checks.py):
 
@@ -15,6 +16,10 @@ started. Then the drill waits for every consumer group to drain and checks
                       ClickHouse) and has its read model in Redis
   sent once           no send id reached the SMTP server twice
   hits once           every tracking hit answered is one engagement event in ClickHouse
+  ClickHouse = topics per event type, the drill brand's events on the analytics topics since
+                      the drill began are exactly the ones ClickHouse holds, no row twice
+  read models = replay  the live read models of the drill's leads (read model, schedule, send
+                      history) equal what a replay of the topics builds in a spare database
   no 5xx              the API answered no 5xx but 503, and 503 only while Kafka was down
   tracking answered   the tracking front answered every request but while it was restarted
   alerts              each alert a fault should raise fired through Alertmanager to the Slack
@@ -80,6 +85,8 @@ def run(minutes: float, seed: int, rate: int, resolve_wait_s: float) -> int:
     time.sleep(10)  # the last sends reach the SMTP server, the ClickHouse writer flushes
     table = [("decided once", *checks.decided_once(s, ledger)), ("sent once", *checks.sent_once(s, wall)),
              ("hits once", *checks.hits_once(s, ledger, run_id)),
+             ("ClickHouse = the topics, per event type", *checks.clickhouse_equals_topics(s, wall)),
+             ("Redis read models = a replay", *checks.read_models_equal_replay(s, ledger)),
              ("no 5xx but 503 while Kafka was down", *checks.no_5xx(ledger, faults)),
              ("tracking answered", *checks.tracking_answered(ledger, faults))]
     print(f"[chaos] waiting up to {resolve_wait_s:.0f}s for the alerts to fire and resolve", flush=True)
@@ -89,10 +96,11 @@ def run(minutes: float, seed: int, rate: int, resolve_wait_s: float) -> int:
     violations = sum(len(bad) for _, _, bad in table)
     print(json.dumps({"chaos": "done", "minutes": minutes, "seed": seed, "faults": len(faults),
                       "leads_answered": len(ledger.answered), "answers": dict(ledger.statuses),
-                      "unreachable": ledger.unreachable, "hits_answered": len(ledger.hits),
+                      "unreachable": len(ledger.unreachable), "hits_answered": len(ledger.hits),
                       "hit_answers": dict(ledger.hit_statuses), "drained_after_s": round(drained, 1),
                       "violations": violations, "alerts": alert_rows,
-                      "recovery_s": {f.name: round(f.recovered_s, 1) for f in faults}}))
+                      "faults_seen": [{"fault": f.name, "kind": f.kind, "at_s": round(f.at_s, 1),
+                                       "recovered_s": round(f.recovered_s, 1)} for f in faults]}))
     return 1 if violations else 0
 
 

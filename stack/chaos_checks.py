@@ -7,15 +7,18 @@ from email.parser import BytesHeaderParser
 
 import httpx
 import redis
+from confluent_kafka import Consumer, TopicPartition
 
 from projections.clickhouse import connect
+from projections.event_rows import event_key
 from scaling.client import SupervisorClient
 from stack.chaos_faults import Fault
-from stack.chaos_load import TENANT, Ledger
+from stack.chaos_load import LIST, TENANT, Ledger
 from streams.settings import Settings
 
 KAFKA_GRACE_S = 15.0  # after the broker is back, producers reconnect: a 503 then is still the outage's
 RESTART_GRACE_S = 5.0  # a process killed and started again: connections refused until it listens
+CLIENT_TIMEOUT_S = 15.0  # the load's HTTP client gives up on the API after this (stack/chaos_load.py)
 
 Check = tuple[int, list[str]]
 
@@ -79,29 +82,41 @@ def hits_once(s: Settings, ledger: Ledger, run: str) -> Check:
     return len(ledger.hits), bad
 
 
-def _within(t: float, windows: list[tuple[float, float]], grace: float) -> bool:
-    return any(a <= t <= b + grace for a, b in windows)
+def _within(t: float, windows: list[tuple[float, float]], grace: float, before: float = 0.0) -> bool:
+    return any(a - before <= t <= b + grace for a, b in windows)
+
+
+def _at(t: float, faults: list[Fault]) -> str:
+    """A monotonic time as seconds since the drill began."""
+    start = faults[0].began - faults[0].at_s if faults else 0.0
+    return f"+{t - start:.0f}s"
 
 
 def no_5xx(ledger: Ledger, faults: list[Fault]) -> Check:
+    """The API answered no 5xx but 503 while Kafka was down, and answered every request but
+    while it was killed and started again (made in that window: refused or cut off)."""
     kafka = [(f.began, f.ended) for f in faults if f.kind == "kafka"]
     api = [(f.began, f.ended) for f in faults if f.kind == "kill_api"]
-    bad = [f"{code} at {t:.0f}" for t, code in ledger.server_errors if code != 503 or not _within(t, kafka, KAFKA_GRACE_S)]
-    return sum(ledger.statuses.values()) + ledger.unreachable, bad + (
-        [f"{ledger.unreachable} requests unanswered"] if ledger.unreachable and not api else [])
+    bad = [f"{code} at {_at(t, faults)}" for t, code in ledger.server_errors
+           if code != 503 or not _within(t, kafka, KAFKA_GRACE_S)]
+    # a request made up to the client's timeout before the kill was in flight when it came
+    bad += [f"unanswered, made at {_at(t, faults)}" for t in ledger.unreachable
+            if not _within(t, api, RESTART_GRACE_S, before=CLIENT_TIMEOUT_S)]
+    return sum(ledger.statuses.values()) + len(ledger.unreachable), bad
 
 
 def tracking_answered(ledger: Ledger, faults: list[Fault]) -> Check:
     """The tracking front answered every request but while it was being restarted, and never
     a 5xx but a 503 for a link it could not look up while Redis was down."""
     down = [(f.began, f.ended) for f in faults if f.kind == "kill_tracking"]
-    redis_down = [(f.began, f.ended) for f in faults if f.kind == "redis"]
+    # Redis down, or wiped and not yet rebuilt: a link not in the front's cache is a 503
+    redis_down = [(f.began, f.ended) for f in faults if f.kind in ("redis", "redis_wipe")]
 
     def excused(t: float, what: str) -> bool:
         if what == "503":
             return _within(t, redis_down, RESTART_GRACE_S)
         return not what.isdigit() and _within(t, down, RESTART_GRACE_S)  # refused while it restarted
-    bad = [f"{what} at {t:.0f}" for t, what in ledger.hit_failures if not excused(t, what)]
+    bad = [f"{what} at {_at(t, faults)}" for t, what in ledger.hit_failures if not excused(t, what)]
     unanswered = sum(1 for _, what in ledger.hit_failures if not what.isdigit())
     return sum(ledger.hit_statuses.values()) + unanswered, bad
 
@@ -143,3 +158,100 @@ def _alert_row(f: Fault, name: str, text: str, notes: list) -> dict:
     return {"alert": name, "names": text, "fault": f.name,
             "fired_s": round(min(fired) - wall_at, 1) if fired else None,
             "resolved_s": round(min(resolved) - wall_at, 1) if resolved else None}
+
+
+def clickhouse_equals_topics(s: Settings, since: float) -> Check:
+    """Per event type, the drill brand's events on the analytics topics since the drill began
+    (from the offsets of its start time to the ends now) are each in ClickHouse exactly once, and
+    ClickHouse holds nothing from those offsets that the topics do not."""
+    from agents.analytics import TOPICS
+    from schemas.codec import DecodeError, default_codec
+    codec, ranges, topic_keys = default_codec(), [], {}
+    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "chaos-check", "enable.auto.commit": False,
+                  "enable.partition.eof": True})
+    try:
+        for name in (f"{s.topic_prefix}{t}" for t in TOPICS):
+            parts = [TopicPartition(name, p, int(since * 1000)) for p in c.list_topics(name, timeout=10).topics[name].partitions]
+            for tp in c.offsets_for_times(parts, timeout=30):
+                end = c.get_watermark_offsets(TopicPartition(name, tp.partition), timeout=10)[1]
+                if 0 <= tp.offset < end:
+                    ranges.append((name, tp.partition, tp.offset, end))
+        c.assign([TopicPartition(t, p, lo) for t, p, lo, _ in ranges])
+        left = {(t, p): hi for t, p, _, hi in ranges}
+        while left:
+            for m in c.consume(5000, timeout=1.0):
+                key = (m.topic(), m.partition())
+                if m.error() or key not in left or m.offset() >= left[key]:
+                    continue
+                if m.offset() + 1 >= left[key]:
+                    left.pop(key)
+                try:
+                    name, ev = codec.decode(m.value() or b"")
+                except DecodeError:
+                    continue
+                if ev.get("tenant") == TENANT:
+                    topic_keys.setdefault(name, set()).add(event_key(ev))
+    finally:
+        c.close()
+    where = " OR ".join(f"(topic = '{t}' AND partition = {p} AND offset >= {lo} AND offset < {hi})"
+                        for t, p, lo, hi in ranges) or "0"
+    ch, db = connect(s.clickhouse_host, s.clickhouse_port), s.clickhouse_database
+    in_range = {k: name for name, k in ch.execute(
+        f"SELECT event_type, event_key FROM {db}.events WHERE tenant = %(t)s AND ({where})", {"t": TENANT})}
+    wanted = {k: name for name, keys in topic_keys.items() for k in keys}
+    rows: dict[str, int] = {}  # a key produced again lies at two offsets: ClickHouse keeps the first copy's
+    every = sorted(wanted)
+    for n in range(0, len(every), 5000):
+        rows.update(ch.execute(f"SELECT event_key, count() FROM {db}.events WHERE tenant = %(t)s "
+                               "AND event_key IN %(keys)s GROUP BY event_key", {"t": TENANT, "keys": tuple(every[n:n + 5000])}))
+    bad = []
+    for name in sorted(set(wanted.values()) | set(in_range.values())):
+        keys = [k for k, nm in wanted.items() if nm == name]
+        missing = sum(1 for k in keys if k not in rows)
+        copies = sum(1 for k in keys if rows.get(k, 0) > 1)
+        invented = sum(1 for k, nm in in_range.items() if nm == name and k not in wanted)
+        if missing or copies or invented:
+            bad.append(f"{name}: {len(keys)} in the topics; not in ClickHouse {missing}, in it twice {copies}, "
+                       f"in it but not in the topics {invented}")
+    return sum(len(k) for k in topic_keys.values()), bad
+
+
+REPLAY_DB = 3  # a spare Redis database the drill's replay rebuilds into
+
+
+def read_models_equal_replay(s: Settings, ledger: Ledger) -> Check:
+    """The live Redis read models of the drill's leads equal what a replay of the topics builds
+    in a fresh database: each lead's read model, its places in the planner's schedule and its
+    send history."""
+    import subprocess
+    import sys
+
+    from stack.__main__ import child_env
+    from streams.settings import ROOT
+    url = s.redis_url.rsplit("/", 1)[0] + f"/{REPLAY_DB}"
+    live, rebuilt = redis.Redis.from_url(s.redis_url), redis.Redis.from_url(url)
+    rebuilt.flushdb()
+    out = subprocess.run([sys.executable, "-m", "runtime.replay", "--redis"], cwd=ROOT,
+                         env={**child_env(), "LEADSTREAM_REDIS_URL": url}, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        return 0, [f"the replay failed: {out.stderr[-500:]}"]
+    try:
+        ids, bad = sorted(ledger.answered), []
+        for n in range(0, len(ids), 2000):
+            chunk = ids[n:n + 2000]
+            a, b = _models(live, chunk), _models(rebuilt, chunk)
+            bad += [f"{lid}: {what} differs" for lid in chunk for what, x, y in zip(("read model", "schedule", "history"),
+                                                                                    a[lid], b[lid]) if x != y]
+        return len(ids), bad
+    finally:
+        rebuilt.flushdb()
+
+
+def _models(r: redis.Redis, lids: list[str]) -> dict[str, tuple]:
+    pipe = r.pipeline(transaction=False)
+    for lid in lids:
+        pipe.get(f"ls:lead:{TENANT}:{lid}")
+        pipe.zscore(f"ls:due:{TENANT}", f"{lid}|{LIST}")
+        pipe.lrange(f"ls:hist:{TENANT}:{lid}", 0, -1)
+    got = pipe.execute()
+    return {lid: tuple(got[3 * i:3 * i + 3]) for i, lid in enumerate(lids)}

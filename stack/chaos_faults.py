@@ -8,6 +8,9 @@ says what it did, how long it took, and which alerts it should raise.
     kill_tracking  SIGKILL of the tracking front, a new process started
     poison         a record no agent can decode, into the intake's topic: LeadstreamDeadLetters
     redis          Redis stopped, started again after a few seconds
+    redis_wipe     Redis loses everything (FLUSHDB): LeadstreamRedisStateLost; on that alert the
+                   runbook: the workers stopped (the supervisor), `runtime.replay --redis`, the
+                   workers started again
     clickhouse     ClickHouse down for a minute (45 s in a short drill): LeadstreamStoreDown
     kafka          the broker stopped and started again
 """
@@ -16,14 +19,18 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 
+import httpx
+import redis
 from confluent_kafka import Producer
 
 from scaling.client import SupervisorClient
 from stack.services import start, stop
-from streams.settings import Settings
+from streams.settings import ROOT, Settings
 
 
 @dataclass
@@ -110,6 +117,45 @@ def _restart(name: str, down_s: float, expects: list[tuple[str, str]] | None = N
     return fault
 
 
+def redis_wipe(s: Settings, rng: random.Random, services: dict) -> Fault:
+    """Redis loses every key of the platform, then the runbook brings it back: the workers
+    stopped (with the supervisor; gracefully, offsets committed), the replay rebuilds what the
+    topics hold, the workers started again. The API and the tracking front run throughout; the
+    workers run on the empty Redis until the alert comes (as they would until someone acts)."""
+    t0, wall = time.monotonic(), time.time()
+    redis.Redis.from_url(s.redis_url).flushdb()
+    _alert_came(s, "LeadstreamRedisStateLost", wall, 120.0)
+    stop(services["supervisor"], timeout=60)
+    out = subprocess.run([sys.executable, "-m", "runtime.replay", "--redis"], cwd=ROOT, env=_env(),
+                         capture_output=True, text=True, timeout=1200)
+    if out.returncode != 0:
+        raise RuntimeError(f"the replay failed after the wipe:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    rebuilt = time.monotonic() - t0
+    start(services["supervisor"], _env())
+
+    def ready() -> bool:
+        agents = SupervisorClient(s.supervisor_port).status()["agents"].values()
+        return all(any(w["ready"] for w in a["workers"]) or a["config"]["min_workers"] == 0 for a in agents)
+    _healthy_within(ready, 300)
+    return Fault(f"Redis wiped, rebuilt in {rebuilt:.0f}s", down_s=rebuilt, recovered_s=time.monotonic() - t0,
+                 expects=[("LeadstreamRedisStateLost", "Redis lost the platform")])
+
+
+def _alert_came(s: Settings, name: str, since: float, timeout: float) -> bool:
+    """Whether the Slack stand-in got `name` firing since `since` (waits up to timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got = httpx.get(f"{s.hooks_url}/received/alerts", timeout=10).json()
+        except httpx.HTTPError:
+            got = []
+        if any(m["received_at"] >= since and a.get("title", "") == f"firing: {name}"
+               for m in got for a in (m["body"] or {}).get("attachments", [])):
+            return True
+        time.sleep(2)
+    return False
+
+
 def _env() -> dict[str, str]:
     from stack.__main__ import child_env
     return child_env()
@@ -127,6 +173,7 @@ def schedule(rng: random.Random, minutes: float) -> list[tuple[str, object]]:
     kinds += [("kill_api", _kill_process("api", "SIGKILL the API")),
               ("kill_tracking", _kill_process("tracking", "SIGKILL the tracking front")),
               ("redis", _restart("redis", 5.0)),
+              ("redis_wipe", redis_wipe),
               ("clickhouse", _restart("clickhouse", 45.0 if short else 60.0, [("LeadstreamStoreDown", "clickhouse does not answer")])),
               ("kafka", _restart("kafka", 10.0 if short else 20.0))]
     if not short:

@@ -35,7 +35,7 @@ class Ledger:
     answered: dict[str, str] = field(default_factory=dict)  # lead id -> "api" | "queue"
     statuses: Counter = field(default_factory=Counter)
     server_errors: list[tuple[float, int]] = field(default_factory=list)
-    unreachable: int = 0
+    unreachable: list[float] = field(default_factory=list)  # when each unanswered request was made (monotonic)
     hits: dict[str, str] = field(default_factory=dict)  # user agent of an answered hit -> "o" | "c"
     hit_statuses: Counter = field(default_factory=Counter)
     hit_failures: list[tuple[float, str]] = field(default_factory=list)  # (when, status or error)
@@ -67,7 +67,7 @@ def api_load(s: Settings, key: str, run: str, rate: int, done: threading.Event, 
                 r = c.post("/v1/leads/batch", json={"leads": batch})
             except httpx.HTTPError:
                 with ledger.lock:
-                    ledger.unreachable += 1
+                    ledger.unreachable.append(t0)
                 return
             with ledger.lock:
                 ledger.statuses[r.status_code] += 1

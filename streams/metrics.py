@@ -45,6 +45,11 @@ JOB_LAST_SUCCESS = Gauge("leadstream_job_last_success_timestamp_seconds",
                          "When a periodic job last completed", ["task"])
 STORE_UP = Gauge("leadstream_store_up", "1 when the supervisor reached the store at its last check, else 0",
                  ["store"])
+# labelled, so that only the process that checks (the supervisor) exports it: an unlabelled
+# gauge would read 0 from every other process
+REDIS_INTACT = Gauge("leadstream_redis_state_intact",
+                     "1 when Redis holds the platform's state (its ls:intact mark), 0 when it answers without it",
+                     ["redis"])
 REDIS_MEMORY = Gauge("leadstream_redis_memory_bytes", "Redis used_memory", ["redis"])
 REDIS_KEYS = Gauge("leadstream_redis_keys", "Redis keys per key family", ["family"])
 

@@ -153,10 +153,10 @@ class SendBatch:
         if failed:
             await self.state.settle([], [], failed)
         if answered:
-            await self.state.settle([(ev["send_id"], (n, ev)) for n, ev in answered if n == "send.dispatched"], [],
-                                    [(ev["send_id"], (n, ev)) for n, ev in answered if n != "send.dispatched"])
-            await self.state.record([ev for n, ev in answered if n == "send.dispatched"], [], now_ms,
-                                    now_ms - RESEND_JOBS_AFTER_MS)
+            await self.state.settle_and_record(
+                [(ev["send_id"], (n, ev)) for n, ev in answered if n == "send.dispatched"], [],
+                [(ev["send_id"], (n, ev)) for n, ev in answered if n != "send.dispatched"],
+                [ev for n, ev in answered if n == "send.dispatched"], now_ms, now_ms - RESEND_JOBS_AFTER_MS)
         return kept
 
     async def _capped(self, items: list[Item], out: Outbox, now_ms: int) -> list[Item]:
@@ -330,11 +330,10 @@ class SendBatch:
                     self._defer(req, f"provider_transient: {outcome.error or ''}"[:200], retry_at, now_ms, out)
                     release.append(req["send_id"])
                     uncount.append(_counted_key(item))
-        await self.state.settle(sent, release, failed)
+        await self.state.settle_and_record(sent, release, failed, dispatched, now_ms, now_ms - RESEND_JOBS_AFTER_MS)
         await self.state.uncount_today(uncount)
         for sid in release:
             self.unfinished.counted.pop(sid, None)
-        await self.state.record(dispatched, [], now_ms, now_ms - RESEND_JOBS_AFTER_MS)
 
     # -- helpers --------------------------------------------------------------------------
 

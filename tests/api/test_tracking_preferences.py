@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from api.tracking import TrackingApp
 from domain.links import LinkRecord, signed_code
 from domain.preferences import pause_end
+from projections.redis_keys import INTACT
 from schemas.codec import default_codec
 from streams.settings import get_settings
 from streams.spool import SpoolingProducer
@@ -47,6 +48,7 @@ class Front:
 
     def start(self, tmp) -> None:
         self.r.flushdb()
+        self.r.set(INTACT, "test")  # a Redis that holds the platform's state (not wiped)
         seed_config_topic(self.s, self.prefix)
         spec = next(t for t in all_topics() if t.name == SUBMITTED)
         admin = AdminClient({"bootstrap.servers": self.s.kafka_bootstrap})
@@ -257,5 +259,29 @@ def test_redis_unreachable_is_a_503_with_retry_after_never_a_500(tmp_path):
         front.app.redis = real
         r = front.request("GET", f"/c/{code}")
         assert r.status_code == 302 and r.headers["location"] == "https://jobs.example/1"
+    finally:
+        front.close()
+
+
+def test_while_a_wiped_redis_is_rebuilt_a_missing_link_is_a_503_not_a_404_and_is_not_remembered(tmp_path):
+    """Redis lost its state (no ls:intact) and the replay has not put the links back yet: a link
+    the front cannot find answers 503 with Retry-After (come back), not 404 (no such link), and
+    that miss is not cached, so once the record is back the same link redirects at once. With
+    Redis marked intact, an unknown code is a 404 as before."""
+    front = Front(tmp_path)
+    front.start(tmp_path)
+    try:
+        code = front.link("lead-wiped", kind="click")
+        record = front.r.get(f"ls:link:{code}")
+        front.r.flushdb()  # the wipe
+        for method in ("GET", "HEAD"):
+            r = front.request(method, f"/c/{code}")
+            assert r.status_code == 503 and r.headers["retry-after"] == "5", (method, r.status_code)
+        front.r.set(f"ls:link:{code}", record)  # what the replay writes back ...
+        front.r.set(INTACT, "replay")  # ... and, at its end, the mark
+        r = front.request("GET", f"/c/{code}")
+        assert r.status_code == 302 and r.headers["location"] == "https://jobs.example/1"
+        unknown = signed_code(10 ** 12 + 11, front.key)
+        assert front.request("GET", f"/c/{unknown}").status_code == 404
     finally:
         front.close()

@@ -54,3 +54,15 @@ def test_a_dead_letter_fires_its_alert_through_alertmanager_to_the_slack_stand_i
                                       for a in (m["body"] or {}).get("attachments", []))]
     [first, *_] = wait_for(in_slack, 60, what="the alert in the Slack stand-in")
     assert first["user_agent"].startswith("Alertmanager/") and first["received_at"] <= time.time()
+
+
+def test_the_redis_state_gauge_comes_from_the_supervisor_alone_and_says_intact(settings):
+    """leadstream_redis_state_intact is exported by the process that checks (the supervisor),
+    not as a default 0 by every other process (which kept LeadstreamRedisStateLost firing on
+    a healthy platform), and on a healthy platform it is 1 and the alert is quiet."""
+    def series():
+        return prometheus(settings, "query", query="leadstream_redis_state_intact")["result"]
+    found = wait_for(lambda: series(), 60, what="the gauge scraped")
+    assert [(r["metric"]["job"], r["value"][1]) for r in found] == [("supervisor", "1")]
+    firing = prometheus(settings, "query", query='ALERTS{alertname="LeadstreamRedisStateLost"}')["result"]
+    assert firing == []

@@ -165,3 +165,26 @@ def test_links_histories_and_jobs_sent_lost_with_redis_come_back_and_old_links_s
                  and orjson.loads(before[k])["destination_url"])
     r = httpx.get(f"{settings.tracking_base_url}/c/{click['code']}", follow_redirects=False, timeout=10)
     assert r.status_code == 302 and r.headers["location"].startswith(click["destination_url"].split("?")[0])
+
+
+def test_bootstrap_marks_a_fresh_redis_intact_and_leaves_a_wiped_one_to_the_replay():
+    """ls:intact says Redis holds the platform's state (the tracking front's misses are 404s, the
+    supervisor's gauge is 1). The bootstrap marks a Redis with nothing to lose yet; a Redis that
+    lost its state while the topics hold events stays unmarked, with a warning, until the replay
+    has rebuilt it."""
+    import json
+
+    from projections.redis_keys import INTACT
+    from schemas.codec import SCHEMA_DIR, default_codec
+    from stack.isolated import IsolatedPlatform
+    accepted = json.loads((SCHEMA_DIR / "lead" / "examples" / "accepted.v2.json").read_text())
+    with IsolatedPlatform(redis_db=15, agents=()) as p:
+        assert p.redis.get(INTACT) == b"bootstrap"  # empty topics: nothing to lose
+        p.produce("leads.events", [(accepted["lead_id"].encode(), default_codec().encode("lead.accepted", accepted))])
+        p.redis.flushdb()  # the wipe
+        out = p._run("-m", "runtime.bootstrap")
+        assert "WARNING: Redis holds none of the platform's state" in out and not p.redis.exists(INTACT)
+        assert "replay done" in p.replay("--redis")
+        assert p.redis.get(INTACT) == b"replay"
+        assert p.redis.exists(f"ls:lead:{accepted['tenant']}:{accepted['lead_id']}")
+        assert "holds the platform's state" in p._run("-m", "runtime.bootstrap")

@@ -1,7 +1,8 @@
 """A batch that fails midway for a moment (Kafka or Redis gone) is retried by run_batch in the
 same process; the retry carries on from its own claims. Before, it took them for another
 worker's: the sends waited for the lease (5 minutes) and were then reported failed with
-"outcome unknown", though they had never been given to a provider."""
+"outcome unknown", though they had never been given to a provider. A daily alert's count
+against the lead's daily cap is not taken twice either."""
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +12,8 @@ from email.parser import BytesHeaderParser
 
 import pytest
 
-from domain.lead_input import LeadIn
 from domain.identity import new_event_id
+from domain.lead_input import LeadIn
 from domain.submission import build_submitted
 from runtime.deps import build
 from runtime.sending import build_send_batch
@@ -27,17 +28,31 @@ from tests.integration.conftest import wait_for
 CODEC = default_codec()
 
 
-def _welcome_request(p: IsolatedPlatform, uid: str) -> dict:
-    """A lead decided by the real intake; its welcome request as the intake put it on sends.priority."""
+@pytest.fixture(scope="module")
+def iso():
+    with IsolatedPlatform(redis_db=13, agents=("intake", "planner", "jobs")) as p:
+        p.poll_feeds()
+        wait_for(lambda: p.redis.hlen("ls:jobs:jobsnearby") >= 6000, 90, what="the feeds' jobs in Redis")
+        yield p
+
+
+def _lead(p: IsolatedPlatform, uid: str) -> str:
+    """A lead decided by the real intake, scheduled by the real planner; its id."""
     tenant = load_tenants(p.settings.tenants_file).tenants["jobsnearby"]
     lead = LeadIn.model_validate({"email": f"midway.{uid}@example.com", "partner": "ziprecruiter",
-                                  "list": "daily-jobs", "location": {"zip": "10001", "country": "US"}})
+                                  "list": "daily-jobs", "location": {"zip": "10001", "country": "US"},
+                                  "interests": {"keywords": ["nurse"], "categories": ["nursing"]}})
     now = int(time.time() * 1000)
     sub = build_submitted(lead, tenant, new_event_id(now, uid.encode().ljust(10, b"0")[:10]), now, "test")
     p.produce("leads.submitted", [(sub["lead_id"].encode(), CODEC.encode("lead.submitted", sub))])
-    tail = TopicTail(p.settings.kafka_bootstrap, f"{p.prefix}sends.priority")
-    [(_, req)] = wait_for(lambda: tail.events(), 90, 0.5, "the welcome request")
-    return {k: int(v.timestamp() * 1000) if hasattr(v, "timestamp") else v for k, v in req.items()}
+    return sub["lead_id"]
+
+
+def _request(p: IsolatedPlatform, topic: str, lead_id: str) -> dict:
+    tail = TopicTail(p.settings.kafka_bootstrap, f"{p.prefix}{topic}")
+    reqs = wait_for(lambda: [ev for _, ev in tail.events() if ev["lead_id"] == lead_id], 90, 0.5, f"a request on {topic}")
+    assert len(reqs) == 1
+    return {k: int(v.timestamp() * 1000) if hasattr(v, "timestamp") else v for k, v in reqs[0].items()}
 
 
 def _delivered(settings, send_id: str) -> int:
@@ -48,27 +63,48 @@ def _delivered(settings, send_id: str) -> int:
     return n
 
 
-def test_a_batch_retried_after_kafka_refused_its_links_sends_once_and_reports_no_unknown_outcome(uid):
-    with IsolatedPlatform(redis_db=13, agents=("intake", "planner")) as p:
-        req = _welcome_request(p, uid)
+def _fail_then_retry(p: IsolatedPlatform, req: dict, now_ms: int):
+    """The batch once with Kafka refusing its links (nothing may leave), then again (Kafka back)."""
+    async def scenario():
+        deps = build(p.settings)
+        batch = build_send_batch(deps)
+        real = batch.ports
+        nowhere = AsyncProducer("127.0.0.1:9", **{"message.timeout.ms": 1500, "log_level": 0})
+        batch.ports = replace(real, links=KafkaLinkLog(nowhere, deps.codec, deps.topic("sends.links")))
+        with pytest.raises(ProduceError):
+            await batch.run([req], now_ms)
+        assert p.redis.get(f"ls:send:{req['send_id']}").startswith(b"inflight|")  # its own claim
+        assert _delivered(p.settings, req["send_id"]) == 0
+        batch.ports = real  # run_batch runs the same batch again
+        out = await batch.run([req], now_ms + 1000)
+        nowhere.close(0)
+        return out
+    return asyncio.run(scenario())
 
-        async def scenario():
-            deps = build(p.settings)
-            batch = build_send_batch(deps)
-            real = batch.ports
-            nowhere = AsyncProducer("127.0.0.1:9", **{"message.timeout.ms": 1500, "log_level": 0})
-            batch.ports = replace(real, links=KafkaLinkLog(nowhere, deps.codec, deps.topic("sends.links")))
-            with pytest.raises(ProduceError):  # Kafka did not take the links: nothing may leave
-                await batch.run([req], int(time.time() * 1000))
-            assert p.redis.get(f"ls:send:{req['send_id']}").startswith(b"inflight|")  # its own claim
-            assert _delivered(p.settings, req["send_id"]) == 0
-            batch.ports = real  # Kafka is back: run_batch runs the same batch again
-            out = await batch.run([req], int(time.time() * 1000))
-            nowhere.close(0)
-            return out
-        out = asyncio.run(scenario())
-        assert [name for name, _ in out.events] == ["send.dispatched"]
-        assert _delivered(p.settings, req["send_id"]) == 1
-        assert p.redis.get(f"ls:send:{req['send_id']}").startswith(b"sent|")
-        links = TopicTail(p.settings.kafka_bootstrap, f"{p.prefix}sends.links").events()
-        assert [ev["send_id"] for _, ev in links] == [req["send_id"]]
+
+def _sent_once(p: IsolatedPlatform, req: dict, out) -> None:
+    assert [name for name, _ in out.events] == ["send.dispatched"]
+    assert _delivered(p.settings, req["send_id"]) == 1
+    assert p.redis.get(f"ls:send:{req['send_id']}").startswith(b"sent|")
+    links = TopicTail(p.settings.kafka_bootstrap, f"{p.prefix}sends.links").events()
+    assert [ev["send_id"] for _, ev in links].count(req["send_id"]) == 1
+    assert p.redis.llen(f"ls:hist:{req['tenant']}:{req['lead_id']}") >= 1
+
+
+def test_a_welcome_retried_after_kafka_refused_its_links_goes_once_and_reports_no_unknown_outcome(iso, uid):
+    req = _request(iso, "sends.priority", _lead(iso, uid))
+    out = _fail_then_retry(iso, req, int(time.time() * 1000))
+    _sent_once(iso, req, out)
+
+
+def test_a_daily_alert_retried_the_same_way_takes_its_daily_cap_once(iso, uid):
+    lid = _lead(iso, uid)
+    member = f"{lid}|daily-jobs"
+    due = int(wait_for(lambda: iso.redis.zscore("ls:due:jobsnearby", member), 60, what="the lead's schedule"))
+    _request(iso, "sends.priority", lid)  # its welcome went to the priority topic (not sent here)
+    iso.plan(due)
+    req = _request(iso, "sends.bulk", lid)
+    out = _fail_then_retry(iso, req, due)
+    _sent_once(iso, req, out)
+    cap = f"ls:cap:jobsnearby:email:{lid}:{req['local_date']}"
+    assert iso.redis.get(cap) == b"1"  # the first attempt's count, not taken again
