@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from domain.validation import suppression_entries
@@ -36,22 +37,30 @@ def create_topics(s: Settings) -> list[str]:
     return [t.topic for t in new]
 
 
-def topics_hold_events(s: Settings, names: list[str]) -> bool:
-    """Whether any of these topics holds a message."""
-    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "leadstream-bootstrap"})
-    try:
-        for name in names:
-            topic = f"{s.topic_prefix}{name}"
-            for p in c.list_topics(topic, timeout=10).topics[topic].partitions:
-                lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                if hi > lo:
-                    return True
+def topics_hold_events(s: Settings, names: list[str], created: list[str], timeout_s: float = 60.0) -> bool:
+    """Whether any of these topics holds a message. One this bootstrap created holds none (and
+    may not have its partition leaders yet); the others are asked, for up to timeout_s while
+    their leaders are elected."""
+    topics = [f"{s.topic_prefix}{n}" for n in names if f"{s.topic_prefix}{n}" not in created]
+    if not topics:
         return False
+    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "leadstream-bootstrap"})
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                return any(hi > lo for topic in topics
+                           for p in c.list_topics(topic, timeout=10).topics[topic].partitions
+                           for lo, hi in [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)])
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
     finally:
         c.close()
 
 
-async def mark_intact(deps) -> str:
+async def mark_intact(deps, created: list[str]) -> str:
     """Say that Redis holds the platform's state, when it does: already marked; or in use from
     before the mark existed (the link counter is there); or nothing to lose yet (no lead or link
     in the topics). A Redis that lost its state (wiped, or its data gone) while the topics hold
@@ -59,7 +68,7 @@ async def mark_intact(deps) -> str:
     r = deps.redis
     if await r.exists(INTACT):
         return "holds the platform's state"
-    if await r.exists(LINK_SEQ) or not topics_hold_events(deps.settings, [LEAD_EVENTS, SEND_LINKS]):
+    if await r.exists(LINK_SEQ) or not topics_hold_events(deps.settings, [LEAD_EVENTS, SEND_LINKS], created):
         await r.set(INTACT, "bootstrap")
         return "holds the platform's state (marked)"
     return ("WARNING: Redis holds none of the platform's state but the topics hold events: run "
@@ -123,7 +132,7 @@ def main() -> None:
         entries = blocklist_entries(deps)
         await deps.leads.sync_blocklist(entries)
         print(f"redis: blocklist holds {len(entries)} entries")
-        print(f"redis: {await mark_intact(deps)}")
+        print(f"redis: {await mark_intact(deps, created)}")
     asyncio.run(configure())
 
 
