@@ -63,6 +63,7 @@ class Unfinished:
     retry carries on from here instead of mistaking its own claims for another worker's (which
     would hold the sends for the lease and then report them failed with outcome unknown)."""
 
+    claimed: set[str] = field(default_factory=set)  # send ids it claimed
     counted: dict[str, int] = field(default_factory=dict)  # send id -> its number of the day
     handed: dict[str, tuple[str, dict] | None] = field(default_factory=dict)  # given to a provider
     # -> the event of its answer, None while the answer is not known
@@ -125,16 +126,21 @@ class SendBatch:
 
     async def _claimed(self, items: list[Item], now_ms: int, out: Outbox) -> list[Item]:
         marks = await self.state.claim([i.req["send_id"] for i in items], self.owner, now_ms)
-        kept, failed, answered = [], [], []
+        kept, failed, answered, going = [], [], [], set()
         for item, mark in zip(items, marks):
             sid = item.req["send_id"]
-            if mark is not None and _claimed_by(mark) == self.owner:  # this batch's own earlier attempt
+            # claimed by this batch's earlier attempt (not by another copy of the request in this
+            # batch: that one waits, as for any claim that is not its own)
+            if (mark is not None and sid in self.unfinished.claimed and sid not in going
+                    and _claimed_by(mark) == self.owner):
                 if sid not in self.unfinished.handed:  # never given to a provider: it goes on
                     kept.append(item)
+                    going.add(sid)
                     continue
                 if self.unfinished.handed[sid] is not None:  # delivered or refused: only its record is missing
                     answered.append(self.unfinished.handed[sid])
                     out.events.append(self.unfinished.handed[sid])
+                    going.add(sid)
                     continue
             verdict = after_mark(mark, now_ms, self.ports.policy.lease_ms)
             if verdict.action == "skip" and mark and b"|{" in mark:
@@ -150,6 +156,8 @@ class SendBatch:
                 continue
             if not self._settled_now(verdict, item.req, now_ms, out):
                 kept.append(item)
+                going.add(sid)
+        self.unfinished.claimed |= going
         if failed:
             await self.state.settle([], [], failed)
         if answered:
@@ -352,11 +360,11 @@ class SendBatch:
         out.retries.append(retried(req, retry_at))
 
     async def _give_back(self, send_ids: list[str], cap_keys: list[tuple]) -> None:
-        for sid in send_ids:
-            self.unfinished.counted.pop(sid, None)
         if send_ids:
             await self.state.settle([], send_ids, [])
         await self.state.uncount_today(cap_keys)
+        for sid in send_ids:  # given back: a retry counts them afresh
+            self.unfinished.counted.pop(sid, None)
 
     def _providers(self, item: Item) -> list[str]:
         cfg = item.tenant.lists.get(item.req["list"])

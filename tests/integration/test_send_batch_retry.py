@@ -63,7 +63,7 @@ def _delivered(settings, send_id: str) -> int:
     return n
 
 
-def _fail_then_retry(p: IsolatedPlatform, req: dict, now_ms: int):
+def _fail_then_retry(p: IsolatedPlatform, req: dict, now_ms: int, copies: int = 1):
     """The batch once with Kafka refusing its links (nothing may leave), then again (Kafka back)."""
     async def scenario():
         deps = build(p.settings)
@@ -72,11 +72,11 @@ def _fail_then_retry(p: IsolatedPlatform, req: dict, now_ms: int):
         nowhere = AsyncProducer("127.0.0.1:9", **{"message.timeout.ms": 1500, "log_level": 0})
         batch.ports = replace(real, links=KafkaLinkLog(nowhere, deps.codec, deps.topic("sends.links")))
         with pytest.raises(ProduceError):
-            await batch.run([req], now_ms)
+            await batch.run([req] * copies, now_ms)
         assert p.redis.get(f"ls:send:{req['send_id']}").startswith(b"inflight|")  # its own claim
         assert _delivered(p.settings, req["send_id"]) == 0
         batch.ports = real  # run_batch runs the same batch again
-        out = await batch.run([req], now_ms + 1000)
+        out = await batch.run([req] * copies, now_ms + 1000)
         nowhere.close(0)
         return out
     return asyncio.run(scenario())
@@ -108,3 +108,14 @@ def test_a_daily_alert_retried_the_same_way_takes_its_daily_cap_once(iso, uid):
     _sent_once(iso, req, out)
     cap = f"ls:cap:jobsnearby:email:{lid}:{req['local_date']}"
     assert iso.redis.get(cap) == b"1"  # the first attempt's count, not taken again
+
+
+def test_two_copies_of_a_request_in_one_batch_go_out_once_also_when_the_batch_is_retried(iso, uid):
+    """A request delivered twice into one batch (an upstream batch redelivered): the second copy
+    finds the first one's claim and waits, in the retried attempt as in the first; it is never
+    taken for the batch's own earlier claim."""
+    req = _request(iso, "sends.priority", _lead(iso, uid))
+    out = _fail_then_retry(iso, req, int(time.time() * 1000), copies=2)
+    assert sorted(name for name, _ in out.events) == ["send.deferred", "send.dispatched"]
+    assert [ev["reason"] for name, ev in out.events if name == "send.deferred"] == ["in_flight_elsewhere"]
+    assert _delivered(iso.settings, req["send_id"]) == 1
