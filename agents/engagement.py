@@ -81,7 +81,7 @@ async def process(deps, msgs: list[tuple]) -> int:
     out += [(deps.topic(ROLE_TOPIC[role]), ev["lead_id"].encode(), deps.codec.encode(n, ev), None)
             for role, n, ev in decided]
     await deps.producer.send_many(out)
-    await store.apply(_updates(decided))
+    await store.apply(counter_updates(decided))
     await store.save_activities({sid: a for sid, a in acts.items() if a[0].recent_clicks or a[0].honeypot_at_ms})
     return len(msgs)
 
@@ -98,7 +98,7 @@ async def _soft_counts(store, softs, todo) -> list[int]:
     return await store.soft_bounces(softs, window)
 
 
-def _updates(decided: list) -> list[dict]:
+def counter_updates(decided: list) -> list[dict]:
     """The per-lead counter moves of the decided opens and clicks."""
     ups = []
     for role, name, ev in decided:

@@ -54,6 +54,24 @@ def _pruned(tenant: str, channel: str) -> str:
     return f"ls:pruned:{tenant}:{channel}"
 
 
+def last_seen_move(name: str, ev: dict) -> tuple[str, str, str, int] | None:
+    """How one event moves its lead's last-seen time: (how, key, lead id, at), how being "first"
+    (an acceptance: only a lead not there yet), "later" (added, or moved only forward), "engaged"
+    (a person's first-revision open or click: only a lead there, only forward) or "gone"."""
+    at = event_ms(ev["occurred_at"])
+    if name == "lead.accepted":
+        how = "first"
+    elif name in ("lead.resubmitted", "lead.resubscribed"):
+        how = "later"
+    elif name == "lead.unsubscribed":
+        how = "gone"
+    elif name in ("engagement.opened", "engagement.clicked") and not ev["is_bot"] and ev["revision"] == 0:
+        how = "engaged"
+    else:
+        return None
+    return how, _key(ev["tenant"], ev["channel"]), ev["lead_id"], at
+
+
 async def follow(deps, values: list[bytes | None]) -> int:
     """Move each lead's last-seen time; other agents' bad messages are theirs to dead-letter.
     A person's click from a lead this agent pruned asks for it back, where the tenant allows."""
@@ -64,19 +82,16 @@ async def follow(deps, values: list[bytes | None]) -> int:
             name, ev = deps.codec.decode(value or b"")
         except DecodeError:
             continue
-        at = event_ms(ev["occurred_at"])
-        if name == "lead.accepted":
-            pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, nx=True)
-        elif name == "lead.resubmitted":
-            pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, gt=True)
-        elif name == "lead.resubscribed":
-            pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, gt=True)
-        elif name == "lead.unsubscribed":
-            pipe.zrem(_key(ev["tenant"], ev["channel"]), ev["lead_id"])
-        elif name in ("engagement.opened", "engagement.clicked") and not ev["is_bot"] and ev["revision"] == 0:
-            pipe.zadd(_key(ev["tenant"], ev["channel"]), {ev["lead_id"]: at}, xx=True, gt=True)
-            if name == "engagement.clicked":
-                humans.append(ev)
+        move = last_seen_move(name, ev)
+        if move is None:
+            continue
+        how, key, lead, at = move
+        if how == "gone":
+            pipe.zrem(key, lead)
+        else:
+            pipe.zadd(key, {lead: at}, nx=how == "first", gt=how != "first", xx=how == "engaged")
+        if how == "engaged" and name == "engagement.clicked":
+            humans.append(ev)
     await pipe.execute()
     await _reactivate(deps, humans)
     return len(values)

@@ -59,6 +59,18 @@ return grant
 """
 
 
+# A send's entry in the lead's history, once: a batch retried after its MULTI was applied but
+# its answer lost (Redis restarting) records the same entry again (the same bytes: its time is
+# the event's own)
+_HISTORY = """
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then
+  redis.call('LPUSH', KEYS[1], ARGV[1])
+  redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+"""
+
+
 def mark_key(send_id: str) -> str:
     return f"ls:send:{send_id}"
 
@@ -95,6 +107,7 @@ class SendState:
         self.r = r
         self._take = r.register_script(_TAKE)
         self._codes = r.register_script(_CODES)
+        self._history = r.register_script(_HISTORY)
 
     async def claim(self, send_ids: list[str], owner: str, now_ms: int) -> list[bytes | None]:
         """Claim each id for delivery; None where claimed now, else the mark already there."""
@@ -123,7 +136,7 @@ class SendState:
         goes no further)."""
         pipe = self.r.pipeline(transaction=True)
         _settle_into(pipe, sent, released, failed)
-        self._record_into(pipe, dispatched, [], now_ms, keep_since_ms)
+        await self._record_into(pipe, dispatched, [], now_ms, keep_since_ms)
         await pipe.execute()
 
     async def take(self, scope: str, second: int, want: int, limit: int) -> int:
@@ -163,18 +176,16 @@ class SendState:
     async def record(self, dispatched: list[dict], links: list[dict], now_ms: int, keep_since_ms: int) -> None:
         """After delivery: history, jobs sent, and the tracked links' records."""
         pipe = self.r.pipeline(transaction=False)
-        self._record_into(pipe, dispatched, links, now_ms, keep_since_ms)
+        await self._record_into(pipe, dispatched, links, now_ms, keep_since_ms)
         await pipe.execute()
 
-    @staticmethod
-    def _record_into(pipe, dispatched: list[dict], links: list[dict], now_ms: int, keep_since_ms: int) -> None:
+    async def _record_into(self, pipe, dispatched: list[dict], links: list[dict], now_ms: int,
+                           keep_since_ms: int) -> None:
         for d in dispatched:
             # when it was sent is the event's time, also when a retried batch records it later
             at = d.get("occurred_at") if isinstance(d.get("occurred_at"), int) else now_ms
-            hist = f"ls:hist:{d['tenant']}:{d['lead_id']}"
-            pipe.lpush(hist, history_entry(d, at))
-            pipe.ltrim(hist, 0, HIST_KEEP - 1)
-            pipe.expire(hist, HIST_TTL_S)
+            await self._history(keys=[f"ls:hist:{d['tenant']}:{d['lead_id']}"],
+                                args=[history_entry(d, at), HIST_KEEP, HIST_TTL_S], client=pipe)
             if d["job_keys"]:
                 jobs = f"ls:sentjobs:{d['tenant']}:{d['lead_id']}"
                 pipe.zadd(jobs, {k: at for k in d["job_keys"]})

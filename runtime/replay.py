@@ -29,10 +29,12 @@ from schemas.codec import DecodeError
 from streams.settings import get_settings
 from agents.analytics import TOPICS as ANALYTICS_TOPICS
 from domain.planning import schedule_for
+from domain.schedule import DEFAULT_TIMEZONE, local_date
 from projections.redis_schedule import Schedule
 from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from runtime.deps import Deps, build
 from runtime.replay_triggers import rebuild_triggers
+from runtime.replay_engagement import LastSeen, rebuild_engagement
 from runtime.replay_sends import rebuild_sends
 
 import orjson
@@ -75,9 +77,11 @@ def read_topics(deps: Deps, topics: list[str]) -> tuple[int, Iterator[tuple]]:
     return total, messages()
 
 
-def fold_leads(deps: Deps, messages: Iterator[tuple], tick: Callable[[int], None]
+def fold_leads(deps: Deps, messages: Iterator[tuple], tick: Callable[[int], None],
+               also: Callable[[str, dict], None] = lambda name, ev: None
                ) -> tuple[dict[tuple[str, str], LeadState], set[tuple[str, str]], int]:
-    """Every lead's state and the opt-outs, from lead events in topic order."""
+    """Every lead's state and the opt-outs, from lead events in topic order (each event also
+    handed to `also`)."""
     states: dict[tuple[str, str], LeadState] = {}
     optouts: set[tuple[str, str]] = set()
     bad = 0
@@ -88,6 +92,7 @@ def fold_leads(deps: Deps, messages: Iterator[tuple], tick: Callable[[int], None
         except DecodeError:
             bad += 1
             continue
+        also(name, ev)
         k = (ev["tenant"], ev["lead_id"])
         st = evolve(states.get(k), name, ev)
         if st is not None:
@@ -144,10 +149,22 @@ async def _scan_batches(r, pattern: str):
         yield batch
 
 
+def local_date_of(book, states: dict) -> Callable[[dict], str]:
+    """The lead's local date of a send, as the planner named it (the lead's zone, else its list's)."""
+    def of(d: dict) -> str:
+        st, tenant = states.get((d["tenant"], d["lead_id"])), book.tenants.get(d["tenant"])
+        lst = tenant.lists.get(d["list"]) if tenant else None
+        at = d["occurred_at"]
+        at_ms = int(at.timestamp() * 1000) if isinstance(at, datetime) else int(at)
+        return local_date(at_ms, st.timezone if st else None, default_tz=lst.timezone if lst else DEFAULT_TIMEZONE)
+    return of
+
+
 def rebuild_redis(deps: Deps, progress: Progress) -> dict:
     total, msgs = read_topics(deps, [deps.topic(LEAD_EVENTS)])
     task = progress.add_task("redis: folding leads.events", total=total)
-    states, optouts, bad = fold_leads(deps, msgs, lambda n: progress.advance(task, n))
+    last_seen = LastSeen()
+    states, optouts, bad = fold_leads(deps, msgs, lambda n: progress.advance(task, n), last_seen.fold)
     tasks: dict[str, int] = {}
 
     def tick(what: str, n: int, of: int) -> None:
@@ -157,7 +174,8 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
 
     async def write() -> dict:
         await write_redis(deps, states, optouts)
-        marks = await rebuild_sends(deps, read_topics, tick)
+        marks = await rebuild_sends(deps, read_topics, tick, local_date_of(deps.tenants, states))
+        marks |= await rebuild_engagement(deps, read_topics, tick, last_seen, states, int(time.time() * 1000))
         triggers = {**await rebuild_triggers(deps, states, read_topics, tick), **marks}
         await deps.redis.set(INTACT, "replay")  # the tracking front's misses are 404s again
         return triggers

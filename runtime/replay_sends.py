@@ -74,7 +74,7 @@ def waiting_retries(requests, acted_on: set[str], now_ms: int) -> list[tuple[str
 
 
 async def rebuild_sends(deps, read_topics: Callable, tick: Callable[[str, int, int], None],
-                        now_ms: int | None = None) -> dict:
+                        local_date_of: Callable[[dict], str], now_ms: int | None = None) -> dict:
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     bad, acted_on, dispatched = [0], set(), []
 
@@ -87,7 +87,7 @@ async def rebuild_sends(deps, read_topics: Callable, tick: Callable[[str, int, i
             yield name, ev
     settled = settled_sends(events(), now_ms)
     marks = await _write_marks(deps, settled, now_ms)
-    sent = await write_sent(deps.redis, dispatched, now_ms)
+    sent = await write_sent(deps.redis, dispatched, local_date_of, now_ms)
     links = await rebuild_links(deps, read_topics, tick, now_ms)
     total, msgs = read_topics(deps, [deps.topic(SENDS_RETRY)])
     # keyed by lead id, like every send topic

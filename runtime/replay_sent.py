@@ -8,13 +8,22 @@
                          not send a job again within that)
   ls:pmsg:{provider}:{id}      the send behind each provider message id of the last 30 days
                          (provider webhooks are matched to their send by it)
+  ls:cap:{tenant}:{channel}:{lead}:{local date}  daily alerts sent to each lead on its local
+                         days of the last two (the per-lead daily cap)
+  ls:daycap:{tenant}:{channel}:{UTC day}  a brand's sends per channel on the UTC days of the
+                         last two (its daily volume); what the sender took but did not send
+                         (a failure) is not in the topics, so this is a lower bound
 
-Each is written only where Redis has nothing for it (NX, or a list or set that is missing), so
-running it against a Redis that kept its state changes nothing, and every key gets the lifetime
-it has left.
+Links and provider message ids are written only where Redis has none (NX). A history or a set
+of jobs sent that Redis already holds is merged with the replayed one, not skipped: after a wipe
+the workers go on sending until someone acts, so a lead's history may already hold a send made
+after the wipe while the ones before it are only in the topics. Running it against a Redis that
+kept its state changes nothing, and every key keeps the longer of its lifetime and the one the
+topics give it.
 """
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from datetime import datetime
 from typing import Callable, Iterable
@@ -22,8 +31,8 @@ from typing import Callable, Iterable
 import orjson
 
 from domain.links import LINKS_EVENT, records_of
-from domain.sending import RESEND_JOBS_AFTER_MS
-from projections.redis_sends import (HIST_KEEP, HIST_TTL_S, LINK_TTL_S, PMSG_TTL_S, SENTJOBS_TTL_S,
+from domain.sending import DAILY_CAPPED, RESEND_JOBS_AFTER_MS, is_reply
+from projections.redis_sends import (CAP_TTL_S, HIST_KEEP, HIST_TTL_S, LINK_TTL_S, PMSG_TTL_S, SENTJOBS_TTL_S,
                                      history_entry, provider_message)
 from schemas.codec import DecodeError
 from streams.topics import SEND_LINKS
@@ -48,13 +57,15 @@ def _ms(v) -> int:
 def histories(dispatched: Iterable[dict], now_ms: int) -> dict[str, tuple[list[bytes], int]]:
     """key -> (entries newest first, at most HIST_KEEP; ms left to live) of each lead with a
     send within the history's lifetime."""
-    by_lead: dict[str, list[dict]] = defaultdict(list)
-    for d in dispatched:
+    by_lead: dict[str, dict[str, dict]] = defaultdict(dict)
+    for d in dispatched:  # one entry a send: a worker killed before its commit emits it again
         if now_ms - _ms(d["occurred_at"]) < HIST_TTL_S * 1000:
-            by_lead[f"ls:hist:{d['tenant']}:{d['lead_id']}"].append(d)
+            seen = by_lead[f"ls:hist:{d['tenant']}:{d['lead_id']}"]
+            if d["send_id"] not in seen or _ms(d["occurred_at"]) < _ms(seen[d["send_id"]]["occurred_at"]):
+                seen[d["send_id"]] = d
     out = {}
-    for key, sends in by_lead.items():
-        sends.sort(key=lambda d: (_ms(d["occurred_at"]), d["send_id"]), reverse=True)
+    for key, by_send in by_lead.items():
+        sends = sorted(by_send.values(), key=lambda d: (_ms(d["occurred_at"]), d["send_id"]), reverse=True)
         newest = _ms(sends[0]["occurred_at"])
         out[key] = ([history_entry(d, _ms(d["occurred_at"])) for d in sends[:HIST_KEEP]],
                     HIST_TTL_S * 1000 - (now_ms - newest))
@@ -87,28 +98,107 @@ def provider_messages(dispatched: Iterable[dict], now_ms: int) -> dict[str, tupl
     return out
 
 
-async def write_sent(redis, dispatched: list[dict], now_ms: int) -> dict:
-    """History, jobs sent and provider message ids, where Redis has none."""
+def daily_counts(dispatched: Iterable[dict], local_date_of: Callable[[dict], str],
+                 now_ms: int) -> dict[str, tuple[int, int]]:
+    """key -> (sends counted; ms left to live) of the per-lead daily caps and the brands' daily
+    volumes the sends of the last two days took. local_date_of(dispatched): the lead's local
+    date of that send, as the planner named it."""
+    counts: dict[str, int] = defaultdict(int)
+    newest: dict[str, int] = {}
+    counted: set[str] = set()
+    for d in dispatched:
+        at = _ms(d["occurred_at"])
+        if now_ms - at >= CAP_TTL_S * 1000 or d["send_id"] in counted:  # a send emitted twice counts once
+            continue
+        counted.add(d["send_id"])
+        keys = []
+        if d["kind"] in DAILY_CAPPED:
+            keys.append(f"ls:cap:{d['tenant']}:{d['channel']}:{d['lead_id']}:{local_date_of(d)}")
+        if not is_reply(d):
+            keys.append(f"ls:daycap:{d['tenant']}:{d['channel']}:{time.strftime('%Y-%m-%d', time.gmtime(at / 1000))}")
+        for k in keys:
+            counts[k] += 1
+            newest[k] = max(newest.get(k, 0), at)
+    return {k: (n, CAP_TTL_S * 1000 - (now_ms - newest[k])) for k, n in counts.items()}
+
+
+async def _merge_counts(redis, counts: dict[str, tuple[int, int]]) -> int:
+    """Each count raised to the topics' where Redis holds fewer (the workers may have counted
+    sends made after a wipe: those are in the topics too)."""
+    keys, raised = list(counts), 0
+    for i in range(0, len(keys), CHUNK):
+        chunk = keys[i:i + CHUNK]
+        held = await redis.mget(chunk)
+        pipe = redis.pipeline(transaction=False)
+        for k, h in zip(chunk, held):
+            n, left = counts[k]
+            if h is None or int(h) < n:
+                pipe.set(k, n, px=max(1, left))
+                raised += 1
+        await pipe.execute()
+    return raised
+
+
+def merged_history(held: list[bytes], replayed: list[bytes]) -> list[bytes]:
+    """A lead's history as Redis holds it joined with the replayed one: each send once (Redis's
+    entry where both have it), newest first, at most HIST_KEEP."""
+    by_send = {orjson.loads(e)["send_id"]: e for e in replayed}
+    by_send.update((orjson.loads(e)["send_id"], e) for e in held)
+
+    def newest(e: bytes) -> tuple[int, str]:
+        doc = orjson.loads(e)
+        return doc["at"], doc["send_id"]
+    return sorted(by_send.values(), key=newest, reverse=True)[:HIST_KEEP]
+
+
+async def _merge_histories(redis, hist: dict[str, tuple[list[bytes], int]]) -> int:
+    keys, changed = list(hist), 0
+    for i in range(0, len(keys), CHUNK):
+        chunk = keys[i:i + CHUNK]
+        pipe = redis.pipeline(transaction=False)
+        for k in chunk:
+            pipe.lrange(k, 0, -1)
+            pipe.pttl(k)
+        got = await pipe.execute()
+        pipe = redis.pipeline(transaction=True)
+        for n, k in enumerate(chunk):
+            held, ttl = got[2 * n], got[2 * n + 1]
+            entries, left = hist[k]
+            merged = merged_history(held, entries)
+            if merged == held:
+                continue
+            pipe.delete(k)
+            pipe.rpush(k, *merged)
+            pipe.pexpire(k, max(1, left, ttl))
+            changed += 1
+        await pipe.execute()
+    return changed
+
+
+async def _merge_sent_jobs(redis, jobs: dict[str, tuple[dict[str, int], int]]) -> int:
+    keys = list(jobs)
+    for i in range(0, len(keys), CHUNK):
+        chunk = keys[i:i + CHUNK]
+        pipe = redis.pipeline(transaction=False)
+        for k in chunk:
+            pipe.pttl(k)
+        ttls = await pipe.execute()
+        pipe = redis.pipeline(transaction=False)
+        for k, ttl in zip(chunk, ttls):
+            members, left = jobs[k]
+            pipe.zadd(k, members, gt=True)  # a job sent later, as Redis holds it, keeps its later time
+            pipe.pexpire(k, max(1, left, ttl))
+        await pipe.execute()
+    return len(keys)
+
+
+async def write_sent(redis, dispatched: list[dict], local_date_of: Callable[[dict], str], now_ms: int) -> dict:
+    """History, jobs sent and daily counts merged into what Redis holds; provider message ids
+    where Redis has none."""
     hist, jobs, pmsgs = histories(dispatched, now_ms), sent_jobs(dispatched, now_ms), provider_messages(dispatched, now_ms)
-    written = {"histories": 0, "sent_jobs": 0, "provider_messages": 0}
-    for keys, what in ((list(hist), "histories"), (list(jobs), "sent_jobs")):
-        for i in range(0, len(keys), CHUNK):
-            chunk = keys[i:i + CHUNK]
-            pipe = redis.pipeline(transaction=False)
-            for k in chunk:
-                pipe.exists(k)
-            missing = [k for k, there in zip(chunk, await pipe.execute()) if not there]
-            pipe = redis.pipeline(transaction=False)
-            for k in missing:
-                if what == "histories":
-                    entries, left = hist[k]
-                    pipe.rpush(k, *entries)
-                else:
-                    members, left = jobs[k]
-                    pipe.zadd(k, members)
-                pipe.pexpire(k, max(1, left))
-            await pipe.execute()
-            written[what] += len(missing)
+    written = {"histories": await _merge_histories(redis, hist), "sent_jobs": await _merge_sent_jobs(redis, jobs),
+               "daily_counts": await _merge_counts(redis, daily_counts(dispatched, local_date_of, now_ms)),
+               "provider_messages": 0}
     items = list(pmsgs.items())
     for i in range(0, len(items), CHUNK):
         pipe = redis.pipeline(transaction=False)

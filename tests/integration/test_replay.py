@@ -136,6 +136,19 @@ def _sent_state(rds, lids: list[str]) -> dict:
     return out
 
 
+def _a_send_after_the_wipe(rds, lid: str, history: list[bytes]) -> bytes:
+    """What the sender writes for a send to `lid` made after the wipe (projections/redis_sends)."""
+    import orjson
+
+    from projections.redis_sends import history_entry
+    newest = orjson.loads(history[0])
+    d = {**newest, "send_id": "after-the-wipe", "tenant": "jobsnearby", "lead_id": lid}
+    entry = history_entry(d, newest["at"] + 60_000)
+    rds.lpush(f"ls:hist:jobsnearby:{lid}", entry)
+    rds.zadd(f"ls:sentjobs:jobsnearby:{lid}", {"jobsnearby:job:after-the-wipe": newest["at"] + 60_000})
+    return entry
+
+
 def test_links_histories_and_jobs_sent_lost_with_redis_come_back_and_old_links_still_redirect(
         sent_leads, rds, settings, workers_stopped):
     """A Redis wipe loses no tracked link: every composed message's links went to sends.links
@@ -154,9 +167,16 @@ def test_links_histories_and_jobs_sent_lost_with_redis_come_back_and_old_links_s
         for i in range(0, len(keys), 5000):
             rds.delete(*keys[i:i + 5000])
     assert not rds.exists(links[0]) and not rds.exists(f"ls:hist:jobsnearby:{sent_leads[0]}")
+    # the workers go on until someone acts: a send made after the wipe is all the lead's history holds
+    later = _a_send_after_the_wipe(rds, sent_leads[0], before[f"hist:{sent_leads[0]}"])
     out = subprocess.run([sys.executable, "-m", "runtime.replay", "--redis"], cwd=ROOT, capture_output=True,
                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
     assert out.returncode == 0, out.stderr
+    after = _sent_state(rds, sent_leads)
+    assert after[f"hist:{sent_leads[0]}"] == [later] + before[f"hist:{sent_leads[0]}"]  # merged, not skipped
+    assert (b"jobsnearby:job:after-the-wipe", float(orjson.loads(later)["at"])) in after[f"jobs:{sent_leads[0]}"]
+    rds.lrem(f"ls:hist:jobsnearby:{sent_leads[0]}", 0, later)
+    rds.zrem(f"ls:sentjobs:jobsnearby:{sent_leads[0]}", "jobsnearby:job:after-the-wipe")
     after = _sent_state(rds, sent_leads)
     assert after == before
     assert all(0 < rds.pttl(k) <= 90 * 86_400_000 for k in links)
@@ -188,3 +208,57 @@ def test_bootstrap_marks_a_fresh_redis_intact_and_leaves_a_wiped_one_to_the_repl
         assert p.redis.get(INTACT) == b"replay"
         assert p.redis.exists(f"ls:lead:{accepted['tenant']}:{accepted['lead_id']}")
         assert "holds the platform's state" in p._run("-m", "runtime.bootstrap")
+
+
+def _engagement_state(rds, lids: list[str]) -> dict:
+    out = {}
+    for lid in lids:
+        out[f"eng:{lid}"] = rds.hgetall(f"ls:eng:jobsnearby:{lid}")
+        out[f"seen:{lid}"] = rds.zscore("ls:lastseen:jobsnearby:email", lid)
+    return out
+
+
+def test_engagement_counters_last_seen_times_and_daily_counts_lost_with_redis_come_back(
+        sent_leads, rds, settings, services):
+    """After a wipe the hygiene agent would never prune a lead it no longer has a last-seen time
+    for, scores would restart at zero, and a redelivered open would count again: the replay
+    brings the last-seen times, the counters and the events counted lately back from the
+    topics, and each brand's sends of the day (its daily volume)."""
+    import time
+
+    import httpx
+    import orjson
+
+    from tests.integration.conftest import wait_for
+    pixels = {}
+    for k in rds.scan_iter("ls:link:*", count=5000):
+        rec = orjson.loads(rds.get(k) or b"{}")
+        if rec.get("lead_id") in sent_leads and rec["kind"] == "open":
+            pixels[rec["lead_id"]] = rec["code"]
+    assert set(pixels) == set(sent_leads)
+    for n, lid in enumerate(sent_leads[:3]):  # three people open their welcome email
+        r = httpx.get(f"{settings.tracking_base_url}/o/{pixels[lid]}", timeout=10,
+                      headers={"User-Agent": f"Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 replay/{n}"})
+        assert r.status_code == 200
+    wait_for(lambda: all(rds.hget(f"ls:eng:jobsnearby:{lid}", "human_opens") == b"1" for lid in sent_leads[:3]),
+             120, 0.5, "three human opens counted")
+    stop(services["supervisor"], timeout=60)
+    try:
+        before = _engagement_state(rds, sent_leads)
+        assert all(before[f"seen:{lid}"] for lid in sent_leads)
+        assert before[f"seen:{sent_leads[0]}"] > before[f"seen:{sent_leads[4]}"] - 60_000  # the open moved it
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        for pattern in ("ls:eng:*", "ls:engseen:*", "ls:lastseen:*", "ls:daycap:*", "ls:cap:*"):
+            keys = list(rds.scan_iter(pattern, count=5000))
+            for i in range(0, len(keys), 5000):
+                rds.delete(*keys[i:i + 5000])
+        out = subprocess.run([sys.executable, "-m", "runtime.replay", "--redis"], cwd=ROOT, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+        assert out.returncode == 0, out.stderr
+        assert _engagement_state(rds, sent_leads) == before
+        counted = [k for k in rds.scan_iter("ls:engseen:*", count=5000)]
+        assert counted and all(0 < rds.pttl(k) <= 7 * 86_400_000 for k in counted[:50])
+        volume = int(rds.get(f"ls:daycap:jobsnearby:email:{day}") or 0)
+        assert volume >= 5  # at least the five welcomes (tests/runtime/test_replay_sent.py: how they are counted)
+    finally:
+        start(services["supervisor"], {**os.environ, "PYTHONPATH": str(ROOT)})
