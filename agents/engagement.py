@@ -62,7 +62,7 @@ async def process(deps, msgs: list[tuple]) -> int:
         todo.append((name, ev, tenant))
     acts = await store.activities(sorted({ev["send_id"] for n, ev, _ in todo if n == "engagement.hit" and ev["send_id"]}))
     softs = [(ev["tenant"], ev["lead_id"], ev["event_id"], event_ms(ev["occurred_at"])) for n, ev, _ in todo
-             if n == "webhook.observation" and _soft(ev)]
+             if n == "webhook.observation" and soft_bounce(ev)]
     counts = dict(zip([s[2] for s in softs], await _soft_counts(store, softs, todo)))
     decided = []
     for name, ev, tenant in todo:
@@ -86,7 +86,7 @@ async def process(deps, msgs: list[tuple]) -> int:
     return len(msgs)
 
 
-def _soft(ev: dict) -> bool:
+def soft_bounce(ev: dict) -> bool:
     return ev["kind"] in ("bounced", "failed") and ev["bounce_type"] != "hard" and bool(ev["lead_id"])
 
 

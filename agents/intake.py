@@ -18,6 +18,7 @@ from domain.intake import (LeadState, check_submission, decide, decide_resubscri
                            source_cap_key)
 from domain.preferences import decide_preferences
 from domain.validation import suppression_entries, suppression_keys
+from projections.redis_leads import BLOCK
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
@@ -41,17 +42,18 @@ def register(app, deps) -> None:
 
 class BlocklistSync:
     """Keeps the suppression set equal to the configuration's blocklist: a change made through
-    the control plane reaches Redis with the next batch (idempotent: any worker may do it)."""
+    the control plane reaches Redis with the next batch (idempotent: any worker may do it), and
+    so does the whole set after Redis lost it (a wipe: the senders would see no blocklist)."""
 
     def __init__(self):
         self.version: int | None = None
         self.entries: list[str] | None = None
 
     async def ensure(self, deps, book) -> None:
-        if self.version == book.version:
+        if self.version == book.version and (not self.entries or await deps.redis.exists(BLOCK)):
             return
         entries = suppression_entries(book.blocklist)
-        if entries != self.entries:
+        if entries != self.entries or self.version == book.version:
             await deps.leads.sync_blocklist(entries)
         self.version, self.entries = book.version, entries
 

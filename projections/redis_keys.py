@@ -80,6 +80,59 @@ FAMILIES = (
 )
 
 
+# What becomes of each family when Redis loses everything (a wipe), decided here and printed in
+# the README (Guarantees): "rebuilt" by `runtime.replay --redis` from the topics (the runbook
+# after LeadstreamRedisStateLost), "refilled" by the platform on its own, "transient" (short-
+# lived; losing it costs nothing), or "lost" with what that costs.
+AFTER_WIPE: dict[str, tuple[str, str]] = {
+    "intact": ("rebuilt", "set by the replay when it is done"),
+    "lead": ("rebuilt", "leads.events"),
+    "optout": ("rebuilt", "lead.unsubscribed / resubscribed"),
+    "blocklist": ("refilled", "from the configuration, by the intake's next batch (it finds the set gone) "
+                              "and by the replay"),
+    "schedule": ("rebuilt", "from each lead's read model"),
+    "planlock": ("transient", "a 60 s lock: the next planning pass takes it again"),
+    "jobs": ("rebuilt", "the jobs topic (each job's latest event)"),
+    "jobs_version": ("rebuilt", "moved by the rebuilt jobs"),
+    "feed_status": ("refilled", "each feed's next poll"),
+    "feed_lock": ("transient", "the feeds are polled again at once (changes only are produced)"),
+    "send_mark": ("rebuilt", "send.dispatched / send.failed of the marks' lifetime: nothing is sent twice"),
+    "rate": ("transient", "per-second windows: the next second starts a new one"),
+    "tenant_daily_volume": ("rebuilt", "send.dispatched of the last two days (a lower bound: a send "
+                                       "taken but failed is not counted again)"),
+    "daily_cap": ("rebuilt", "daily alerts dispatched, by the lead's local day"),
+    "history": ("rebuilt", "send.dispatched of 90 days, merged with what the workers wrote after the wipe"),
+    "sent_jobs": ("rebuilt", "send.dispatched of the resend window"),
+    "link_seq": ("refilled", "restarts above every code made before (domain.links.counter_floor)"),
+    "lead_segments": ("rebuilt", "the trigger engine's events"),
+    "trigger_events": ("rebuilt", "the events the trigger engine reads"),
+    "trigger_fired": ("rebuilt", "triggers.events"),
+    "trigger_caps": ("rebuilt", "triggers.events, by the lead's local day"),
+    "timers": ("rebuilt", "the pending actions of triggers.events"),
+    "retry_queue": ("rebuilt", "sends.retry: the latest attempt the sender never acted on"),
+    "retry_item": ("rebuilt", "with the retry queue"),
+    "timer": ("rebuilt", "with the timers"),
+    "segment_refresh": ("transient", "a query segment is refreshed again at once"),
+    "test_clock": ("transient", "set by tests only (a test clock), never in production"),
+    "segment_members": ("rebuilt", "rule segments from the events; query segments at their next refresh"),
+    "link": ("rebuilt", "sends.links (each message's links, acknowledged before it left)"),
+    "webhook_first_received": ("rebuilt", "webhook.observation of 7 days: a provider's retry keeps its event id"),
+    "provider_message": ("rebuilt", "send.dispatched of 30 days"),
+    "engagement": ("rebuilt", "engagement.events (never lowered)"),
+    "engagement_seen": ("rebuilt", "engagement.events of 7 days: a redelivered observation counts once"),
+    "activity": ("lost", "a message's clicks of the last hour: a click burst across the wipe is "
+                         "judged on its part after it"),
+    "soft_bounces": ("rebuilt", "webhook.observation soft bounces within each brand's window"),
+    "pruned": ("rebuilt", "engagement.unsubscribed(inactive) of the year, leads still out"),
+    "source_cap": ("rebuilt", "lead.accepted of the last two days on capped lists"),
+    "config_claim": ("transient", "a 60 s claim: a write in flight at the wipe is asked again"),
+    "session": ("lost", "everyone signed in signs in again"),
+    "person_sessions": ("lost", "with the sessions"),
+    "sign_in_failures": ("lost", "lockout counts restart (a day's window)"),
+    "last_seen": ("rebuilt", "leads.events and people's opens and clicks (agents.hygiene.last_seen_move)"),
+}
+
+
 def family_of(key: str) -> KeyFamily | None:
     """The family a key belongs to, or None for a key nobody declared."""
     for f in FAMILIES:

@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from domain.intake import LeadState, evolve
+from domain.validation import suppression_entries
 from projections.clickhouse import EventsWriter, migrate
 from projections.config_rows import CONFIG_COLUMNS, config_row
 from projections.event_rows import event_row
@@ -35,6 +36,9 @@ from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from runtime.deps import Deps, build
 from runtime.replay_triggers import rebuild_triggers
 from runtime.replay_engagement import LastSeen, rebuild_engagement
+from runtime.replay_intake import SourceCounts
+from runtime.replay_jobs import rebuild_jobs
+from runtime.replay_observed import rebuild_observed
 from runtime.replay_sends import rebuild_sends
 
 import orjson
@@ -163,8 +167,12 @@ def local_date_of(book, states: dict) -> Callable[[dict], str]:
 def rebuild_redis(deps: Deps, progress: Progress) -> dict:
     total, msgs = read_topics(deps, [deps.topic(LEAD_EVENTS)])
     task = progress.add_task("redis: folding leads.events", total=total)
-    last_seen = LastSeen()
-    states, optouts, bad = fold_leads(deps, msgs, lambda n: progress.advance(task, n), last_seen.fold)
+    last_seen, sources = LastSeen(), SourceCounts(deps.tenants, int(time.time() * 1000))
+
+    def also(name: str, ev: dict) -> None:
+        last_seen.fold(name, ev)
+        sources.fold(name, ev)
+    states, optouts, bad = fold_leads(deps, msgs, lambda n: progress.advance(task, n), also)
     tasks: dict[str, int] = {}
 
     def tick(what: str, n: int, of: int) -> None:
@@ -174,11 +182,15 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
 
     async def write() -> dict:
         await write_redis(deps, states, optouts)
+        await deps.leads.sync_blocklist(suppression_entries(deps.tenants.blocklist))
+        source_counts = await sources.write(deps.redis)
         marks = await rebuild_sends(deps, read_topics, tick, local_date_of(deps.tenants, states))
+        marks |= await rebuild_jobs(deps, read_topics, tick)
+        marks |= await rebuild_observed(deps, read_topics, tick, int(time.time() * 1000))
         marks |= await rebuild_engagement(deps, read_topics, tick, last_seen, states, int(time.time() * 1000))
         triggers = {**await rebuild_triggers(deps, states, read_topics, tick), **marks}
         await deps.redis.set(INTACT, "replay")  # the tracking front's misses are 404s again
-        return triggers
+        return {**triggers, "source_counts": source_counts}
     triggers = asyncio.run(write())
     return {"events": total, "leads": len(states), "opt_outs": len(optouts), "undecodable": bad, **triggers}
 

@@ -175,8 +175,10 @@ async def _merge_histories(redis, hist: dict[str, tuple[list[bytes], int]]) -> i
     return changed
 
 
-async def _merge_sent_jobs(redis, jobs: dict[str, tuple[dict[str, int], int]]) -> int:
-    keys = list(jobs)
+async def merge_sorted_sets(redis, sets: dict[str, tuple[dict[str, int], int]], gt: bool = False) -> int:
+    """key -> (members with scores; ms left to live): added to what Redis holds (with gt, a
+    member Redis holds with a higher score keeps it), each key living the longer of the two."""
+    keys = list(sets)
     for i in range(0, len(keys), CHUNK):
         chunk = keys[i:i + CHUNK]
         pipe = redis.pipeline(transaction=False)
@@ -185,8 +187,8 @@ async def _merge_sent_jobs(redis, jobs: dict[str, tuple[dict[str, int], int]]) -
         ttls = await pipe.execute()
         pipe = redis.pipeline(transaction=False)
         for k, ttl in zip(chunk, ttls):
-            members, left = jobs[k]
-            pipe.zadd(k, members, gt=True)  # a job sent later, as Redis holds it, keeps its later time
+            members, left = sets[k]
+            pipe.zadd(k, members, gt=gt)
             pipe.pexpire(k, max(1, left, ttl))
         await pipe.execute()
     return len(keys)
@@ -196,7 +198,7 @@ async def write_sent(redis, dispatched: list[dict], local_date_of: Callable[[dic
     """History, jobs sent and daily counts merged into what Redis holds; provider message ids
     where Redis has none."""
     hist, jobs, pmsgs = histories(dispatched, now_ms), sent_jobs(dispatched, now_ms), provider_messages(dispatched, now_ms)
-    written = {"histories": await _merge_histories(redis, hist), "sent_jobs": await _merge_sent_jobs(redis, jobs),
+    written = {"histories": await _merge_histories(redis, hist), "sent_jobs": await merge_sorted_sets(redis, jobs, gt=True),
                "daily_counts": await _merge_counts(redis, daily_counts(dispatched, local_date_of, now_ms)),
                "provider_messages": 0}
     items = list(pmsgs.items())

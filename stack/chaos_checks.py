@@ -1,6 +1,7 @@
 """The fault drill's invariants, each returning (how many things were checked, violations)."""
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from email.parser import BytesHeaderParser
@@ -58,7 +59,12 @@ def decided_once(s: Settings, ledger: Ledger) -> Check:
     return len(ids), bad + [f"{lid}: no read model" for lid in missing]
 
 
+SEND_HEADER = re.compile(r"^X-Leadstream-Send:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
 def sent_once(s: Settings, since: float) -> Check:
+    """No send id reached the sinks twice: the SMTP relay's folder (since the drill began) and
+    the brand's fallback provider (the Mailgun stand-in keeps each message's MIME)."""
     parser, seen = BytesHeaderParser(), Counter()
     for path in s.mail_dir.glob("*.eml"):
         if path.stat().st_mtime < since:
@@ -67,7 +73,32 @@ def sent_once(s: Settings, since: float) -> Check:
             sid = parser.parse(f).get("X-Leadstream-Send")
         if sid:
             seen[sid] += 1
+    for msg in httpx.get(f"{s.providers_url}/sent/mailgun", timeout=60).json():
+        if (m := SEND_HEADER.search(msg.get("mime") or "")) is not None:
+            seen[m.group(1)] += 1
     return sum(seen.values()), [f"{sid}: {n} times" for sid, n in seen.items() if n > 1]
+
+
+def sends_settled(s: Settings, ledger: Ledger) -> Check:
+    """No send is lost: each accepted drill lead's welcome was dispatched, failed for good or
+    skipped, or is waiting for its retry (deferred); none was requested and then left."""
+    ch, ids = connect(s.clickhouse_host, s.clickhouse_port), sorted(ledger.answered)
+    db, fates = s.clickhouse_database, {}
+    for n in range(0, len(ids), 5000):
+        chunk = tuple(ids[n:n + 5000])
+        accepted = {lid for (lid,) in ch.execute(
+            f"SELECT DISTINCT lead_id FROM {db}.events WHERE tenant = %(t)s AND event_type = 'lead.accepted' "
+            "AND lead_id IN %(ids)s", {"t": TENANT, "ids": chunk})}
+        seen = dict(ch.execute(
+            f"SELECT lead_id, groupUniqArray(event_type) FROM {db}.send_events WHERE tenant = %(t)s "
+            "AND kind = 'welcome' AND lead_id IN %(ids)s GROUP BY lead_id", {"t": TENANT, "ids": chunk}))
+        fates.update((lid, set(seen.get(lid, []))) for lid in accepted)
+    bad = [f"{lid}: {sorted(types) or 'no send event'}" for lid, types in fates.items()
+           if not types & {"send.dispatched", "send.failed", "send.skipped", "send.deferred"}]
+    waiting = sum(1 for t in fates.values() if "send.deferred" in t and not t & {"send.dispatched", "send.failed", "send.skipped"})
+    if waiting:
+        print(f"[chaos] {waiting} welcome emails still waiting for their retry", flush=True)
+    return len(fates), bad
 
 
 def hits_once(s: Settings, ledger: Ledger, run: str) -> Check:
@@ -81,6 +112,31 @@ def hits_once(s: Settings, ledger: Ledger, run: str) -> Check:
     bad = [f"{ua.rsplit(' ', 1)[-1]}: {found.get(ua, 0)} events" for ua in ledger.hits if found.get(ua, 0) != 1]
     bad += [f"{ua.rsplit(' ', 1)[-1]}: in ClickHouse, never answered" for ua in found if ua not in ledger.hits]
     return len(ledger.hits), bad
+
+
+def product_events_once(s: Settings, ledger: Ledger) -> Check:
+    """Every product event answered 202 is one row in ClickHouse (a retried batch, with its
+    idempotency keys, made no second event)."""
+    ch, ids = connect(s.clickhouse_host, s.clickhouse_port), sorted(ledger.product)
+    rows: dict[str, int] = {}
+    for n in range(0, len(ids), 5000):
+        rows.update(ch.execute(
+            f"SELECT event_id, count() FROM {s.clickhouse_database}.events WHERE tenant = %(t)s "
+            "AND event_type = 'product.tracked' AND event_id IN %(ids)s GROUP BY event_id",
+            {"t": TENANT, "ids": tuple(ids[n:n + 5000])}))
+    return len(ids), [f"{eid}: {rows.get(eid, 0)} rows" for eid in ids if rows.get(eid, 0) != 1]
+
+
+def replies_once(s: Settings, ledger: Ledger, run: str) -> Check:
+    """Every SMS reply the webhook endpoint answered 2xx for is one engagement.replied event."""
+    ch = connect(s.clickhouse_host, s.clickhouse_port)
+    found = dict(ch.execute(
+        f"SELECT visitParamExtractString(payload, 'text') AS text, uniqExact(event_id) "
+        f"FROM {s.clickhouse_database}.events WHERE tenant = %(t)s AND event_type = 'engagement.replied' "
+        "AND position(payload, %(mark)s) > 0 GROUP BY text", {"t": TENANT, "mark": f"Thank you kindly {run} "}))
+    bad = [f"{text!r}: {found.get(text, 0)} events" for text in ledger.replies if found.get(text, 0) != 1]
+    bad += [f"{text!r}: in ClickHouse, never answered" for text in found if text not in ledger.replies]
+    return len(ledger.replies), bad
 
 
 def _within(t: float, windows: list[tuple[float, float]], grace: float, before: float = 0.0) -> bool:

@@ -13,9 +13,14 @@ says what it did, how long it took, and which alerts it should raise.
                    workers started again
     clickhouse     ClickHouse down for a minute (45 s in a short drill): LeadstreamStoreDown
     kafka          the broker stopped and started again
+    provider       the brand's mail relay (the SMTP stand-in) throttles (451 4.7.1) while its
+                   fallback (the Mailgun stand-in) throttles too (429 + Retry-After), then the
+                   relay is slow (each message held before its answer): sends wait and retry,
+                   none is lost or sent twice
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -141,6 +146,28 @@ def redis_wipe(s: Settings, rng: random.Random, services: dict) -> Fault:
                  expects=[("LeadstreamRedisStateLost", "Redis lost the platform")])
 
 
+def provider(s: Settings, rng: random.Random, services: dict, phase_s: float = 20.0) -> Fault:
+    control = s.mail_dir / "control.json"
+    mailgun = f"{s.providers_url}/control/mailgun"
+    t0 = time.monotonic()
+    try:
+        control.write_text(json.dumps({"throttle": True}))
+        httpx.post(mailgun, json={"mode": "throttle", "retry_after_s": 2}, timeout=10).raise_for_status()
+        time.sleep(phase_s)
+        control.write_text(json.dumps({"delay_s": 0.5}))
+        httpx.post(mailgun, json={"mode": "ok"}, timeout=10).raise_for_status()
+        time.sleep(phase_s)
+    finally:
+        control.write_text("{}")
+        httpx.post(mailgun, json={"mode": "ok"}, timeout=10)
+    restored = time.time()
+
+    def mail_again() -> bool:  # a message stored after the relay behaves again (the folder changed)
+        return s.mail_dir.stat().st_mtime > restored + 0.01
+    _healthy_within(mail_again, 300)
+    return Fault("mail relay throttling, then slow", down_s=2 * phase_s, recovered_s=time.monotonic() - t0)
+
+
 def _alert_came(s: Settings, name: str, since: float, timeout: float) -> bool:
     """Whether the Slack stand-in got `name` firing since `since` (waits up to timeout)."""
     deadline = time.monotonic() + timeout
@@ -175,7 +202,8 @@ def schedule(rng: random.Random, minutes: float) -> list[tuple[str, object]]:
               ("redis", _restart("redis", 5.0)),
               ("redis_wipe", redis_wipe),
               ("clickhouse", _restart("clickhouse", 45.0 if short else 60.0, [("LeadstreamStoreDown", "clickhouse does not answer")])),
-              ("kafka", _restart("kafka", 10.0 if short else 20.0))]
+              ("kafka", _restart("kafka", 10.0 if short else 20.0)),
+              ("provider", lambda s, r, sv: provider(s, r, sv, 15.0 if short else 30.0))]
     if not short:
         kinds += [("crash_loop", crash_loop), ("poison", poison)]
     rng.shuffle(kinds)

@@ -8,6 +8,7 @@ user agent of its own, so ClickHouse can be asked for exactly that hit afterward
 from __future__ import annotations
 
 import os
+import random
 import re
 import threading
 import time
@@ -41,6 +42,10 @@ class Ledger:
     hit_failures: list[tuple[float, str]] = field(default_factory=list)  # (when, status or error)
     api_ms: list[tuple[float, float]] = field(default_factory=list)  # (when, ms) of each 202 (the soak's p99)
     hit_ms: list[tuple[float, float]] = field(default_factory=list)  # (when, ms) of each answered hit
+    product: set[str] = field(default_factory=set)  # event ids of product events answered 202
+    product_statuses: Counter = field(default_factory=Counter)
+    replies: set[str] = field(default_factory=set)  # text of each SMS reply the API answered 2xx for
+    reply_statuses: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -56,26 +61,35 @@ def _each_second(done: threading.Event, step) -> None:
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
 
+def _post(c: httpx.Client, path: str, body: dict, ledger: Ledger, statuses: Counter, taken) -> None:
+    """POST to the API; its answer counted, a 5xx or no answer noted with its time, taken(r)
+    called (under the ledger's lock) for a 202."""
+    t0 = time.monotonic()
+    try:
+        r = c.post(path, json=body)
+    except httpx.HTTPError:
+        with ledger.lock:
+            ledger.unreachable.append(t0)
+        return
+    with ledger.lock:
+        statuses[r.status_code] += 1
+        if r.status_code == 202:
+            taken(r, t0)
+        elif r.status_code >= 500:
+            ledger.server_errors.append((time.monotonic(), r.status_code))
+
+
 def api_load(s: Settings, key: str, run: str, rate: int, done: threading.Event, ledger: Ledger) -> None:
     n = [0]
+
+    def taken(r: httpx.Response, t0: float) -> None:
+        ledger.api_ms.append((t0, (time.monotonic() - t0) * 1000))
+        ledger.answered.update((x["lead_id"], "api") for x in r.json()["leads"])
     with httpx.Client(base_url=s.api_url, timeout=15, headers={"Authorization": f"Bearer {key}"}) as c:
         def step() -> None:
             batch = [lead(n[0] + i, run) for i in range(rate)]
             n[0] += rate
-            t0 = time.monotonic()
-            try:
-                r = c.post("/v1/leads/batch", json={"leads": batch})
-            except httpx.HTTPError:
-                with ledger.lock:
-                    ledger.unreachable.append(t0)
-                return
-            with ledger.lock:
-                ledger.statuses[r.status_code] += 1
-                if r.status_code == 202:
-                    ledger.api_ms.append((t0, (time.monotonic() - t0) * 1000))
-                    ledger.answered.update((x["lead_id"], "api") for x in r.json()["leads"])
-                elif r.status_code >= 500:
-                    ledger.server_errors.append((time.monotonic(), r.status_code))
+            _post(c, "/v1/leads/batch", {"leads": batch}, ledger, ledger.statuses, taken)
         _each_second(done, step)
 
 
@@ -105,6 +119,66 @@ def queue_load(s: Settings, run: str, rate: int, done: threading.Event, ledger: 
         producer.poll(0)
     _each_second(done, step)
     producer.flush(180)
+
+
+def product_load(s: Settings, key: str, run: str, rate: int, done: threading.Event, ledger: Ledger) -> None:
+    """Product events through the API's batch endpoint: people among the drill's leads (answered
+    a while ago, so decided) view nursing jobs, which the brand's triggers follow up. Every
+    fifth batch is sent twice with its idempotency keys (a client's retry): the same event ids."""
+    n, rng = [0], random.Random(run)
+    with httpx.Client(base_url=s.api_url, timeout=15, headers={"Authorization": f"Bearer {key}"}) as c:
+        def post(events: list[dict]) -> None:
+            _post(c, "/v1/events/batch", {"events": events}, ledger, ledger.product_statuses,
+                  lambda r, t0: ledger.product.update(e["event_id"] for e in r.json()["events"]))
+
+        def step() -> None:
+            with ledger.lock:
+                known = [lid for lid, how in ledger.answered.items() if how == "api"][:-200]
+            if not known:
+                return
+            events = []
+            for _ in range(rate):
+                n[0] += 1
+                events.append({"lead_id": rng.choice(known), "name": "job_viewed",
+                               "properties": {"category": "nursing", "job": f"chaos-{n[0] % 50}"},
+                               "idempotency_key": f"chaos-{run}-{n[0]}"})
+            post(events)
+            if n[0] % (5 * rate) < rate:
+                post(events)
+        _each_second(done, step)
+
+
+def reply_load(s: Settings, run: str, rate: int, done: threading.Event, ledger: Ledger) -> None:
+    """SMS replies to the brand's number, as Twilio posts them (signed, through the providers'
+    stand-in), each with a text of its own so ClickHouse can be asked for exactly that reply."""
+    n = [0]
+    to = load_tenants(s.tenants_file).tenants[TENANT].brand.sms_from
+    with httpx.Client(timeout=30) as c:
+        def step() -> None:
+            events = []
+            for _ in range(rate):
+                n[0] += 1
+                events.append({"MessageSid": f"SM{run.replace('-', '')}{n[0]:08d}", "From": f"+1212555{n[0] % 10_000:04d}",
+                               "To": to, "Body": f"Thank you kindly {run} {n[0]}", "SmsStatus": "received", "NumMedia": "0"})
+            t0 = time.monotonic()
+            try:
+                r = c.post(f"{s.providers_url}/webhooks/emit",
+                           json={"provider": "twilio", "target": f"{s.api_url}/webhooks/twilio", "events": events})
+                results = r.json().get("results", []) if r.status_code in (200, 502) else []
+            except (httpx.HTTPError, ValueError):
+                results = []
+            if not results:
+                with ledger.lock:
+                    ledger.unreachable.append(t0)
+                return
+            with ledger.lock:
+                for ev, res in zip(events, results):
+                    ledger.reply_statuses[res["status"]] += 1
+                    if 200 <= res["status"] < 300:
+                        ledger.replies.add(ev["Body"])
+                    elif res["status"] >= 500:
+                        ledger.server_errors.append((time.monotonic(), res["status"]))
+        _each_second(done, step)
 
 
 class Inbox:

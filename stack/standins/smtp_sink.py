@@ -5,14 +5,18 @@ Built on aiosmtpd. Each accepted message is written atomically to `<folder>/<Mes
 counted, so tests can see pooling. It can be told to misbehave:
 
 - per recipient: answer RCPT with 421 (and close, as RFC 5321 says), 451, 550 or any code;
-- drop: abort every connection at MAIL FROM without a reply (a crashed relay).
+- drop: abort every connection at MAIL FROM without a reply (a crashed relay);
+- throttle: answer MAIL FROM with 451 4.7.1 (a relay asking its client to slow down);
+- delay_s: wait this long before answering each message's DATA (a slow relay or a slowed
+  network to it).
 
 Optionally it requires AUTH (`credentials`) and STARTTLS (`tls_context`), so a pool's login
 and TLS paths are exercised too.
 
 Control it with the `SinkController` methods when imported, or with a JSON file
 `<folder>/control.json` when run as a process, re-read whenever it changes:
-`{"reject": {"bounce@example.com": 550, "busy@example.com": [451, "try later"]}, "drop": false}`.
+`{"reject": {"bounce@example.com": 550, "busy@example.com": [451, "try later"]}, "drop": false,
+"throttle": false, "delay_s": 0}`.
 
     python -m stack.standins.smtp_sink --port 2525 --dir .stack/mail
 """
@@ -32,7 +36,7 @@ import threading
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -55,7 +59,7 @@ class SinkController:
         self._rejects: dict[str, tuple[int, str]] = {}
         self._drop = False
         self._control_mtime: float | None = None
-        self._file_rules: tuple[dict[str, tuple[int, str]], bool] = ({}, False)
+        self._file_rules = FileRules()
         self._counts: Counter[str] = Counter()
         self.connections = 0
         self.stored = 0
@@ -104,15 +108,23 @@ class SinkController:
 
     def rejection_for(self, address: str) -> tuple[int, str] | None:
         """The (code, text) to answer for this recipient, or None to accept."""
-        rejects, _ = self._file_control()
+        rejects = self._file_control().rejects
         with self._lock:
             return self._rejects.get(address.lower()) or rejects.get(address.lower())
 
     def dropping(self) -> bool:
         """Whether connections are being dropped."""
-        _, drop = self._file_control()
+        drop = self._file_control().drop
         with self._lock:
             return self._drop or drop
+
+    def throttling(self) -> bool:
+        """Whether MAIL FROM is answered 451 (slow down), by control.json."""
+        return self._file_control().throttle
+
+    def delay_s(self) -> float:
+        """How long to wait before answering DATA, by control.json."""
+        return self._file_control().delay_s
 
     def connected(self, protocol: SMTP) -> None:
         """Note one more accepted connection."""
@@ -143,29 +155,36 @@ class SinkController:
             path = self.folder / f"{stem}.{n}.eml"
         return path
 
-    def _file_control(self) -> tuple[dict[str, tuple[int, str]], bool]:
+    def _file_control(self) -> "FileRules":
         """Rules from control.json, re-read only when its mtime changes."""
         try:
             mtime = self.control_file.stat().st_mtime
         except FileNotFoundError:
-            return {}, False
+            return FileRules()
         if mtime != self._control_mtime:
             self._control_mtime = mtime
             self._file_rules = _parse_control(self.control_file)
         return self._file_rules
 
 
-def _parse_control(path: Path) -> tuple[dict[str, tuple[int, str]], bool]:
+class FileRules(NamedTuple):
+    rejects: dict[str, tuple[int, str]] = {}
+    drop: bool = False
+    throttle: bool = False
+    delay_s: float = 0.0
+
+
+def _parse_control(path: Path) -> FileRules:
     """Read control.json; a half-written or invalid file counts as no rules."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}, False
+        return FileRules()
     rejects = {}
     for address, rule in (data.get("reject") or {}).items():
         code, text = (rule, None) if isinstance(rule, int) else (int(rule[0]), rule[1])
         rejects[address.lower()] = (code, text or _DEFAULT_TEXT.get(code, "Rejected"))
-    return rejects, bool(data.get("drop"))
+    return FileRules(rejects, bool(data.get("drop")), bool(data.get("throttle")), float(data.get("delay_s") or 0))
 
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(.*?)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
@@ -200,6 +219,8 @@ class SinkHandler:
                           address: str, mail_options: list[str]) -> str:
         if self.controller.dropping():
             server.transport.abort()  # no reply at all: what a crashed relay looks like
+        if self.controller.throttling():
+            return "451 4.7.1 Too many messages, slow down"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -218,6 +239,8 @@ class SinkHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or envelope.content
         assert isinstance(content, bytes)
+        if (delay := self.controller.delay_s()) > 0:
+            await asyncio.sleep(delay)
         path = self.controller.store(content, envelope.rcpt_tos, over_tls=session.ssl is not None)
         return f"250 OK queued as {path.name}"
 

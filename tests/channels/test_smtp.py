@@ -116,6 +116,26 @@ async def test_dropped_connections_are_transient_then_the_pool_reconnects(sink):
     assert controller.stored == 8
 
 
+async def test_a_throttling_relay_is_transient_and_a_slow_one_still_delivers(sink):
+    """The drill's provider fault writes the process sink's control.json: throttle answers MAIL
+    FROM with 451 4.7.1, delay_s holds each DATA answer."""
+    import json
+    import time
+    port, controller, folder = sink
+    pool = SmtpPool("127.0.0.1", port, size=2, timeout=5)
+    (folder / "control.json").write_text(json.dumps({"throttle": True}))
+    throttled = await pool.send_many([mail(i) for i in range(2)])
+    assert all(o.transient and "4.7.1" in (o.error or "") for o in throttled), throttled
+    (folder / "control.json").write_text(json.dumps({"delay_s": 0.3}))
+    t0 = time.monotonic()
+    slow = await pool.send_many([mail(i) for i in range(2, 4)])
+    took = time.monotonic() - t0
+    (folder / "control.json").write_text("{}")
+    await pool.close()
+    assert all(o.ok for o in slow) and controller.stored == 2
+    assert took >= 0.3  # held, not refused (a lower bound: the only way this can fail is no delay)
+
+
 async def test_connection_closed_by_the_server_while_idle_is_replaced(sink):
     port, controller, _ = sink
     pool = SmtpPool("127.0.0.1", port, size=1, timeout=5, idle_check_s=0.0)  # NOOP before every reuse

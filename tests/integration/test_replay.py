@@ -221,9 +221,11 @@ def _engagement_state(rds, lids: list[str]) -> dict:
 def test_engagement_counters_last_seen_times_and_daily_counts_lost_with_redis_come_back(
         sent_leads, rds, settings, services):
     """After a wipe the hygiene agent would never prune a lead it no longer has a last-seen time
-    for, scores would restart at zero, and a redelivered open would count again: the replay
-    brings the last-seen times, the counters and the events counted lately back from the
-    topics, and each brand's sends of the day (its daily volume)."""
+    for, scores would restart at zero, a redelivered open would count again and the senders
+    would have no jobs until the feeds' next polls: the replay brings the last-seen times, the
+    counters and the events counted lately back from the topics, each brand's sends of the day
+    (its daily volume), the live jobs, the webhooks' first times and soft bounces, and the
+    partners' leads of the day on capped lists."""
     import time
 
     import httpx
@@ -248,7 +250,13 @@ def test_engagement_counters_last_seen_times_and_daily_counts_lost_with_redis_co
         assert all(before[f"seen:{lid}"] for lid in sent_leads)
         assert before[f"seen:{sent_leads[0]}"] > before[f"seen:{sent_leads[4]}"] - 60_000  # the open moved it
         day = time.strftime("%Y-%m-%d", time.gmtime())
-        for pattern in ("ls:eng:*", "ls:engseen:*", "ls:lastseen:*", "ls:daycap:*", "ls:cap:*"):
+        jobs = {t: rds.hgetall(f"ls:jobs:{t}") for t in ("jobsnearby", "shiftly")}
+        assert len(jobs["jobsnearby"]) > 1000
+        firsts = {k: rds.get(k) for k in rds.scan_iter("ls:whfirst:*", count=5000)}
+        softs = {k: rds.zrange(k, 0, -1, withscores=True) for k in rds.scan_iter("ls:soft:*", count=5000)}
+        sources = {k: rds.get(k) for k in rds.scan_iter("ls:srccap:*", count=5000)}
+        for pattern in ("ls:eng:*", "ls:engseen:*", "ls:lastseen:*", "ls:daycap:*", "ls:cap:*", "ls:jobs:*",
+                        "ls:whfirst:*", "ls:soft:*", "ls:srccap:*"):
             keys = list(rds.scan_iter(pattern, count=5000))
             for i in range(0, len(keys), 5000):
                 rds.delete(*keys[i:i + 5000])
@@ -256,6 +264,12 @@ def test_engagement_counters_last_seen_times_and_daily_counts_lost_with_redis_co
                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
         assert out.returncode == 0, out.stderr
         assert _engagement_state(rds, sent_leads) == before
+        assert {t: rds.hgetall(f"ls:jobs:{t}") for t in jobs} == jobs
+        # each first time of an observation on the topic is back as it was (a webhook no send was
+        # found for is dropped, not produced: its first time is lost, and never read again)
+        assert all(rds.get(k) in (None, v) for k, v in firsts.items())
+        assert {k: rds.zrange(k, 0, -1, withscores=True) for k in rds.scan_iter("ls:soft:*", count=5000)} == softs
+        assert {k: rds.get(k) for k in rds.scan_iter("ls:srccap:*", count=5000)} == sources
         counted = [k for k in rds.scan_iter("ls:engseen:*", count=5000)]
         assert counted and all(0 < rds.pttl(k) <= 7 * 86_400_000 for k in counted[:50])
         volume = int(rds.get(f"ls:daycap:jobsnearby:email:{day}") or 0)

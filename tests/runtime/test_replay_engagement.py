@@ -53,3 +53,50 @@ def test_a_pruned_lead_is_kept_only_while_still_out_and_within_the_year():
     assert pruned_still_out(*ev("engagement.unsubscribed", "B", NOW - DAY, how="inactive"), states, NOW) is None
     assert pruned_still_out(*ev("engagement.unsubscribed", "A", NOW - 400 * DAY, how="inactive"), states, NOW) is None
     assert pruned_still_out(*ev("engagement.unsubscribed", "A", NOW - DAY, how="link"), states, NOW) is None
+
+
+def test_a_jobs_latest_event_decides_whether_it_is_live():
+    from runtime.replay_jobs import latest_jobs
+    got = latest_jobs([("job.posted", {"tenant": "t", "job_key": "a", "n": 1}), ("job.posted", {"tenant": "t", "job_key": "b"}),
+                       ("job.updated", {"tenant": "t", "job_key": "a", "n": 2}), ("job.expired", {"tenant": "t", "job_key": "b"}),
+                       ("job.posted", {"tenant": "u", "job_key": "a"})])
+    assert got == {("t", "a"): ("job.updated", {"tenant": "t", "job_key": "a", "n": 2}),
+                   ("t", "b"): ("job.expired", {"tenant": "t", "job_key": "b"}),
+                   ("u", "a"): ("job.posted", {"tenant": "u", "job_key": "a"})}
+
+
+def test_webhook_first_times_of_the_week_and_soft_bounces_within_each_brands_window():
+    from runtime.replay_observed import observed_state
+
+    def obs(n: int, at: int, kind: str = "delivered", bounce: str = "", provider: str = "twilio", tenant: str = "t"):
+        return "webhook.observation", {"event_id": f"e{n}", "tenant": tenant, "lead_id": "A", "provider": provider,
+                                       "provider_event_id": f"p{n % 10}", "occurred_at": at, "kind": kind,
+                                       "bounce_type": bounce}
+    events = [obs(1, NOW - DAY), obs(11, NOW - 2 * DAY),  # the same provider event twice: its first time
+              obs(2, NOW - 8 * DAY),  # past the 7 days
+              obs(3, NOW - DAY, "bounced", "soft"), obs(4, NOW - 3 * DAY, "bounced", "soft"),
+              obs(5, NOW - DAY, "bounced", "hard"), obs(6, NOW - DAY, "bounced", "soft", tenant="u"),
+              ("engagement.hit", {"event_id": "h"})]
+    firsts, softs = observed_state(events, {"t": 2 * DAY, "u": 0}, NOW)
+    assert firsts["ls:whfirst:twilio:p1"] == (NOW - 2 * DAY, 5 * DAY)
+    assert "ls:whfirst:twilio:p2" not in firsts and len(firsts) == 5
+    assert softs == {"ls:soft:t:A": ({"e3": NOW - DAY}, DAY)}
+
+
+def test_source_counts_are_the_acceptances_of_the_last_two_days_on_capped_lists_only():
+    from domain.tenants import TenantBook, hash_key
+    from runtime.replay_intake import SourceCounts
+    from tests.domain.conftest import make_tenant
+    tenant = make_tenant(lists={"daily": {"channel": "email", "rules": {"intake": {"source_caps": {"feed": 2}}}},
+                                "other": {"channel": "email"}})
+    counts = SourceCounts(TenantBook(admin_key_sha256=[hash_key("k")], tenants={"acme": tenant}), NOW)
+
+    def accepted(lead: str, at: int, lst: str = "daily") -> dict:
+        return {"tenant": "acme", "lead_id": lead, "occurred_at": at, "partner": "feed", "list": lst}
+    for name, ev in [("lead.accepted", accepted("A", NOW - 1000)), ("lead.accepted", accepted("B", NOW - 2000)),
+                     ("lead.rejected", accepted("C", NOW - 1000)), ("lead.accepted", accepted("D", NOW - 1000, "other")),
+                     ("lead.accepted", accepted("E", NOW - 3 * DAY)), ("lead.accepted", {**accepted("F", NOW), "tenant": "gone"})]:
+        counts.fold(name, ev)
+    import time
+    day = time.strftime("%Y%m%d", time.gmtime((NOW - 1000) / 1000))
+    assert dict(counts.counts) == {f"ls:srccap:acme:daily:feed:{day}": 2}
