@@ -7,7 +7,8 @@ GET  /v1/tenants/{tenant}/segments/{id}/members   size and one page of members (
 A person is named by lead_id, email or phone; email and phone resolve to the tenant's lead id.
 A person the platform does not know is refused (422 unknown_person) or, when the tenant's
 triggering.unknown_person is "record", taken and recorded as unresolved (outcome
-"recorded_unknown"): never dropped without a word. With an idempotency_key (per event) or an
+"recorded_unknown"): never dropped without a word. While Redis is being rebuilt after a loss
+(ls:intact missing) a person not found is neither: 503, retry. With an idempotency_key (per event) or an
 Idempotency-Key header (per request) a retry produces the same event ids: nothing twice.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from api.errors import ApiError
 from api.openapi_docs import json_body
 from domain.identity import new_event_id
 from domain.product_events import (EventBatchIn, EventError, EventIn, person_lead_id, product_event_id, tracked)
+from projections.redis_keys import INTACT
 from projections.redis_segments import SegmentStore
 from streams.producer import ProduceError
 from streams.topics import PRODUCT_EVENTS
@@ -55,7 +57,8 @@ _RESPONSES = {401: {"description": "missing or invalid API key"},
               403: {"description": "key not allowed for this tenant"},
               413: {"description": "body or batch too large"},
               422: {"description": "invalid event, or a person the tenant does not know"},
-              503: {"description": "Kafka did not take the events: nothing stored, retry"}}
+              503: {"description": "Kafka did not take the events, or Redis is being rebuilt after a loss "
+                                   "and some person is not known yet: nothing stored, retry"}}
 
 
 def install_event_routes(app: FastAPI, deps: Deps, access) -> None:
@@ -114,6 +117,12 @@ async def _take(deps: Deps, who: Access, events: list[EventIn], request: Request
         raise ApiError(422, "validation_failed", "the events cannot be taken", problems)
     known = await deps.leads.get_many([(tenant.id, lead) for lead in leads])
     unknown = [i for i, state in enumerate(known) if state is None]
+    if unknown and not await deps.redis.exists(INTACT):
+        # Redis lost its state and is being rebuilt: these people may well be known, so neither
+        # refused nor recorded as strangers; the client retries (nothing was taken)
+        raise ApiError(503, "rebuilding", "the platform is rebuilding its state after losing it and cannot tell "
+                                          "whether it knows these people yet; nothing was taken, retry later",
+                       headers={"Retry-After": "30"})
     if unknown and policy.unknown_person == "reject":
         raise ApiError(422, "unknown_person", "no lead of this tenant is the person named; nothing was taken "
                                               "(the tenant may record such events instead: triggering.unknown_person)",

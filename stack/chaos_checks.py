@@ -150,16 +150,24 @@ def _at(t: float, faults: list[Fault]) -> str:
 
 
 def no_5xx(ledger: Ledger, faults: list[Fault]) -> Check:
-    """The API answered no 5xx but 503 while Kafka was down, and answered every request but
-    while it was killed and started again (made in that window: refused or cut off)."""
+    """The API answered no 5xx but 503: while Kafka was down (every endpoint), while Redis was
+    down or being rebuilt (product events: a person not found may not be rebuilt yet; webhooks:
+    a provider message id cannot be looked up), and answered every request but while it was
+    killed and started again (made in that window: refused or cut off)."""
     kafka = [(f.began, f.ended) for f in faults if f.kind == "kafka"]
+    redis_out = [(f.began, f.ended) for f in faults if f.kind in ("redis", "redis_wipe")]
     api = [(f.began, f.ended) for f in faults if f.kind == "kill_api"]
-    bad = [f"{code} at {_at(t, faults)}" for t, code in ledger.server_errors
-           if code != 503 or not _within(t, kafka, KAFKA_GRACE_S)]
+
+    def excused(t: float, code: int, what: str) -> bool:
+        return code == 503 and (_within(t, kafka, KAFKA_GRACE_S)
+                                or (what != "leads" and _within(t, redis_out, RESTART_GRACE_S)))
+    bad = [f"{code} from {what} at {_at(t, faults)}" for t, code, what in ledger.server_errors
+           if not excused(t, code, what)]
     # a request made up to the client's timeout before the kill was in flight when it came
     bad += [f"unanswered, made at {_at(t, faults)}" for t in ledger.unreachable
             if not _within(t, api, RESTART_GRACE_S, before=CLIENT_TIMEOUT_S)]
-    return sum(ledger.statuses.values()) + len(ledger.unreachable), bad
+    answered = sum(ledger.statuses.values()) + sum(ledger.product_statuses.values()) + sum(ledger.reply_statuses.values())
+    return answered + len(ledger.unreachable), bad
 
 
 def tracking_answered(ledger: Ledger, faults: list[Fault]) -> Check:

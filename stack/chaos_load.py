@@ -35,7 +35,7 @@ class Ledger:
 
     answered: dict[str, str] = field(default_factory=dict)  # lead id -> "api" | "queue"
     statuses: Counter = field(default_factory=Counter)
-    server_errors: list[tuple[float, int]] = field(default_factory=list)
+    server_errors: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, endpoint)
     unreachable: list[float] = field(default_factory=list)  # when each unanswered request was made (monotonic)
     hits: dict[str, str] = field(default_factory=dict)  # user agent of an answered hit -> "o" | "c"
     hit_statuses: Counter = field(default_factory=Counter)
@@ -61,7 +61,7 @@ def _each_second(done: threading.Event, step) -> None:
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
 
-def _post(c: httpx.Client, path: str, body: dict, ledger: Ledger, statuses: Counter, taken) -> None:
+def _post(c: httpx.Client, path: str, body: dict, ledger: Ledger, statuses: Counter, taken, what: str) -> None:
     """POST to the API; its answer counted, a 5xx or no answer noted with its time, taken(r)
     called (under the ledger's lock) for a 202."""
     t0 = time.monotonic()
@@ -76,7 +76,7 @@ def _post(c: httpx.Client, path: str, body: dict, ledger: Ledger, statuses: Coun
         if r.status_code == 202:
             taken(r, t0)
         elif r.status_code >= 500:
-            ledger.server_errors.append((time.monotonic(), r.status_code))
+            ledger.server_errors.append((time.monotonic(), r.status_code, what))
 
 
 def api_load(s: Settings, key: str, run: str, rate: int, done: threading.Event, ledger: Ledger) -> None:
@@ -89,7 +89,7 @@ def api_load(s: Settings, key: str, run: str, rate: int, done: threading.Event, 
         def step() -> None:
             batch = [lead(n[0] + i, run) for i in range(rate)]
             n[0] += rate
-            _post(c, "/v1/leads/batch", {"leads": batch}, ledger, ledger.statuses, taken)
+            _post(c, "/v1/leads/batch", {"leads": batch}, ledger, ledger.statuses, taken, "leads")
         _each_second(done, step)
 
 
@@ -129,7 +129,7 @@ def product_load(s: Settings, key: str, run: str, rate: int, done: threading.Eve
     with httpx.Client(base_url=s.api_url, timeout=15, headers={"Authorization": f"Bearer {key}"}) as c:
         def post(events: list[dict]) -> None:
             _post(c, "/v1/events/batch", {"events": events}, ledger, ledger.product_statuses,
-                  lambda r, t0: ledger.product.update(e["event_id"] for e in r.json()["events"]))
+                  lambda r, t0: ledger.product.update(e["event_id"] for e in r.json()["events"]), "events")
 
         def step() -> None:
             with ledger.lock:
@@ -177,7 +177,7 @@ def reply_load(s: Settings, run: str, rate: int, done: threading.Event, ledger: 
                     if 200 <= res["status"] < 300:
                         ledger.replies.add(ev["Body"])
                     elif res["status"] >= 500:
-                        ledger.server_errors.append((time.monotonic(), res["status"]))
+                        ledger.server_errors.append((time.monotonic(), res["status"], "webhooks"))
         _each_second(done, step)
 
 

@@ -89,7 +89,7 @@ def test_send_marks_lost_with_redis_come_back_from_the_send_events(rds, workers_
     keys = list(rds.scan_iter("ls:send:*", count=5000))
     for i in range(0, len(keys), 5000):
         rds.delete(*keys[i:i + 5000])
-    rds.set("ls:send:a-live-claim", "inflight|someone|1", ex=60)
+    rds.set("ls:send:a-live-claim", "inflight|someone|1", ex=3600)  # outlives the replay (minutes on a big stack)
     out = subprocess.run([sys.executable, "-m", "runtime.replay", "--redis"], cwd=ROOT, capture_output=True,
                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
     assert out.returncode == 0, out.stderr

@@ -23,6 +23,7 @@ from domain.config_entities import Ref
 from domain.identity import lead_id as lead_id_of
 from domain.identity import new_event_id
 from projections.redis_engagement import EngagementStore
+from projections.redis_keys import INTACT
 from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from streams.topic_tail import TopicTail
@@ -308,6 +309,12 @@ def test_unknown_people_are_recorded_or_refused_per_the_tenants_policy(iso):
     recorded = wait_for(lambda: [ev for n, ev in topic_events(iso, "product.events")
                                  if ev["event_id"] == r.json()["event_id"]], 60, what="the recorded event")
     assert recorded[0]["resolved"] is False
+    iso.redis.delete(INTACT)  # Redis lost its state: a person not found may be one it has not rebuilt yet
+    try:
+        r = event(iso, stranger, "job_viewed")
+        assert r.status_code == 503 and r.json()["error"] == "rebuilding" and r.headers["retry-after"] == "30"
+    finally:
+        iso.redis.set(INTACT, "test")
     put(iso, Ref("tenant", None, "hireflow"), {"triggering": {"unknown_person": "reject"}})
     try:
         r = event(iso, stranger, "job_viewed")
