@@ -124,7 +124,7 @@ AFTER_WIPE: dict[str, tuple[str, str]] = {
                          "judged on its part after it"),
     "soft_bounces": ("rebuilt", "webhook.observation soft bounces within each brand's window"),
     "pruned": ("rebuilt", "engagement.unsubscribed(inactive) of the year, leads still out"),
-    "source_cap": ("rebuilt", "lead.accepted of the last two days on capped lists"),
+    "source_cap": ("rebuilt", "lead.accepted of the last two days, on every list (a cap may be set since)"),
     "config_claim": ("transient", "a 60 s claim: a write in flight at the wipe is asked again"),
     "session": ("lost", "everyone signed in signs in again"),
     "person_sessions": ("lost", "with the sessions"),

@@ -1,9 +1,12 @@
 """The intake's per-source counts rebuilt from leads.events (part of `runtime.replay --redis`):
 
-  ls:srccap:{tenant}:{list}:{partner}:{UTC day}  the leads a partner brought to a list with a
-                         per-source cap, on each UTC day of the last two: lead.accepted events,
-                         counted on the day of their decision (a submission decided just after
-                         midnight counts on the next day; live, on the day it was submitted)
+  ls:srccap:{tenant}:{list}:{partner}:{UTC day}  the leads a partner brought to a list on each
+                         UTC day of the last two: lead.accepted events, counted on the day of
+                         their decision (a submission decided just after midnight counts on the
+                         next day; live, on the day it was submitted). Every list is counted, not
+                         only those capped now: a cap may have been set or lifted since (a few
+                         keys per brand, list and partner); a cap set during the day then counts
+                         the whole day's leads, never fewer than the intake counted.
 
 Raised to the topics' count where Redis holds less, never lowered.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from domain.engagement import event_ms
-from domain.intake import source_cap_key
+from domain.intake import _utc_day
 from projections.redis_leads import SOURCE_CAP_TTL_S, source_cap_key as cap_key_name
 
 
@@ -23,13 +26,11 @@ class SourceCounts:
         self.newest: dict[str, int] = {}
 
     def fold(self, name: str, ev: dict) -> None:
-        tenant = self.book.tenants.get(ev["tenant"])
-        if name != "lead.accepted" or tenant is None:
+        if name != "lead.accepted" or ev["tenant"] not in self.book.tenants:
             return
         at = event_ms(ev["occurred_at"])
-        key = source_cap_key(ev, tenant) if self.now_ms - at < SOURCE_CAP_TTL_S * 1000 else None
-        if key is not None:
-            k = cap_key_name(key)
+        if self.now_ms - at < SOURCE_CAP_TTL_S * 1000:
+            k = cap_key_name((ev["tenant"], ev["list"], ev["partner"], _utc_day(at)))
             self.counts[k] += 1
             self.newest[k] = max(self.newest.get(k, 0), at)
 

@@ -269,7 +269,8 @@ def test_engagement_counters_last_seen_times_and_daily_counts_lost_with_redis_co
         # found for is dropped, not produced: its first time is lost, and never read again)
         assert all(rds.get(k) in (None, v) for k, v in firsts.items())
         assert {k: rds.zrange(k, 0, -1, withscores=True) for k in rds.scan_iter("ls:soft:*", count=5000)} == softs
-        assert {k: rds.get(k) for k in rds.scan_iter("ls:srccap:*", count=5000)} == sources
+        # each count back, at least as high (every list is counted, also before a cap was set on it)
+        assert all(int(rds.get(k) or 0) >= int(v) for k, v in sources.items())
         counted = [k for k in rds.scan_iter("ls:engseen:*", count=5000)]
         assert counted and all(0 < rds.pttl(k) <= 7 * 86_400_000 for k in counted[:50])
         volume = int(rds.get(f"ls:daycap:jobsnearby:email:{day}") or 0)
