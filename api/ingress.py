@@ -20,6 +20,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -149,7 +150,7 @@ def install_lead_routes(app: FastAPI, deps: Deps, access) -> None:
 
     @app.post("/v1/leads/batch", status_code=202, responses=_RESPONSES, tags=["leads"], response_model=BatchTaken,
               openapi_extra={**rule("leads.submit", "request"), **json_body(BatchIn)})
-    async def submit_batch(request: Request, who: Access = Depends(access)) -> dict:
+    async def submit_batch(request: Request, who: Access = Depends(access)) -> Response:
         """Submit up to 1,000 leads at once: all are taken, or none (with the reason)."""
         body = await _read_body(request, deps.settings)
         batch = _parse(BatchIn, body)
@@ -159,8 +160,10 @@ def install_lead_routes(app: FastAPI, deps: Deps, access) -> None:
                            f"{deps.settings.max_batch_leads}: split it")
         subs = _submitted(deps, batch.leads, who, request, "leads.")
         await _produce(deps, subs)
-        return {"count": len(subs), "leads": [
-            {"lead_id": s["lead_id"], "event_id": s["event_id"], "channel": s["channel"]} for s in subs]}
+        # written here, not checked again against BatchTaken (that cost 4 % of the API's CPU)
+        return Response(orjson.dumps({"count": len(subs), "leads": [
+            {"lead_id": s["lead_id"], "event_id": s["event_id"], "channel": s["channel"]} for s in subs]}),
+            status_code=202, media_type="application/json")
 
     @app.post("/v1/leads/{lead_id}/unsubscribe", status_code=202, responses=_RESPONSES, tags=["leads"],
               response_model=Unsubscribing,

@@ -39,7 +39,10 @@ def build_submitted(lead: LeadIn, tenant: Tenant, event_id: str, now_ms: int, so
     channel, raw = channel_for(lead, tenant, strict)
     identity = identity_email(raw) if channel == "email" else identity_phone(
         raw, tenant.validation.default_region)
-    loc = lead.location.model_dump() if lead.location else None
+    loc = None
+    if lead.location:
+        g = lead.location
+        loc = {"zip": g.zip, "city": g.city, "state": g.state, "country": g.country, "lat": g.lat, "lon": g.lon}
     consent = None
     if lead.consent:
         consent = {"at": int(lead.consent.at.timestamp() * 1000), "ip": lead.consent.ip,

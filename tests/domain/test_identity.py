@@ -1,3 +1,6 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from domain.identity import derived_event_id, identity_email, identity_phone, lead_id, new_event_id
 from projections.event_rows import ulid_ms
 
@@ -31,3 +34,16 @@ def test_derived_event_id_is_stable_and_carries_the_cause_time():
 def test_new_event_id_is_a_ulid_of_the_given_time():
     eid = new_event_id(1_700_000_000_123, bytes(range(10)))
     assert len(eid) == 26 and ulid_ms(eid) == 1_700_000_000_123
+
+
+def _ulid_digit_by_digit(ms: int, entropy: bytes) -> str:
+    """The ULID spec read literally: 26 Crockford digits of (48-bit time, 80-bit randomness)."""
+    value, digits = (ms << 80) | int.from_bytes(entropy, "big"), "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    return "".join(digits[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+@settings(max_examples=500)
+@given(ms=st.integers(0, (1 << 48) - 1), entropy=st.binary(min_size=10, max_size=10))
+def test_event_ids_are_the_specs_digits(ms, entropy):
+    assert new_event_id(ms, entropy) == _ulid_digit_by_digit(ms, entropy)
+    assert ulid_ms(new_event_id(ms, entropy)) == ms
