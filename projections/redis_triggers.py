@@ -73,14 +73,13 @@ class TriggerStore:
         if not items:
             return
         pipe = self.r.pipeline(transaction=False)
-        touched = set()
+        newest_of: dict[str, int] = {}  # each key's newest event (a chunk of a replay holds thousands)
         for tenant, lead, at, event_id, name, props in items:
             key = events_key(tenant, lead)
             member = orjson.dumps({"i": event_id, "n": name, "p": props}, option=orjson.OPT_SORT_KEYS)
             pipe.zadd(key, {member: at})
-            touched.add((key, at))
-        for key in {k for k, _ in touched}:
-            newest = max(at for k, at in touched if k == key)
+            newest_of[key] = max(at, newest_of.get(key, at))
+        for key, newest in newest_of.items():
             pipe.zremrangebyscore(key, "-inf", newest - EVENTS_TTL_S * 1000)
             pipe.zremrangebyrank(key, 0, -MAX_EVENTS - 1)
             pipe.expire(key, EVENTS_TTL_S)

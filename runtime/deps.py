@@ -75,6 +75,13 @@ class Deps:
             self._redis = aioredis.Redis(connection_pool=pool)
         return self._redis
 
+    def use_bulk_redis(self) -> None:
+        """For a batch tool (the replay): Redis replies read without a timeout each (redis-py
+        enters an asyncio timeout per reply: 20 % of a replay's CPU in py-spy); a stalled Redis
+        stalls the tool, whose progress bar shows it, instead of failing it."""
+        self._redis = aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=None,
+                                              socket_connect_timeout=5, socket_keepalive=True)
+
     @property
     def leads(self) -> LeadStore:
         return LeadStore(self.redis)

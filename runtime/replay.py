@@ -258,6 +258,7 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     both = not (args.redis or args.clickhouse)
     deps = build(get_settings())
+    deps.use_bulk_redis()
     t0 = time.monotonic()
     with Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn()) as progress:
