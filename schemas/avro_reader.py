@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from struct import Struct
+from types import SimpleNamespace
 from typing import Any, Callable
 
-from schemas.avro_writer import Unsupported
+from schemas.avro_subset import compile_schema
 
 Reader = Callable[[bytes, int], tuple[Any, int]]
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -91,33 +92,10 @@ _PRIMITIVES: dict[str, Reader] = {"long": _long, "int": _long, "string": _string
 
 def compile_reader(schema: Any) -> Reader:
     """A reader for bodies written with this (raw JSON) schema; Unsupported outside the subset."""
-    if isinstance(schema, str):
-        if schema not in _PRIMITIVES:
-            raise Unsupported(f"named type reference {schema!r}")
-        return _PRIMITIVES[schema]
-    if isinstance(schema, list):
-        return _union(schema)
-    kind = schema["type"]
-    if kind == "record":
-        return _record(schema)
-    if kind == "enum":
-        return _enum(schema["symbols"])
-    if kind == "array":
-        return _array(compile_reader(schema["items"]))
-    if kind == "map":
-        return _map(compile_reader(schema["values"]))
-    if isinstance(kind, (str, list)) and "logicalType" not in schema:
-        return compile_reader(kind)
-    if kind == "long" and schema.get("logicalType") == "timestamp-millis":
-        return _timestamp_millis
-    raise Unsupported(f"type {kind!r} {schema.get('logicalType', '')}".strip())
+    return compile_schema(schema, _READERS)
 
 
-def _union(branches: list) -> Reader:
-    if len(branches) != 2 or branches[0] != "null":
-        raise Unsupported(f"union {branches!r} (only [null, X])")
-    inner = compile_reader(branches[1])
-
+def _union(inner: Reader) -> Reader:
     def read(b: bytes, p: int) -> tuple[Any, int]:
         c = b[p]
         if c == 0:
@@ -128,8 +106,8 @@ def _union(branches: list) -> Reader:
     return read
 
 
-def _record(schema: dict) -> Reader:
-    fields = tuple((f["name"], compile_reader(f["type"])) for f in schema["fields"])
+def _record(fields: list[tuple[str, Any, Reader]]) -> Reader:
+    fields = tuple((name, reader) for name, _default, reader in fields)
 
     def read(b: bytes, p: int) -> tuple[dict, int]:
         out = {}
@@ -185,3 +163,7 @@ def _map(values: Reader) -> Reader:
             return p
         return out, _blocks(b, p, one)
     return read
+
+
+_READERS = SimpleNamespace(primitives=_PRIMITIVES, timestamp_millis=_timestamp_millis, union=_union,
+                           record=_record, enum=_enum, array=_array, map=_map)

@@ -12,16 +12,14 @@ accept raises, and the codec then asks fastavro, whose answer (bytes or its erro
 from __future__ import annotations
 
 from struct import Struct
+from types import SimpleNamespace
 from typing import Any, Callable
 
+from schemas.avro_subset import MISSING, compile_schema
+
 Writer = Callable[[Any, bytearray], None]
-_MISSING = object()
 _DOUBLE = Struct("<d").pack
 _FLOAT = Struct("<f").pack
-
-
-class Unsupported(ValueError):
-    """A schema shape these closures do not write (fastavro writes it instead)."""
 
 
 def _varint(n: int, buf: bytearray) -> None:
@@ -33,20 +31,19 @@ def _varint(n: int, buf: bytearray) -> None:
     buf.append(n)
 
 
-def _long(v: Any, buf: bytearray) -> None:
-    if v.__class__ is not int:  # a bool is no long to fastavro's union matching: it decides
-        raise TypeError("not an int")
-    if not -(1 << 63) <= v < (1 << 63):
-        raise ValueError("out of range for a long")
-    _varint(v, buf)
+def _ranged(bits: int) -> Writer:
+    lo, hi = -(1 << (bits - 1)), 1 << (bits - 1)
+
+    def write(v: Any, buf: bytearray) -> None:
+        if v.__class__ is not int:  # a bool is no long to fastavro's union matching: it decides
+            raise TypeError("not an int")
+        if not lo <= v < hi:
+            raise ValueError(f"out of range for {bits} bits")
+        _varint(v, buf)
+    return write
 
 
-def _int(v: Any, buf: bytearray) -> None:
-    if v.__class__ is not int:  # a bool is no long to fastavro's union matching: it decides
-        raise TypeError("not an int")
-    if not -(1 << 31) <= v < (1 << 31):
-        raise ValueError("out of range for an int")
-    _varint(v, buf)
+_long, _int = _ranged(64), _ranged(32)
 
 
 def _string(v: Any, buf: bytearray) -> None:
@@ -97,33 +94,10 @@ _PRIMITIVES: dict[str, Writer] = {"long": _long, "int": _int, "string": _string,
 
 def compile_writer(schema: Any) -> Writer:
     """A writer for this (raw JSON) schema; Unsupported for shapes it does not cover."""
-    if isinstance(schema, str):
-        if schema not in _PRIMITIVES:
-            raise Unsupported(f"named type reference {schema!r}")
-        return _PRIMITIVES[schema]
-    if isinstance(schema, list):
-        return _union(schema)
-    kind = schema["type"]
-    if kind == "record":
-        return _record(schema)
-    if kind == "enum":
-        return _enum(schema["symbols"])
-    if kind == "array":
-        return _array(compile_writer(schema["items"]))
-    if kind == "map":
-        return _map(compile_writer(schema["values"]))
-    if isinstance(kind, (str, list)) and "logicalType" not in schema:
-        return compile_writer(kind)
-    if kind in ("long", "int") and schema.get("logicalType") in ("timestamp-millis", "timestamp-micros"):
-        return _PRIMITIVES[kind]  # ints only here: a datetime goes to fastavro, which converts it
-    raise Unsupported(f"type {kind!r} {schema.get('logicalType', '')}".strip())
+    return compile_schema(schema, _WRITERS)
 
 
-def _union(branches: list) -> Writer:
-    if len(branches) != 2 or branches[0] != "null":
-        raise Unsupported(f"union {branches!r} (only [null, X])")
-    inner = compile_writer(branches[1])
-
+def _union(inner: Writer) -> Writer:
     def write(v: Any, buf: bytearray) -> None:
         if v is None:
             buf.append(0)
@@ -133,14 +107,14 @@ def _union(branches: list) -> Writer:
     return write
 
 
-def _record(schema: dict) -> Writer:
-    fields = tuple((f["name"], f.get("default", _MISSING), compile_writer(f["type"])) for f in schema["fields"])
+def _record(fields: list[tuple[str, Any, Writer]]) -> Writer:
+    fields = tuple(fields)
 
     def write(v: Any, buf: bytearray) -> None:
         get = v.get
         for name, default, writer in fields:
             value = get(name, default)
-            if value is _MISSING:
+            if value is MISSING:
                 raise KeyError(name)
             writer(value, buf)
     return write
@@ -177,3 +151,8 @@ def _map(values: Writer) -> Writer:
                 values(value, buf)
         buf.append(0)
     return write
+
+
+# timestamp-millis: ints only here (a datetime goes to fastavro, which converts it)
+_WRITERS = SimpleNamespace(primitives=_PRIMITIVES, timestamp_millis=_long, union=_union, record=_record,
+                           enum=_enum, array=_array, map=_map)

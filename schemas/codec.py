@@ -17,7 +17,8 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from schemas.avro_reader import compile_reader
-from schemas.avro_writer import Unsupported, compile_writer
+from schemas.avro_subset import Unsupported
+from schemas.avro_writer import compile_writer
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 MARKER = b"\xc3\x01"
