@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import sys
+import threading
 import time
+from queue import Empty
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
@@ -251,6 +254,79 @@ def _insert_config(client, table: str, rows: list[tuple]) -> int:
     return len(rows)
 
 
+def run_replay(deps: Deps, progress, redis: bool = True, clickhouse: bool = True) -> dict:
+    """Rebuild what is asked; both at once when both are (ClickHouse in a child process: the two
+    share nothing but the topics, and on two cores they overlap instead of queueing)."""
+    if redis and clickhouse:
+        return _both(deps, progress)
+    results = {}
+    if redis:
+        results["redis"] = rebuild_redis(deps, progress)
+    if clickhouse:
+        results["clickhouse"] = rebuild_clickhouse(deps, progress)
+    return results
+
+
+class _SharedProgress:
+    """The child's progress, counted into integers shared with the parent, which shows them."""
+
+    def __init__(self, done, total):
+        self.done, self.total, self._advanced = done, total, {}
+
+    def add_task(self, description: str, total: int | None = None) -> str:
+        with self.total.get_lock():
+            self.total.value += total or 0
+        self._advanced[description] = 0
+        return description
+
+    def advance(self, task: str, n: int) -> None:
+        self._advanced[task] += n
+        with self.done.get_lock():
+            self.done.value += n
+
+    def update(self, task: str, completed: int | None = None) -> None:
+        if completed is not None:
+            self.advance(task, completed - self._advanced[task])
+
+
+def _clickhouse_child(settings, done, total, results) -> None:
+    results.put(rebuild_clickhouse(build(settings), _SharedProgress(done, total)))
+
+
+def _both(deps: Deps, progress) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    done, total, queue = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Queue()
+    child = ctx.Process(target=_clickhouse_child, args=(deps.settings, done, total, queue), name="replay-clickhouse")
+    child.start()
+    task = progress.add_task("clickhouse: every event, the history", total=None)
+    stop = threading.Event()
+
+    def mirror() -> None:
+        while not stop.wait(0.2):
+            progress.update(task, completed=done.value, total=total.value or None)
+    threading.Thread(target=mirror, name="replay-progress", daemon=True).start()
+    results: dict = {}
+    try:
+        results["redis"] = rebuild_redis(deps, progress)
+        results["clickhouse"] = _result_of(child, queue)
+        child.join()
+    finally:
+        stop.set()
+        if child.is_alive() and "clickhouse" not in results:
+            child.terminate()  # the Redis side failed: the operator runs the replay again
+    progress.update(task, completed=done.value, total=total.value)
+    return results
+
+
+def _result_of(child, queue) -> dict:
+    while True:
+        try:
+            return queue.get(timeout=1)
+        except Empty:
+            if not child.is_alive() and queue.empty():
+                raise SystemExit(f"the ClickHouse rebuild failed (exit {child.exitcode}): its error is above")
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--redis", action="store_true", help="rebuild the Redis read models")
@@ -262,11 +338,7 @@ def main(argv: list[str]) -> int:
     t0 = time.monotonic()
     with Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn()) as progress:
-        results = {}
-        if args.redis or both:
-            results["redis"] = rebuild_redis(deps, progress)
-        if args.clickhouse or both:
-            results["clickhouse"] = rebuild_clickhouse(deps, progress)
+        results = run_replay(deps, progress, args.redis or both, args.clickhouse or both)
     for what, r in results.items():
         print(f"{what:<11} " + "  ".join(f"{k}={v}" for k, v in r.items()))
     print(f"replay done in {time.monotonic() - t0:.1f}s")

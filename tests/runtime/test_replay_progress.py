@@ -1,0 +1,18 @@
+"""The ClickHouse rebuild's progress, counted in a child process into shared integers."""
+from __future__ import annotations
+
+import multiprocessing
+
+from runtime.replay import _SharedProgress
+
+
+def test_the_shared_counts_add_every_task_and_finish_at_the_totals():
+    ctx = multiprocessing.get_context("spawn")
+    done, total = ctx.Value("q", 0), ctx.Value("q", 0)
+    p = _SharedProgress(done, total)
+    events = p.add_task("clickhouse: inserting every event", total=1000)
+    p.advance(events, 400)
+    p.update(events, completed=1000)  # the rebuild says "all" at the end: the rest is counted once
+    history = p.add_task("clickhouse: the configuration history", total=7)
+    p.update(history, completed=7)
+    assert (done.value, total.value) == (1007, 1007)
