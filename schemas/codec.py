@@ -115,6 +115,8 @@ class Codec:
         writer = self.writer_of(data)
         compiled = self._readers.get(bytes(data[2:10]))
         if compiled is not None:  # the newest version wrote it: no resolution to do
+            if data.__class__ is not bytes:  # a memoryview or bytearray: slices must be bytes
+                data = bytes(data)
             try:
                 event, end = compiled(data, 10)
                 if end == len(data):

@@ -70,3 +70,10 @@ def test_blocked_arrays_with_byte_sizes_are_read():
     read = compile_reader({"type": "array", "items": "long"})
     # a block of -2 items with its byte size (2), then a block of 1, then the end
     assert read(b"\x03\x04\x02\x04\x02\x06\x00", 0) == ([1, 2, 3], 7)
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_a_bytearray_or_memoryview_reads_as_bytes_would(data):
+    body = fastavro_bytes("send.links", data.draw(values_of(LATEST["send.links"].raw)))
+    assert CODEC.decode(bytearray(body)) == CODEC.decode(memoryview(body)) == CODEC.decode(body)
