@@ -1,22 +1,22 @@
 """./dev bench send [--emails N]
 
-Emails per second composed and delivered to a local SMTP server by one bulk sender worker:
-N send.requested on a private sends.bulk topic, for N accepted leads with jobs to match,
-through the real agent (screen, claim, cap, rate limit, match, compose with the MJML template,
-store links, SMTP pool, settle, events) until N send.dispatched are on the private
-sends.events topic. The SMTP server is the project's aiosmtpd sink in its own process.
-baseline: the very messages the pipeline delivered (read back from the sink) pushed straight
-through channels.smtp_pool to the same server (the delivery ceiling), so ratio = value /
-baseline shows what the rest of the pipeline costs.
+Emails per second composed and delivered by one bulk sender worker to a real MTA-grade SMTP
+server: Postfix's smtp-sink (C, event-driven, PIPELINING; Debian's postfix package, which
+./dev installs), keeping every message it receives as a file. N send.requested go onto a
+private sends.bulk topic, for N accepted leads with jobs to match, through the real agent
+(screen, claim, cap, rate limit, match, compose the ~25 KB MJML email, store links, DKIM-sign,
+SMTP pool, settle, events) until N send.dispatched are on the private sends.events topic.
+baseline: the very message bytes the pipeline delivered (read back from smtp-sink's files)
+pushed by a bare pipelining SMTP client (bench/_bare_smtp.py) over the same number of
+connections as the worker's pool, so ratio = value / baseline shows what composing and the
+rest of the pipeline cost on top of delivery alone.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import email
-import email.policy
 import os
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -25,16 +25,15 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
+from bench._bare_smtp import dumped, push, read_dump, start_sink
 from bench._common import emit, free_port, say, wait_until
-from channels.base import EmailMessage
-from channels.smtp_pool import SmtpPool
 from domain.identity import new_event_id
 from domain.intake import LeadState
 from domain.schedule import send_id
 from projections.redis_leads import lead_key
 from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
-from streams.settings import ROOT
+from streams.settings import get_settings
 
 TENANT, LIST = "jobsnearby", "warehouse"
 
@@ -79,69 +78,46 @@ def count_dispatched(p: IsolatedPlatform, n: int, timeout: float) -> float:
     return time.monotonic()
 
 
-def composed_messages(folder: Path) -> list[EmailMessage]:
-    """The emails the pipeline delivered, read back from the sink, as ready messages again."""
-    out = []
-    for path in sorted(folder.glob("*.eml")):
-        m = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        headers = {k: str(m[k]) for k in ("List-Unsubscribe", "List-Unsubscribe-Post", "X-Leadstream-Send")}
-        out.append(EmailMessage(f"base-{path.stem[:24]}", "alerts@jobsnearby.example", "Jobs Nearby",
-                                str(m["To"]), str(m["Subject"]), m.get_body(("html",)).get_content(),
-                                m.get_body(("plain",)).get_content(), headers))
-    return out
-
-
-async def baseline(port: int, msgs: list[EmailMessage]) -> float:
-    """The same messages straight through the SMTP pool to the same server: delivery alone."""
-    pool = SmtpPool("127.0.0.1", port, size=8)
-    n = len(msgs)
-    t0 = time.perf_counter()
-    for i in range(0, n, 500):
-        outcomes = await pool.send_many(msgs[i:i + 500])
-        assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok][:1]
-    took = time.perf_counter() - t0
-    await pool.close()
-    return n / took
-
-
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="./dev bench send")
     ap.add_argument("--emails", type=int, default=10_000)
     ap.add_argument("--redis-db", type=int, default=10)
     args = ap.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="leadstream-bench-mail-"))
-    port = free_port()
-    sink = subprocess.Popen([sys.executable, "-m", "stack.standins.smtp_sink", "--port", str(port),
-                             "--dir", str(folder)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port, connections = free_port(), get_settings().smtp_pool_size
+    sink = start_sink(folder, port)
     try:
         wait_until(lambda: _open(port), 20)
-        env = {"LEADSTREAM_SMTP_PORT": str(port), "LEADSTREAM_MAIL_DIR": str(folder)}
-        with IsolatedPlatform(args.redis_db, agents=("jobs", "sender_bulk"), env=env) as p:
+        with IsolatedPlatform(args.redis_db, agents=("jobs", "sender_bulk"),
+                              env={"LEADSTREAM_SMTP_PORT": str(port)}) as p:
             p.poll_feeds()
             wait_until(lambda: p.redis.hlen(f"ls:jobs:{TENANT}") >= 6000, 60, 0.2)
             states, records = requests(args.emails, p.tag[:8])
             for i in range(0, len(states), 20_000):
                 p.redis.mset({lead_key(s.tenant, s.lead_id): orjson.dumps(s) for s in states[i:i + 20_000]})
-            say(f"{args.emails:,} send requests into sends.bulk; one sender_bulk worker")
+            say(f"{args.emails:,} send requests into sends.bulk; one sender_bulk worker; smtp-sink on :{port}")
             t0 = time.monotonic()
             p.produce("sends.bulk", records)
             value = args.emails / (count_dispatched(p, args.emails, 600) - t0)
-            files = sum(1 for _ in folder.glob("*.eml"))
-        say(f"  {value:,.0f} emails/s through the agent; {files:,} .eml files at the sink")
-        say("baseline: the very same messages (read back from the sink) straight through the SMTP pool")
-        msgs = composed_messages(folder)
-        for f in folder.glob("*.eml"):
+        wait_until(lambda: len(dumped(folder)) >= args.emails, 30, 0.2)
+        msgs = [read_dump(f) for f in dumped(folder)]
+        files, size_kb = len(msgs), sum(len(m[2]) for m in msgs) / max(1, len(msgs)) / 1024
+        say(f"  {value:,.0f} emails/s through the agent; {files:,} messages at smtp-sink, {size_kb:.1f} KB each")
+        say(f"baseline: the same bytes pushed by a bare pipelining SMTP client over {connections} connections")
+        for f in dumped(folder):
             f.unlink()
-        base = asyncio.run(baseline(port, msgs))
+        t1 = time.perf_counter()
+        asyncio.run(push("127.0.0.1", port, msgs, connections))
+        base = len(msgs) / (time.perf_counter() - t1)
+        wait_until(lambda: len(dumped(folder)) >= len(msgs), 30, 0.2)
     finally:
         sink.terminate()
         sink.wait(10)
-        for f in folder.glob("*"):
-            f.unlink()
-        folder.rmdir()
+        shutil.rmtree(folder, ignore_errors=True)
+    say(f"  {base:,.0f} emails/s bare")
     emit({"bench": "send", "value": round(value), "unit": "emails/s", "baseline": round(base),
-          "ratio": round(value / base, 3), "emails": args.emails, "delivered_files": files, "workers": 1})
+          "ratio": round(value / base, 3), "emails": args.emails, "delivered_files": files,
+          "message_kb": round(size_kb, 1), "connections": connections, "server": "smtp-sink", "workers": 1})
 
 
 def _open(port: int) -> bool:

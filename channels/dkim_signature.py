@@ -117,10 +117,10 @@ def selected(fields: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> lis
     return out
 
 
-def signature_headers(raw: bytes, signers: list[Signer], include: tuple[str, ...],
-                      now: int | None = None) -> bytes:
-    """One `DKIM-Signature:` header per signer (CRLF-terminated, folded at tag boundaries),
-    to be put before the message."""
+def signature_inputs(raw: bytes, signers: list[Signer], include: tuple[str, ...],
+                     now: int | None = None) -> list[tuple[Signer, bytes, bytes]]:
+    """Everything of the signatures but the private-key operation: per signer, (signer, the
+    header value up to "b=", the SHA-256 the key signs)."""
     head, body = split_message(raw)
     fields = header_fields(head)
     names = tuple(n.lower().encode() for n in include)
@@ -135,7 +135,19 @@ def signature_headers(raw: bytes, signers: list[Signer], include: tuple[str, ...
                 b"i=@" + signer.domain.encode(), b"q=dns/txt", b"s=" + signer.selector.encode(), b"t=" + stamp,
                 b"h=" + b":".join(names), b"bh=" + body_hash]
         unsigned = b";\r\n\t".join(tags + [b"b="])
-        digest = hashlib.sha256(signed + relaxed_header(b"DKIM-Signature", b" " + unsigned)).digest()
-        value = unsigned + base64.b64encode(signer.sign_digest(digest))
-        out.append(b"DKIM-Signature: " + value + b"\r\n")
-    return b"".join(out)
+        out.append((signer, unsigned, hashlib.sha256(signed + relaxed_header(b"DKIM-Signature", b" " + unsigned)).digest()))
+    return out
+
+
+def finished_headers(inputs: list[tuple[Signer, bytes, bytes]]) -> bytes:
+    """The `DKIM-Signature:` headers of signature_inputs' answer: the private-key operations,
+    which release the GIL (so this part may run on another thread)."""
+    return b"".join(b"DKIM-Signature: " + unsigned + base64.b64encode(signer.sign_digest(digest)) + b"\r\n"
+                    for signer, unsigned, digest in inputs)
+
+
+def signature_headers(raw: bytes, signers: list[Signer], include: tuple[str, ...],
+                      now: int | None = None) -> bytes:
+    """One `DKIM-Signature:` header per signer (CRLF-terminated, folded at tag boundaries),
+    to be put before the message."""
+    return finished_headers(signature_inputs(raw, signers, include, now))

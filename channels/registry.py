@@ -5,7 +5,7 @@ vonage, plivo, telnyx (SMS).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Awaitable, Callable
 
 from channels.failover import CircuitBreaker, FailoverMailer, FailoverSms
 from channels.mailgun import MailgunMailer
@@ -24,13 +24,16 @@ EMAIL_PROVIDERS = ("smtp", "sendgrid", "ses", "mailgun", "postmark")
 SMS_PROVIDERS = ("twilio", "esendex", "vonage", "plivo", "telnyx")
 
 
-def build_providers(s: Settings, sign: Callable[[bytes], bytes] | None = None) -> dict:
+def build_providers(s: Settings, sign: Callable[[bytes], bytes] | None = None,
+                    sign_async: Callable[[bytes], Awaitable[bytes]] | None = None) -> dict:
     """Every provider adapter, by name (connections open lazily, on first use). `sign` is the
-    DKIM signer of the adapters that send our whole MIME message (channels.dkim)."""
+    DKIM signer of the adapters that send our whole MIME message (channels.dkim); the SMTP pool
+    takes `sign_async` when given (the same signatures, the key operation off the event loop)."""
     base = s.providers_url
     return {
         "smtp": SmtpPool(s.smtp_host, s.smtp_port, size=s.smtp_pool_size, starttls=s.smtp_starttls,
-                         username=s.smtp_username or None, password=s.smtp_password or None, sign=sign),
+                         username=s.smtp_username or None, password=s.smtp_password or None,
+                         sign=sign_async or sign),
         "sendgrid": SendGridMailer(s.sendgrid_api_key, s.sendgrid_url or base),
         "ses": SesMailer(s.ses_access_key_id, s.ses_secret_access_key, s.ses_region, s.ses_url or base,
                          sign=sign),

@@ -1,4 +1,4 @@
-"""Email over SMTP through a small pool of persistent connections (aiosmtplib).
+"""Email over SMTP through a small pool of persistent connections (channels.smtp_client).
 
 Opening an SMTP session (TCP, EHLO, maybe STARTTLS and AUTH) costs several round trips, so
 connections are kept and reused across messages; messages go out in parallel, one transaction
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import inspect
 import email.header
 import email.message
 import email.policy
@@ -18,16 +19,15 @@ import re
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
-
-import aiosmtplib
+from typing import Awaitable, Callable, Sequence
 
 from channels.base import EmailMessage, Outcome, delivered, failed, map_bounded
 from channels.dkim import DkimUnavailable
+from channels.smtp_client import SmtpAuthError, SmtpConnection, SmtpReplyError
 
 # atext of RFC 5322 minus "@", so "<id@domain>" stays a valid msg-id whatever the send_id is
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]")
-_CONNECTION_ERRORS = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)
+_CONNECTION_ERRORS = (OSError, asyncio.TimeoutError)  # ConnectionError, ssl errors, SmtpProtocolError
 
 
 def message_id(send_id: str, domain: str) -> str:
@@ -129,7 +129,7 @@ def smtp_failure(send_id: str, provider: str, code: int, text: str) -> Outcome:
 
 @dataclass
 class _Connection:
-    smtp: aiosmtplib.SMTP
+    smtp: SmtpConnection
     idle_since: float
 
 
@@ -152,12 +152,13 @@ class SmtpPool:
         validate_certs: bool = True,
         tls_context: ssl.SSLContext | None = None,
         name: str = "smtp",
-        sign: Callable[[bytes], bytes] | None = None,
+        sign: Callable[[bytes], bytes | Awaitable[bytes]] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("SmtpPool size must be at least 1")
         self.name = name
-        self.sign = sign  # DKIM (channels.dkim.DkimSigner.sign): the whole message as it goes out
+        # DKIM (channels.dkim.DkimSigner.sign or .sign_async): the whole message as it goes out
+        self.sign = sign
         self.host, self.port, self.size = host, port, size
         self.starttls, self.username, self.password = starttls, username, password
         self.timeout = timeout
@@ -180,7 +181,7 @@ class SmtpPool:
         for conn in idle:
             try:
                 await conn.smtp.quit()
-            except _CONNECTION_ERRORS:
+            except (SmtpReplyError, *_CONNECTION_ERRORS):
                 conn.smtp.close()
 
     async def _send_one(self, message: EmailMessage) -> Outcome:
@@ -189,25 +190,23 @@ class SmtpPool:
         if self.sign is not None:
             try:
                 raw = self.sign(raw)
+                if inspect.isawaitable(raw):
+                    raw = await raw
             except DkimUnavailable as exc:  # never unsigned: the message waits for its key
                 return failed(message.send_id, self.name, str(exc), permanent=False)
         try:
             conn = await self._checkout()
-        except aiosmtplib.SMTPAuthenticationError as exc:  # our credentials: 4xx/5xx auth is permanent
-            return failed(message.send_id, self.name, f"login refused: SMTP {exc.code}: {exc.message}",
+        except SmtpAuthError as exc:  # our credentials: 4xx/5xx auth is permanent
+            return failed(message.send_id, self.name, f"login refused: SMTP {exc.code}: {exc.text}",
                           permanent=True)
-        except _CONNECTION_ERRORS as exc:
+        except (SmtpReplyError, *_CONNECTION_ERRORS) as exc:  # no session: refused greeting, EHLO or TLS too
             return failed(message.send_id, self.name, f"connect: {type(exc).__name__}: {exc}", permanent=False)
         try:
-            await conn.smtp.sendmail(message.from_addr, [message.to_addr], raw)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0]
-            self._checkin(conn)
-            return smtp_failure(message.send_id, self.name, refused.code, refused.message)
-        except aiosmtplib.SMTPResponseException as exc:
-            self._checkin(conn)  # aiosmtplib sent RSET already; a 421 closed it and checkin drops it
-            return smtp_failure(message.send_id, self.name, exc.code, exc.message)
-        except ValueError as exc:  # an address aiosmtplib refuses to put on the wire
+            await conn.smtp.send(message.from_addr, message.to_addr, raw)
+        except SmtpReplyError as exc:
+            self._checkin(conn)  # the client sent RSET already; a 421 closed it and checkin drops it
+            return smtp_failure(message.send_id, self.name, exc.code, exc.text)
+        except ValueError as exc:  # an address that cannot go in a command
             self._checkin(conn)
             return failed(message.send_id, self.name, f"invalid address: {exc}", permanent=True)
         except _CONNECTION_ERRORS as exc:
@@ -227,24 +226,16 @@ class SmtpPool:
             try:
                 await conn.smtp.noop()
                 return conn
-            except _CONNECTION_ERRORS:
+            except (SmtpReplyError, *_CONNECTION_ERRORS):
                 conn.smtp.close()
         return await self._connect()
 
     async def _connect(self) -> _Connection:
         """Open, greet and (if configured) authenticate a new connection."""
-        smtp = aiosmtplib.SMTP(
-            hostname=self.host, port=self.port, timeout=self.timeout, start_tls=self.starttls,
-            local_hostname=self.local_hostname, validate_certs=self.validate_certs,
-            tls_context=self.tls_context,
-        )
-        await smtp.connect()
-        try:
-            if self.username is not None:
-                await smtp.login(self.username, self.password or "")
-        except BaseException:
-            smtp.close()
-            raise
+        smtp = await SmtpConnection.open(
+            self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname,
+            starttls=self.starttls, tls_context=self.tls_context, validate_certs=self.validate_certs,
+            username=self.username, password=self.password)
         self.connections_opened += 1
         return _Connection(smtp, time.monotonic())
 

@@ -19,7 +19,7 @@ def build_send_batch(deps, chains: Chains | None = None, templates: TemplateStor
     s = deps.settings
     if chains is None:
         signer = DkimSigner(lambda: deps.tenants, KeyLoader(s.secrets_dir))
-        chains = Chains(build_providers(s, sign=signer.sign))
+        chains = Chains(build_providers(s, sign=signer.sign, sign_async=signer.sign_async))
     policy = SendPolicy(lease_ms=int(s.send_lease_s * 1000), provider_rate_per_s=s.provider_rate_per_s,
                         link_key=s.link_key_ring[0], tracking_base_url=s.tracking_base_url)
     return SendBatch(SendingPorts(book=lambda: deps.tenants, leads=deps.leads, store=SendState(deps.redis),

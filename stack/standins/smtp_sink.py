@@ -215,6 +215,13 @@ class SinkHandler:
     def __init__(self, controller: SinkController) -> None:
         self.controller = controller
 
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        """aiosmtpd reads commands in order, so it can offer PIPELINING (RFC 2920) as Postfix
+        does: the pool's clients then send MAIL, RCPT and DATA in one write, as in production."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         if self.controller.dropping():
