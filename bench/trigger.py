@@ -2,8 +2,8 @@
 
 Trigger-to-send latency: product events offered through the API at a steady rate, each starting
 a trigger whose email goes now; value = p99 ms from the API answering 202 for the event to the
-SMTP server accepting the message (the .eml file's write time at the project's SMTP sink, in
-its own process). Also p50, the count delivered against the count expected (no loss, no
+SMTP server accepting the message (the write time of the message's file at Postfix's smtp-sink,
+the MTA-grade server of ./dev bench send, in its own process). Also p50, the count delivered against the count expected (no loss, no
 duplicates: one message per send id), and the lateness of absence timers (events whose
 "absent within 2s" window closes while the load runs: p99 ms from the deadline to the
 trigger firing).
@@ -19,9 +19,8 @@ import argparse
 import asyncio
 import email
 import email.policy
-import os
 import re
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from bench._bare_smtp import dumped, read_dump, start_sink
 from bench._common import emit, free_port, say, wait_until
 from channels.base import EmailMessage
 from channels.smtp_pool import SmtpPool
@@ -106,8 +106,8 @@ async def offer(api: str, key: str, people: list[LeadState], rate: int, name: st
 def arrivals(folder: Path) -> dict[str, list[float]]:
     """send id -> the times (s) the SMTP server wrote each message with that id."""
     out: dict[str, list[float]] = {}
-    for path in folder.glob("*.eml"):
-        m = SEND.search(path.read_bytes()[:6000])
+    for path in dumped(folder):
+        m = SEND.search(path.read_bytes()[:8000])
         if m:
             out.setdefault(m.group(1).decode(), []).append(path.stat().st_mtime_ns / 1e9)
     return out
@@ -164,9 +164,9 @@ async def baseline(port: int, msgs: list[EmailMessage], rate: int) -> list[float
 
 def read_back(folder: Path, limit: int) -> list[EmailMessage]:
     out = []
-    for path in sorted(folder.glob("*.eml"))[:limit]:
-        m = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        out.append(EmailMessage(f"base-{path.stem[:24]}", "alerts@jobsnearby.example", "Jobs Nearby", str(m["To"]),
+    for n, path in enumerate(sorted(dumped(folder))[:limit]):
+        m = email.message_from_bytes(read_dump(path)[2], policy=email.policy.default)
+        out.append(EmailMessage(f"base-{n:08d}", "alerts@jobsnearby.example", "Jobs Nearby", str(m["To"]),
                                 str(m["Subject"]), m.get_body(("html",)).get_content(),
                                 m.get_body(("plain",)).get_content(), {}))
     return out
@@ -184,12 +184,10 @@ def main(argv: list[str]) -> None:
     n = int(args.rate * args.seconds)
     folder = Path(tempfile.mkdtemp(prefix="leadstream-bench-trigger-"))
     port = free_port()
-    sink = subprocess.Popen([sys.executable, "-m", "stack.standins.smtp_sink", "--port", str(port),
-                             "--dir", str(folder)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sink = start_sink(folder, port)
     try:
         wait_until(lambda: _open(port), 20)
-        env = {"LEADSTREAM_SMTP_PORT": str(port), "LEADSTREAM_MAIL_DIR": str(folder)}
+        env = {"LEADSTREAM_SMTP_PORT": str(port)}
         agents = ("intake", "triggers", "sender_priority", "retry")
         with IsolatedPlatform(args.redis_db, agents=agents, env=env, fronts=("api",)) as p:
             configure(p)
@@ -207,7 +205,7 @@ def main(argv: list[str]) -> None:
                 say(f"warm-up: {warm:,} events at {args.rate}/s, not measured")
                 warmed = asyncio.run(offer(p.api_url, key, people[n + args.absent:], args.rate, "bench_ping"))
                 wait_until(lambda: len(arrivals(folder)) >= len(warmed), 120, 0.5)
-                for f in folder.glob("*.eml"):
+                for f in dumped(folder):
                     f.unlink()
 
             async def load():
@@ -239,16 +237,14 @@ def main(argv: list[str]) -> None:
             f"{pct(lateness, 0.99):.0f} ms after their deadline ({len(lateness)} fired)")
         say("baseline: the same messages, one at a time at the same rate, straight to the SMTP server")
         msgs = read_back(folder, n)
-        for f in folder.glob("*.eml"):
+        for f in dumped(folder):
             f.unlink()
         base = asyncio.run(baseline(port, msgs, args.rate))
         say(f"  bare SMTP delivery: p50 {pct(base, 0.5):.0f} ms, p99 {pct(base, 0.99):.0f} ms")
     finally:
         sink.terminate()
         sink.wait(10)
-        for f in folder.glob("*"):
-            f.unlink()
-        folder.rmdir()
+        shutil.rmtree(folder, ignore_errors=True)
     emit({"bench": "trigger", "value": round(value), "unit": "ms p99 API 202 -> SMTP accepted",
           "baseline": round(pct(base, 0.99)), "ratio": round(value / max(pct(base, 0.99), 1e-9), 2),
           "p50_ms": round(p50), "target_ms": 200, "offered_per_s": args.rate, "events": n,

@@ -18,8 +18,10 @@ import asyncio
 import base64
 import re
 import ssl
+from email.utils import parseaddr
 
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BAD_ADDRESS = re.compile(r"[\x00-\x20\x7f<>]")  # nothing that could end or split a command
 MAX_REPLY_LINES = 100
 
@@ -54,8 +56,13 @@ def wire_data(raw: bytes) -> bytes:
 
 
 def check_address(address: str) -> str:
-    """An envelope address we can put in a command; ValueError for anything else."""
-    if _BAD_ADDRESS.search(address) or not address.isascii() and not address.isprintable():
+    """The address for a command ("Name <a@b>" gives a@b, as aiosmtplib read it); ValueError
+    for anything that could end or split a command."""
+    if _CONTROL.search(address) or not address.isprintable():
+        raise ValueError(f"{address!r} cannot go in an SMTP command")
+    if "<" in address:
+        address = parseaddr(address)[1]
+    if not address or _BAD_ADDRESS.search(address):
         raise ValueError(f"{address!r} cannot go in an SMTP command")
     return address
 

@@ -131,8 +131,9 @@ async def test_an_address_that_would_inject_a_command_is_refused_before_anything
         for bad in ("x@y.example>\r\nRCPT TO:<victim@z.example", "a b@y.example", "x@y.example\n"):
             with pytest.raises(ValueError):
                 await conn.send("a@b.example", bad, b"Subject: x\r\n\r\nx\r\n")
+        await conn.send("Jobs <a@b.example>", "Sam Lee <sam@d.example>", b"Subject: x\r\n\r\nx\r\n")
         await conn.quit()
-    assert script.commands[1:] == ["QUIT"]
+    assert script.commands[1:] == ["MAIL FROM:<a@b.example>", "RCPT TO:<sam@d.example>", "DATA", "QUIT"]
 
 
 async def test_a_server_that_never_answers_times_out():

@@ -24,6 +24,7 @@ from domain.matching import JobIndex, rank
 from domain.lead_input import LeadIn
 from domain.schedule import local_date, send_id
 from domain.submission import build_submitted
+from projections.redis_sends import LINK_TTL_S
 from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from streams.settings import get_settings, load_tenants
@@ -119,6 +120,7 @@ def welcome_job_keys(p: IsolatedPlatform, address: str, alert_send_id: str) -> s
     html = welcome.get_body(("html",)).get_content()
     codes = {u.rsplit("/", 1)[1] for u in re.findall(r'href="(http[^"]+/c/[0-9A-Za-z]+)"', html)}
     records = [orjson.loads(p.redis.get(f"ls:link:{c}")) for c in codes]
+    assert all(0 < p.redis.ttl(f"ls:link:{c}") <= LINK_TTL_S for c in codes)  # every record expires
     return {r["job_key"] for r in records if r["job_key"]}
 
 
