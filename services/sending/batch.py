@@ -240,9 +240,14 @@ class SendBatch:
         sent_before = await self.state.sent_jobs(keys, now_ms - RESEND_JOBS_AFTER_MS)
         alerts = [n for n, i in enumerate(items) if i.req["kind"] in ALERT_KINDS]
         histories = dict(zip(alerts, await self.state.histories([keys[n] for n in alerts])))
-        for n, (item, exclude) in enumerate(zip(items, sent_before)):
-            picked = await self.picker.pick(item.req, item.tenant, item.state, exclude, histories.get(n, []), now_ms)
-            item.jobs, item.new_keys, item.matching = picked.jobs, picked.new_keys, picked.matching
+        await self.picker.for_batch({i.tenant.id for i in items})
+        try:
+            for n, (item, exclude) in enumerate(zip(items, sent_before)):
+                picked = await self.picker.pick(item.req, item.tenant, item.state, exclude, histories.get(n, []),
+                                                now_ms)
+                item.jobs, item.new_keys, item.matching = picked.jobs, picked.new_keys, picked.matching
+        finally:
+            self.picker.batch_done()
         await self._segments(items)
         ready, skipped = [], []
         for item in items:
