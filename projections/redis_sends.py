@@ -59,9 +59,6 @@ return grant
 """
 
 
-# A send's entry in the lead's history, once: a batch retried after its MULTI was applied but
-# its answer lost (Redis restarting) records the same entry again (the same bytes: its time is
-# the event's own)
 # many keys, one TTL, one command: the ~12 link records of each email set one by one cost the
 # sender ~80 ms of client work per 500 emails (redis-py packs and parses every command), ~22 ms so
 _SET_MANY = """
@@ -70,6 +67,9 @@ return #KEYS
 """
 SET_MANY_CHUNK = 500
 
+# A send's entry in the lead's history, once: a batch retried after its MULTI was applied but
+# its answer lost (Redis restarting) records the same entry again (the same bytes: its time is
+# the event's own)
 _HISTORY = """
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then
   redis.call('LPUSH', KEYS[1], ARGV[1])

@@ -62,28 +62,53 @@ redis.call('EXPIRE', KEYS[2], ttl)
 return 'ok'
 """
 
+# KEYS: history keys; ARGV[1]: seconds to live; ARGV[2]: events kept; then per key: event count,
+# the newest time that fell out of the window (ms), score, member, ... Each key: the events added, what fell out of the
+# window or beyond the count removed, its lifetime renewed. One call per chunk of keys (a
+# pipeline of four commands per event and key cost ~10 µs of client work each)
+_REMEMBER = """
+local ttl, keep, a = ARGV[1], tonumber(ARGV[2]), 3
+for i = 1, #KEYS do
+  local n, gone = tonumber(ARGV[a]), ARGV[a + 1]
+  local s, e = a + 2, a + 1 + 2 * n
+  while s <= e do  -- unpack is limited to a few thousand values at once; 2000 keeps the pairs whole
+    local t = math.min(s + 1999, e)
+    redis.call('ZADD', KEYS[i], unpack(ARGV, s, t))
+    s = t + 1
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', gone)
+  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -keep - 1)
+  redis.call('EXPIRE', KEYS[i], ttl)
+  a = e + 1
+end
+return #KEYS
+"""
+REMEMBER_CHUNK = 1000
+
+
 class TriggerStore:
     def __init__(self, r: aioredis.Redis):
         self.r = r
         self._reserve = r.register_script(_RESERVE)
+        self._remember = r.register_script(_REMEMBER)
         self.timers = DelayQueue(r, TIMERS, "ls:timer:", TIMER_TTL_S)
 
     async def remember(self, items: list[tuple[str, str, int, str, str, dict]]) -> None:
         """(tenant, lead, at, event id, name, properties) events, added to each lead's history."""
-        if not items:
-            return
-        pipe = self.r.pipeline(transaction=False)
-        newest_of: dict[str, int] = {}  # each key's newest event (a chunk of a replay holds thousands)
+        by_key: dict[str, tuple[list, list[int]]] = {}  # key -> (score, member, ...; [newest])
         for tenant, lead, at, event_id, name, props in items:
             key = events_key(tenant, lead)
             member = orjson.dumps({"i": event_id, "n": name, "p": props}, option=orjson.OPT_SORT_KEYS)
-            pipe.zadd(key, {member: at})
-            newest_of[key] = max(at, newest_of.get(key, at))
-        for key, newest in newest_of.items():
-            pipe.zremrangebyscore(key, "-inf", newest - EVENTS_TTL_S * 1000)
-            pipe.zremrangebyrank(key, 0, -MAX_EVENTS - 1)
-            pipe.expire(key, EVENTS_TTL_S)
-        await pipe.execute()
+            pairs, newest = by_key.setdefault(key, ([], [at]))
+            pairs += (at, member)
+            newest[0] = max(newest[0], at)
+        keys = list(by_key)
+        for i in range(0, len(keys), REMEMBER_CHUNK):
+            args: list = [EVENTS_TTL_S, MAX_EVENTS]
+            for key in keys[i:i + REMEMBER_CHUNK]:
+                pairs, newest = by_key[key]
+                args += [len(pairs) // 2, newest[0] - EVENTS_TTL_S * 1000, *pairs]
+            await self._remember(keys=keys[i:i + REMEMBER_CHUNK], args=args)
 
     async def histories(self, keys: list[tuple[str, str]], since_ms: int) -> list[list[tuple[int, str, str, dict]]]:
         """Each lead's events since since_ms: (at, event id, name, properties), oldest first."""

@@ -17,7 +17,8 @@ from typing import Callable
 from agents.engagement import soft_bounce
 from domain.engagement import event_ms
 from projections.redis_engagement import FIRST_RECEIVED_TTL_S
-from runtime.replay_sent import decoded, merge_sorted_sets
+from projections.redis_bulk import merge_sorted_sets
+from runtime.replay_sent import decoded
 from streams.topics import ENGAGEMENT_OBSERVED
 
 CHUNK = 5000

@@ -25,13 +25,13 @@ import orjson
 
 from agents.retry import PREFIX as RETRY_PREFIX, QUEUE as RETRY_QUEUE, TTL_S as RETRY_TTL_S
 from domain.sending import topic_for
+from projections.redis_bulk import set_missing
 from projections.redis_delays import DelayQueue
 from projections.redis_sends import HIST_TTL_S, MARK_TTL_S, mark_key
 from runtime.replay_sent import decoded as _decoded, rebuild_links, write_sent
 from streams.topics import SEND_EVENTS, SENDS_RETRY
 
 SETTLED = {"send.dispatched": "sent", "send.failed": "failed"}
-CHUNK = 5000
 
 
 def _ms(v) -> int:
@@ -99,12 +99,6 @@ async def rebuild_sends(deps, read_topics: Callable, tick: Callable[[str, int, i
 
 
 async def _write_marks(deps, settled: dict[str, tuple[str, dict]], now_ms: int) -> int:
-    written, items = 0, list(settled.items())
-    for i in range(0, len(items), CHUNK):
-        pipe = deps.redis.pipeline(transaction=False)
-        for sid, (name, ev) in items[i:i + CHUNK]:
-            left_ms = MARK_TTL_S * 1000 - (now_ms - ev["occurred_at"])
-            doc = orjson.dumps({"name": name, "event": ev}).decode()
-            pipe.set(mark_key(sid), f"{SETTLED[name]}|{doc}", nx=True, px=max(1, left_ms))
-        written += sum(1 for ok in await pipe.execute() if ok)
-    return written
+    return await set_missing(deps.redis, [
+        (mark_key(sid), f"{SETTLED[name]}|{orjson.dumps({'name': name, 'event': ev}).decode()}",
+         MARK_TTL_S * 1000 - (now_ms - ev["occurred_at"])) for sid, (name, ev) in settled.items()])

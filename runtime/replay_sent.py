@@ -32,6 +32,7 @@ import orjson
 
 from domain.links import LINKS_EVENT, records_of
 from domain.sending import DAILY_CAPPED, RESEND_JOBS_AFTER_MS, is_reply
+from projections.redis_bulk import lists_where_absent, merge_sorted_sets, raise_counts, set_missing
 from projections.redis_sends import (CAP_TTL_S, HIST_KEEP, HIST_TTL_S, LINK_TTL_S, PMSG_TTL_S, SENTJOBS_TTL_S,
                                      history_entry, provider_message)
 from schemas.codec import DecodeError
@@ -122,23 +123,6 @@ def daily_counts(dispatched: Iterable[dict], local_date_of: Callable[[dict], str
     return {k: (n, CAP_TTL_S * 1000 - (now_ms - newest[k])) for k, n in counts.items()}
 
 
-async def _merge_counts(redis, counts: dict[str, tuple[int, int]]) -> int:
-    """Each count raised to the topics' where Redis holds fewer (the workers may have counted
-    sends made after a wipe: those are in the topics too)."""
-    keys, raised = list(counts), 0
-    for i in range(0, len(keys), CHUNK):
-        chunk = keys[i:i + CHUNK]
-        held = await redis.mget(chunk)
-        pipe = redis.pipeline(transaction=False)
-        for k, h in zip(chunk, held):
-            n, left = counts[k]
-            if h is None or int(h) < n:
-                pipe.set(k, n, px=max(1, left))
-                raised += 1
-        await pipe.execute()
-    return raised
-
-
 def merged_history(held: list[bytes], replayed: list[bytes]) -> list[bytes]:
     """A lead's history as Redis holds it joined with the replayed one: each send once (Redis's
     entry where both have it), newest first, at most HIST_KEEP."""
@@ -152,7 +136,10 @@ def merged_history(held: list[bytes], replayed: list[bytes]) -> list[bytes]:
 
 
 async def _merge_histories(redis, hist: dict[str, tuple[list[bytes], int]]) -> int:
-    keys, changed = list(hist), 0
+    """Each history Redis lacks written as replayed (the usual case after a wipe: one call per
+    thousand leads); the ones it holds merged with the replayed ones."""
+    keys = await lists_where_absent(redis, hist)
+    changed = sum(1 for entries, _ in hist.values() if entries) - len(keys)
     for i in range(0, len(keys), CHUNK):
         chunk = keys[i:i + CHUNK]
         pipe = redis.pipeline(transaction=False)
@@ -175,58 +162,29 @@ async def _merge_histories(redis, hist: dict[str, tuple[list[bytes], int]]) -> i
     return changed
 
 
-async def merge_sorted_sets(redis, sets: dict[str, tuple[dict[str, int], int]], gt: bool = False) -> int:
-    """key -> (members with scores; ms left to live): added to what Redis holds (with gt, a
-    member Redis holds with a higher score keeps it), each key living the longer of the two."""
-    keys = list(sets)
-    for i in range(0, len(keys), CHUNK):
-        chunk = keys[i:i + CHUNK]
-        pipe = redis.pipeline(transaction=False)
-        for k in chunk:
-            pipe.pttl(k)
-        ttls = await pipe.execute()
-        pipe = redis.pipeline(transaction=False)
-        for k, ttl in zip(chunk, ttls):
-            members, left = sets[k]
-            pipe.zadd(k, members, gt=gt)
-            pipe.pexpire(k, max(1, left, ttl))
-        await pipe.execute()
-    return len(keys)
-
-
 async def write_sent(redis, dispatched: list[dict], local_date_of: Callable[[dict], str], now_ms: int) -> dict:
     """History, jobs sent and daily counts merged into what Redis holds; provider message ids
     where Redis has none."""
     hist, jobs, pmsgs = histories(dispatched, now_ms), sent_jobs(dispatched, now_ms), provider_messages(dispatched, now_ms)
-    written = {"histories": await _merge_histories(redis, hist), "sent_jobs": await merge_sorted_sets(redis, jobs, gt=True),
-               "daily_counts": await _merge_counts(redis, daily_counts(dispatched, local_date_of, now_ms)),
-               "provider_messages": 0}
-    items = list(pmsgs.items())
-    for i in range(0, len(items), CHUNK):
-        pipe = redis.pipeline(transaction=False)
-        for k, (value, left) in items[i:i + CHUNK]:
-            pipe.set(k, value, nx=True, px=left)
-        written["provider_messages"] += sum(1 for ok in await pipe.execute() if ok)
-    return written
+    # a count is raised to the topics' where Redis holds fewer (the workers may have counted
+    # sends made after a wipe: those are in the topics too)
+    return {"histories": await _merge_histories(redis, hist), "sent_jobs": await merge_sorted_sets(redis, jobs, gt=True),
+            "daily_counts": await raise_counts(redis, daily_counts(dispatched, local_date_of, now_ms)),
+            "provider_messages": await set_missing(redis, [(k, v, left) for k, (v, left) in pmsgs.items()])}
 
 
 async def rebuild_links(deps, read_topics: Callable, tick: Callable[[str, int, int], None],
                         now_ms: int) -> dict:
     """Every link record of the last 90 days from sends.links, where Redis has none."""
     total, msgs = read_topics(deps, [deps.topic(SEND_LINKS)])
-    written, bad = 0, [0]
-    pipe, queued = deps.redis.pipeline(transaction=False), 0
+    written, bad, items = 0, [0], []
     for _, (name, ev) in decoded(deps, msgs, total, "sends.links", tick, bad):
         created = _ms(ev["occurred_at"])
         left = LINK_TTL_S * 1000 - (now_ms - created)
         if name != LINKS_EVENT or left <= 0:
             continue
-        for rec in records_of(ev, created):
-            pipe.set(f"ls:link:{rec['code']}", orjson.dumps(rec), nx=True, px=left)
-            queued += 1
-        if queued >= CHUNK:
-            written += sum(1 for ok in await pipe.execute() if ok)
-            pipe, queued = deps.redis.pipeline(transaction=False), 0
-    if queued:
-        written += sum(1 for ok in await pipe.execute() if ok)
+        items += [(f"ls:link:{rec['code']}", orjson.dumps(rec), left) for rec in records_of(ev, created)]
+        if len(items) >= CHUNK:
+            written, items = written + await set_missing(deps.redis, items), []
+    written += await set_missing(deps.redis, items)
     return {"links": written, "link_topic_undecodable": bad[0]}
