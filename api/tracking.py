@@ -30,7 +30,6 @@ It is a bare ASGI app on uvicorn (httptools + uvloop): no framework routing on t
 from __future__ import annotations
 
 import asyncio
-import gc
 import html
 import logging
 import socket
@@ -51,6 +50,7 @@ from domain.schema_labels import schema_label
 from projections.redis_keys import INTACT
 from schemas.codec import default_codec
 from streams.config_view import shared_view
+from streams.gc_tuning import tune_for_streaming
 from streams.settings import Settings, get_settings
 from streams.spool import SpoolingProducer
 from streams.topics import CONFIG, ENGAGEMENT_OBSERVED, SUBMITTED
@@ -465,8 +465,7 @@ def main() -> None:
     s = get_settings()
     configure_logging("tracking", s.log_format)
     # a person waits on every request: collect young garbage often, old rarely (the cache is old)
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
+    tune_for_streaming()
     app = TrackingApp(s)
     sockets = [_bound(s.tracking_host, s.tracking_port)]
     if s.tracking_internal_port:

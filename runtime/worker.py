@@ -15,6 +15,7 @@ from runtime.deps import build
 from runtime.orphan import watch_supervisor
 from streams import metrics
 from streams.app import make_app
+from streams.gc_tuning import tune_for_streaming
 from streams.logs import configure_logging
 from streams.sentry import init_sentry
 from streams.settings import get_settings
@@ -34,6 +35,7 @@ def main(argv: list[str]) -> None:
     for a in agents:
         metrics.expose_agent(a)
     deps.config  # the configuration, read to its end before any agent processes a message
+    tune_for_streaming()
     if len(agents) == 1 and AGENTS[agents[0]].endswith(":run"):  # a plain consumer loop, not Faust
         import asyncio
         module, _, fn = AGENTS[agents[0]].partition(":")
