@@ -1,6 +1,6 @@
-"""./dev bench send [--emails N]
+"""./dev bench send [--emails N] [--workers W]
 
-Emails per second composed and delivered by one bulk sender worker to a real MTA-grade SMTP
+Emails per second composed and delivered by one bulk sender worker (or W) to a real MTA-grade SMTP
 server: Postfix's smtp-sink (C, event-driven, PIPELINING; Debian's postfix package, which
 ./dev installs), keeping every message it receives as a file. N send.requested go onto a
 private sends.bulk topic, for N accepted leads with jobs to match, through the real agent
@@ -82,20 +82,23 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="./dev bench send")
     ap.add_argument("--emails", type=int, default=10_000)
     ap.add_argument("--redis-db", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=1, help="sender_bulk workers (the topic's partitions split among them)")
     args = ap.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="leadstream-bench-mail-"))
     port, connections = free_port(), get_settings().smtp_pool_size
     sink = start_sink(folder, port)
     try:
         wait_until(lambda: _open(port), 20)
-        with IsolatedPlatform(args.redis_db, agents=("jobs", "sender_bulk"),
+        with IsolatedPlatform(args.redis_db, agents=("jobs", "sender_bulk"), fixed={"sender_bulk": args.workers},
                               env={"LEADSTREAM_SMTP_PORT": str(port)}) as p:
+            p.supervisor.wait(lambda st: sum(w["ready"] for w in st["workers"]) >= args.workers, "sender_bulk", 120,
+                              f"{args.workers} sender_bulk workers to be ready")
             p.poll_feeds()
             wait_until(lambda: p.redis.hlen(f"ls:jobs:{TENANT}") >= 6000, 60, 0.2)
             states, records = requests(args.emails, p.tag[:8])
             for i in range(0, len(states), 20_000):
                 p.redis.mset({lead_key(s.tenant, s.lead_id): orjson.dumps(s) for s in states[i:i + 20_000]})
-            say(f"{args.emails:,} send requests into sends.bulk; one sender_bulk worker; smtp-sink on :{port}")
+            say(f"{args.emails:,} send requests into sends.bulk; {args.workers} sender_bulk worker(s); smtp-sink on :{port}")
             t0 = time.monotonic()
             p.produce("sends.bulk", records)
             value = args.emails / (count_dispatched(p, args.emails, 600) - t0)
@@ -117,7 +120,7 @@ def main(argv: list[str]) -> None:
     say(f"  {base:,.0f} emails/s bare")
     emit({"bench": "send", "value": round(value), "unit": "emails/s", "baseline": round(base),
           "ratio": round(value / base, 3), "emails": args.emails, "delivered_files": files,
-          "message_kb": round(size_kb, 1), "connections": connections, "server": "smtp-sink", "workers": 1})
+          "message_kb": round(size_kb, 1), "connections": connections, "server": "smtp-sink", "workers": args.workers})
 
 
 def _open(port: int) -> bool:

@@ -30,7 +30,8 @@ class IsolatedPlatform:
     """Start with `with IsolatedPlatform(redis_db=5) as p:`; everything is removed on exit."""
 
     def __init__(self, redis_db: int, agents: tuple[str, ...] = SEND_AGENTS, env: dict | None = None,
-                 max_workers: int = 1, keep: bool = False, fronts: tuple[str, ...] = (), metrics: bool = False):
+                 max_workers: int = 1, keep: bool = False, fronts: tuple[str, ...] = (), metrics: bool = False,
+                 fixed: dict[str, int] | None = None):
         base = get_settings()
         self.tag = uuid.uuid4().hex[:8]
         self.prefix = f"iso-{self.tag}."
@@ -45,6 +46,8 @@ class IsolatedPlatform:
         scaling = {a: {"topics": _topics_of(a), "min_workers": 1, "max_workers": max_workers,
                        "lag_per_worker": 100_000, "activation_lag": 1, "scale_down_window_s": 30,
                        "stall_after_s": 300} for a in agents}
+        for a, n in (fixed or {}).items():  # these agents run exactly n workers from the start
+            scaling[a].update(min_workers=n, max_workers=n)
         (self.tmp / "agents.yaml").write_text(yaml.safe_dump({"agents": scaling}))
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "LEADSTREAM_TOPIC_PREFIX": self.prefix,
                     "LEADSTREAM_REDIS_URL": redis_url, "LEADSTREAM_CLICKHOUSE_DATABASE": ch_db,
