@@ -60,6 +60,11 @@ class AsyncProducer:
         while self._running:
             self._producer.poll(0.05)
 
+    def connect(self, timeout: float) -> None:
+        """Reach the brokers and read their metadata now (the idempotent producer asks for its
+        producer id meanwhile); raises KafkaException when they do not answer within timeout."""
+        self._producer.list_topics(timeout=timeout)
+
     def produce_many(self, records: Iterable[Record]) -> asyncio.Future:
         """Queue every record; the future resolves when all are acknowledged by Kafka."""
         records = list(records)
