@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from agents.clock import agent_now_ms
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
@@ -69,7 +70,7 @@ async def on_events(deps, engine, msgs: list[tuple], conversions=None) -> int:
 
 
 async def fire_due(deps, engine) -> int:
-    now_ms = int(time.time() * 1000) + await _skew_ms(deps)
+    now_ms = await agent_now_ms(deps)
     out = await engine.fire_due(now_ms)
     await _produce(deps, engine, [], out)
     return sum(out.counts.values())
@@ -90,11 +91,4 @@ async def _produce(deps, engine, records: list, out) -> None:
     await engine.after_produce(out)
     for what, n in out.counts.items():
         TRIGGER_OUTCOMES.labels(what).inc(n)
-
-
-async def _skew_ms(deps) -> int:
-    """The test clock's offset (0 unless LEADSTREAM_TEST_CLOCK is on)."""
-    if not deps.settings.test_clock:
-        return 0
-    return int(await deps.redis.get("ls:clockskew") or 0)
 

@@ -33,6 +33,7 @@ from api.analytics import analytics_router
 from api.audit import audit_router
 from api.body import parse_body, read_body as _read_body
 from api.errors import ApiError, install_error_handlers
+from api.activity import install_activity_routes
 from api.events import install_event_routes
 from api.fleet import fleet_router
 from api.lead_model import LeadReadModel
@@ -116,6 +117,7 @@ def build_app(deps: Deps) -> FastAPI:
     install_webhooks(app, deps)
     install_lead_routes(app, deps, access)
     install_event_routes(app, deps, access)
+    install_activity_routes(app, deps, access)
     for router in (session_router(deps, access), management_router(deps, access), keys_router(deps, access),
                    people_router(deps, access), audit_router(deps, access),
                    analytics_router(deps, analytics_scope_dependency(deps, access)),

@@ -4,8 +4,8 @@ event; see api/entities.py for the envelope, ETag and If-Match rules.
 
 /v1/tenants                              GET (your tenants) · POST (platform admin)
 /v1/tenants/{tenant}                     GET · PUT · PATCH · DELETE (platform admin)
-/v1/tenants/{tenant}/{lists|partners|templates|feeds|triggers|segments|experiments}       GET · POST
-/v1/tenants/{tenant}/{lists|partners|templates|feeds|triggers|segments|experiments}/{id}  GET · PUT · PATCH · DELETE
+/v1/tenants/{tenant}/{lists|partners|templates|feeds|triggers|segments|experiments|digests}       GET · POST
+/v1/tenants/{tenant}/{lists|partners|templates|feeds|triggers|segments|experiments|digests}/{id}  GET · PUT · PATCH · DELETE
 /v1/tenants/{tenant}/lists/{id}/rules    GET · PUT (the list's rule engine)
 /v1/tenants/{tenant}/webhook             GET · PUT · DELETE
 /v1/platform/settings                    GET · PUT (platform admin: the global blocklist)
@@ -22,6 +22,7 @@ from api.entities import ERRORS, Envelope, apply, change, current, entities_of, 
 from api.errors import ApiError
 from domain.config_changes import merge_patch
 from domain.config_entities import PLATFORM_ID, WEBHOOK_ID, PlatformSettings, Ref, TenantSettings
+from domain.digests import DigestConfig
 from domain.experiments import ExperimentConfig
 from domain.list_rules import ListRules
 from domain.tenants import FeedConfig, ListConfig, PartnerInfo, TemplateMeta, Webhook
@@ -30,7 +31,7 @@ from domain.triggers import SegmentConfig, TriggerConfig
 CHILDREN = {"lists": ("list", ListConfig), "partners": ("partner", PartnerInfo),
             "templates": ("template", TemplateMeta), "feeds": ("feed", FeedConfig),
             "triggers": ("trigger", TriggerConfig), "segments": ("segment", SegmentConfig),
-            "experiments": ("experiment", ExperimentConfig)}
+            "experiments": ("experiment", ExperimentConfig), "digests": ("digest", DigestConfig)}
 
 
 def management_router(deps, access) -> APIRouter:

@@ -40,7 +40,7 @@ _SEND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # it goes into Message-ID an
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")  # what may not stand in a List-Id label or Feedback-ID field
 PLATFORM_ID = "leadstream"  # the last Feedback-ID field: who sent it for the brand
-MERGE_KEYS = ("event", "attributes", "segments", "trigger")  # what a template message's context may add
+MERGE_KEYS = ("event", "attributes", "segments", "trigger", "digest")  # what a template message's context may add
 
 
 class EmailTemplate(Protocol):

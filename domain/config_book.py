@@ -19,7 +19,7 @@ from domain.tenants import TenantBook
 TENANT_FIELDS = tuple(TenantSettings.model_fields)
 _FILE_KEYS = {"admin_key_sha256", "blocklist", "tenants", "people", "grants", "api_keys", "platform"}
 _TENANT_CHILDREN = {"lists", "partners", "feeds", "webhook", "templates", "api_keys", "api_key_sha256",
-                    "demo_key", "id", "triggers", "segments", "experiments"}
+                    "demo_key", "id", "triggers", "segments", "experiments", "digests"}
 
 
 def compile_book(live: Mapping[Ref, dict], version: int = 0) -> TenantBook:
@@ -30,7 +30,7 @@ def compile_book(live: Mapping[Ref, dict], version: int = 0) -> TenantBook:
         if ref.kind == "tenant":
             tenants[ref.id] = {**data, "id": ref.id, "lists": {}, "partners": [], "partner_info": {},
                                "feeds": [], "templates": {}, "webhook": None, "api_key_sha256": [],
-                               "triggers": {}, "segments": {}, "experiments": {}}
+                               "triggers": {}, "segments": {}, "experiments": {}, "digests": {}}
     doc: dict[str, Any] = {"tenants": tenants, "admin_key_sha256": [], "api_keys": {}, "people": {},
                            "grants": [], "version": version}
     for ref, data in sorted(live.items(), key=lambda item: item[0].key):
@@ -55,6 +55,8 @@ def compile_book(live: Mapping[Ref, dict], version: int = 0) -> TenantBook:
             t["segments"][ref.id] = data
         elif ref.kind == "experiment":
             t["experiments"][ref.id] = data
+        elif ref.kind == "digest":
+            t["digests"][ref.id] = data
         elif ref.kind == "webhook":
             t["webhook"] = data
         elif ref.kind == "api_key":
@@ -152,7 +154,8 @@ def _tenant_entities(tid: str, t: Any) -> tuple[list[tuple[Ref, Any]], list[Prob
         out.append((Ref("webhook", tid, WEBHOOK_ID), t["webhook"]))
     for name, meta in (t.get("templates") or {}).items():
         out.append((Ref("template", tid, str(name)), meta))
-    for section, kind in (("triggers", "trigger"), ("segments", "segment"), ("experiments", "experiment")):
+    for section, kind in (("triggers", "trigger"), ("segments", "segment"), ("experiments", "experiment"),
+                          ("digests", "digest")):
         for name, data in (t.get(section) or {}).items():
             out.append((Ref(kind, tid, str(name)), data))
     hashes = [str(h) for h in t.get("api_key_sha256") or ()]

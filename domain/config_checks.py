@@ -40,6 +40,21 @@ def consistency_problems(live: Mapping[Ref, dict]) -> list[CrossProblem]:
             out += _behaviour_problems(ref, data, live)
         elif ref.kind == "experiment":
             out += _experiment_problems(ref, data, live)
+        elif ref.kind == "digest":
+            out += _digest_problems(ref, data, live)
+    return out
+
+
+def _digest_problems(ref: Ref, data: dict, live: Mapping[Ref, dict]) -> list[CrossProblem]:
+    """A digest goes under an email list of its brand, composed with a template of its brand."""
+    out: list[CrossProblem] = []
+    lst = live.get(Ref("list", ref.tenant, data.get("list", "")))
+    if lst is None:
+        out.append((ref, "list", f"list {data.get('list')!r} does not exist in tenant {ref.tenant!r}"))
+    elif lst.get("channel", "email") != "email":
+        out.append((ref, "list", f"list {data.get('list')!r} is an SMS list: digests are email"))
+    if Ref("template", ref.tenant, data.get("template", "")) not in live:
+        out.append((ref, "template", f"template {data.get('template')!r} does not exist in tenant {ref.tenant!r}"))
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.api_keys import ApiKey, key_id_for, key_problems
+from domain.digests import DigestConfig
 from domain.experiments import ExperimentConfig
 from domain.people import Grant, Person
 from domain.conversions import ConversionPolicy
@@ -22,9 +23,9 @@ from domain.tenants import (AnalyticsPolicy, Blocklist, Brand, Channel, DedupePo
                             ListConfig, PartnerInfo, Revenue, Sending, TemplateMeta, ValidationPolicy, Webhook)
 
 KINDS = ("platform", "tenant", "partner", "list", "template", "webhook", "feed", "api_key", "person", "grant",
-         "trigger", "segment", "experiment")
+         "trigger", "segment", "experiment", "digest")
 TENANT_SCOPED = frozenset({"partner", "list", "template", "webhook", "feed", "grant", "api_key", "trigger", "segment",
-                           "experiment"})
+                           "experiment", "digest"})
 PLATFORM_ONLY = frozenset({"platform", "tenant", "person"})  # keyed without a tenant
 # what the sending adapters know (channels/registry.py builds exactly these)
 KNOWN_PROVIDERS: dict[str, tuple[str, ...]] = {
@@ -68,13 +69,13 @@ MODELS: dict[str, type[BaseModel]] = {
     "platform": PlatformSettings, "tenant": TenantSettings, "partner": PartnerInfo, "list": ListConfig,
     "template": TemplateMeta, "webhook": Webhook, "feed": FeedConfig, "api_key": ApiKey,
     "person": Person, "grant": Grant, "trigger": TriggerConfig, "segment": SegmentConfig,
-    "experiment": ExperimentConfig,
+    "experiment": ExperimentConfig, "digest": DigestConfig,
 }
 # where an entity sits in the tenant file, for the paths of problems
 _PATH = {"platform": "platform", "tenant": "tenants.{id}", "partner": "partners.{id}", "list": "lists.{id}",
          "template": "templates.{id}", "webhook": "webhook", "feed": "feeds.{id}", "api_key": "api_keys.{id}",
          "person": "people.{id}", "grant": "grants.{id}", "trigger": "triggers.{id}", "segment": "segments.{id}",
-         "experiment": "experiments.{id}"}
+         "experiment": "experiments.{id}", "digest": "digests.{id}"}
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ Problem = tuple[str, str]  # (field path, what is wrong)
 
 def id_problem(kind: str, ident: str) -> str | None:
     """Why an id cannot name an entity of this kind, or None."""
-    if kind in ("tenant", "partner", "list", "template", "feed", "trigger", "segment", "experiment"):
+    if kind in ("tenant", "partner", "list", "template", "feed", "trigger", "segment", "experiment", "digest"):
         if not _ID.match(ident):
             return (f"{ident!r} is not a valid {kind} id: lower-case letters, digits, '-' and '_', "
                     f"at most 64, starting with a letter or digit")

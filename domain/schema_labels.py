@@ -7,7 +7,7 @@ from __future__ import annotations
 
 # events whose newest schema is not v1 (v2 added the lead's partner to send and engagement facts)
 VERSIONS: dict[str, int] = {
-    "send.requested": 3, "send.dispatched": 3, "send.failed": 2, "send.deferred": 2,
+    "send.requested": 4, "send.dispatched": 3, "send.failed": 2, "send.deferred": 2,
     "send.skipped": 3, "send.delivered": 2, "send.bounced": 2,
     "engagement.hit": 2, "engagement.opened": 2, "engagement.clicked": 2,
     "engagement.complained": 2, "engagement.replied": 2,

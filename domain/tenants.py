@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from domain.api_keys import ApiKey, hash_key, key_id_for
 from domain.list_rules import ListRules
 from domain.people import Grant, Person
+from domain.digests import DigestConfig
 from domain.experiments import ExperimentConfig
 from domain.conversions import ConversionPolicy
 from domain.triggers import SegmentConfig, TriggerConfig, TriggerPolicy
@@ -254,6 +255,7 @@ class Tenant(Strict):
     triggers: dict[str, TriggerConfig] = Field(default_factory=dict)
     segments: dict[str, SegmentConfig] = Field(default_factory=dict)
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
+    digests: dict[str, DigestConfig] = Field(default_factory=dict)
 
     def template_of(self, list_name: str) -> str:
         """The template id a list's messages are composed with."""

@@ -77,6 +77,19 @@ FAMILIES = (
               holds="recent failed sign-ins per account and per address (lockout)"),
     KeyFamily("last_seen", "ls:lastseen:*", "per_tenant",
               holds="per tenant and channel: each active lead's last human engagement (hygiene)"),
+    KeyFamily("digest_bucket", "ls:dgtop:*", "ttl", max_ttl_s=9 * 86_400,
+              holds="a group's best items of one hour (at most 50)"),
+    KeyFamily("digest_item", "ls:dgitem:*", "ttl", max_ttl_s=9 * 86_400, holds="what a digest shows of an item"),
+    KeyFamily("digest_memberships", "ls:dgmem:*", "per_lead", holds="a lead's groups (at most 500) and when joined"),
+    KeyFamily("digest_people", "ls:dgpeople:*", "per_tenant",
+              holds="per tenant and time zone: the members and when each was last seen"),
+    KeyFamily("digest_zone_of", "ls:dgtz:*", "per_tenant", holds="per tenant: each member's time zone"),
+    KeyFamily("digest_zones", "ls:dgzones:*", "per_tenant", holds="per tenant: the time zones members are in"),
+    KeyFamily("digest_groups", "ls:dggroup:*", "per_tenant", holds="per tenant: each group's kind"),
+    KeyFamily("digest_snapshot", "ls:dgsnap:*", "ttl", max_ttl_s=3 * 86_400,
+              holds="a digest run's members on one path, as planned"),
+    KeyFamily("digest_run", "ls:dgrun:*", "ttl", max_ttl_s=14 * 86_400, holds="a digest run's plan and counters"),
+    KeyFamily("digest_chunk", "ls:dgchunk:*", "ttl", max_ttl_s=3 * 86_400, holds="a chunk's claim or done mark"),
 )
 
 
@@ -130,6 +143,17 @@ AFTER_WIPE: dict[str, tuple[str, str]] = {
     "person_sessions": ("lost", "with the sessions"),
     "sign_in_failures": ("lost", "lockout counts restart (a day's window)"),
     "last_seen": ("rebuilt", "leads.events and people's opens and clicks (agents.hygiene.last_seen_move)"),
+    "digest_bucket": ("rebuilt", "activity.posted (runtime/replay_digests.py)"),
+    "digest_item": ("rebuilt", "with the buckets"),
+    "digest_memberships": ("rebuilt", "activity.joined / left"),
+    "digest_people": ("rebuilt", "activity.joined / left; last seen from posts, opens, clicks and product events"),
+    "digest_zone_of": ("rebuilt", "with the memberships"),
+    "digest_zones": ("rebuilt", "with the memberships"),
+    "digest_groups": ("rebuilt", "activity.joined"),
+    "digest_snapshot": ("lost", "a run of the last catch-up hours is planned again from the members then"),
+    "digest_run": ("lost", "such a run is planned again: its digests keep their send ids, which the "
+                           "rebuilt send marks hold, so none is sent twice"),
+    "digest_chunk": ("lost", "with the runs"),
 }
 
 

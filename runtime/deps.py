@@ -96,6 +96,11 @@ class Deps:
         from runtime.triggering import build_trigger_engine
         return build_trigger_engine(self)
 
+    def digest_store(self):
+        """The digest pipeline's Redis state."""
+        from projections.redis_digests import DigestStore
+        return DigestStore(self.redis)
+
     def conversions(self):
         """Conversion attribution (people's last clicks, goal events)."""
         from runtime.triggering import build_conversions

@@ -40,6 +40,7 @@ from domain.schedule import DEFAULT_TIMEZONE, local_date
 from projections.redis_schedule import Schedule
 from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from runtime.deps import Deps, build
+from runtime.replay_digests import rebuild_digests
 from runtime.replay_triggers import rebuild_triggers
 from runtime.replay_engagement import LastSeen, rebuild_engagement
 from runtime.replay_intake import SourceCounts
@@ -219,6 +220,7 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
         marks |= await timed("observed", rebuild_observed(deps, read_topics, tick, now()))
         marks |= await timed("engagement", rebuild_engagement(deps, read_topics, tick, last_seen, states, now()))
         triggers = {**await timed("triggers", rebuild_triggers(deps, states, read_topics, tick)), **marks}
+        triggers |= await timed("digests", rebuild_digests(deps, read_topics, tick))
         await deps.redis.set(INTACT, "replay")  # the tracking front's misses are 404s again
         return {**triggers, "source_counts": source_counts}
     triggers = asyncio.run(write())

@@ -18,7 +18,7 @@ from domain.config_changes import Change, Refused, live_entities
 from services.config_changes import Applied, ConfigService
 
 # the order entities are written in, so every reference points at something already there
-ORDER = ("platform", "tenant", "person", "partner", "template", "list", "segment", "trigger", "experiment", "feed", "webhook",
+ORDER = ("platform", "tenant", "person", "partner", "template", "list", "segment", "trigger", "experiment", "digest", "feed", "webhook",
          "api_key", "grant")
 
 

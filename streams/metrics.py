@@ -26,6 +26,18 @@ END_TO_END_SECONDS = Histogram("leadstream_end_to_end_seconds",
 TRIGGER_OUTCOMES = Counter("leadstream_trigger_outcomes_total",
                            "What the trigger engine did: trigger.fired, .scheduled, .deferred, suppressed:REASON, "
                            "segment.entered / exited, not_matched", ["outcome"])
+DIGEST_OUTCOMES = Counter("leadstream_digest_outcomes_total",
+                          "What the digest pipeline did: runs_planned, runs_finished, members, requested, "
+                          "nothing_new, members_left_out, chunks_skipped", ["outcome"])
+DIGEST_LATENESS_SECONDS = Histogram("leadstream_digest_lateness_seconds",
+                                    "A chunk's digests requested, against the members' local send time", ["path"],
+                                    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200))
+DIGEST_RUN_LAST_FINISHED = Gauge("leadstream_digest_run_last_finished_timestamp_seconds",
+                                 "When a digest's last run finished (its alert: a run not finished in time)",
+                                 ["tenant", "digest"])
+DIGEST_RUN_UNFINISHED_SECONDS = Gauge("leadstream_digest_run_oldest_unfinished_seconds",
+                                      "Age (past its send time) of the oldest digest run planned but not finished",
+                                      ["tenant", "digest"])
 CLICKHOUSE_INSERT_SECONDS = Histogram("leadstream_clickhouse_insert_seconds", "One columnar insert",
                                       ["table"], buckets=SECONDS_BUCKETS)
 CLICKHOUSE_ROWS = Counter("leadstream_clickhouse_rows_total", "Rows inserted into ClickHouse", ["table"])

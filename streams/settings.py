@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     ses_topic_arns: str = ""  # comma-separated; empty: any topic
     webhook_max_age_s: int = 0  # older signed timestamps are refused (replays); 0: each provider's own window
     trigger_tick_s: float = 0.1  # how often each trigger worker looks for due timers
+    digest_tick_s: float = 5.0  # how often the activity worker looks for digest runs that are due
+    digest_chunk_size: int = 1000  # members per chunk of a digest run (a worker holds one chunk)
     trigger_lease_s: float = 30.0  # a claimed timer whose worker died fires again after this
     # tests only: the trigger engine's timers read Redis's ls:clockskew (ms added to now), so a
     # test can move time forward; refused in production

@@ -37,6 +37,10 @@ WEBHOOKS_RAW = "webhooks.raw"
 WEBHOOKS_OUT_DEAD = "webhooks.outbound.dead"
 PRODUCT_EVENTS = "product.events"
 TRIGGER_EVENTS = "triggers.events"
+ACTIVITY_EVENTS = "activity.events"
+DIGESTS_PRIORITY = "digests.priority"
+DIGESTS_STANDARD = "digests.standard"
+DIGEST_EVENTS = "digests.events"
 CONFIG = "config.entities"
 CONFIG_HISTORY = "config.history"
 
@@ -71,6 +75,16 @@ CATALOGUE = [
     # trigger engine made of it and of the platform's own events
     TopicSpec(PRODUCT_EVENTS, "lead_id", "product.tracked (Avro): events of a brand's product, the trigger engine's input"),
     TopicSpec(TRIGGER_EVENTS, "lead_id", "trigger.scheduled / fired / suppressed / deferred, segment.entered / exited (Avro)"),
+    # activity in a brand's communities and feeds, and who follows what: the digests' input
+    TopicSpec(ACTIVITY_EVENTS, "group_id (posted) / lead_id (joined, left)",
+              "activity.posted / joined / left (Avro): items in groups, and memberships"),
+    # a digest run's members in chunks, on two paths with their own consumer groups: members
+    # seen lately are digested before the standard backlog
+    TopicSpec(DIGESTS_PRIORITY, "run", "digest.chunk_requested (Avro): chunks of the recently active members",
+              retention_ms=7 * 24 * 3600 * 1000),
+    TopicSpec(DIGESTS_STANDARD, "run", "digest.chunk_requested (Avro): chunks of everyone else",
+              retention_ms=7 * 24 * 3600 * 1000),
+    TopicSpec(DIGEST_EVENTS, "run", "digest.planned / chunk_done / run_finished (Avro): every run, tracked"),
     TopicSpec(WEBHOOKS_RAW, "provider", "webhook.received: every provider webhook's raw request, accepted or not",
               retention_ms=30 * 24 * 3600 * 1000, dead_letter=False),
     TopicSpec(WEBHOOKS_OUT_DEAD, "lead_id", "events a tenant's endpoints refused or never answered, after every retry",

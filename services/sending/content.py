@@ -90,11 +90,12 @@ def compose(d: Draft, numbers: list[int], now_ms: int, templates: Templates, pol
 
 def merge_data(req: dict, state, segments: list[str]) -> dict:
     """A message's merge data: the request's context (a trigger's message: the triggering
-    event's properties, the trigger), the lead's attributes (never the address), their segments
+    event's properties, the trigger; a digest's items), the lead's attributes (never the address), their segments
     (what dynamic blocks test: `{% if "nurses" in segments %}`, `{% if attributes.region == "CA" %}`)."""
     context = orjson.loads(req["context"]) if req.get("context") else {}
     return {"event": context.get("event") or {}, "trigger": context.get("trigger") or req.get("trigger") or "",
-            "attributes": attributes_of(state), "segments": list(segments)}
+            "attributes": attributes_of(state), "segments": list(segments),
+            "digest": context.get("digest") or {"items": [], "count": 0}}
 
 
 def template_label(req: dict) -> str:

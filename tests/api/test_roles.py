@@ -76,6 +76,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/accounting/revenue"): BRAND_ADMIN,
     ("POST", "/v1/events"): BRAND_ADMIN | {"ingest"},
     ("POST", "/v1/events/batch"): BRAND_ADMIN | {"ingest"},
+    ("POST", "/v1/activity"): BRAND_ADMIN | {"ingest"},
+    ("POST", "/v1/activity/batch"): BRAND_ADMIN | {"ingest"},
     ("GET", "/v1/tenants/{tenant}/segments/{segment}/members"): READERS,
     ("GET", "/v1/tenants/{tenant}/lookup"): READERS | {"ingest"},
     ("GET", "/v1/tenants/{tenant}/messages"): READERS | {"ingest"},
@@ -88,7 +90,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
 EXPECTED[("GET", "/v1/tenants/{tenant}/experiments/{experiment}/results")] = READERS
 EXPECTED[("GET", "/v1/tenants/{tenant}/experiment-results")] = READERS
 EXPECTED[("POST", "/v1/tenants/{tenant}/experiments/{experiment}/looks")] = BRAND_ADMIN
-for _plural in ("lists", "partners", "templates", "feeds", "triggers", "segments", "experiments"):
+for _plural in ("lists", "partners", "templates", "feeds", "triggers", "segments", "experiments", "digests"):
     EXPECTED[("GET", f"/v1/tenants/{{tenant}}/{_plural}")] = READERS
     EXPECTED[("POST", f"/v1/tenants/{{tenant}}/{_plural}")] = BRAND_ADMIN
     EXPECTED[("GET", f"/v1/tenants/{{tenant}}/{_plural}/{{id}}")] = READERS

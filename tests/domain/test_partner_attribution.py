@@ -34,7 +34,7 @@ def test_the_first_partner_that_sent_the_lead_is_its_source():
 def test_daily_and_welcome_requests_carry_the_partner_and_so_does_every_sender_outcome():
     due = ms("2026-11-26T14:00:00")
     (_, req), _ = daily_request(lead(), TENANT, "daily", due, due)
-    assert req["partner"] == "feed" and req["schema"] == "send.requested@3"
+    assert req["partner"] == "feed" and req["schema"] == "send.requested@4"
     (_, skipped), _ = daily_request(lead(), TENANT, "daily", due, due + 7 * 3600 * 1000)
     assert skipped["partner"] == "feed"
     accepted = {"event_id": "01KB0Z8YA1Q3ZK5J7M2N4P6R8S", "tenant": "acme", "occurred_at": due,

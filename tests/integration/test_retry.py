@@ -16,7 +16,7 @@ CODEC = default_codec()
 def request(n: int, not_before: int, kind: str = "welcome") -> dict:
     now = int(time.time() * 1000)
     return {"event_id": f"01RETRYTEST{n:015d}", "tenant": "jobsnearby", "occurred_at": now,
-            "schema": "send.requested@3", "causation_id": None, "source": "test", "lead_id": "L-same-partition",
+            "schema": "send.requested@4", "causation_id": None, "source": "test", "lead_id": "L-same-partition",
             "send_id": f"retry-test-{n}", "channel": "sms", "list": "sms-alerts", "kind": kind, "due_at": now,
             "local_date": "2026-12-04", "attempt": 1, "not_before": not_before, "trigger": None, "partner": ""}
 

@@ -1,0 +1,50 @@
+"""The digest pipeline's items and memberships rebuilt from the topics (part of `runtime.replay
+--redis`): activity.events folded again by the same keeper the activity agent runs (every write is
+idempotent), with people's opens, clicks and product events as sightings.
+
+Runs are not rebuilt: a run of the last catch-up hours is planned again, and its members' digests
+carry the send ids they had, which the sender's marks (rebuilt from send.dispatched) already hold.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from schemas.codec import DecodeError
+from services.digests import ActivityKeeper
+from streams.topics import ACTIVITY_EVENTS, ENGAGEMENT_EVENTS, PRODUCT_EVENTS
+
+STATE_PATTERNS = ("ls:dgtop:*", "ls:dgitem:*", "ls:dgmem:*", "ls:dgpeople:*", "ls:dgtz:*", "ls:dgzones:*",
+                  "ls:dggroup:*")
+WANTED = ("activity.posted", "activity.joined", "activity.left", "engagement.opened", "engagement.clicked",
+          "product.tracked")
+CHUNK = 5000
+
+
+async def rebuild_digests(deps, read_topics: Callable, tick: Callable[[str, int, int], None]) -> dict:
+    """Delete the items and memberships, fold them again; counts of what was folded."""
+    r = deps.redis
+    for pattern in STATE_PATTERNS:
+        keys = [k async for k in r.scan_iter(match=pattern, count=5000)]
+        for i in range(0, len(keys), CHUNK):
+            await r.delete(*keys[i:i + CHUNK])
+
+    async def lead_timezones(keys):
+        return [st.timezone if st else None for st in await deps.leads.get_many(keys)]
+
+    keeper, book = ActivityKeeper(deps.digest_store(), lead_timezones), deps.tenants
+    total, msgs = read_topics(deps, [deps.topic(t) for t in (ACTIVITY_EVENTS, ENGAGEMENT_EVENTS, PRODUCT_EVENTS)])
+    batch, folded, bad = [], 0, 0
+    for _, _, _, value in msgs:
+        tick("digest activity", 1, total)
+        try:
+            name, ev = deps.codec.decode(value or b"")
+        except DecodeError:
+            bad += 1
+            continue
+        if name in WANTED and ev.get("tenant") in book.tenants:
+            batch.append((name, ev))
+        if len(batch) >= CHUNK:
+            folded += await keeper.keep(batch, book)
+            batch = []
+    folded += await keeper.keep(batch, book)
+    return {"digest_activity": folded, "digest_undecodable": bad}
