@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 from agents.clock import agent_now_ms
+from domain.activity_input import queued_problem
 from schemas.codec import DecodeError
 from services.digests import ActivityKeeper, DigestComposer, DigestPlanner, ms_of
 from streams import metrics
@@ -64,10 +65,11 @@ async def keep(deps, keeper: ActivityKeeper, msgs: list[tuple]) -> int:
             if mine:  # the other topics have their own consumers' dead letters
                 dead.append(dead_letter(topic, partition, offset, key, value, f"activity: {exc}", "activity", now_ms))
             continue
-        if mine and ev.get("tenant") not in book.tenants:
-            dead.append(dead_letter(topic, partition, offset, key, value,
-                                    f"activity: tenant {ev.get('tenant')!r} is not configured", "activity", now_ms))
-        elif name in ACTIVITY or name in SEEN:
+        problem = (f"tenant {ev.get('tenant')!r} is not configured" if ev.get("tenant") not in book.tenants
+                   else queued_problem(name, ev) if name in ACTIVITY else None)
+        if mine and problem:
+            dead.append(dead_letter(topic, partition, offset, key, value, f"activity: {problem}", "activity", now_ms))
+        elif name in ACTIVITY or (name in SEEN and not problem):
             batch.append((name, ev))
     if dead:
         await deps.producer.send_many(dead)

@@ -7,12 +7,14 @@ phone (resolved to the tenant's lead id as the intake derives it) and may give t
 """
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.digests import GROUP_KINDS
 from domain.identity import derived_event_id, identity_email, identity_phone, lead_id
 from domain.schedule import resolve_timezone
 
@@ -128,3 +130,23 @@ def activity_event(a: ActivityIn, tenant: str, lead: str, event_id: str, now_ms:
                                          "group_id": a.group_id, "group_kind": a.group_kind, "timezone": a.timezone}
     return "activity.left", lead, {**env, "occurred_at": at, "schema": "activity.left@1", "lead_id": lead,
                                    "group_id": a.group_id}
+
+
+
+def queued_problem(name: str, ev: dict) -> str | None:
+    """Why an activity event produced straight to the topic (not through the API) cannot be
+    kept, or None: the API's checks, for what the Avro schema alone lets through."""
+    if not GROUP_ID.match(ev.get("group_id") or ""):
+        return f"group_id {ev.get('group_id')!r} is not a group id"
+    if name == "activity.posted":
+        if not math.isfinite(ev["score"]):
+            return f"score {ev['score']!r} is not a finite number"
+        if not ev["item_id"] or not str(ev["url"]).startswith(("https://", "http://")):
+            return "a posted item needs an item_id and an http(s) url"
+    if name != "activity.left" and ev.get("group_kind") not in GROUP_KINDS:
+        return f"group_kind {ev.get('group_kind')!r} is not one of {', '.join(GROUP_KINDS)}"
+    if name == "activity.joined" and ev.get("timezone") and resolve_timezone(ev["timezone"], "UTC")[1]:
+        return f"timezone {ev['timezone']!r} is not an IANA zone name"
+    if name != "activity.posted" and not ev.get("lead_id"):
+        return "a membership names its lead_id"
+    return None

@@ -115,6 +115,42 @@ def topic_events(p, topic: str) -> list[tuple[str, dict, bytes, bytes]]:
 
 # -- the input -------------------------------------------------------------------------------
 
+def test_bad_activity_on_the_queue_path_is_dead_lettered_with_its_reason_and_the_rest_kept(iso):
+    now = int(time.time() * 1000)
+
+    def posted(item: str, **over) -> bytes:
+        ev = {"event_id": new_event_id(now, os.urandom(10)), "tenant": "jobsnearby", "occurred_at": now,
+              "schema": "activity.posted@1", "causation_id": None, "source": "queue", "item_id": item,
+              "group_id": "q-group", "group_kind": "community", "title": "Queued", "url": "https://q.test/1",
+              "score": 1.0, "author_lead_id": None, "posted_at": now, **over}
+        return CODEC.encode("activity.posted", ev)
+    joined = {"event_id": new_event_id(now, os.urandom(10)), "tenant": "jobsnearby", "occurred_at": now,
+              "schema": "activity.joined@1", "causation_id": None, "source": "queue", "lead_id": "L-q",
+              "group_id": "q-group", "group_kind": "community", "timezone": "Mars/Olympus"}
+    iso.produce("activity.events", [(b"q", b"not avro at all"), (b"q", posted("nan", score=float("nan"))),
+                                    (b"q", posted("t", tenant="no-such-brand")),
+                                    (b"L-q", CODEC.encode("activity.joined", joined)), (b"q", posted("good"))])
+    wait_for(lambda: iso.redis.exists("ls:dgitem:jobsnearby:good"), 60, what="the good item kept")
+    dead = wait_for(lambda: len(d := dlq_reasons(iso, "activity.events")) >= 4 and d, 60, what="4 dead letters")
+    assert any("not a finite number" in r for r in dead) and any("no-such-brand" in r for r in dead)
+    assert any("Mars/Olympus" in r for r in dead) and len(dead) == 4
+    assert not iso.redis.exists("ls:dgitem:jobsnearby:nan") and iso.redis.hget("ls:dgtz:jobsnearby", "L-q") is None
+
+
+def dlq_reasons(p, topic: str) -> list[str]:
+    name = f"{p.prefix}{topic}.dlq"
+    c = Consumer({"bootstrap.servers": p.settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:6]}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([name])
+    out, idle = [], 0
+    while idle < 3:
+        msgs = c.consume(100, timeout=1)
+        idle = idle + 1 if not msgs else 0
+        out += [dict(m.headers() or [])["dlq.reason"].decode() for m in msgs if not m.error()]
+    c.close()
+    return out
+
+
 def test_bad_activity_is_refused_with_the_field_named_and_nothing_is_produced(iso):
     cases = [
         ({"kind": "posted", "group_id": "g1", "title": "t", "url": "https://x.test/1"}, "item_id"),
