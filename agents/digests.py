@@ -79,9 +79,13 @@ async def keep(deps, keeper: ActivityKeeper, msgs: list[tuple]) -> int:
 
 async def plan_due(deps, planner: DigestPlanner) -> int:
     now_ms = await agent_now_ms(deps)
-    out = await planner.plan_due(deps.tenants, now_ms)
+    book = deps.tenants
+    out = await planner.plan_due(book, now_ms)
     await _produce(deps, out)
     await planner.after_produce(out, now_ms)
+    for tenant, digest, cadence, late_s, last_s in await planner.watch(book, now_ms):
+        metrics.DIGEST_RUN_UNFINISHED_SECONDS.labels(tenant, digest).set(late_s)
+        metrics.DIGEST_RUN_LAST_FINISHED.labels(tenant, digest, cadence).set(last_s)
     return len(out.runs)
 
 
@@ -95,7 +99,8 @@ def register_standard(app, deps) -> None:
 
 def _register_path(app, deps, path: str, topic_name: str) -> None:
     topic = app.topic(deps.topic(topic_name), value_serializer="raw", key_serializer="raw")
-    composer = DigestComposer(deps.digest_store())
+    from projections.redis_segments import SegmentStore
+    composer = DigestComposer(deps.digest_store(), SegmentStore(deps.redis).of_leads)
 
     @app.agent(topic, name=f"digests_{path}")
     async def digests(stream):
@@ -106,7 +111,7 @@ def _register_path(app, deps, path: str, topic_name: str) -> None:
 
 
 async def digest_one(deps, composer: DigestComposer, path: str, m) -> int:
-    now_ms = int(time.time() * 1000)
+    now_ms = await agent_now_ms(deps)
     try:
         name, req = deps.codec.decode(m.value or b"")
     except DecodeError as exc:
@@ -117,12 +122,12 @@ async def digest_one(deps, composer: DigestComposer, path: str, m) -> int:
         return 1
     if path == "standard":
         await composer.wait_for_priority(req["run"])
-        now_ms = int(time.time() * 1000)
+        now_ms = await agent_now_ms(deps)
     out = await composer.digest_chunk(req, deps.tenants, now_ms)
     await _produce(deps, out)
     if out.settle is not None:
         metrics.DIGEST_LATENESS_SECONDS.labels(path).observe(max(now_ms - ms_of(req["send_at"]), 0) / 1000)
-    done = await composer.settle(out, int(time.time() * 1000))
+    done = await composer.settle(out, await agent_now_ms(deps))
     await _produce(deps, done)
     await composer.after_produce(done, now_ms)
     return 1

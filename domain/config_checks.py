@@ -55,6 +55,8 @@ def _digest_problems(ref: Ref, data: dict, live: Mapping[Ref, dict]) -> list[Cro
         out.append((ref, "list", f"list {data.get('list')!r} is an SMS list: digests are email"))
     if Ref("template", ref.tenant, data.get("template", "")) not in live:
         out.append((ref, "template", f"template {data.get('template')!r} does not exist in tenant {ref.tenant!r}"))
+    if data.get("segment") and Ref("segment", ref.tenant, data["segment"]) not in live:
+        out.append((ref, "segment", f"segment {data['segment']!r} does not exist in tenant {ref.tenant!r}"))
     return out
 
 

@@ -42,6 +42,7 @@ class DigestConfig(BaseModel):
     weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"  # weekly digests only
     group_kinds: List[Literal["community", "saved_search", "employer", "feed"]] = Field(
         default_factory=lambda: list(GROUP_KINDS), min_length=1)
+    segment: str | None = Field(None, max_length=64)  # only members in this segment (else every member)
     top_k: int = Field(5, ge=1, le=MAX_TOP_K)
     template: str = Field("digest", min_length=1, max_length=64)
     inactive_days: int = Field(90, ge=1, le=3650)  # members not seen for this long...

@@ -9,6 +9,8 @@ by time zone, and each run's snapshot, chunks and totals.
   ls:dggroup:{tenant}                hash: group -> kind
   ls:dgsnap:{run}:{path}             sorted set: the run's members on that path, as planned (TTL 3 days)
   ls:dgrun:{run}                     hash: the run's plan and its counters (TTL 14 days)
+  ls:dgopen:{tenant}                 sorted set: "digest|run" -> send time, runs planned and not finished
+  ls:dglast:{tenant}                 hash: digest -> when its last run finished (or it was first seen)
   ls:dgchunk:{run}:{path}:{n}        who took a chunk ("worker|ms") or "done" (TTL 3 days)
 
 Items and memberships are written by Lua scripts taking many events per call (one round trip per
@@ -271,6 +273,38 @@ class DigestStore:
                 out.append(Item(i, d["group"], float(d["score"]), int(d["posted_at"]), d["title"], d["url"],
                                 d["author"]))
         return out
+
+
+class RunHealth:
+    """Which runs are open and when each digest last finished one (what the alerts watch)."""
+
+    def __init__(self, client):
+        self.r = client
+
+    async def opened(self, tenant: str, digest: str, run: str, send_at_ms: int) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zadd(f"ls:dgopen:{tenant}", {f"{digest}|{run}": send_at_ms})
+        pipe.zremrangebyscore(f"ls:dgopen:{tenant}", "-inf", send_at_ms - RUN_TTL_MS)  # given up on
+        await pipe.execute()
+
+    async def closed(self, tenant: str, digest: str, run: str, now_ms: int) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zrem(f"ls:dgopen:{tenant}", f"{digest}|{run}")
+        pipe.hset(f"ls:dglast:{tenant}", digest, now_ms)
+        await pipe.execute()
+
+    async def first_seen(self, tenant: str, digest: str, now_ms: int) -> None:
+        """A digest without a finished run yet counts from when it was first seen."""
+        await self.r.hsetnx(f"ls:dglast:{tenant}", digest, now_ms)
+
+    async def of(self, tenant: str) -> tuple[dict[str, int], dict[str, int]]:
+        """({digest: send time of its oldest open run}, {digest: last finished or first seen})."""
+        opened: dict[str, int] = {}
+        for member, at in await self.r.zrange(f"ls:dgopen:{tenant}", 0, -1, withscores=True):
+            digest = member.decode().split("|", 1)[0]
+            opened[digest] = min(opened.get(digest, int(at)), int(at))
+        last = {k.decode(): int(v) for k, v in (await self.r.hgetall(f"ls:dglast:{tenant}")).items()}
+        return opened, last
 
 
 def _hash_dict(flat) -> dict:

@@ -90,6 +90,8 @@ FAMILIES = (
               holds="a digest run's members on one path, as planned"),
     KeyFamily("digest_run", "ls:dgrun:*", "ttl", max_ttl_s=14 * 86_400, holds="a digest run's plan and counters"),
     KeyFamily("digest_chunk", "ls:dgchunk:*", "ttl", max_ttl_s=3 * 86_400, holds="a chunk's claim or done mark"),
+    KeyFamily("digest_open_runs", "ls:dgopen:*", "per_tenant", holds="per tenant: runs planned and not finished"),
+    KeyFamily("digest_last_run", "ls:dglast:*", "per_tenant", holds="per tenant: when each digest last finished a run"),
 )
 
 
@@ -154,6 +156,8 @@ AFTER_WIPE: dict[str, tuple[str, str]] = {
     "digest_run": ("lost", "such a run is planned again: its digests keep their send ids, which the "
                            "rebuilt send marks hold, so none is sent twice"),
     "digest_chunk": ("lost", "with the runs"),
+    "digest_open_runs": ("lost", "runs planned again are opened again; one that is not is no longer watched"),
+    "digest_last_run": ("refilled", "each digest counts from the wipe until its next run finishes"),
 }
 
 

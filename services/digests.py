@@ -24,8 +24,9 @@ import orjson
 from domain.digests import (DigestConfig, Item, Period, chunks_of, cutoffs, digest_context, due, group_top,
                             hour_buckets, latest_period, local_day_of, run_id, send_request, top_items)
 from domain.identity import derived_event_id
+from domain.schedule import DEFAULT_TIMEZONE
 from domain.schema_labels import schema_label
-from projections.redis_digests import DigestStore
+from projections.redis_digests import DigestStore, RunHealth
 
 SOURCE = "agent:digests"
 CHUNK_SIZE = 1000
@@ -65,6 +66,7 @@ class ActivityKeeper:
         """Applies a batch in order; returns how many events it applied."""
         items: dict[str, list[Item]] = {}
         changes: dict[str, list] = {}
+        # a join without a zone takes the lead's own, else the platform's default
         joins = [(ev["tenant"], ev["lead_id"]) for name, ev in batch if name == "activity.joined" and not ev.get("timezone")]
         zones = await self._zones_of(joins)
         for name, ev in batch:
@@ -77,8 +79,7 @@ class ActivityKeeper:
                 if ev.get("author_lead_id"):
                     changes.setdefault(t, []).append(("seen", ev["author_lead_id"], "", "", "", posted))
             elif name == "activity.joined":
-                tenant = book.tenants.get(t)
-                tz = ev.get("timezone") or zones.get((t, ev["lead_id"])) or (tenant.timezone if tenant else "UTC")
+                tz = ev.get("timezone") or zones.get((t, ev["lead_id"])) or DEFAULT_TIMEZONE
                 changes.setdefault(t, []).append(("join", ev["lead_id"], ev["group_id"], ev["group_kind"], tz, at))
             elif name == "activity.left":
                 changes.setdefault(t, []).append(("leave", ev["lead_id"], ev["group_id"], "", "", at))
@@ -103,6 +104,7 @@ class DigestPlanner:
     def __init__(self, store: DigestStore, chunk_size: int = CHUNK_SIZE):
         self.store = store
         self.chunk_size = chunk_size
+        self.health = RunHealth(store.r)
 
     async def plan_due(self, book, now_ms: int) -> Out:
         out = Out()
@@ -146,7 +148,7 @@ class DigestPlanner:
             out.add("events", run, "digest.run_finished", _envelope(
                 "digest.run_finished", tenant, derived_event_id(run, "finished", period.send_at_ms), now_ms, None,
                 run=run, digest=digest, timezone=tz, period=period.key, send_at=period.send_at_ms, members=0,
-                requested=0, nothing_new=0, left_out=int(plan["left_out"]), priority_done_at=None))
+                requested=0, nothing_new=0, outside_segment=0, left_out=int(plan["left_out"]), priority_done_at=None))
         out.count("runs_planned")
         out.count("members_left_out", int(plan["left_out"]))
         out.runs.append(run)
@@ -155,8 +157,28 @@ class DigestPlanner:
         """Runs whose chunks are acknowledged are not planned again."""
         for run in out.runs:
             await self.store.mark_run(run, "produced", now_ms)
-            if int((await self.store.run(run)).get("chunks") or 0) == 0:
+            h = await self.store.run(run)
+            await self.health.opened(h["tenant"], h["digest"], run, int(h["send_at"]))
+            if int(h.get("chunks") or 0) == 0:
                 await self.store.mark_run(run, "finished_at", now_ms)
+                await self.health.closed(h["tenant"], h["digest"], run, now_ms)
+
+    async def watch(self, book, now_ms: int) -> list[tuple[str, str, str, float, float]]:
+        """(tenant, digest, cadence, seconds its oldest open run is past its send time, when its
+        last run finished in s) for every enabled digest: what the run alerts read."""
+        out = []
+        for tenant in book.tenants.values():
+            if not tenant.digests:
+                continue
+            opened, last = await self.health.of(tenant.id)
+            for digest, cfg in sorted(tenant.digests.items()):
+                if not cfg.enabled:
+                    continue
+                if digest not in last:
+                    await self.health.first_seen(tenant.id, digest, now_ms)
+                late = max(now_ms - opened[digest], 0) / 1000 if digest in opened else 0.0
+                out.append((tenant.id, digest, cfg.cadence, late, last.get(digest, now_ms) / 1000))
+        return out
 
 
 @dataclass
@@ -170,8 +192,10 @@ class ChunkOut(Out):
 class DigestComposer:
     """Digests one chunk of a run's members."""
 
-    def __init__(self, store: DigestStore, worker: str | None = None):
+    def __init__(self, store: DigestStore, segments, worker: str | None = None):
         self.store = store
+        self.segments = segments  # async [(tenant, lead)] -> [[segment]] (projections.redis_segments)
+        self.health = RunHealth(store.r)
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self._windows: OrderedDict[tuple, list[Item]] = OrderedDict()
 
@@ -193,13 +217,18 @@ class DigestComposer:
         if not await self.store.claim(run, path, index, self.worker, now_ms):  # done already
             out.count("chunks_skipped")
             return out
-        counts = {"done_chunks": 1, f"{path}_done": 1, "members": 0, "requested": 0, "nothing_new": 0}
+        counts = {"done_chunks": 1, f"{path}_done": 1, "members": 0, "requested": 0, "nothing_new": 0,
+                  "outside_segment": 0}
         if cfg is None:  # the digest (or its brand) was deleted since the run was planned
             out.settle = counts
             return out
         period = Period(req["period"], ms_of(req["send_at"]), ms_of(req["window_start"]))
         members = await self.store.members(run, path, req["start"], req["stop"])
         leads = [lead for lead, _ in members]
+        if cfg.segment:
+            segs = await self.segments([(req["tenant"], lead) for lead in leads])
+            counts["outside_segment"] = sum(1 for s in segs if cfg.segment not in s)
+            leads = [lead for lead, s in zip(leads, segs) if cfg.segment in s]
         joined = await self.store.memberships(req["tenant"], leads)
         windows = await self._windows_of(req["tenant"], cfg, period, {g for j in joined for g in j})
         local_day = local_day_of(period.send_at_ms, req["timezone"])
@@ -213,15 +242,17 @@ class DigestComposer:
             ev = send_request(req["tenant"], req["digest"], cfg, lead, "", period, top, run, local_day, now_ms, context)
             out.add("sends", lead, "send.requested", ev)
             counts["requested"] += 1
-        counts["members"] = len(leads)
+        counts["members"] = len(members)
         started = now_ms
         out.add("events", run, "digest.chunk_done", _envelope(
             "digest.chunk_done", req["tenant"], derived_event_id(run, f"done/{path}/{index}", period.send_at_ms),
-            now_ms, req["event_id"], run=run, digest=req["digest"], path=path, chunk=index, members=len(leads),
-            requested=counts["requested"], nothing_new=counts["nothing_new"], started_at=started,
+            now_ms, req["event_id"], run=run, digest=req["digest"], path=path, chunk=index, members=len(members),
+            requested=counts["requested"], nothing_new=counts["nothing_new"],
+            outside_segment=counts["outside_segment"], started_at=started,
             max_lateness_ms=max(now_ms - period.send_at_ms, 0)))
         out.settle = counts
-        out.count("members", len(leads))
+        out.count("members", len(members))
+        out.count("outside_segment", counts["outside_segment"])
         out.count("requested", counts["requested"])
         out.count("nothing_new", counts["nothing_new"])
         return out
@@ -260,7 +291,7 @@ class DigestComposer:
                 now_ms, None, run=out.run, digest=run["digest"], timezone=run["timezone"], period=run["period"],
                 send_at=int(run["send_at"]), members=int(run.get("members") or 0),
                 requested=int(run.get("requested") or 0), nothing_new=int(run.get("nothing_new") or 0),
-                left_out=int(run.get("left_out") or 0),
+                outside_segment=int(run.get("outside_segment") or 0), left_out=int(run.get("left_out") or 0),
                 priority_done_at=int(run["priority_done_at"]) if run.get("priority_done_at") else None))
             done.count("runs_finished")
             done.runs.append(out.run)
@@ -270,6 +301,8 @@ class DigestComposer:
         """A run whose run_finished is acknowledged is finished (its end told once more at most)."""
         for run in done.runs:
             await self.store.mark_run(run, "finished_at", now_ms)
+            h = await self.store.run(run)
+            await self.health.closed(h["tenant"], h["digest"], run, now_ms)
 
 
 def ms_of(ts) -> int:

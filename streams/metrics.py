@@ -33,8 +33,8 @@ DIGEST_LATENESS_SECONDS = Histogram("leadstream_digest_lateness_seconds",
                                     "A chunk's digests requested, against the members' local send time", ["path"],
                                     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200))
 DIGEST_RUN_LAST_FINISHED = Gauge("leadstream_digest_run_last_finished_timestamp_seconds",
-                                 "When a digest's last run finished (its alert: a run not finished in time)",
-                                 ["tenant", "digest"])
+                                 "When a digest's last run finished (or the digest was first seen): a run missed",
+                                 ["tenant", "digest", "cadence"])
 DIGEST_RUN_UNFINISHED_SECONDS = Gauge("leadstream_digest_run_oldest_unfinished_seconds",
                                       "Age (past its send time) of the oldest digest run planned but not finished",
                                       ["tenant", "digest"])

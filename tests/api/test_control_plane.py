@@ -293,3 +293,27 @@ def test_a_blocklist_change_applies_to_the_next_lead(admin, settings, ch, superv
                    headers={"X-Tenant": OWN})
     [decision] = wait_decisions(ch, settings.clickhouse_database, [r.json()["event_id"]])
     assert decision[0] == "lead.accepted"  # a rejected address is decided afresh
+
+
+def test_a_digest_is_managed_like_any_entity_and_its_references_are_checked(admin):
+    """A digest names an email list, a template and (optionally) a segment of its brand."""
+    ident = f"dg-{uuid.uuid4().hex[:6]}"
+    base = {"id": ident, "list": "daily-jobs", "template": "daily-jobs", "cadence": "weekly", "weekday": "fri"}
+    for change, field in (({"list": "no-such-list"}, f"digests.{ident}.list"),
+                          ({"list": "sms-alerts"}, f"digests.{ident}.list"),
+                          ({"template": "no-such-template"}, f"digests.{ident}.template"),
+                          ({"segment": "no-such-segment"}, f"digests.{ident}.segment"),
+                          ({"top_k": 51}, f"digests.{ident}.top_k"),
+                          ({"send_time": "8am"}, f"digests.{ident}.send_time")):
+        r = admin.post(f"/v1/tenants/{OWN}/digests", json={**base, **change})
+        assert r.status_code == 422, r.text
+        # the body's own checks name the field; the checks across entities its place in the configuration
+        assert any(p["field"] in (field, field.split(".")[-1]) for p in r.json()["problems"]), r.json()
+    r = admin.post(f"/v1/tenants/{OWN}/digests", json=base)
+    assert r.status_code == 201, r.text
+    got = admin.get(f"/v1/tenants/{OWN}/digests/{ident}")
+    assert got.json()["data"]["top_k"] == 5 and got.json()["data"]["inactive_days"] == 90  # defaults filled
+    r = admin.patch(f"/v1/tenants/{OWN}/digests/{ident}", json={"enabled": False}, headers={"If-Match": got.headers["etag"]})
+    assert r.status_code == 200 and r.json()["data"]["enabled"] is False
+    assert admin.delete(f"/v1/tenants/{OWN}/digests/{ident}", headers={"If-Match": r.headers["etag"]}).status_code == 204
+    assert admin.get(f"/v1/tenants/{OWN}/digests/{ident}").status_code == 404

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 from domain.config_entities import Ref
 from domain.digests import HOUR_MS, DigestConfig, digest_send_id, latest_period, run_id
 from domain.identity import new_event_id
-from schemas.codec import default_codec
+from schemas.codec import DecodeError, default_codec
 from stack.isolated import IsolatedPlatform
 from tests.integration.conftest import wait_for
 from tests.integration.test_sending import submit
@@ -107,7 +107,10 @@ def topic_events(p, topic: str) -> list[tuple[str, dict, bytes, bytes]]:
                 if m.error():
                     continue
                 got += 1
-                ev_name, ev = CODEC.decode(m.value())
+                try:
+                    ev_name, ev = CODEC.decode(m.value())
+                except DecodeError:  # the queue-path test's junk
+                    continue
                 out.append((ev_name, ev, m.key(), m.value()))
     c.close()
     return out

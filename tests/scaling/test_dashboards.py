@@ -23,7 +23,7 @@ SELECTOR = re.compile(r"\b(leadstream_[a-z0-9_]+)\{([^}]*)\}")
 MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
-ROWS = {"Queue health", "Throughput", "Latency", "Errors", "Redis"}
+ROWS = {"Queue health", "Throughput", "Latency", "Errors", "Redis", "Digests"}
 
 
 def exported() -> dict[str, set[str]]:
@@ -143,7 +143,8 @@ def test_alerts_cover_what_must_wake_someone():
     for metric in ("leadstream_group_stalled", "leadstream_agent_lag", "leadstream_batch_failures_total",
                    "leadstream_events_dead_lettered_total", "leadstream_redis_memory_bytes",
                    "leadstream_job_last_success_timestamp_seconds", "leadstream_worker_restarts_total",
-                   "leadstream_api_requests_total"):
+                   "leadstream_api_requests_total", "leadstream_digest_run_oldest_unfinished_seconds",
+                   "leadstream_digest_run_last_finished_timestamp_seconds"):
         assert metric in by_metric, metric
     for r in rules():
         assert r["labels"]["severity"] in ("warning", "critical") and r["annotations"]["summary"]
