@@ -5,25 +5,21 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from projections.redis_bulk import CHUNK, lists_where_absent, merge_sorted_sets, raise_counts, set_all, set_missing
-from streams.settings import get_settings
+from tests.redis_db import db_url, emptied
 
 DB = 43
 
 
 def _url() -> str:
-    return get_settings().redis_url.rsplit("/", 1)[0] + f"/{DB}"
+    return db_url(DB)
 
 
 @pytest.fixture
 def r():
-    sync = redis.Redis.from_url(_url())
-    sync.flushdb()
-    yield sync
-    sync.flushdb()
+    yield from emptied(DB)
 
 
 def _async(r):

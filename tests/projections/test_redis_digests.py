@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from domain.digests import DAY_MS, HOUR_MS, MAX_TOP_K, Item
 from projections.redis_digests import DigestStore, item_key, top_key
-from streams.settings import get_settings
+from tests.redis_db import db_url, emptied
 
 DB = 46
 T = "acme"
@@ -18,15 +17,12 @@ H0 = 490_000  # an hour number (2025-11)
 
 
 def _url() -> str:
-    return get_settings().redis_url.rsplit("/", 1)[0] + f"/{DB}"
+    return db_url(DB)
 
 
 @pytest.fixture
 def r():
-    sync = redis.Redis.from_url(_url())
-    sync.flushdb()
-    yield sync
-    sync.flushdb()
+    yield from emptied(DB)
 
 
 def run(coro_fn):

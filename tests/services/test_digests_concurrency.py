@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from domain.digests import DAY_MS, HOUR_MS, Item, latest_period, run_id
@@ -14,7 +13,7 @@ from domain.tenants import TenantBook
 from projections.redis_digests import DigestStore
 from projections.redis_segments import SegmentStore, lead_segments_key
 from services.digests import DigestComposer, DigestPlanner
-from streams.settings import get_settings
+from tests.redis_db import db_url, emptied
 from tests.domain.conftest import make_tenant
 
 DB = 48
@@ -23,15 +22,12 @@ NOW = 1_779_926_400_000  # 2026-05-28 00:00 UTC
 
 
 def _url() -> str:
-    return get_settings().redis_url.rsplit("/", 1)[0] + f"/{DB}"
+    return db_url(DB)
 
 
 @pytest.fixture
 def r():
-    sync = redis.Redis.from_url(_url())
-    sync.flushdb()
-    yield sync
-    sync.flushdb()
+    yield from emptied(DB)
 
 
 def book(**digest) -> TenantBook:
