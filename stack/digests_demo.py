@@ -19,7 +19,10 @@ import redis.asyncio as aioredis
 from rich.console import Console
 from rich.table import Table
 
+from domain.config_changes import Change
+from domain.config_entities import Ref
 from domain.digests import DAY_MS, DigestConfig, digest_send_id, latest_period, run_id
+from runtime.deps import build
 from streams.settings import Settings
 
 TENANT, DIGEST, LIST = "jobsnearby", "community-daily", "daily-jobs"
@@ -40,8 +43,9 @@ async def run_digests(s: Settings, console: Console, lead_ids: set[str], key: st
         rng = random.Random(seed)
         cfg = {"list": LIST, "template": "digest", "send_time": "08:00", "top_k": 4, "catch_up_hours": 25,
                "inactive_days": 90, "large_run_members": 20, "priority_active_days": 7}
+        await _define(s, cfg)
+        await asyncio.sleep(2)  # every process has the new configuration
         async with httpx.AsyncClient(base_url=s.api_url, headers={"authorization": f"Bearer {key}"}, timeout=30) as c:
-            await _define(c, cfg)
             plan = await _activity(c, people, rng)
         console.print(f"  {len(people)} people joined Jobs Nearby's communities ({plan['memberships']} memberships, "
                       f"{plan['inactive']} of them last seen months ago); {plan['items']} posts in "
@@ -80,18 +84,19 @@ async def _people(r, lead_ids: set[str]) -> list[tuple[str, str]]:
     return out[:300]
 
 
-async def _define(c: httpx.AsyncClient, cfg: dict) -> None:
-    """The digest template and the digest, through the management API (created or replaced)."""
-    for plural, ident, data in (("templates", "digest", {"channel": "email", "description": "activity digest"}),
-                                ("digests", DIGEST, cfg)):
-        got = await c.get(f"/v1/tenants/{TENANT}/{plural}/{ident}")
-        if got.status_code == 404:
-            resp = await c.post(f"/v1/tenants/{TENANT}/{plural}", json={"id": ident, **data})
+async def _define(s: Settings, cfg: dict) -> None:
+    """The digest template and the digest, written through the control plane (created or replaced;
+    the management API does the same: POST /v1/tenants/jobsnearby/digests)."""
+    svc = build(s).config_service
+    changes = []
+    for ref, data in ((Ref("template", TENANT, "digest"), {"channel": "email", "description": "activity digest"}),
+                      (Ref("digest", TENANT, DIGEST), cfg)):
+        cur = svc.current(ref)
+        if cur is None or not cur.live:
+            changes.append(Change("create", ref, data, None, actor="demo"))
         else:
-            resp = await c.put(f"/v1/tenants/{TENANT}/{plural}/{ident}", json=data,
-                               headers={"If-Match": got.headers["etag"]})
-        if resp.status_code >= 300:
-            raise RuntimeError(f"{plural}/{ident}: {resp.status_code} {resp.text}")
+            changes.append(Change("replace", ref, data, cur.version, actor="demo"))
+    await svc.apply(changes)
 
 
 async def _activity(c: httpx.AsyncClient, people: list[tuple[str, str]], rng: random.Random) -> dict:
