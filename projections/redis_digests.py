@@ -11,6 +11,7 @@ by time zone, and each run's snapshot, chunks and totals.
   ls:dgrun:{run}                     hash: the run's plan and its counters (TTL 14 days)
   ls:dgopen:{tenant}                 sorted set: "digest|run" -> send time, runs planned and not finished
   ls:dglast:{tenant}                 hash: digest -> when its last run finished (or it was first seen)
+  ls:dgfirst:{tenant}                hash: digest -> when the planner first saw it
   ls:dgchunk:{run}:{path}:{n}        who took a chunk ("worker|ms") or "done" (TTL 3 days)
 
 Items and memberships are written by Lua scripts taking many events per call (one round trip per
@@ -217,6 +218,18 @@ class DigestStore:
     async def run(self, run: str) -> dict:
         return _hash_dict(await self.r.hgetall(run_key(run)))
 
+    async def mark_missed(self, run: str, fields: dict) -> bool:
+        """Records a run that was never made (once); False when the run exists or was marked."""
+        key = run_key(run)
+        if await self.r.exists(key):
+            return False
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hsetnx(key, "missed_at", fields["missed_at"])
+        pipe.hset(key, mapping={k: v for k, v in fields.items() if k != "missed_at"})
+        pipe.pexpire(key, RUN_TTL_MS, nx=True)
+        first, *_ = await pipe.execute()
+        return bool(first)
+
     async def mark_run(self, run: str, field: str, value) -> bool:
         """Sets a field of the run once; False when it was already set."""
         pipe = self.r.pipeline(transaction=True)
@@ -295,7 +308,14 @@ class RunHealth:
 
     async def first_seen(self, tenant: str, digest: str, now_ms: int) -> None:
         """A digest without a finished run yet counts from when it was first seen."""
-        await self.r.hsetnx(f"ls:dglast:{tenant}", digest, now_ms)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hsetnx(f"ls:dglast:{tenant}", digest, now_ms)
+        pipe.hsetnx(f"ls:dgfirst:{tenant}", digest, now_ms)
+        await pipe.execute()
+
+    async def seen_since(self, tenant: str) -> dict[str, int]:
+        """When the planner first saw each digest (a period before that was never its to run)."""
+        return {k.decode(): int(v) for k, v in (await self.r.hgetall(f"ls:dgfirst:{tenant}")).items()}
 
     async def of(self, tenant: str) -> tuple[dict[str, int], dict[str, int]]:
         """({digest: send time of its oldest open run}, {digest: last finished or first seen})."""

@@ -92,6 +92,7 @@ FAMILIES = (
     KeyFamily("digest_chunk", "ls:dgchunk:*", "ttl", max_ttl_s=3 * 86_400, holds="a chunk's claim or done mark"),
     KeyFamily("digest_open_runs", "ls:dgopen:*", "per_tenant", holds="per tenant: runs planned and not finished"),
     KeyFamily("digest_last_run", "ls:dglast:*", "per_tenant", holds="per tenant: when each digest last finished a run"),
+    KeyFamily("digest_first_seen", "ls:dgfirst:*", "per_tenant", holds="per tenant: when the planner first saw each digest"),
 )
 
 
@@ -158,6 +159,7 @@ AFTER_WIPE: dict[str, tuple[str, str]] = {
     "digest_chunk": ("lost", "with the runs"),
     "digest_open_runs": ("lost", "runs planned again are opened again; one that is not is no longer watched"),
     "digest_last_run": ("refilled", "each digest counts from the wipe until its next run finishes"),
+    "digest_first_seen": ("refilled", "from the wipe: a period due before it is not called missed"),
 }
 
 

@@ -112,11 +112,26 @@ class DigestPlanner:
             for digest, cfg in sorted(tenant.digests.items()):
                 if not cfg.enabled:
                     continue
+                first_seen = (await self.health.seen_since(tenant.id)).get(digest)
                 for tz in await self.store.zones(tenant.id):
                     period = latest_period(cfg, tz, now_ms)
                     if due(cfg, period, now_ms):
                         await self._plan(out, tenant.id, digest, cfg, tz, period, now_ms)
+                    elif first_seen is not None and first_seen <= period.send_at_ms:
+                        await self._missed(out, tenant.id, digest, tz, period, now_ms)
         return out
+
+    async def _missed(self, out: Out, tenant: str, digest: str, tz: str, period: Period, now_ms: int) -> None:
+        """A period past its catch-up with no run (the planner was down, or failing): told once."""
+        run = run_id(tenant, digest, tz, period.key)
+        members = await self.store.people_count(tenant, tz)
+        if await self.store.mark_missed(run, {"missed_at": now_ms, "tenant": tenant, "digest": digest,
+                                              "timezone": tz, "period": period.key, "send_at": period.send_at_ms}):
+            out.add("events", run, "digest.run_missed", _envelope(
+                "digest.run_missed", tenant, derived_event_id(run, "missed", period.send_at_ms), now_ms, None,
+                run=run, digest=digest, timezone=tz, period=period.key, send_at=period.send_at_ms, members=members,
+                reason="not_planned_in_time"))
+            out.count("runs_missed")
 
     async def _plan(self, out: Out, tenant: str, digest: str, cfg: DigestConfig, tz: str, period: Period,
                     now_ms: int) -> None:
@@ -148,7 +163,7 @@ class DigestPlanner:
             out.add("events", run, "digest.run_finished", _envelope(
                 "digest.run_finished", tenant, derived_event_id(run, "finished", period.send_at_ms), now_ms, None,
                 run=run, digest=digest, timezone=tz, period=period.key, send_at=period.send_at_ms, members=0,
-                requested=0, nothing_new=0, outside_segment=0, left_out=int(plan["left_out"]), priority_done_at=None))
+                requested=0, items=0, nothing_new=0, outside_segment=0, left_out=int(plan["left_out"]), priority_done_at=None))
         out.count("runs_planned")
         out.count("members_left_out", int(plan["left_out"]))
         out.runs.append(run)
@@ -217,7 +232,7 @@ class DigestComposer:
         if not await self.store.claim(run, path, index, self.worker, now_ms):  # done already
             out.count("chunks_skipped")
             return out
-        counts = {"done_chunks": 1, f"{path}_done": 1, "members": 0, "requested": 0, "nothing_new": 0,
+        counts = {"done_chunks": 1, f"{path}_done": 1, "members": 0, "requested": 0, "items": 0, "nothing_new": 0,
                   "outside_segment": 0}
         if cfg is None:  # the digest (or its brand) was deleted since the run was planned
             out.settle = counts
@@ -242,12 +257,13 @@ class DigestComposer:
             ev = send_request(req["tenant"], req["digest"], cfg, lead, "", period, top, run, local_day, now_ms, context)
             out.add("sends", lead, "send.requested", ev)
             counts["requested"] += 1
+            counts["items"] += len(top)
         counts["members"] = len(members)
         started = now_ms
         out.add("events", run, "digest.chunk_done", _envelope(
             "digest.chunk_done", req["tenant"], derived_event_id(run, f"done/{path}/{index}", period.send_at_ms),
             now_ms, req["event_id"], run=run, digest=req["digest"], path=path, chunk=index, members=len(members),
-            requested=counts["requested"], nothing_new=counts["nothing_new"],
+            requested=counts["requested"], items=counts["items"], nothing_new=counts["nothing_new"],
             outside_segment=counts["outside_segment"], started_at=started,
             max_lateness_ms=max(now_ms - period.send_at_ms, 0)))
         out.settle = counts
@@ -290,7 +306,8 @@ class DigestComposer:
                 "digest.run_finished", run["tenant"], derived_event_id(out.run, "finished", int(run["send_at"])),
                 now_ms, None, run=out.run, digest=run["digest"], timezone=run["timezone"], period=run["period"],
                 send_at=int(run["send_at"]), members=int(run.get("members") or 0),
-                requested=int(run.get("requested") or 0), nothing_new=int(run.get("nothing_new") or 0),
+                requested=int(run.get("requested") or 0), items=int(run.get("items") or 0),
+                nothing_new=int(run.get("nothing_new") or 0),
                 outside_segment=int(run.get("outside_segment") or 0), left_out=int(run.get("left_out") or 0),
                 priority_done_at=int(run["priority_done_at"]) if run.get("priority_done_at") else None))
             done.count("runs_finished")

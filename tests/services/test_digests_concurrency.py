@@ -72,6 +72,7 @@ def test_two_workers_digesting_one_chunk_at_once_ask_the_same_and_the_run_counts
     ids = lambda out: sorted(ev["send_id"] for role, _, name, ev in out.records if name == "send.requested")  # noqa: E731
     assert ids(a) == ids(b2) and len(ids(a)) == 8  # every community member; employer-only members: nothing new
     assert (run["requested"], run["nothing_new"], run["done_chunks"], run["members"]) == ("8", "2", "1", "10")
+    assert run["items"] == "16"  # two items each (top_k 2)
     assert sum(len(s.records) for s in settled) >= 1  # the run's end told (by one or both, same event id)
     finished = {ev["event_id"] for s in settled for _, _, name, ev in s.records if name == "digest.run_finished"}
     assert len(finished) == 1
@@ -113,3 +114,25 @@ def test_a_run_is_planned_once_and_not_before_its_send_time(r):
     assert early.runs == [] and again.runs == []
     assert first.runs == [run_id(T, "d", "UTC", period.key)]
     assert [name for _, _, name, _ in first.records].count("digest.planned") == 1
+
+
+def test_a_period_found_past_its_catch_up_with_no_run_is_told_missed_once_unless_the_digest_is_newer(r):
+    async def go():
+        client = aioredis.Redis.from_url(_url())
+        await _setup(client, 3)
+        b = book()
+        planner = DigestPlanner(DigestStore(client))
+        await planner.watch(b, NOW + 1 * HOUR_MS)  # the planner knew the digest before 08:00...
+        late = await planner.plan_due(b, NOW + 15 * HOUR_MS)  # ...and is back at 15:00: past 08:00 + 6 h
+        again = await planner.plan_due(b, NOW + 16 * HOUR_MS)
+        await client.flushdb()
+        await _setup(client, 3)
+        await planner.watch(b, NOW + 10 * HOUR_MS)  # a digest first seen after its period's send time
+        newer = await planner.plan_due(b, NOW + 15 * HOUR_MS)
+        await client.aclose()
+        return late, again, newer
+    late, again, newer = asyncio.run(go())
+    missed = [ev for _, _, name, ev in late.records if name == "digest.run_missed"]
+    assert len(missed) == 1 and missed[0]["members"] == 3 and missed[0]["reason"] == "not_planned_in_time"
+    assert missed[0]["run"] == run_id(T, "d", "UTC", "2026-05-28") and late.counts == {"runs_missed": 1}
+    assert again.records == [] and newer.records == []
