@@ -172,10 +172,16 @@ class ComposedSms:
     template_version: str
 
 
-def email_codes_needed(n_jobs: int, has_creative: bool, n_recommended: int = 0) -> int:
-    """How many link codes compose_email uses for this many jobs (and maybe a creative, and
-    recommended jobs)."""
-    return n_jobs + int(has_creative) + n_recommended + EMAIL_FIXED_LINKS
+def email_codes_needed(n_jobs: int, has_creative: bool, n_recommended: int = 0, n_digest_items: int = 0) -> int:
+    """How many link codes compose_email uses for this many jobs (and maybe a creative,
+    recommended jobs, and a digest's items)."""
+    return n_jobs + int(has_creative) + n_recommended + n_digest_items + EMAIL_FIXED_LINKS
+
+
+def digest_items_of(extra: Mapping) -> list[dict]:
+    """A digest message's items (its merge data's digest.items), each with the url it links to."""
+    digest = extra.get("digest") or {}
+    return [it for it in (digest.get("items") or []) if isinstance(it, dict) and it.get("url")]
 
 
 def sms_codes_needed(n_jobs: int = 1) -> int:
@@ -367,7 +373,9 @@ def _with_honeypot(html: str, url: str) -> str:
 def compose_email(ctx: EmailContext) -> ComposedEmail:
     """The email for one send: subject, HTML and text parts, headers and the links to store."""
     creative = _creative_for(ctx)
-    linker = _linker(ctx, email_codes_needed(len(ctx.jobs), creative is not None, len(ctx.recommended)))
+    digest_items = digest_items_of(ctx.extra)
+    linker = _linker(ctx, email_codes_needed(len(ctx.jobs), creative is not None, len(ctx.recommended),
+                                             len(digest_items)))
     pixel_top = linker.link("open", "pixel_top")
     jobs = [_job_data(job, i, linker.link("click", "job", job.url, job=job, position=i), ctx.now_ms,
                       job.key in ctx.new_job_keys)
@@ -375,6 +383,11 @@ def compose_email(ctx: EmailContext) -> ComposedEmail:
     # their clicks carry the slot "recommended" (and feed the next training like any job's)
     recommended = [_job_data(job, i, linker.link("click", "recommended", job.url, job=job, position=i), ctx.now_ms)
                    | {"why": why} for i, (job, why) in enumerate(ctx.recommended, start=1)]
+    # a digest's items link through the tracking front like jobs (slot "digest"); the template
+    # sees item.link, never the raw url
+    digest = [{k: v for k, v in it.items() if k != "url"}
+              | {"link": linker.link("click", "digest", it["url"], position=i)}
+              for i, it in enumerate(digest_items, start=1)]
     creative_data = None
     if creative:
         creative_data = _present(dict(
@@ -387,6 +400,8 @@ def compose_email(ctx: EmailContext) -> ComposedEmail:
     data = _common_data(ctx) | dict(jobs=jobs, recommended=recommended, creative=creative_data, pixel_top=pixel_top,
                                     pixel_bottom=pixel_bottom, unsubscribe_url=unsubscribe,
                                     preferences_url=preferences)
+    if "digest" in data:
+        data["digest"] = {**data["digest"], "items": digest}
     subject = _one_line(ctx.template.render_subject(data))
     data["subject"] = subject
     html, text = ctx.template.render_html(data), ctx.template.render_text(data)

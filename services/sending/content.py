@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import orjson
 
 from domain.compose import (EmailContext, ListFacts, Recipient, SmsContext, TenantBrand, compose_email,
-                            compose_reply, compose_sms, email_codes_needed, list_title, schedule_phrase,
+                            compose_reply, compose_sms, digest_items_of, email_codes_needed, list_title, schedule_phrase,
                             sms_codes_needed)
 from domain.creatives import Creative
 from domain.experiments import Arm
@@ -42,7 +42,12 @@ def codes_needed(d: Draft) -> int:
         return sms_codes_needed(len(d.jobs))
     cfg = d.tenant.lists.get(d.req["list"])
     creatives = bool(cfg and cfg.creatives) and content != TEMPLATE  # a template message carries no ad
-    return email_codes_needed(len(d.jobs), creatives, len(d.recommended))
+    items = len(digest_items_of(_context(d.req))) if content == TEMPLATE else 0
+    return email_codes_needed(len(d.jobs), creatives, len(d.recommended), items)
+
+
+def _context(req: dict) -> dict:
+    return orjson.loads(req["context"]) if req.get("context") else {}
 
 
 def compose(d: Draft, numbers: list[int], now_ms: int, templates: Templates, policy: SendPolicy):
@@ -92,7 +97,7 @@ def merge_data(req: dict, state, segments: list[str]) -> dict:
     """A message's merge data: the request's context (a trigger's message: the triggering
     event's properties, the trigger; a digest's items), the lead's attributes (never the address), their segments
     (what dynamic blocks test: `{% if "nurses" in segments %}`, `{% if attributes.region == "CA" %}`)."""
-    context = orjson.loads(req["context"]) if req.get("context") else {}
+    context = _context(req)
     return {"event": context.get("event") or {}, "trigger": context.get("trigger") or req.get("trigger") or "",
             "attributes": attributes_of(state), "segments": list(segments),
             "digest": context.get("digest") or {"items": [], "count": 0}}

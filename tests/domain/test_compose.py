@@ -470,3 +470,21 @@ def test_the_recommendations_block_lists_its_jobs_after_the_matches_with_tracked
 def test_without_recommendations_there_is_no_block(mail):
     assert "Recommended for you" not in mail.html and "Recommended for you" not in mail.text
     assert not [r for r in mail.links if r.slot == "recommended"]
+
+
+def test_a_digests_items_link_through_the_tracking_front_and_never_show_their_raw_url(store):
+    items = [{"title": f"Post {n}", "url": f"https://community.example/p/{n}", "group": "g1", "score": 10.0 - n}
+             for n in range(1, 4)]
+    extra = {"digest": {"id": "weekly", "period": "2025-W41", "count": 3, "items": items}}
+    n = email_codes_needed(0, False, 0, len(items))
+    m = compose_email(email_ctx(store, jobs=[], creatives=(), template=store.email("jobsnearby", "digest"),
+                                codes=codes(9000, n), extra=extra, campaign="digest:weekly"))
+    digest_links = [r for r in m.links if r.slot == "digest"]
+    assert [(r.kind, r.destination_url, r.position) for r in digest_links] == \
+        [("click", it["url"], i) for i, it in enumerate(items, start=1)]
+    assert len(m.links) == n  # every code it was given, each for one link
+    for part in (m.html, m.text):
+        assert "community.example" not in part  # only tracked links
+        for r in digest_links:
+            assert r.code in part
+        assert part.index("Post 1") < part.index("Post 2") < part.index("Post 3")

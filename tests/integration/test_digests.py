@@ -40,7 +40,7 @@ def iso(tmp_path_factory):
     CTX["mail"] = folder
     env = {"LEADSTREAM_SMTP_PORT": str(smtp_port), "LEADSTREAM_MAIL_DIR": str(folder), "LEADSTREAM_TEST_CLOCK": "1",
            "LEADSTREAM_DIGEST_TICK_S": "0.5", "LEADSTREAM_DIGEST_CHUNK_SIZE": "20"}
-    with IsolatedPlatform(redis_db=47, agents=AGENTS, env=env, fronts=("api",), metrics=True) as p:
+    with IsolatedPlatform(redis_db=47, agents=AGENTS, env=env, fronts=("api", "tracking"), metrics=True) as p:
         put(p, Ref("template", "jobsnearby", "digest"), {"channel": "email", "description": "activity digest"})
         yield p
     stop_smtp()
@@ -230,6 +230,12 @@ def test_a_digest_goes_once_to_each_member_with_something_new_priority_first_ina
         assert all(f"Post number {n}\n" not in text for n in set(range(1, 7)) - set(expected)), text
         assert "Employer news" not in text  # an employer group: not this digest's kind
     assert mails_to(d_addr) == [] and mails_to(e_addr) == []
+    # an item's link goes through the tracking front (a click recorded) to the item
+    lines = text_of(mails_to(b_addr)[0]).splitlines()
+    link = lines[[n for n, line in enumerate(lines) if "Post number 6" in line][0] + 1].strip()
+    assert link.startswith(iso.tracking_url) and "community.test" not in link
+    hop = httpx.get(link, follow_redirects=False, timeout=10, headers={"user-agent": "Mozilla/5.0 (X11; Linux)"})
+    assert hop.status_code in (302, 303, 307) and hop.headers["location"] == "https://community.test/p/6"
 
     done = [ev for name, ev, _, _ in topic_events(iso, "digests.events") if name == "digest.chunk_done"
             and ev["run"] == run]
