@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Callable
 
+from domain.activity_input import queued_problem
 from schemas.codec import DecodeError
 from services.digests import ActivityKeeper
 from streams.topics import ACTIVITY_EVENTS, ENGAGEMENT_EVENTS, PRODUCT_EVENTS
 
 STATE_PATTERNS = ("ls:dgtop:*", "ls:dgitem:*", "ls:dgmem:*", "ls:dgpeople:*", "ls:dgtz:*", "ls:dgzones:*",
                   "ls:dggroup:*")
-WANTED = ("activity.posted", "activity.joined", "activity.left", "engagement.opened", "engagement.clicked",
-          "product.tracked")
+MEMBERSHIPS = ("activity.joined", "activity.left")
+SIGHTINGS = ("activity.posted", "engagement.opened", "engagement.clicked", "product.tracked")
 CHUNK = 5000
 
 
@@ -32,19 +33,26 @@ async def rebuild_digests(deps, read_topics: Callable, tick: Callable[[str, int,
         return [st.timezone if st else None for st in await deps.leads.get_many(keys)]
 
     keeper, book = ActivityKeeper(deps.digest_store(), lead_timezones), deps.tenants
-    total, msgs = read_topics(deps, [deps.topic(t) for t in (ACTIVITY_EVENTS, ENGAGEMENT_EVENTS, PRODUCT_EVENTS)])
-    batch, folded, bad = [], 0, 0
-    for _, _, _, value in msgs:
-        tick("digest activity", 1, total)
-        try:
-            name, ev = deps.codec.decode(value or b"")
-        except DecodeError:
-            bad += 1
-            continue
-        if name in WANTED and ev.get("tenant") in book.tenants:
-            batch.append((name, ev))
-        if len(batch) >= CHUNK:
-            folded += await keeper.keep(batch, book)
-            batch = []
-    folded += await keeper.keep(batch, book)
+    folded, bad = 0, 0
+    # memberships first, then items and sightings (a post is its author's): a sighting only
+    # raises a member's last seen, so applied after every join it gives what the live agent
+    # kept (partitions read together come in any order: a post before its author's join)
+    for topics, wanted in (((ACTIVITY_EVENTS,), MEMBERSHIPS),
+                           ((ACTIVITY_EVENTS, ENGAGEMENT_EVENTS, PRODUCT_EVENTS), SIGHTINGS)):
+        total, msgs = read_topics(deps, [deps.topic(t) for t in topics])
+        batch = []
+        for _, _, _, value in msgs:
+            tick(f"digest {'memberships' if wanted is MEMBERSHIPS else 'items and sightings'}", 1, total)
+            try:
+                name, ev = deps.codec.decode(value or b"")
+            except DecodeError:
+                bad += 1
+                continue
+            if name in wanted and ev.get("tenant") in book.tenants and not (
+                    name.startswith("activity.") and queued_problem(name, ev)):  # what the agent dead-lettered
+                batch.append((name, ev))
+            if len(batch) >= CHUNK:
+                folded += await keeper.keep(batch, book)
+                batch = []
+        folded += await keeper.keep(batch, book)
     return {"digest_activity": folded, "digest_undecodable": bad}
