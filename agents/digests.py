@@ -83,10 +83,26 @@ async def plan_due(deps, planner: DigestPlanner) -> int:
     out = await planner.plan_due(book, now_ms)
     await _produce(deps, out)
     await planner.after_produce(out, now_ms)
-    for tenant, digest, cadence, late_s, last_s in await planner.watch(book, now_ms):
+    watched = await planner.watch(book, now_ms)
+    for tenant, digest, cadence, late_s, last_s in watched:
         metrics.DIGEST_RUN_UNFINISHED_SECONDS.labels(tenant, digest).set(late_s)
         metrics.DIGEST_RUN_LAST_FINISHED.labels(tenant, digest, cadence).set(last_s)
+    _forget_unwatched({(t, d, c) for t, d, c, _, _ in watched})
     return len(out.runs)
+
+
+_WATCHED: set[tuple[str, str, str]] = set()
+
+
+def _forget_unwatched(now_watched: set[tuple[str, str, str]]) -> None:
+    """A digest disabled, deleted or moved to another cadence leaves the gauges (its alert
+    would otherwise read a frozen value and fire a day later)."""
+    for tenant, digest, cadence in _WATCHED - now_watched:
+        metrics.DIGEST_RUN_LAST_FINISHED.remove(tenant, digest, cadence)
+        if not any(t == tenant and d == digest for t, d, _ in now_watched):
+            metrics.DIGEST_RUN_UNFINISHED_SECONDS.remove(tenant, digest)
+    _WATCHED.clear()
+    _WATCHED.update(now_watched)
 
 
 def register_priority(app, deps) -> None:

@@ -748,7 +748,7 @@ async def run(args: argparse.Namespace, console: Console) -> int:
                                     next(b.key for b in brands if b.id == "hireflow")) and control_ok
     from stack.digests_demo import run_digests
     control_ok = await run_digests(settings, console, set(sub.lead_ids),
-                                   next(b.key for b in brands if b.id == "jobsnearby")) and control_ok
+                                   next(b.key for b in brands if b.id == "jobsnearby"), run_id) and control_ok
     morning_ok = True
     if not args.no_morning:
         from stack.engagement_demo import run_afternoon

@@ -25,15 +25,18 @@ from domain.digests import DAY_MS, DigestConfig, digest_send_id, latest_period, 
 from runtime.deps import build
 from streams.settings import Settings
 
-TENANT, DIGEST, LIST = "jobsnearby", "community-daily", "daily-jobs"
+TENANT, LIST = "jobsnearby", "daily-jobs"
 GROUPS = ("warehouse-crew", "truckers-lounge", "retail-floor", "kitchen-talk", "night-shift")  # the last stays silent
 TOPICS = ("Forklift certification tips", "Best routes around Chicago", "Holiday season hiring", "Knife skills",
           "Overtime rules explained", "Union or not?", "First week on the job", "Safety boots that last")
 
 
-async def run_digests(s: Settings, console: Console, lead_ids: set[str], key: str, seed: int = 17) -> bool:
-    """The chapter; False if something did not happen as it should."""
+async def run_digests(s: Settings, console: Console, lead_ids: set[str], key: str, run: str, seed: int = 17) -> bool:
+    """The chapter; False if something did not happen as it should. The digest is this demo
+    run's own (a run of the same digest, zone and day is made once: another demo the same day
+    would find it done)."""
     console.rule("[bold]activity digests: what members missed")
+    digest = f"community-{run}".lower()
     r = aioredis.Redis.from_url(s.redis_url)
     try:
         people = await _people(r, lead_ids)
@@ -43,7 +46,7 @@ async def run_digests(s: Settings, console: Console, lead_ids: set[str], key: st
         rng = random.Random(seed)
         cfg = {"list": LIST, "template": "digest", "send_time": "08:00", "top_k": 4, "catch_up_hours": 25,
                "inactive_days": 90, "large_run_members": 20, "priority_active_days": 7}
-        await _define(s, cfg)
+        await _define(s, digest, cfg)
         await asyncio.sleep(2)  # every process has the new configuration
         async with httpx.AsyncClient(base_url=s.api_url, headers={"authorization": f"Bearer {key}"}, timeout=30) as c:
             plan = await _activity(c, people, rng)
@@ -56,10 +59,12 @@ async def run_digests(s: Settings, console: Console, lead_ids: set[str], key: st
         console.print("  a day passes for the digest planner (./dev's test clock): every time zone's 08:00 is due")
         await r.set("ls:clockskew", skew)
         try:
-            runs = await _wait_runs(r, DigestConfig.model_validate(cfg), {tz for _, tz in people}, now + skew)
+            runs = await _wait_runs(r, digest, DigestConfig.model_validate(cfg), {tz for _, tz in people}, now + skew)
         finally:
+            # the digest is switched off again: with the clock back, today's period would be due as well
+            await _define(s, digest, {**cfg, "enabled": False})
             await r.set("ls:clockskew", 0)
-        delivered, requested = await _delivered(r, people, DigestConfig.model_validate(cfg), now + skew)
+        delivered, requested = await _delivered(r, digest, runs)
     finally:
         await r.aclose()
     _print(console, runs, delivered, requested)
@@ -84,13 +89,13 @@ async def _people(r, lead_ids: set[str]) -> list[tuple[str, str]]:
     return out[:300]
 
 
-async def _define(s: Settings, cfg: dict) -> None:
+async def _define(s: Settings, digest: str, cfg: dict) -> None:
     """The digest template and the digest, written through the control plane (created or replaced;
     the management API does the same: POST /v1/tenants/jobsnearby/digests)."""
     svc = build(s).config_service
     changes = []
     for ref, data in ((Ref("template", TENANT, "digest"), {"channel": "email", "description": "activity digest"}),
-                      (Ref("digest", TENANT, DIGEST), cfg)):
+                      (Ref("digest", TENANT, digest), cfg)):
         cur = svc.current(ref)
         if cur is None or not cur.live:
             changes.append(Change("create", ref, data, None, actor="demo"))
@@ -125,9 +130,10 @@ async def _activity(c: httpx.AsyncClient, people: list[tuple[str, str]], rng: ra
     return plan
 
 
-async def _wait_runs(r, cfg: DigestConfig, zones: set[str], at_ms: int, timeout: float = 120) -> dict[str, dict]:
+async def _wait_runs(r, digest: str, cfg: DigestConfig, zones: set[str], at_ms: int,
+                     timeout: float = 120) -> dict[str, dict]:
     """Each zone's run (its Redis hash) once all have finished, or as they are at the timeout."""
-    runs = {tz: run_id(TENANT, DIGEST, tz, latest_period(cfg, tz, at_ms).key) for tz in zones}
+    runs = {tz: run_id(TENANT, digest, tz, latest_period(cfg, tz, at_ms).key) for tz in zones}
     deadline, got = time.monotonic() + timeout, {}
     while time.monotonic() < deadline:
         got = {tz: {k.decode(): v.decode() for k, v in (await r.hgetall(f"ls:dgrun:{run}")).items()}
@@ -138,18 +144,26 @@ async def _wait_runs(r, cfg: DigestConfig, zones: set[str], at_ms: int, timeout:
     return got
 
 
-async def _delivered(r, people: list[tuple[str, str]], cfg: DigestConfig, at_ms: int) -> tuple[int, int]:
-    """(digests the sender marked sent, digests requested) of these people, waiting up to a minute."""
-    ids = [digest_send_id(TENANT, DIGEST, lid, latest_period(cfg, tz, at_ms).key) for lid, tz in people]
-    deadline, sent, asked = time.monotonic() + 60, 0, 0
+async def _delivered(r, digest: str, runs: dict[str, dict], timeout: float = 120) -> tuple[int, int]:
+    """(digests the sender marked sent, digests the runs requested): every member of each run's
+    snapshot, waiting until the sender has sent all that were requested (or the timeout)."""
+    ids = []
+    for tz, h in runs.items():
+        run = run_id(TENANT, digest, tz, h.get("period", ""))
+        for path in ("priority", "standard"):
+            ids += [digest_send_id(TENANT, digest, m.decode(), h.get("period", ""))
+                    for m in await r.zrange(f"ls:dgsnap:{run}:{path}", 0, -1)]
+    requested = sum(int(h.get("requested") or 0) for h in runs.values())
+    deadline, sent = time.monotonic() + timeout, 0
     while time.monotonic() < deadline:
-        marks = await r.mget([f"ls:send:{sid}" for sid in ids])
-        sent = sum(1 for m in marks if m and m.startswith(b"sent"))
-        asked = sum(1 for m in marks if m)
-        if asked and sent >= asked:
+        sent = 0
+        for i in range(0, len(ids), 1000):
+            marks = await r.mget([f"ls:send:{sid}" for sid in ids[i:i + 1000]])
+            sent += sum(1 for m in marks if m and m.startswith(b"sent"))
+        if sent >= requested:
             break
         await asyncio.sleep(1)
-    return sent, asked
+    return sent, requested
 
 
 def _totals(runs: dict[str, dict]) -> dict[str, int]:
@@ -161,7 +175,8 @@ def _print(console: Console, runs: dict[str, dict], delivered: int, requested: i
     t = _totals(runs)
     timing = [(int(h["priority_done_at"]) - int(h["planned_at"]), int(h["finished_at"]) - int(h["planned_at"]))
               for h in runs.values() if h.get("finished_at") and h.get("priority_done_at") and h.get("planned_at")]
-    table = Table(title="the digest of what members missed (Jobs Nearby, this run's people)", title_justify="left")
+    table = Table(title="the digest of what members missed (Jobs Nearby's communities: this run's people and "
+                        "those of earlier demos)", title_justify="left")
     for col in ("runs (time zones)", "members", "digested", "left out: inactive 90+ days", "nothing new",
                 "priority path", "standard path", "delivered"):
         table.add_column(col, justify="right")
