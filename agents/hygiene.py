@@ -1,10 +1,12 @@
-"""Hygiene agent: unsubscribe the leads that went cold.
+"""Hygiene agent: unsubscribe the leads that went cold; keep each lead's current consent.
 
 It follows leads.events (accepted, resubmitted, unsubscribed) and engagement.events (human
 opens and clicks) into one sorted set per tenant and channel: each active lead and the last
 time a person engaged (or signed up, if never). Every `hygiene_interval_s` it asks the intake
 to unsubscribe each lead older than the tenant's window (e.g. 30 days email, 14 days SMS),
 with reason "inactive", and records an engagement.unsubscribed(how=inactive) fact.
+It also folds the consent ledger (consent.events, and the consent a lead.accepted came with)
+into each lead's current consent (projections/redis_consent.py), which the sender checks.
 Machine opens and clicks never keep a lead alive. A person's click on an old message from a
 lead it pruned asks the intake to subscribe it again (lead.resubscribe_requested,
 reactivated_by_click) when the tenant's engagement.reactivate_on_click allows it.
@@ -18,12 +20,13 @@ import time
 
 from ulid import ULID
 
+from domain.consent import entry_of
 from domain.engagement import event_ms
 from domain.hygiene import cold_cutoff_ms
 from domain.list_rules import reactivates_on_click
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
-from streams.topics import ENGAGEMENT_EVENTS, LEAD_EVENTS, SUBMITTED
+from streams.topics import CONSENT_EVENTS, ENGAGEMENT_EVENTS, LEAD_EVENTS, SUBMITTED
 
 SOURCE = "agent:hygiene"
 PRUNE_BATCH = 5000
@@ -32,7 +35,7 @@ PRUNED_KEEP_MS = 365 * 86_400_000  # a click this long after pruning no longer b
 
 def register(app, deps) -> None:
     s = deps.settings
-    topics = app.topic(deps.topic(LEAD_EVENTS), deps.topic(ENGAGEMENT_EVENTS),
+    topics = app.topic(deps.topic(LEAD_EVENTS), deps.topic(ENGAGEMENT_EVENTS), deps.topic(CONSENT_EVENTS),
                        value_serializer="raw", key_serializer="raw")
 
     @app.agent(topics, name="hygiene")
@@ -76,12 +79,15 @@ async def follow(deps, values: list[bytes | None]) -> int:
     """Move each lead's last-seen time; other agents' bad messages are theirs to dead-letter.
     A person's click from a lead this agent pruned asks for it back, where the tenant allows."""
     pipe = deps.redis.pipeline(transaction=False)
-    humans = []
+    humans, consents = [], []
     for value in values:
         try:
             name, ev = deps.codec.decode(value or b"")
         except DecodeError:
             continue
+        entry = entry_of(name, ev)
+        if entry is not None:
+            consents.append(entry)
         move = last_seen_move(name, ev)
         if move is None:
             continue
@@ -93,6 +99,7 @@ async def follow(deps, values: list[bytes | None]) -> int:
         if how == "engaged" and name == "engagement.clicked":
             humans.append(ev)
     await pipe.execute()
+    await deps.consent_store().fold(consents)
     await _reactivate(deps, humans)
     return len(values)
 

@@ -9,6 +9,7 @@ POST /webhooks/{provider} provider callbacks (api/webhooks.py)
 /v1/session, /v1/tenants/..., /v1/people, /v1/platform/..., /v1/audit: api/session.py, manage*.py, audit.py
 GET  /v1/tenants/{tenant}/lookup, /messages[/{send_id}]; /v1/fleet: api/lookup.py, messages.py, fleet.py
 GET  /v1/tenants/{tenant}/triggers-stats: api/trigger_stats.py
+POST /v1/consent[/batch], GET /v1/consent: api/consent.py; POST /v1/subjects/export: api/subjects.py
 GET  /v1/tenants/{tenant}/experiments/{id}/results, POST .../looks: api/experiments.py
 GET  /healthz
 """
@@ -34,6 +35,8 @@ from api.audit import audit_router
 from api.body import parse_body, read_body as _read_body
 from api.errors import ApiError, install_error_handlers
 from api.activity import install_activity_routes
+from api.consent import install_consent_routes
+from api.subjects import install_subject_routes
 from api.events import install_event_routes
 from api.fleet import fleet_router
 from api.lead_model import LeadReadModel
@@ -118,6 +121,8 @@ def build_app(deps: Deps) -> FastAPI:
     install_lead_routes(app, deps, access)
     install_event_routes(app, deps, access)
     install_activity_routes(app, deps, access)
+    install_consent_routes(app, deps, access)
+    install_subject_routes(app, deps, access)
     for router in (session_router(deps, access), management_router(deps, access), keys_router(deps, access),
                    people_router(deps, access), audit_router(deps, access),
                    analytics_router(deps, analytics_scope_dependency(deps, access)),

@@ -22,6 +22,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     "leads.read": frozenset({"brand_admin", "analyst", "ingest"}),
     "leads.unsubscribe": frozenset({"brand_admin", "ingest"}),
     "events.submit": frozenset({"brand_admin", "ingest"}),
+    "consent.write": frozenset({"brand_admin", "ingest"}),
+    "subjects.export": frozenset({"brand_admin"}),
     "segments.read": frozenset({"brand_admin", "analyst"}),
     "tenants.list": frozenset({"brand_admin", "analyst"}),
     "tenants.create": frozenset(),

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.digests import GROUP_KINDS
-from domain.identity import derived_event_id, identity_email, identity_phone, lead_id
+from domain.identity import derived_event_id, named_lead_id
+from domain.input_checks import ZonedDatetime, one_person
 from domain.schedule import resolve_timezone
 
 GROUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
@@ -41,7 +41,7 @@ class ActivityIn(BaseModel):
     url: str | None = Field(None, max_length=2000)
     score: float = Field(0.0, ge=-1e9, le=1e9, allow_inf_nan=False)
     author_lead_id: str | None = Field(None, max_length=64)
-    at: datetime | None = Field(None, description="when it was posted or happened (ISO 8601 with zone); default: now")
+    at: ZonedDatetime | None = Field(None, description="when it was posted or happened (ISO 8601 with zone); default: now")
     # joined / left
     lead_id: str | None = Field(None, max_length=64)
     email: str | None = Field(None, max_length=254)
@@ -70,13 +70,6 @@ class ActivityIn(BaseModel):
             raise ValueError(f'{v!r} is not an IANA zone name (e.g. "America/Chicago")')
         return v
 
-    @field_validator("at")
-    @classmethod
-    def _zoned(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give the time zone, e.g. 2026-12-04T09:00:00Z")
-        return v
-
     @model_validator(mode="after")
     def _shape(self) -> "ActivityIn":
         if self.kind == "posted":
@@ -86,9 +79,7 @@ class ActivityIn(BaseModel):
             if any(getattr(self, k) for k in ("lead_id", "email", "phone", "timezone")):
                 raise ValueError("a posted item names no member (its author is author_lead_id)")
         else:
-            named = [k for k in ("lead_id", "email", "phone") if getattr(self, k)]
-            if len(named) != 1:
-                raise ValueError("name the member with exactly one of lead_id, email, phone")
+            one_person(self, "member")
             if any(getattr(self, k) for k in ("item_id", "title", "url", "author_lead_id")):
                 raise ValueError(f"a {self.kind} membership carries no item fields")
         return self
@@ -101,14 +92,11 @@ def member_lead_id(a: ActivityIn, tenant: str, default_region: str) -> str:
     """The lead id of a membership's person ("" for a posted item)."""
     if a.kind == "posted":
         return ""
-    if a.lead_id:
-        return a.lead_id
     try:
-        if a.email:
-            return lead_id(tenant, "email", identity_email(a.email))
-        return lead_id(tenant, "sms", identity_phone(a.phone or "", default_region))
+        return named_lead_id(tenant, a.lead_id, a.email, a.phone, default_region)[0]
     except ValueError as exc:
         raise ActivityError("email" if a.email else "phone", str(exc)) from exc
+
 
 def activity_event_id(tenant: str, key: str | None, fresh: str) -> str:
     """A fixed id for an idempotency key (a retry is the same event), else the fresh one."""

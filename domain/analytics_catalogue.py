@@ -147,6 +147,7 @@ SKIP_REASONS = ("daily_cap", "no_matching_jobs", "no_new_jobs", "missed_window",
                 "rejected", "not_on_list", "unknown_lead", "already_sent", "already_failed", "not_resubscribed",
                 "unknown_tenant")
 SKIP_REASONS += ("paused", "left_list")  # the lead's choices on the preference page (domain.sending.screen)
+SKIP_REASONS += ("consent_withdrawn",)  # the consent ledger (domain.consent)
 DEFER_REASONS = ("rate_limited", "tenant_daily_limit", "quiet_hours", "provider_transient", "not_yet",
                  "in_flight_elsewhere", "awaiting_resubscribe")
 FAIL_REASONS = ("permanent", "retries_exhausted", "outcome_unknown", "no_content")

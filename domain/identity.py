@@ -46,3 +46,15 @@ def derived_event_id(cause_id: str, kind: str, cause_ms: int) -> str:
 def new_event_id(ms: int, entropy: bytes) -> str:
     """A ULID from a time in ms and 10 random bytes passed in by the caller."""
     return _ulid_from(ms, entropy)
+
+
+def named_lead_id(tenant: str, lead: str | None, email: str | None, phone: str | None,
+                  default_region: str) -> tuple[str, str]:
+    """The lead id of a person named by exactly one of lead_id, email or phone (email and phone
+    normalised as the intake does), with the field that named them. A ValueError when the
+    address cannot be read."""
+    if lead:
+        return lead, "lead_id"
+    if email:
+        return lead_id(tenant, "email", identity_email(email)), "email"
+    return lead_id(tenant, "sms", identity_phone(phone or "", default_region)), "phone"

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from domain.identity import derived_event_id, identity_email, identity_phone, lead_id
+from domain.identity import derived_event_id, named_lead_id
+from domain.input_checks import ZonedDatetime, one_person
 from domain.triggers import EVENT_NAME, PLATFORM_EVENTS, PROPERTY_NAME
 
 MAX_PROPERTIES = 50
@@ -33,7 +34,7 @@ class EventIn(_Strict):
     email: str | None = Field(None, max_length=254)
     phone: str | None = Field(None, max_length=32)
     name: str = Field(description="e.g. job_viewed, application_started")
-    at: datetime | None = Field(None, description="when it happened (ISO 8601 with zone); default: now")
+    at: ZonedDatetime | None = Field(None, description="when it happened (ISO 8601 with zone); default: now")
     properties: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
     idempotency_key: str | None = Field(None, min_length=1, max_length=128)
 
@@ -60,18 +61,9 @@ class EventIn(_Strict):
                 raise ValueError(f"{k}: text of at most 1,000 characters")
         return v
 
-    @field_validator("at")
-    @classmethod
-    def _zoned(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give the time zone, e.g. 2026-12-04T09:00:00Z")
-        return v
-
     @model_validator(mode="after")
     def _one_person(self) -> "EventIn":
-        named = [k for k in ("lead_id", "email", "phone") if getattr(self, k)]
-        if len(named) != 1:
-            raise ValueError("name the person with exactly one of lead_id, email, phone")
+        one_person(self)
         return self
 
 
@@ -89,12 +81,8 @@ class EventError(ValueError):
 
 def person_lead_id(ev: EventIn, tenant: str, default_region: str) -> str:
     """The lead id the event names (email and phone normalised as the intake does)."""
-    if ev.lead_id:
-        return ev.lead_id
     try:
-        if ev.email:
-            return lead_id(tenant, "email", identity_email(ev.email))
-        return lead_id(tenant, "sms", identity_phone(ev.phone or "", default_region))
+        return named_lead_id(tenant, ev.lead_id, ev.email, ev.phone, default_region)[0]
     except ValueError as exc:
         raise EventError("email" if ev.email else "phone", str(exc)) from exc
 

@@ -48,7 +48,7 @@ GO = Verdict("go")
 
 
 def screen(req: dict, state: LeadState | None, suppressed: bool, now_ms: int,
-           quiet_hours: str | None = None) -> Verdict:
+           quiet_hours: str | None = None, consent_withdrawn: bool = False) -> Verdict:
     """Checks made again at send time: the lead may have left (or left the list, or paused it
     on the preference page) since the request was planned, and an SMS that was deferred
     (rate limits, a provider's trouble) may now fall in the lead's quiet hours: it waits for
@@ -68,6 +68,8 @@ def screen(req: dict, state: LeadState | None, suppressed: bool, now_ms: int,
         return Verdict("skip", "paused")
     if suppressed:
         return Verdict("skip", "suppressed")
+    if consent_withdrawn and req["kind"] not in ASKED_FOR:  # the ledger's current marketing consent
+        return Verdict("skip", "consent_withdrawn")
     if req["channel"] == "sms" and _late(req, now_ms) and in_quiet_hours(now_ms, state.timezone, quiet_hours):
         return Verdict("defer", "quiet_hours", after_quiet_hours(now_ms, state.timezone, quiet_hours))
     return GO

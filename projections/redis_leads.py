@@ -14,6 +14,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from domain.intake import LeadState
+from projections.redis_consent import withdrawn_key
 
 BLOCK = "ls:block"
 
@@ -41,14 +42,16 @@ class Lookup:
     state: LeadState | None
     blocklisted: bool
     opted_out: bool
+    consent_withdrawn: bool = False  # asked for by the sender only (with_consent)
 
 
 class LeadStore:
     def __init__(self, client: aioredis.Redis):
         self.r = client
 
-    async def lookup(self, items: list[tuple[str, str, list[str]]]) -> list[Lookup]:
-        """For each (tenant, lead_id, suppression keys): state and suppression.
+    async def lookup(self, items: list[tuple[str, str, list[str]]], with_consent: bool = False) -> list[Lookup]:
+        """For each (tenant, lead_id, suppression keys): state and suppression (and, with_consent,
+        whether the lead withdrew their marketing consent: projections/redis_consent.py).
         A handful of commands per batch (one MGET, one SMISMEMBER per set), not per lead."""
         if not items:
             return []
@@ -61,16 +64,20 @@ class LeadStore:
             by_tenant.setdefault(tenant, []).append(i)
         for tenant, idx in by_tenant.items():
             pipe.smismember(optout_key(tenant), [items[i][2][0] for i in idx])
-        raw_states, blocked, *opted_sets = await pipe.execute()
-        opted = [False] * len(items)
-        for idx, flags in zip(by_tenant.values(), opted_sets):
-            for i, f in zip(idx, flags):
-                opted[i] = bool(f)
+        if with_consent:
+            for tenant, idx in by_tenant.items():
+                pipe.smismember(withdrawn_key(tenant), [items[i][1] for i in idx])
+        raw_states, blocked, *sets = await pipe.execute()
+        opted, withdrawn = [False] * len(items), [False] * len(items)
+        for flags_of, out_flags in ((sets[:len(by_tenant)], opted), (sets[len(by_tenant):], withdrawn)):
+            for idx, flags in zip(by_tenant.values(), flags_of):
+                for i, f in zip(idx, flags):
+                    out_flags[i] = bool(f)
         out, pos = [], 0
         for i, (_, _, keys) in enumerate(items):
             raw = raw_states[i]
             state = LeadState.from_dict(orjson.loads(raw)) if raw else None
-            out.append(Lookup(state, any(blocked[pos:pos + len(keys)]), opted[i]))
+            out.append(Lookup(state, any(blocked[pos:pos + len(keys)]), opted[i], withdrawn[i]))
             pos += len(keys)
         return out
 

@@ -24,6 +24,7 @@ class Deps:
     _redis: aioredis.Redis | None = field(default=None, repr=False)
     _config_service: object | None = field(default=None, repr=False)
     _view: ConfigView | None = field(default=None, repr=False)
+    _data_keys: object | None = field(default=None, repr=False)
     # False in processes that must answer while Kafka is away (the API): they start reading the
     # configuration in the background and answer 503 until it is loaded
     wait_for_config: bool = True
@@ -100,6 +101,21 @@ class Deps:
         """The digest pipeline's Redis state."""
         from projections.redis_digests import DigestStore
         return DigestStore(self.redis)
+
+    def data_keys(self):
+        """Leads' data keys (services/privacy/keys.py), one per process."""
+        if self._data_keys is None:
+            from projections.redis_data_keys import DataKeyStore
+            from services.privacy.keys import DataKeys
+            from streams.topics import DATA_KEYS
+            self._data_keys = DataKeys(DataKeyStore(self.redis), self.producer, self.codec, self.topic(DATA_KEYS),
+                                       self.settings.kek_ring)
+        return self._data_keys
+
+    def consent_store(self):
+        """Each lead's current consent (the consent ledger's projection)."""
+        from projections.redis_consent import ConsentStore
+        return ConsentStore(self.redis)
 
     def conversions(self):
         """Conversion attribution (people's last clicks, goal events)."""

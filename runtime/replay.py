@@ -40,6 +40,8 @@ from domain.schedule import DEFAULT_TIMEZONE, local_date
 from projections.redis_schedule import Schedule
 from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from runtime.deps import Deps, build
+from runtime.replay_consent import AcceptedConsents, rebuild_consent
+from runtime.replay_data_keys import rebuild_data_keys
 from runtime.replay_digests import rebuild_digests
 from runtime.replay_triggers import rebuild_triggers
 from runtime.replay_engagement import LastSeen, rebuild_engagement
@@ -51,9 +53,9 @@ from runtime.replay_sends import rebuild_sends
 import orjson
 
 
-def read_topics(deps: Deps, topics: list[str]) -> tuple[int, Iterator[tuple]]:
+def read_topics(deps: Deps, topics: list[str], with_keys: bool = False) -> tuple[int, Iterator[tuple]]:
     """(message count, iterator of (topic, partition, offset, value)) from the start of the
-    topics to their end offsets as of now."""
+    topics to their end offsets as of now; with_keys: of (key, value) (a compacted topic's)."""
     c = Consumer({"bootstrap.servers": deps.settings.kafka_bootstrap, "group.id": "leadstream-replay",
                   "enable.auto.commit": False, "enable.partition.eof": True, "isolation.level": "read_committed"})
     parts, ends, total = [], {}, 0
@@ -80,7 +82,7 @@ def read_topics(deps: Deps, topics: list[str]) -> tuple[int, Iterator[tuple]]:
                         continue
                     if key not in left or m.offset() >= left[key]:
                         continue
-                    yield m.topic(), m.partition(), m.offset(), m.value()
+                    yield (m.key(), m.value()) if with_keys else (m.topic(), m.partition(), m.offset(), m.value())
                     if m.offset() + 1 >= left[key]:
                         del left[key]
         finally:
@@ -196,10 +198,12 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
     total, msgs = read_topics(deps, [deps.topic(LEAD_EVENTS)])
     tick = Ticks(progress, "redis: ")
     last_seen, sources = LastSeen(), SourceCounts(deps.tenants, int(time.time() * 1000))
+    consents = AcceptedConsents()
 
     def also(name: str, ev: dict) -> None:
         last_seen.fold(name, ev)
         sources.fold(name, ev)
+        consents.fold(name, ev)
     states, optouts, bad = fold_leads(deps, msgs, lambda n: tick("folding leads.events", n, total), also)
 
     seconds = {"leads_folded": round(time.monotonic() - started, 1)}
@@ -221,6 +225,8 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
         marks |= await timed("engagement", rebuild_engagement(deps, read_topics, tick, last_seen, states, now()))
         triggers = {**await timed("triggers", rebuild_triggers(deps, states, read_topics, tick)), **marks}
         triggers |= await timed("digests", rebuild_digests(deps, read_topics, tick))
+        triggers |= await timed("consent", rebuild_consent(deps, read_topics, tick, consents))
+        triggers |= await timed("data_keys", rebuild_data_keys(deps, read_topics, tick))
         await deps.redis.set(INTACT, "replay")  # the tracking front's misses are 404s again
         return {**triggers, "source_counts": source_counts}
     triggers = asyncio.run(write())

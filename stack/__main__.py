@@ -26,6 +26,8 @@ USAGE = """usage: ./dev COMMAND
                 the configuration as a tenant file: import (checked whole, then applied) or export
   dns           the SPF, DKIM and DMARC records each brand publishes (zone-file form)
   replay        rebuild Redis and ClickHouse from the Kafka topics
+  privacy rotate-kek
+                every lead's data key rewrapped by the current KEK (LEADSTREAM_KEK_RING's first)
   chaos [--minutes 10] [--seed 7] [--rate 40] [--resolve-wait 1200]
                 a fault drill under load, then its invariants (exit 1 on a violation)
   clean         stop everything and delete .stack/ data (keeps the jar cache)
@@ -250,6 +252,9 @@ def main(argv: list[str]) -> int:
         return run_python(["-m", "stack.chaos", *rest])
     elif cmd == "replay":
         return cmd_replay(rest)
+    elif cmd == "privacy":
+        cmd_up(only_infra=True, quiet=True)
+        return run_python(["-m", "runtime.privacy", *rest])
     elif cmd == "clean":
         cmd_clean()
     else:

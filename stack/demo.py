@@ -749,6 +749,9 @@ async def run(args: argparse.Namespace, console: Console) -> int:
     from stack.digests_demo import run_digests
     control_ok = await run_digests(settings, console, set(sub.lead_ids),
                                    next(b.key for b in brands if b.id == "jobsnearby"), run_id) and control_ok
+    from stack.consent_demo import run_consent
+    control_ok = await run_consent(settings, console, set(sub.lead_ids),
+                                   next(b.key for b in brands if b.id == "jobsnearby")) and control_ok
     morning_ok = True
     if not args.no_morning:
         from stack.engagement_demo import run_afternoon

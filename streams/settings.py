@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Endpoints and knobs, from LEADSTREAM_* environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="LEADSTREAM_", frozen=True)
+    # hide_input_in_errors: a refused setting may be a secret (a KEK, a token): errors name it, never show it
+    model_config = SettingsConfigDict(env_prefix="LEADSTREAM_", frozen=True, hide_input_in_errors=True)
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     redis_url: str = "redis://127.0.0.1:16379/0"
@@ -139,6 +140,9 @@ class Settings(BaseSettings):
     # keys of the tracked-link codes' check characters: "id:secret,..." with the current key
     # first; retired keys stay listed for as long as their links must still resolve
     link_keys: str = "dev1:leadstream-local-link-key"
+    # key-encryption keys that wrap leads' data keys (domain/sealing.py): "id:base64 32 bytes,..."
+    # with the current KEK first; an old one stays listed until `./dev privacy rotate-kek` ran
+    kek_ring: str = "dev1:DtxxxcHZDZzER82c2wYgmWFl1OybRetZ12tPK6Qm8Fs="
     spool_dir: Path = ROOT / ".stack" / "spool"  # events kept here while Kafka is unreachable
     link_cache_size: int = 100_000  # link records the tracking front keeps in memory
     tracking_trust_forwarded: bool = False  # behind a proxy: the person's address is X-Forwarded-For's first
@@ -169,6 +173,16 @@ class Settings(BaseSettings):
         # it is written into SQL text as a name (values never are): only an identifier may be one
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", v):
             raise ValueError(f"LEADSTREAM_CLICKHOUSE_DATABASE {v[:80]!r} is not a plain identifier (letters, digits, _)")
+        return v
+
+    @field_validator("kek_ring")
+    @classmethod
+    def _kek_ring_parses(cls, v: str) -> str:
+        from domain.sealing import parse_key_ring
+        try:
+            parse_key_ring(v)
+        except ValueError as exc:
+            raise ValueError(f"LEADSTREAM_KEK_RING: {exc}") from None  # never the key itself
         return v
 
     @model_validator(mode="after")
@@ -211,6 +225,8 @@ def production_problems(s: Settings) -> list[str]:
     defaults = {name: Settings.model_fields[name].default for name in _STANDIN_SECRETS}
     out = [f"LEADSTREAM_{name.upper()} is the local stand-in's public default: set your own (or empty to turn "
            f"that provider off)" for name in _STANDIN_SECRETS if getattr(s, name) and getattr(s, name) == defaults[name]]
+    if s.kek_ring == Settings.model_fields["kek_ring"].default:
+        out.append("LEADSTREAM_KEK_RING is the published local key: leads' data keys would be readable; set your own")
     if s.link_keys == Settings.model_fields["link_keys"].default:
         out.append("LEADSTREAM_LINK_KEYS is the published local key: anyone could forge tracked links; set your own")
     if not s.tracking_base_url.startswith("https://"):

@@ -41,6 +41,8 @@ ACTIVITY_EVENTS = "activity.events"
 DIGESTS_PRIORITY = "digests.priority"
 DIGESTS_STANDARD = "digests.standard"
 DIGEST_EVENTS = "digests.events"
+CONSENT_EVENTS = "consent.events"
+DATA_KEYS = "privacy.keys"
 CONFIG = "config.entities"
 CONFIG_HISTORY = "config.history"
 
@@ -85,6 +87,13 @@ CATALOGUE = [
     TopicSpec(DIGESTS_STANDARD, "run", "digest.chunk_requested (Avro): chunks of everyone else",
               retention_ms=7 * 24 * 3600 * 1000),
     TopicSpec(DIGEST_EVENTS, "run", "digest.planned / chunk_done / run_finished (Avro): every run, tracked"),
+    # the consent ledger: every consent given or withdrawn (the lead's current consent is its projection)
+    TopicSpec(CONSENT_EVENTS, "lead_id", "consent.given / withdrawn (Avro): the consent ledger, kept forever"),
+    # each lead's data key, wrapped by the KEK: the personal fields of events are sealed with it,
+    # and an erasure is its tombstone (compaction then forgets the key, and every copy of those
+    # fields becomes unreadable)
+    TopicSpec(DATA_KEYS, "tenant/lead_id", "privacy.data_key (Avro), or a tombstone: erased", compacted=True,
+              dead_letter=False),
     TopicSpec(WEBHOOKS_RAW, "provider", "webhook.received: every provider webhook's raw request, accepted or not",
               retention_ms=30 * 24 * 3600 * 1000, dead_letter=False),
     TopicSpec(WEBHOOKS_OUT_DEAD, "lead_id", "events a tenant's endpoints refused or never answered, after every retry",

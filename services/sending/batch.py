@@ -101,7 +101,7 @@ class SendBatch:
         leads = self.ports.leads
         states = await leads.get_many([(r["tenant"], r["lead_id"]) for r in reqs])
         found = await leads.lookup([(r["tenant"], r["lead_id"], suppression_keys(s.address if s else None, r))
-                                    for r, s in zip(reqs, states)])
+                                    for r, s in zip(reqs, states)], with_consent=True)
         items = []
         for req, state, look in zip(reqs, states, found):
             tenant = book.tenants.get(req["tenant"])
@@ -114,7 +114,8 @@ class SendBatch:
                 verdict = screen_reply(req, state, look.blocklisted, now_ms)
             else:
                 cfg = tenant.lists.get(req["list"])
-                verdict = screen(req, state, suppressed, now_ms, cfg.effective_quiet_hours if cfg else None)
+                verdict = screen(req, state, suppressed, now_ms, cfg.effective_quiet_hours if cfg else None,
+                                 consent_withdrawn=look.consent_withdrawn)
             if self._settled_now(verdict, req, now_ms, out):
                 continue
             arm = arm_of_request(tenant.experiments, req) if tenant.experiments else None

@@ -17,6 +17,7 @@ SECRETS = {
 SAFE = {"deployment": "production", "tracking_base_url": "https://t.example", "webhook_keys_url": "",
         "ses_cert_url_prefixes": "", "ses_topic_arns": "arn:aws:sns:eu-west-1:123456789012:ses-events",
         "tenants_file": "/etc/leadstream/tenants.yaml", "cookie_secure": True, "link_keys": "k1:a-real-link-key",
+        "kek_ring": "k1:" + "A" * 43 + "=",
         **SECRETS}
 
 
@@ -51,7 +52,16 @@ REFUSALS = [
     ({"cookie_secure": False}, "LEADSTREAM_COOKIE_SECURE must be true"),
     ({"link_keys": Settings.model_fields["link_keys"].default}, "LEADSTREAM_LINK_KEYS is the published local key"),
     ({"public_webhook_base_url": "http://hooks.example"}, "providers post over https"),
+    ({"kek_ring": Settings.model_fields["kek_ring"].default}, "LEADSTREAM_KEK_RING is the published local key"),
 ]
+
+
+@pytest.mark.parametrize("ring,says", [("", "holds no key"), ("k1:c2hvcnQ=", "32 bytes"), ("nocolon", "id:base64")])
+def test_a_kek_ring_that_does_not_parse_is_refused_in_any_deployment_without_echoing_it(ring, says):
+    with pytest.raises(ValidationError) as exc:
+        Settings(kek_ring=ring)
+    assert says in str(exc.value) and "LEADSTREAM_KEK_RING" in str(exc.value)
+    assert "c2hvcnQ" not in str(exc.value) and "nocolon" not in str(exc.value)
 
 
 @pytest.mark.parametrize("change,says", REFUSALS, ids=[next(iter(c)) + ("-" + str(i)) for i, (c, _) in enumerate(REFUSALS)])

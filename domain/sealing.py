@@ -1,0 +1,137 @@
+"""Personal fields sealed with a lead's own data key (AES-256-GCM), and data keys wrapped by a
+key-encryption key (KEK). Pure: the caller passes the keys and the nonces (os.urandom(12)).
+
+A sealed field is text: "ls1." + base64url(nonce | ciphertext | tag). Its associated data binds
+it to its tenant, lead and field, so a value copied into another lead's event, or into another
+field, does not open. A wrapped data key is "kek_id." + base64url(nonce | wrapped | tag), bound
+to its tenant and lead the same way. Destroying a lead's data key (erasure) leaves every field
+sealed with it unreadable, wherever a copy of the event lies.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+PREFIX = "ls1."
+KEY_BYTES = 32
+NONCE_BYTES = 12
+
+
+class SealError(ValueError):
+    """A sealed value or wrapped key that does not open (wrong key, tampered, or not one)."""
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise SealError("not base64") from exc
+
+
+def field_aad(tenant: str, lead: str, field: str) -> bytes:
+    return f"field\x1f{tenant}\x1f{lead}\x1f{field}".encode()
+
+
+def key_aad(tenant: str, lead: str) -> bytes:
+    return f"dek\x1f{tenant}\x1f{lead}".encode()
+
+
+def is_sealed(value) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def seal(dek: bytes, nonce: bytes, plaintext: str, aad: bytes) -> str:
+    """The sealed form of one field."""
+    return PREFIX + _b64(nonce + AESGCM(dek).encrypt(nonce, plaintext.encode(), aad))
+
+
+def open_sealed(dek: bytes, sealed: str, aad: bytes) -> str:
+    """The field's text; SealError when it does not open with this key and binding."""
+    if not is_sealed(sealed):
+        raise SealError("not a sealed value")
+    raw = _unb64(sealed[len(PREFIX):])
+    if len(raw) < NONCE_BYTES + 16:
+        raise SealError("too short to be sealed")
+    try:
+        return AESGCM(dek).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad).decode()
+    except (InvalidTag, UnicodeDecodeError) as exc:
+        raise SealError("does not open with this key") from exc
+
+
+def wrap(kek_id: str, kek: bytes, nonce: bytes, dek: bytes, aad: bytes) -> str:
+    """A data key wrapped by the KEK `kek_id`."""
+    return f"{kek_id}.{_b64(nonce + AESGCM(kek).encrypt(nonce, dek, aad))}"
+
+
+def wrapped_by(wrapped: str) -> str:
+    """The id of the KEK a wrapped key needs."""
+    return wrapped.split(".", 1)[0]
+
+
+def unwrap(keks: dict[str, bytes], wrapped: str, aad: bytes) -> bytes:
+    """The data key, with whichever of the KEKs wrapped it; SealError when none did."""
+    kek_id, _, body = wrapped.partition(".")
+    kek = keks.get(kek_id)
+    if kek is None:
+        raise SealError(f"wrapped by KEK {kek_id!r}, which is not in the key ring")
+    raw = _unb64(body)
+    try:
+        dek = AESGCM(kek).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
+    except InvalidTag as exc:
+        raise SealError(f"does not unwrap with KEK {kek_id!r}") from exc
+    if len(dek) != KEY_BYTES:
+        raise SealError("not a data key")
+    return dek
+
+
+def parse_key_ring(text: str) -> tuple[str, dict[str, bytes]]:
+    """"id:base64key,id:base64key" (the current KEK first) -> (current id, {id: key})."""
+    ring: dict[str, bytes] = {}
+    for n, part in enumerate((p.strip() for p in text.split(",")), 1):
+        if not part:
+            continue
+        kek_id, sep, b64 = part.partition(":")
+        if not sep or not kek_id or "." in kek_id:  # never echoed: it may be the key itself
+            raise ValueError(f"entry {n} of the ring is not id:base64 (a KEK id without dots, then its key)")
+        try:
+            key = base64.b64decode(b64, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"KEK {kek_id!r} is not base64") from exc
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"KEK {kek_id!r} is {len(key)} bytes: a KEK is 32 bytes (AES-256)")
+        ring[kek_id] = key
+    if not ring:
+        raise ValueError("the KEK ring holds no key")
+    return next(iter(ring)), ring
+
+
+# the personal fields of each event, sealed with the lead's data key where the event is made
+PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "consent.given": ("text", "ip"),
+    "consent.withdrawn": ("text", "ip"),
+}
+
+
+def seal_event(name: str, ev: dict, dek: bytes, nonce) -> dict:
+    """The event with its personal fields sealed (None stays None); `nonce()` gives 12 bytes."""
+    fields = PERSONAL_FIELDS.get(name, ())
+    return {**ev, **{f: seal(dek, nonce(), ev[f], field_aad(ev["tenant"], ev["lead_id"], f"{name}.{f}"))
+                     for f in fields if ev.get(f) is not None and not is_sealed(ev[f])}}
+
+
+def open_event(name: str, ev: dict, dek: bytes | None) -> dict:
+    """The event with its sealed fields opened; without the key (erased), they read None."""
+    fields = PERSONAL_FIELDS.get(name, ())
+    out = dict(ev)
+    for f in fields:
+        if is_sealed(ev.get(f)):
+            out[f] = None if dek is None else open_sealed(dek, ev[f], field_aad(ev["tenant"], ev["lead_id"],
+                                                                                  f"{name}.{f}"))
+    return out

@@ -1,0 +1,45 @@
+"""Leads' wrapped data keys rebuilt from the compacted privacy.keys topic (part of
+`runtime.replay --redis`): the latest record of each tenant/lead, a tombstone meaning erased.
+Keys still pending in Redis were never used (a key is durable on the topic before any field is
+sealed with it), so the rebuild starts from an empty hash.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from projections.redis_data_keys import DURABLE, stored
+from schemas.codec import DecodeError
+from streams.topics import DATA_KEYS
+
+CHUNK = 5000
+
+
+async def rebuild_data_keys(deps, read_topics: Callable, tick: Callable[[str, int, int], None]) -> dict:
+    r = deps.redis
+    keys = [k async for k in r.scan_iter(match="ls:dek:*", count=5000)]
+    for i in range(0, len(keys), CHUNK):
+        await r.delete(*keys[i:i + CHUNK])
+    total, msgs = read_topics(deps, [deps.topic(DATA_KEYS)], with_keys=True)
+    latest: dict[bytes, dict | None] = {}
+    bad = 0
+    for key, value in msgs:
+        tick("data keys", 1, total)
+        if value is None:
+            latest[key] = None  # erased
+            continue
+        try:
+            _, ev = deps.codec.decode(value)
+        except DecodeError:
+            bad += 1
+            continue
+        latest[key] = ev
+    by_tenant: dict[str, dict[str, str]] = {}
+    for ev in latest.values():
+        if ev is not None:
+            by_tenant.setdefault(ev["tenant"], {})[ev["lead_id"]] = stored(DURABLE, ev["wrapped"])
+    for tenant, mapping in by_tenant.items():
+        items = list(mapping.items())
+        for i in range(0, len(items), CHUNK):
+            await r.hset(f"ls:dek:{tenant}", mapping=dict(items[i:i + CHUNK]))
+    kept = sum(len(m) for m in by_tenant.values())
+    return {"data_keys": kept, "data_keys_erased": len(latest) - kept - bad, "data_keys_undecodable": bad}

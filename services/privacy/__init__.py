@@ -1,0 +1,1 @@
+"""Privacy: leads' data keys (sealing personal fields), and later subject export and erasure."""

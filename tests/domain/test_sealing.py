@@ -1,0 +1,93 @@
+"""Sealed fields and wrapped data keys (pure): a field opens only with its lead's key and its
+own binding; a wrapped key unwraps with the KEK that wrapped it, whichever of the ring; any text
+that is not a sealed value is refused cleanly, never a crash."""
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from domain.sealing import (SealError, field_aad, is_sealed, key_aad, open_sealed, parse_key_ring, seal, unwrap,
+                            wrap, wrapped_by)
+
+DEK, OTHER = os.urandom(32), os.urandom(32)
+KEK_A, KEK_B = os.urandom(32), os.urandom(32)
+
+
+def n() -> bytes:
+    return os.urandom(12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_opens_again_with_its_key_and_binding(text):
+    sealed = seal(DEK, n(), text, field_aad("acme", "L1", "address"))
+    assert is_sealed(sealed)
+    assert open_sealed(DEK, sealed, field_aad("acme", "L1", "address")) == text
+
+
+def test_a_field_does_not_open_with_another_key_lead_tenant_or_field():
+    sealed = seal(DEK, n(), "ana@example.com", field_aad("acme", "L1", "address"))
+    for key, aad in ((OTHER, field_aad("acme", "L1", "address")), (DEK, field_aad("acme", "L2", "address")),
+                     (DEK, field_aad("beta", "L1", "address")), (DEK, field_aad("acme", "L1", "first_name"))):
+        with pytest.raises(SealError):
+            open_sealed(key, sealed, aad)
+
+
+def test_the_same_text_seals_differently_each_time():
+    aad = field_aad("acme", "L1", "address")
+    assert seal(DEK, n(), "x", aad) != seal(DEK, n(), "x", aad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_text_that_is_not_a_sealed_value_is_refused_cleanly(junk):
+    with pytest.raises(SealError):
+        open_sealed(DEK, junk, field_aad("acme", "L1", "address"))
+    with pytest.raises(SealError):
+        open_sealed(DEK, "ls1." + junk, field_aad("acme", "L1", "address"))
+
+
+def test_a_tampered_value_is_refused():
+    sealed = seal(DEK, n(), "ana@example.com", b"aad")
+    flipped = sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]
+    with pytest.raises(SealError):
+        open_sealed(DEK, flipped, b"aad")
+
+
+def test_a_wrapped_key_unwraps_with_the_kek_that_wrapped_it_and_only_for_its_lead():
+    wrapped = wrap("k2", KEK_B, n(), DEK, key_aad("acme", "L1"))
+    assert wrapped_by(wrapped) == "k2"
+    assert unwrap({"k1": KEK_A, "k2": KEK_B}, wrapped, key_aad("acme", "L1")) == DEK
+    with pytest.raises(SealError, match="not in the key ring"):
+        unwrap({"k1": KEK_A}, wrapped, key_aad("acme", "L1"))
+    with pytest.raises(SealError, match="does not unwrap"):
+        unwrap({"k2": KEK_A}, wrapped, key_aad("acme", "L1"))  # the id names another key
+    with pytest.raises(SealError):
+        unwrap({"k2": KEK_B}, wrapped, key_aad("acme", "L2"))
+
+
+def test_the_key_ring_names_the_current_kek_first_and_refuses_bad_ones():
+    a, b = base64.b64encode(KEK_A).decode(), base64.b64encode(KEK_B).decode()
+    assert parse_key_ring(f"new:{a}, old:{b}") == ("new", {"new": KEK_A, "old": KEK_B})
+    for bad, problem in (("", "no key"), ("k1", "id:base64"), (f"k.1:{a}", "without dots"), (a, "not id:base64"),
+                         ("k1:not-base64!", "not base64"), (f"k1:{base64.b64encode(b'short').decode()}", "32 bytes")):
+        with pytest.raises(ValueError, match=problem):
+            parse_key_ring(bad)
+
+
+def test_an_events_personal_fields_are_sealed_and_open_again_and_read_none_once_erased():
+    from domain.sealing import open_event, seal_event
+    ev = {"tenant": "acme", "lead_id": "L1", "ip": "203.0.113.7", "text": "Jobs by email", "via": "form"}
+    sealed = seal_event("consent.given", ev, DEK, n)
+    assert is_sealed(sealed["ip"]) and is_sealed(sealed["text"]) and sealed["via"] == "form"
+    assert "203.0.113.7" not in repr(sealed) and "Jobs by email" not in repr(sealed)
+    assert seal_event("consent.given", sealed, DEK, n) == sealed  # never sealed twice
+    assert open_event("consent.given", sealed, DEK) == ev
+    assert open_event("consent.given", sealed, None) == {**ev, "ip": None, "text": None}
+    assert seal_event("consent.withdrawn", {**ev, "ip": None, "text": None}, DEK, n)["ip"] is None
+    with pytest.raises(SealError):  # the ip of one kind of event is not another's
+        open_event("consent.withdrawn", sealed, DEK)
+    assert seal_event("lead.accepted", ev, DEK, n) == ev  # an event without personal fields listed
