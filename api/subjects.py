@@ -14,7 +14,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -140,5 +139,4 @@ def _opened(row, dek: bytes | None) -> dict:
         payload = open_event(row.event_type, payload, dek)
     except SealError:
         payload = {**payload, "unreadable": True}  # sealed with a key that is not this lead's: shown as is
-    return {"event_id": row.event_id, "event_type": row.event_type, "at_ms": row.at_ms,
-            "payload": orjson.loads(orjson.dumps(payload, default=str))}
+    return {"event_id": row.event_id, "event_type": row.event_type, "at_ms": row.at_ms, "payload": payload}
