@@ -30,10 +30,11 @@ TARGETS: dict[str, tuple[str, Callable[[dict], bool]]] = {
     "dashboard": ("< 1,000 ms per page", lambda r: r["value"] < 1_000),
     "analytics": ("p95 < 1,000 ms, answers equal", lambda r: r["value"] < 1_000 and r.get("matched", True)),
     "digest": ("workers < 300 MB, 0 duplicates", lambda r: r["peak_rss_mb"] < 300 and r["duplicates"] == 0),
+    "export": ("< 60 s for a year of history", lambda r: r["value"] < 60 and r["sealed_opened"] > 0),
     "soak": ("< 10 % RSS growth, workers < 300 MB",
              lambda r: r["value"] < 10 and r.get("max_worker_rss_mb", 0) < 300),
 }
-NEEDS_PLATFORM = ("dashboard", "soak")  # they measure the running platform
+NEEDS_PLATFORM = ("dashboard", "soak", "export")  # they measure the running platform
 
 
 def available() -> list[str]:

@@ -29,6 +29,16 @@ async def due_instants(deps, lead_ids: set[str]) -> dict[int, int]:
     return dict(sorted(out.items()))
 
 
+def drained(s: Settings, agents: tuple[str, ...] = ("sender_bulk", "sender_priority", "retry", "analytics")) -> bool:
+    """Whether these agents have no backlog (every request sent and every event in ClickHouse)."""
+    from scaling.client import SupervisorClient
+    try:
+        status = SupervisorClient(s.supervisor_port).status()["agents"]
+        return all(status[a]["lag"] == 0 for a in agents)
+    except (OSError, KeyError):
+        return False
+
+
 async def planner_caught_up(s: Settings, timeout: float = 60.0) -> None:
     """Wait until the planner has scheduled every accepted lead (its group's lag is 0)."""
     from scaling.client import SupervisorClient
@@ -85,7 +95,9 @@ async def run_morning(s: Settings, console: Console, lead_ids: set[str], timeout
         while time.monotonic() < deadline:
             req, done = settled(await asyncio.to_thread(outcomes, s, since, lead_ids))
             progress.update(sent, total=max(req, 1), completed=done)
-            if req and done >= req:
+            # every request seen is settled, and none is still on its way (the SMS requests came
+            # first once, and the morning was called done before the emails were counted)
+            if req and done >= req and await asyncio.to_thread(drained, s):
                 break
             await asyncio.sleep(1)
     print_morning(console, s, await asyncio.to_thread(outcomes, s, since, lead_ids))
