@@ -64,12 +64,12 @@ async def run_digests(s: Settings, console: Console, lead_ids: set[str], key: st
             # the digest is switched off again: with the clock back, today's period would be due as well
             await _define(s, digest, {**cfg, "enabled": False})
             await r.set("ls:clockskew", 0)
-        delivered, requested = await _delivered(r, digest, runs)
+        delivered, withheld, requested = await _delivered(s, r, digest, runs)
     finally:
         await r.aclose()
-    _print(console, runs, delivered, requested)
+    _print(console, runs, delivered, withheld, requested)
     totals = _totals(runs)
-    ok = (totals["requested"] > 0 and delivered == requested == totals["requested"] and totals["left_out"] > 0
+    ok = (totals["requested"] > 0 and delivered + withheld == requested == totals["requested"] and totals["left_out"] > 0
           and all(h.get("finished_at") for h in runs.values()))
     if not ok:
         console.print("  [bold red]expected every run to finish, inactive members left out, and every digest delivered[/]")
@@ -144,9 +144,10 @@ async def _wait_runs(r, digest: str, cfg: DigestConfig, zones: set[str], at_ms: 
     return got
 
 
-async def _delivered(r, digest: str, runs: dict[str, dict], timeout: float = 120) -> tuple[int, int]:
-    """(digests the sender marked sent, digests the runs requested): every member of each run's
-    snapshot, waiting until the sender has sent all that were requested (or the timeout)."""
+async def _delivered(s: Settings, r, digest: str, runs: dict[str, dict], timeout: float = 120) -> tuple[int, int, int]:
+    """(digests the sender marked sent, digests it skipped because the member withdrew their
+    consent (an earlier demo's consent chapter), digests the runs requested): every member of each
+    run's snapshot, waiting until the sender has settled all that were requested (or the timeout)."""
     ids = []
     for tz, h in runs.items():
         run = run_id(TENANT, digest, tz, h.get("period", ""))
@@ -154,16 +155,27 @@ async def _delivered(r, digest: str, runs: dict[str, dict], timeout: float = 120
             ids += [digest_send_id(TENANT, digest, m.decode(), h.get("period", ""))
                     for m in await r.zrange(f"ls:dgsnap:{run}:{path}", 0, -1)]
     requested = sum(int(h.get("requested") or 0) for h in runs.values())
-    deadline, sent = time.monotonic() + timeout, 0
+    deadline, sent, withheld = time.monotonic() + timeout, 0, 0
     while time.monotonic() < deadline:
         sent = 0
         for i in range(0, len(ids), 1000):
             marks = await r.mget([f"ls:send:{sid}" for sid in ids[i:i + 1000]])
             sent += sum(1 for m in marks if m and m.startswith(b"sent"))
-        if sent >= requested:
+        withheld = await asyncio.to_thread(_withheld, s, ids)
+        if sent + withheld >= requested:
             break
         await asyncio.sleep(1)
-    return sent, requested
+    return sent, withheld, requested
+
+
+def _withheld(s: Settings, send_ids: list[str]) -> int:
+    if not send_ids:
+        return 0
+    from projections.clickhouse import connect
+    return connect(s.clickhouse_host, s.clickhouse_port).execute(
+        f"SELECT uniqExact(visitParamExtractString(payload, 'send_id')) FROM {s.clickhouse_database}.events "
+        f"WHERE event_type = 'send.skipped' AND visitParamExtractString(payload, 'reason') = 'consent_withdrawn' "
+        f"AND visitParamExtractString(payload, 'send_id') IN %(ids)s", {"ids": tuple(send_ids)})[0][0]
 
 
 def _totals(runs: dict[str, dict]) -> dict[str, int]:
@@ -171,7 +183,7 @@ def _totals(runs: dict[str, dict]) -> dict[str, int]:
     return {k: sum(int(h.get(k) or 0) for h in runs.values()) for k in keys}
 
 
-def _print(console: Console, runs: dict[str, dict], delivered: int, requested: int) -> None:
+def _print(console: Console, runs: dict[str, dict], delivered: int, withheld: int, requested: int) -> None:
     t = _totals(runs)
     timing = [(int(h["priority_done_at"]) - int(h["planned_at"]), int(h["finished_at"]) - int(h["planned_at"]))
               for h in runs.values() if h.get("finished_at") and h.get("priority_done_at") and h.get("planned_at")]
@@ -184,7 +196,8 @@ def _print(console: Console, runs: dict[str, dict], delivered: int, requested: i
     std_ms = max((f for _, f in timing), default=0)
     table.add_row(f"{len(runs)}", f"{t['members'] + t['left_out']:,}", f"{t['requested']:,}", f"{t['left_out']:,}",
                   f"{t['nothing_new']:,}", f"{t['priority']:,} done in {pri_ms / 1000:.1f} s",
-                  f"{t['standard']:,} done by {std_ms / 1000:.1f} s", f"{delivered:,} of {requested:,}")
+                  f"{t['standard']:,} done by {std_ms / 1000:.1f} s",
+                  f"{delivered:,} of {requested:,}" + (f" ({withheld:,} withheld: consent withdrawn)" if withheld else ""))
     console.print(table)
     console.print("  Members seen in the last week go on the priority path, digested before the standard one; in a "
                   "run of 20+ members those not seen for 90 days are left out. Runs: digests.events (digest.planned, "

@@ -29,6 +29,9 @@ async def due_instants(deps, lead_ids: set[str]) -> dict[int, int]:
     return dict(sorted(out.items()))
 
 
+STEADY_POLLS = 6  # seconds the count of requests stays the same before the morning is called done
+
+
 def drained(s: Settings, agents: tuple[str, ...] = ("sender_bulk", "sender_priority", "retry", "analytics")) -> bool:
     """Whether these agents have no backlog (every request sent and every event in ClickHouse)."""
     from scaling.client import SupervisorClient
@@ -91,13 +94,16 @@ async def run_morning(s: Settings, console: Console, lead_ids: set[str], timeout
             progress.advance(plan)
         await asyncio.to_thread(deps.producer.close)
         sent = progress.add_task("sent", total=None)
-        deadline, req, done = time.monotonic() + timeout, 0, -1
+        deadline, req, done, seen = time.monotonic() + timeout, 0, -1, []
         while time.monotonic() < deadline:
             req, done = settled(await asyncio.to_thread(outcomes, s, since, lead_ids))
             progress.update(sent, total=max(req, 1), completed=done)
-            # every request seen is settled, and none is still on its way (the SMS requests came
-            # first once, and the morning was called done before the emails were counted)
-            if req and done >= req and await asyncio.to_thread(drained, s):
+            seen = (seen + [req])[-STEADY_POLLS:]
+            # every request seen is settled, no more came for a while, and none is on its way
+            # (the SMS requests came first once, and the morning was called done before the
+            # emails' requests were counted)
+            if (req and done >= req and len(seen) == STEADY_POLLS and len(set(seen)) == 1
+                    and await asyncio.to_thread(drained, s)):
                 break
             await asyncio.sleep(1)
     print_morning(console, s, await asyncio.to_thread(outcomes, s, since, lead_ids))

@@ -26,8 +26,8 @@ ACCEPTED: dict[tuple[str, str], str] = {
         "api/audit.py", "domain/analytics.py", "projections/clickhouse.py", "projections/event_history.py",
         "projections/experiment_results.py", "projections/revenue.py", "projections/send_log.py",
         "projections/trigger_stats.py", "stack/demo.py", "stack/engagement_demo.py", "stack/morning.py",
-        "stack/recommendations_demo.py", "stack/consent_demo.py", "stack/standins/partner_reports.py", "stack/triggers_demo.py", "stack/chaos_checks.py",
-        "bench/_analytics_baseline.py", "bench/_analytics_history.py", "bench/analytics.py", "bench/pipeline.py",
+        "stack/recommendations_demo.py", "stack/consent_demo.py", "stack/digests_demo.py", "stack/standins/partner_reports.py", "stack/triggers_demo.py", "stack/chaos_checks.py",
+        "bench/_analytics_baseline.py", "bench/_analytics_history.py", "bench/export.py", "bench/analytics.py", "bench/pipeline.py",
         "bench/replay.py")},
     ("B104", "api/fleet.py"): "not a bind: recognises a supervisor bound to every address, to reach it on loopback",
     ("B104", "scaling/supervisor.py"): "not a bind: workers bound to every address are published for scraping "
