@@ -64,12 +64,12 @@ async def run_digests(s: Settings, console: Console, lead_ids: set[str], key: st
             # the digest is switched off again: with the clock back, today's period would be due as well
             await _define(s, digest, {**cfg, "enabled": False})
             await r.set("ls:clockskew", 0)
-        delivered, withheld, requested = await _delivered(s, r, digest, runs)
+        delivered, skipped, requested = await _delivered(s, r, digest, runs)
     finally:
         await r.aclose()
-    _print(console, runs, delivered, withheld, requested)
+    _print(console, runs, delivered, skipped, requested)
     totals = _totals(runs)
-    ok = (totals["requested"] > 0 and delivered + withheld == requested == totals["requested"] and totals["left_out"] > 0
+    ok = (totals["requested"] > 0 and delivered + sum(skipped.values()) == requested == totals["requested"] and totals["left_out"] > 0
           and all(h.get("finished_at") for h in runs.values()))
     if not ok:
         console.print("  [bold red]expected every run to finish, inactive members left out, and every digest delivered[/]")
@@ -144,10 +144,12 @@ async def _wait_runs(r, digest: str, cfg: DigestConfig, zones: set[str], at_ms: 
     return got
 
 
-async def _delivered(s: Settings, r, digest: str, runs: dict[str, dict], timeout: float = 120) -> tuple[int, int, int]:
-    """(digests the sender marked sent, digests it skipped because the member withdrew their
-    consent (an earlier demo's consent chapter), digests the runs requested): every member of each
-    run's snapshot, waiting until the sender has settled all that were requested (or the timeout)."""
+async def _delivered(s: Settings, r, digest: str, runs: dict[str, dict],
+                     timeout: float = 120) -> tuple[int, dict[str, int], int]:
+    """(digests the sender marked sent, digests it skipped by reason (members of earlier demos who
+    withdrew their consent or unsubscribed since), digests the runs requested): every member of
+    each run's snapshot, waiting until the sender has settled all that were requested (or the
+    timeout)."""
     ids = []
     for tz, h in runs.items():
         run = run_id(TENANT, digest, tz, h.get("period", ""))
@@ -155,27 +157,29 @@ async def _delivered(s: Settings, r, digest: str, runs: dict[str, dict], timeout
             ids += [digest_send_id(TENANT, digest, m.decode(), h.get("period", ""))
                     for m in await r.zrange(f"ls:dgsnap:{run}:{path}", 0, -1)]
     requested = sum(int(h.get("requested") or 0) for h in runs.values())
-    deadline, sent, withheld = time.monotonic() + timeout, 0, 0
+    deadline, sent, skipped = time.monotonic() + timeout, 0, {}
     while time.monotonic() < deadline:
         sent = 0
         for i in range(0, len(ids), 1000):
             marks = await r.mget([f"ls:send:{sid}" for sid in ids[i:i + 1000]])
             sent += sum(1 for m in marks if m and m.startswith(b"sent"))
-        withheld = await asyncio.to_thread(_withheld, s, ids)
-        if sent + withheld >= requested:
+        skipped = await asyncio.to_thread(_skipped, s, ids)
+        if sent + sum(skipped.values()) >= requested:
             break
         await asyncio.sleep(1)
-    return sent, withheld, requested
+    return sent, skipped, requested
 
 
-def _withheld(s: Settings, send_ids: list[str]) -> int:
+def _skipped(s: Settings, send_ids: list[str]) -> dict[str, int]:
+    """reason -> digests of these send ids the sender skipped."""
     if not send_ids:
-        return 0
+        return {}
     from projections.clickhouse import connect
-    return connect(s.clickhouse_host, s.clickhouse_port).execute(
-        f"SELECT uniqExact(visitParamExtractString(payload, 'send_id')) FROM {s.clickhouse_database}.events "
-        f"WHERE event_type = 'send.skipped' AND visitParamExtractString(payload, 'reason') = 'consent_withdrawn' "
-        f"AND visitParamExtractString(payload, 'send_id') IN %(ids)s", {"ids": tuple(send_ids)})[0][0]
+    return dict(connect(s.clickhouse_host, s.clickhouse_port).execute(
+        f"SELECT visitParamExtractString(payload, 'reason') AS reason, "
+        f"uniqExact(visitParamExtractString(payload, 'send_id')) FROM {s.clickhouse_database}.events "
+        f"WHERE event_type = 'send.skipped' AND visitParamExtractString(payload, 'send_id') IN %(ids)s "
+        f"GROUP BY reason", {"ids": tuple(send_ids)}))
 
 
 def _totals(runs: dict[str, dict]) -> dict[str, int]:
@@ -183,7 +187,7 @@ def _totals(runs: dict[str, dict]) -> dict[str, int]:
     return {k: sum(int(h.get(k) or 0) for h in runs.values()) for k in keys}
 
 
-def _print(console: Console, runs: dict[str, dict], delivered: int, withheld: int, requested: int) -> None:
+def _print(console: Console, runs: dict[str, dict], delivered: int, skipped: dict[str, int], requested: int) -> None:
     t = _totals(runs)
     timing = [(int(h["priority_done_at"]) - int(h["planned_at"]), int(h["finished_at"]) - int(h["planned_at"]))
               for h in runs.values() if h.get("finished_at") and h.get("priority_done_at") and h.get("planned_at")]
@@ -197,8 +201,11 @@ def _print(console: Console, runs: dict[str, dict], delivered: int, withheld: in
     table.add_row(f"{len(runs)}", f"{t['members'] + t['left_out']:,}", f"{t['requested']:,}", f"{t['left_out']:,}",
                   f"{t['nothing_new']:,}", f"{t['priority']:,} done in {pri_ms / 1000:.1f} s",
                   f"{t['standard']:,} done by {std_ms / 1000:.1f} s",
-                  f"{delivered:,} of {requested:,}" + (f" ({withheld:,} withheld: consent withdrawn)" if withheld else ""))
+                  f"{delivered:,} of {requested:,}")
     console.print(table)
+    if skipped:
+        console.print("  not delivered, by the sender's screen (members of earlier demos): "
+                      + ", ".join(f"{n:,} {reason}" for reason, n in sorted(skipped.items())))
     console.print("  Members seen in the last week go on the priority path, digested before the standard one; in a "
                   "run of 20+ members those not seen for 90 days are left out. Runs: digests.events (digest.planned, "
                   "chunk_done, run_finished); in ClickHouse: SELECT event_type, count() FROM leadstream.events "
