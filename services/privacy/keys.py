@@ -66,10 +66,12 @@ class DataKeys:
     async def destroy(self, tenant: str, lead: str) -> bool:
         """The lead's key tombstoned on the topic, then gone from Redis; whether it existed."""
         [f] = await self.store.get(tenant, [lead])
+        existed = f is not None
         await self.producer.send_many([(self.topic, f"{tenant}/{lead}".encode(), None, None)])
-        if f is not None:
-            await self.store.swap(tenant, [(lead, stored(*f), "")])
-        return f is not None
+        while f is not None:  # another process may turn it from pending to durable meanwhile
+            [gone] = await self.store.swap(tenant, [(lead, stored(*f), "")])
+            [f] = [None] if gone else await self.store.get(tenant, [lead])
+        return existed
 
     async def rotate(self, now_ms: int) -> Rotation:
         """Every key not wrapped by the current KEK rewrapped by it (written to the topic first);

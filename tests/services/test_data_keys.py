@@ -162,3 +162,24 @@ def test_dev_privacy_rotate_kek_rewraps_the_keys_and_says_how_many(r, prefix):
     bad = subprocess.run([sys.executable, "-m", "runtime.privacy", "rotate"], env=env, capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "rotate-kek" in bad.stdout
+
+
+def test_a_destroy_racing_another_process_that_makes_the_key_durable_still_leaves_no_key(r, prefix):
+    w = wrap("old", OLD, os.urandom(12), os.urandom(32), key_aad("acme", "L1"))
+    r.hset(dek_key("acme"), "L1", f"P|{w}")
+
+    class RacedStore(DataKeyStore):
+        """Between destroy's read and its first swap, another process marks the key durable."""
+        raced = False
+
+        async def swap(self, tenant, changes):
+            if not self.raced:
+                self.raced = True
+                await self.r.hset(dek_key(tenant), "L1", f"D|{w}")
+            return await super().swap(tenant, changes)
+
+    async def go(keys, deps):
+        keys.store = RacedStore(deps.redis)
+        return await keys.destroy("acme", "L1")
+    assert run(prefix, RING_OLD, go) is True
+    assert r.hget(dek_key("acme"), "L1") is None and topic_latest(prefix) == {"acme/L1": None}
