@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from domain.intake import (LeadState, check_submission, decide, decide_resubscribe, decide_unsubscribe, evolve,
-                           source_cap_key)
+                           refuse_erased, source_cap_key)
 from domain.preferences import decide_preferences
 from domain.validation import suppression_entries, suppression_keys
 from projections.redis_leads import BLOCK
@@ -74,6 +74,8 @@ async def process(deps, msgs: list[tuple]) -> int:
         tenant = deps.tenants.tenants[ev["tenant"]]
         checked = check_submission(ev, tenant) if name == "lead.submitted" else None
         todo.append((name, ev, tenant, checked))
+    events_topic = deps.topic(LEAD_EVENTS)
+    todo = await _refuse_erased(deps, todo, out, events_topic)
     found = await deps.leads.lookup([
         (ev["tenant"], ev["lead_id"], suppression_keys(c, ev["channel"]) if c else [ev["lead_id"]])
         for _, ev, _, c in todo])
@@ -82,7 +84,6 @@ async def process(deps, msgs: list[tuple]) -> int:
     counts = dict(zip(caps, await deps.leads.source_counts(list(caps))))
     counted: dict[tuple, int] = {}
     states: dict[tuple[str, str], LeadState | None] = {}
-    events_topic = deps.topic(LEAD_EVENTS)
     optouts: list[tuple[str, str]] = []
     optins: list[tuple[str, str]] = []
     for (name, ev, tenant, checked), look in zip(todo, found):
@@ -113,6 +114,18 @@ async def process(deps, msgs: list[tuple]) -> int:
     await deps.producer.send_many(out)
     await deps.leads.save([st for st in states.values() if st is not None], optouts, optins, counted)
     return len(msgs)
+
+
+async def _refuse_erased(deps, todo: list[tuple], out: list, events_topic: str) -> list[tuple]:
+    """Submissions of erased people (the do-not-contact list) refused without their address
+    (one SMISMEMBER per tenant); the others, to decide."""
+    subs = [(i, ev["tenant"], ev["lead_id"]) for i, (name, ev, _, _) in enumerate(todo) if name == "lead.submitted"]
+    listed = await deps.do_not_contact().erased([(t, lead) for _, t, lead in subs])
+    refused = {i for (i, _, _), hit in zip(subs, listed) if hit}
+    for i in sorted(refused):
+        name, ev = refuse_erased(todo[i][1], SOURCE)
+        out.append((events_topic, ev["lead_id"].encode(), deps.codec.encode(name, ev), None))
+    return [item for i, item in enumerate(todo) if i not in refused] if refused else todo
 
 
 INPUTS = ("lead.submitted", "lead.unsubscribe_requested", "lead.resubscribe_requested", "lead.preferences_requested")

@@ -2,7 +2,9 @@
 
 A message on leads.intake.json is {"tenant": "...", "lead": {...the API's lead body...}}.
 It is checked like an API request and re-keyed by lead_id onto leads.submitted (the named
-re-keying step); anything malformed goes to the dead-letter topic with the reason.
+re-keying step); anything malformed goes to the dead-letter topic with the reason. A lead of an
+erased person (the do-not-contact list) is refused and counted (leadstream_leads_refused_total),
+never written: not even a dead letter may hold their address again.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pydantic import ValidationError
 from domain.identity import derived_event_id
 from domain.lead_input import LeadIn
 from domain.submission import SubmissionError, build_submitted
+from streams import metrics
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import INTAKE_JSON, SUBMITTED
@@ -37,7 +40,7 @@ def register(app, deps) -> None:
 async def rekey(deps, msgs: list[tuple]) -> int:
     """Turn each JSON lead into a lead.submitted keyed by its lead_id."""
     now_ms = int(time.time() * 1000)
-    out = []
+    out, subs = [], []
     submitted = deps.topic(SUBMITTED)
     for topic, partition, offset, key, value, ts_ms in msgs:
         # Id and time come from the message's position and timestamp: a redelivered
@@ -48,7 +51,13 @@ async def rekey(deps, msgs: list[tuple]) -> int:
         except ValueError as exc:
             out.append(dead_letter(topic, partition, offset, key, value, str(exc), "intake_json", now_ms))
             continue
-        out.append((submitted, sub["lead_id"].encode(), deps.codec.encode("lead.submitted", sub), None))
+        subs.append(sub)
+    hits = await deps.do_not_contact().erased([(s["tenant"], s["lead_id"]) for s in subs])
+    for sub, hit in zip(subs, hits):
+        if hit:  # an erased person: counted, never written anywhere (not even a dead letter)
+            metrics.LEADS_REFUSED.labels(sub["tenant"], "queue").inc()
+        else:
+            out.append((submitted, sub["lead_id"].encode(), deps.codec.encode("lead.submitted", sub), None))
     await deps.producer.send_many(out)
     return len(msgs)
 

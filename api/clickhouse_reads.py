@@ -10,7 +10,7 @@ from clickhouse_driver import errors as ch_errors
 from api.errors import ApiError
 from projections.analytics import ClientPool
 
-_DOWN = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, ConnectionError, EOFError, OSError)
+CLICKHOUSE_DOWN = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, ConnectionError, EOFError, OSError)
 
 
 def reads_pool(deps, size: int = 2) -> ClientPool:
@@ -25,6 +25,6 @@ async def read(pool: ClientPool, query: Callable[..., Any], *args) -> Any:
             return query(client, *args)
     try:
         return await asyncio.to_thread(run)
-    except _DOWN as exc:
+    except CLICKHOUSE_DOWN as exc:
         raise ApiError(503, "unavailable", f"the event store (ClickHouse) is not answering: {exc}; retry",
                        headers={"Retry-After": "5"}) from None

@@ -1,6 +1,7 @@
 """Subject rights: everything the platform holds about one person, as one JSON document.
 
 POST /v1/subjects/export   {"email": ..., "phone": ...} (either or both; brand admins only)
+POST /v1/subjects/erase    {"email": ..., "phone": ..., "reason": ...} (brand admins only)
 
 The person's leads (one per channel: the email's and the phone's) with, for each: the read
 model, the current consent, segments, schedule, digest memberships and opt-out from Redis, and
@@ -10,6 +11,7 @@ first, with the fields sealed by the lead's data key opened. A lead whose key wa
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -19,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.access import Access, rule
 from api.body import parse_body, read_body
-from api.clickhouse_reads import read, reads_pool
+from api.clickhouse_reads import CLICKHOUSE_DOWN, read, reads_pool
 from api.errors import ApiError
 from api.openapi_docs import json_body
+from domain.erasure import REASON_MAX
 from domain.identity import identity_email, identity_phone, lead_id
 from domain.sealing import SealError, open_event
 from projections.event_history import lead_events
@@ -29,7 +32,9 @@ from projections.redis_digests import member_key
 from projections.redis_leads import optout_key
 from projections.redis_schedule import due_key
 from projections.redis_segments import lead_segments_key
+from services.privacy.erasure import Eraser, Subject
 from services.privacy.keys import KeyDestroyed
+from streams.producer import ProduceError
 
 Deps = Any  # runtime.deps.Deps
 ALL_EVENTS = 1_000_000  # an export holds every event (a year of a busy lead is a few thousand)
@@ -46,6 +51,30 @@ class SubjectIn(BaseModel):
         if not (self.email or self.phone):
             raise ValueError("name the person by email, phone or both")
         return self
+
+
+class EraseIn(SubjectIn):
+    reason: str = Field(min_length=3, max_length=REASON_MAX,
+                        description="why (the person's request, its date, a ticket): kept with the erasure's record")
+
+
+class LeadErased(BaseModel):
+    lead_id: str
+    channel: str
+    event_id: str = Field(description="the erasure's record on privacy.erasures")
+    anonymous_id: str = Field(description="what names the lead in the analytics rows from now on")
+    held: bool = Field(description="whether the platform held anything about this lead")
+    data_key_destroyed: bool
+    redis_traces_removed: int
+    clickhouse_rows_anonymised: int
+
+
+class SubjectErasure(BaseModel):
+    tenant: str
+    erased_at: str
+    erased_by: str
+    reason: str
+    leads: list[LeadErased]
 
 
 class LeadExport(BaseModel):
@@ -75,6 +104,11 @@ _RESPONSES = {401: {"description": "missing or invalid credentials"},
               422: {"description": "neither email nor phone, or one that cannot be read"}}
 
 
+_ERASE_RESPONSES = {**{k: v for k, v in _RESPONSES.items() if k != 404},
+                    422: {"description": "neither email nor phone, or no reason"},
+                    503: {"description": "Kafka or ClickHouse did not answer: ask again (an erasure can be repeated)"}}
+
+
 def install_subject_routes(app: FastAPI, deps: Deps, access) -> None:
     pool = reads_pool(deps)
 
@@ -84,20 +118,50 @@ def install_subject_routes(app: FastAPI, deps: Deps, access) -> None:
         """Every event and every piece of state about one person, decrypted, as one document."""
         subject = parse_body(SubjectIn, await read_body(request, deps.settings), "subject")
         brand = deps.tenants.tenants[who.tenant]
-        leads = []
-        if subject.email:
-            leads.append(("email", identity_email(subject.email)))
-        if subject.phone:
-            leads.append(("sms", identity_phone(subject.phone, brand.validation.default_region)))
         out = []
-        for channel, address in leads:
+        for channel, address in _subjects(subject, brand.id, brand.validation.default_region):
             doc = await _lead_export(deps, pool, brand.id, channel, address)
             if doc is not None:
                 out.append(doc)
         if not out:
             raise ApiError(404, "not_found", "the platform holds nothing about this person in this tenant")
-        return {"tenant": brand.id, "exported_by": who.actor,
-                "exported_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"), "leads": out}
+        return {"tenant": brand.id, "exported_by": who.actor, "exported_at": _now_text(), "leads": out}
+
+    @app.post("/v1/subjects/erase", responses=_ERASE_RESPONSES, tags=["subjects"], response_model=SubjectErasure,
+              openapi_extra={**rule("subjects.erase", "request"), **json_body(EraseIn)})
+    async def erase_subject(request: Request, who: Access = Depends(access)) -> dict:
+        """Erase one person: their data key destroyed, their traces in Redis removed, their
+        analytics rows anonymised, a record of the erasure kept, and never taken again."""
+        ask = parse_body(EraseIn, await read_body(request, deps.settings), "erasure")
+        brand = deps.tenants.tenants[who.tenant]
+        subjects = [Subject(channel, lead_id(brand.id, channel, address), address)
+                    for channel, address in _subjects(ask, brand.id, brand.validation.default_region)]
+        try:
+            done = await Eraser(deps).erase(brand.id, subjects, who.actor, ask.reason,
+                                            request.headers.get("idempotency-key"))
+        except (ProduceError, asyncio.TimeoutError) as exc:
+            raise ApiError(503, "unavailable", f"Kafka did not take the erasure's record: {exc}; nothing was "
+                                               "erased, ask again", headers={"Retry-After": "5"}) from exc
+        except (*CLICKHOUSE_DOWN, TimeoutError) as exc:
+            raise ApiError(503, "unavailable", f"erased from Kafka's keys and Redis, but ClickHouse did not "
+                                               f"answer ({exc}): its rows are not anonymised yet; ask again "
+                                               "(an erasure can always be asked again)",
+                           headers={"Retry-After": "5"}) from exc
+        return {"tenant": brand.id, "erased_by": who.actor, "erased_at": _now_text(), "reason": ask.reason,
+                "leads": [vars(e) for e in done]}
+
+
+def _subjects(subject: SubjectIn, tenant: str, region: str) -> list[tuple[str, str]]:
+    out = []
+    if subject.email:
+        out.append(("email", identity_email(subject.email)))
+    if subject.phone:
+        out.append(("sms", identity_phone(subject.phone, region)))
+    return out
+
+
+def _now_text() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 async def _lead_export(deps: Deps, pool, tenant: str, channel: str, address: str) -> dict | None:

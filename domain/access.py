@@ -24,6 +24,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "events.submit": frozenset({"brand_admin", "ingest"}),
     "consent.write": frozenset({"brand_admin", "ingest"}),
     "subjects.export": frozenset({"brand_admin"}),
+    "subjects.erase": frozenset({"brand_admin"}),
     "segments.read": frozenset({"brand_admin", "analyst"}),
     "tenants.list": frozenset({"brand_admin", "analyst"}),
     "tenants.create": frozenset(),

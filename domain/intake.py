@@ -119,6 +119,17 @@ def decide(sub: dict, checked: Checked, suppressed: str | None, state: LeadState
     return [("lead.accepted", _ided(ev, sub, "lead.accepted"))]
 
 
+DO_NOT_CONTACT = "do_not_contact"
+
+
+def refuse_erased(sub: dict, source: str) -> tuple[str, dict]:
+    """A submission of an erased person (on the do-not-contact list): refused, and recorded
+    without the address; it changes no lead's state (evolve), so it brings nobody back."""
+    ev = dict(_envelope(sub, source), channel=sub["channel"], address="", partner=sub["partner"],
+              list=sub["list"], reasons=[DO_NOT_CONTACT], detail="", carrier=None)
+    return "lead.rejected", _ided(ev, sub, "lead.rejected")
+
+
 def left_list(state: LeadState, list_name: str) -> bool:
     """Whether the person left this list on the preference page."""
     return bool((state.preferences or {}).get(list_name, {}).get("left"))
@@ -229,6 +240,8 @@ def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
                           first_name=ev.get("first_name"), profile=_profile(ev),
                           preferences=dict(state.preferences) if state else {})
     elif name == "lead.rejected":
+        if DO_NOT_CONTACT in ev["reasons"]:
+            return state  # an erased person refused: no state, not even a rejected one
         if state is not None and state.status in KNOWN:
             return state  # never downgrade a known person
         state = LeadState(ev["tenant"], ev["lead_id"], ev["channel"], ev["address"], "rejected",

@@ -112,6 +112,11 @@ class Deps:
                                        self.settings.kek_ring)
         return self._data_keys
 
+    def do_not_contact(self):
+        """The tenants' do-not-contact lists (erased people)."""
+        from projections.redis_erasure import DoNotContact
+        return DoNotContact(self.redis, self.settings.privacy_hash_secret)
+
     def consent_store(self):
         """Each lead's current consent (the consent ledger's projection)."""
         from projections.redis_consent import ConsentStore

@@ -42,6 +42,7 @@ from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from runtime.deps import Deps, build
 from runtime.replay_consent import AcceptedConsents, rebuild_consent
 from runtime.replay_data_keys import rebuild_data_keys
+from runtime.replay_erasures import anonymise_erased, leave_out, read_erasures, rebuild_erasures
 from runtime.replay_digests import rebuild_digests
 from runtime.replay_triggers import rebuild_triggers
 from runtime.replay_engagement import LastSeen, rebuild_engagement
@@ -205,6 +206,8 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
         sources.fold(name, ev)
         consents.fold(name, ev)
     states, optouts, bad = fold_leads(deps, msgs, lambda n: tick("folding leads.events", n, total), also)
+    erased = read_erasures(deps, read_topics)
+    left_out = leave_out(erased, states, optouts)
 
     seconds = {"leads_folded": round(time.monotonic() - started, 1)}
 
@@ -227,11 +230,12 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
         triggers |= await timed("digests", rebuild_digests(deps, read_topics, tick))
         triggers |= await timed("consent", rebuild_consent(deps, read_topics, tick, consents))
         triggers |= await timed("data_keys", rebuild_data_keys(deps, read_topics, tick))
+        triggers |= await timed("erasures", rebuild_erasures(deps, erased))
         await deps.redis.set(INTACT, "replay")  # the tracking front's misses are 404s again
         return {**triggers, "source_counts": source_counts}
     triggers = asyncio.run(write())
-    return {"events": total, "leads": len(states), "opt_outs": len(optouts), "undecodable": bad, **triggers,
-            "seconds": seconds}
+    return {"events": total, "leads": len(states), "opt_outs": len(optouts), "undecodable": bad,
+            "erased_left_out": left_out, **triggers, "seconds": seconds}
 
 
 def rebuild_clickhouse(deps: Deps, progress: Progress, batch: int = 50_000) -> dict:
@@ -258,7 +262,9 @@ def rebuild_clickhouse(deps: Deps, progress: Progress, batch: int = 50_000) -> d
     rows += writer.flush()
     progress.update(task, completed=total)
     history = rebuild_config_history(deps, client, progress)
+    anonymised = anonymise_erased(deps, client, read_erasures(deps, read_topics))
     return {"events": total, "rows": rows, "undecodable": bad, "config_changes": history,
+            "erased_rows_anonymised": anonymised,
             "seconds": round(time.monotonic() - started, 1)}
 
 

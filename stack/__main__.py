@@ -28,6 +28,8 @@ USAGE = """usage: ./dev COMMAND
   replay        rebuild Redis and ClickHouse from the Kafka topics
   privacy rotate-kek
                 every lead's data key rewrapped by the current KEK (LEADSTREAM_KEK_RING's first)
+  privacy audit TENANT EMAIL|PHONE|LEAD_ID|HASH [--also TEXT]
+                every clear trace of one person left in Kafka, Redis, ClickHouse (exit 1 if any)
   chaos [--minutes 10] [--seed 7] [--rate 40] [--resolve-wait 1200]
                 a fault drill under load, then its invariants (exit 1 on a violation)
   clean         stop everything and delete .stack/ data (keeps the jar cache)

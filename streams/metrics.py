@@ -75,6 +75,9 @@ CONFIG_ERRORS = Counter("leadstream_config_errors_total", "Configuration events 
 # --- the API ---
 API_REQUESTS = Counter("leadstream_api_requests_total", "Requests answered", ["route", "status"])
 SIGN_INS = Counter("leadstream_sign_ins_total", "Sign-in attempts by outcome", ["outcome"])
+LEADS_REFUSED = Counter("leadstream_leads_refused_total",
+                        "Leads of erased people refused before anything was written (do-not-contact)",
+                        ["tenant", "path"])
 API_LEADS = Counter("leadstream_api_leads_total", "Leads accepted for processing (202)", ["tenant"])
 
 

@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     # key-encryption keys that wrap leads' data keys (domain/sealing.py): "id:base64 32 bytes,..."
     # with the current KEK first; an old one stays listed until `./dev privacy rotate-kek` ran
     kek_ring: str = "dev1:DtxxxcHZDZzER82c2wYgmWFl1OybRetZ12tPK6Qm8Fs="
+    # the secret behind the do-not-contact list's keyed hashes (domain/erasure.py); changing it
+    # forgets the list, so it is kept like the KEK
+    privacy_hash_secret: str = "leadstream-local-privacy-hash-secret"
     spool_dir: Path = ROOT / ".stack" / "spool"  # events kept here while Kafka is unreachable
     link_cache_size: int = 100_000  # link records the tracking front keeps in memory
     tracking_trust_forwarded: bool = False  # behind a proxy: the person's address is X-Forwarded-For's first
@@ -227,6 +230,11 @@ def production_problems(s: Settings) -> list[str]:
            f"that provider off)" for name in _STANDIN_SECRETS if getattr(s, name) and getattr(s, name) == defaults[name]]
     if s.kek_ring == Settings.model_fields["kek_ring"].default:
         out.append("LEADSTREAM_KEK_RING is the published local key: leads' data keys would be readable; set your own")
+    if s.privacy_hash_secret == Settings.model_fields["privacy_hash_secret"].default:
+        out.append("LEADSTREAM_PRIVACY_HASH_SECRET is the published local secret: anyone could test an address "
+                   "against the do-not-contact list; set your own")
+    if len(s.privacy_hash_secret) < 16:
+        out.append("LEADSTREAM_PRIVACY_HASH_SECRET is shorter than 16 characters: set a long random secret")
     if s.link_keys == Settings.model_fields["link_keys"].default:
         out.append("LEADSTREAM_LINK_KEYS is the published local key: anyone could forge tracked links; set your own")
     if not s.tracking_base_url.startswith("https://"):

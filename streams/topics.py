@@ -43,6 +43,7 @@ DIGESTS_STANDARD = "digests.standard"
 DIGEST_EVENTS = "digests.events"
 CONSENT_EVENTS = "consent.events"
 DATA_KEYS = "privacy.keys"
+ERASURES = "privacy.erasures"
 CONFIG = "config.entities"
 CONFIG_HISTORY = "config.history"
 
@@ -94,6 +95,9 @@ CATALOGUE = [
     # fields becomes unreadable)
     TopicSpec(DATA_KEYS, "tenant/lead_id", "privacy.data_key (Avro), or a tombstone: erased", compacted=True,
               dead_letter=False),
+    # every erasure: who asked, when, why, the do-not-contact entry; never an address or a name.
+    # The replay reads it first, so an erased person is never rebuilt
+    TopicSpec(ERASURES, "lead_id", "privacy.subject_erased (Avro): the erasures, kept forever", dead_letter=False),
     TopicSpec(WEBHOOKS_RAW, "provider", "webhook.received: every provider webhook's raw request, accepted or not",
               retention_ms=30 * 24 * 3600 * 1000, dead_letter=False),
     TopicSpec(WEBHOOKS_OUT_DEAD, "lead_id", "events a tenant's endpoints refused or never answered, after every retry",

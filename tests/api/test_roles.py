@@ -82,6 +82,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/consent/batch"): BRAND_ADMIN | {"ingest"},
     ("GET", "/v1/consent"): READERS | {"ingest"},
     ("POST", "/v1/subjects/export"): BRAND_ADMIN,
+    ("POST", "/v1/subjects/erase"): BRAND_ADMIN,
     ("GET", "/v1/tenants/{tenant}/segments/{segment}/members"): READERS,
     ("GET", "/v1/tenants/{tenant}/lookup"): READERS | {"ingest"},
     ("GET", "/v1/tenants/{tenant}/messages"): READERS | {"ingest"},

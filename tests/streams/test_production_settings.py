@@ -17,7 +17,7 @@ SECRETS = {
 SAFE = {"deployment": "production", "tracking_base_url": "https://t.example", "webhook_keys_url": "",
         "ses_cert_url_prefixes": "", "ses_topic_arns": "arn:aws:sns:eu-west-1:123456789012:ses-events",
         "tenants_file": "/etc/leadstream/tenants.yaml", "cookie_secure": True, "link_keys": "k1:a-real-link-key",
-        "kek_ring": "k1:" + "A" * 43 + "=",
+        "kek_ring": "k1:" + "A" * 43 + "=", "privacy_hash_secret": "a-long-random-secret-of-this-deployment",
         **SECRETS}
 
 
@@ -53,6 +53,9 @@ REFUSALS = [
     ({"link_keys": Settings.model_fields["link_keys"].default}, "LEADSTREAM_LINK_KEYS is the published local key"),
     ({"public_webhook_base_url": "http://hooks.example"}, "providers post over https"),
     ({"kek_ring": Settings.model_fields["kek_ring"].default}, "LEADSTREAM_KEK_RING is the published local key"),
+    ({"privacy_hash_secret": Settings.model_fields["privacy_hash_secret"].default},
+     "LEADSTREAM_PRIVACY_HASH_SECRET is the published local secret"),
+    ({"privacy_hash_secret": "short"}, "LEADSTREAM_PRIVACY_HASH_SECRET is shorter than 16 characters"),
 ]
 
 

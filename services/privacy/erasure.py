@@ -1,0 +1,82 @@
+"""Erasure: a person gone from everything the platform can change, and kept out.
+
+    eraser = Eraser(deps)                                         # runtime.deps.Deps
+    done = await eraser.erase("acme", [Subject("email", lead_id, "ann@example.com")],
+                              erased_by="person:dpo@acme.example", reason="ticket 4411")
+
+For each of the person's leads, in this order (every step may run again: an erasure that
+stopped half way is finished by asking again):
+1. the erasure's record on privacy.erasures (who, when, why, the do-not-contact entry, the
+   anonymous id; no address): durable before anything is removed, so a replay knows;
+2. the do-not-contact entry (ls:dnc:{tenant}): from now on every intake path refuses them;
+3. their data key destroyed (tombstoned on privacy.keys): every field sealed with it, in every
+   topic and every copy of one, no longer opens;
+4. every trace in Redis removed (projections/redis_erasure.py: one pass over the keyspace);
+5. their ClickHouse rows anonymised (projections/clickhouse_erasure.py): counted, not named.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from domain.erasure import anonymous_id, contact_hash, erasure_event
+from domain.identity import derived_event_id, new_event_id
+from projections.clickhouse_erasure import scrub_leads
+from projections.redis_erasure import find_traces, matcher, remove_traces
+from streams.topics import ERASURES
+
+SOURCE = "api"
+
+
+@dataclass(frozen=True)
+class Subject:
+    channel: str  # email | sms
+    lead_id: str
+    address: str  # as the intake keeps it (lower-cased email, E.164 phone)
+
+
+@dataclass
+class Erased:
+    lead_id: str
+    channel: str
+    event_id: str
+    anonymous_id: str
+    held: bool  # the platform held something about them (a read model, a key, a trace)
+    data_key_destroyed: bool
+    redis_traces_removed: int
+    clickhouse_rows_anonymised: int
+
+
+class Eraser:
+    def __init__(self, deps):
+        self.deps = deps
+
+    async def erase(self, tenant: str, subjects: list[Subject], erased_by: str, reason: str,
+                    idempotency_key: str | None = None) -> list[Erased]:
+        d = self.deps
+        now_ms = int(time.time() * 1000)
+        secret = d.settings.privacy_hash_secret
+        records = []
+        for s in subjects:
+            eid = (derived_event_id(f"{tenant}/{idempotency_key}/{s.lead_id}", "privacy.subject_erased", 0)
+                   if idempotency_key else new_event_id(now_ms, os.urandom(10)))
+            records.append(erasure_event(eid, tenant, now_ms, s.lead_id, s.channel,
+                                         contact_hash(secret, tenant, s.lead_id), anonymous_id(os.urandom(12)),
+                                         erased_by, reason, SOURCE))
+        topic = d.topic(ERASURES)
+        await d.producer.send_many([(topic, r["lead_id"].encode(), d.codec.encode("privacy.subject_erased", r), None)
+                                    for r in records], timeout=d.settings.produce_timeout_s)
+        await d.do_not_contact().add(tenant, [r["contact_hash"] for r in records])
+        destroyed = [await d.data_keys().destroy(tenant, s.lead_id) for s in subjects]
+        traces = await find_traces(d.redis, matcher({s.lead_id for s in subjects}, {s.address for s in subjects}))
+        await remove_traces(d.redis, traces)
+        db = d.settings.clickhouse_database
+        rows = {r["lead_id"]: await d.on_clickhouse(scrub_leads, db, tenant, {r["lead_id"]: r["anonymous_id"]})
+                for r in records}
+        out = []
+        for s, r, gone in zip(subjects, records, destroyed):
+            mine = [t for t in traces if s.lead_id in t.shown() or s.address in t.shown()]
+            out.append(Erased(s.lead_id, s.channel, r["event_id"], r["anonymous_id"],
+                              bool(gone or mine or rows.get(s.lead_id)), gone, len(mine), rows.get(s.lead_id, 0)))
+        return out
