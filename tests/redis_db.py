@@ -19,3 +19,18 @@ def emptied(db: int) -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.flushdb()
+
+
+def run_async(db: int, fn):
+    """fn(client) on an asyncio client of that database, run to its end; its result."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    async def go():
+        client = aioredis.Redis.from_url(db_url(db))
+        try:
+            return await fn(client)
+        finally:
+            await client.aclose()
+    return asyncio.run(go())

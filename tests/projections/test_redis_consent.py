@@ -3,18 +3,16 @@ of the same records, the one domain.consent.supersedes ranks first; the tenant's
 follows the current marketing consent only; the sender's lookup reads it."""
 from __future__ import annotations
 
-import asyncio
 import random
 
 import pytest
-import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from domain.consent import supersedes
 from domain.intake import LeadState
 from projections.redis_consent import ConsentStore, consent_key, withdrawn_key
 from projections.redis_leads import LeadStore
-from tests.redis_db import db_url, emptied
+from tests.redis_db import emptied, run_async
 
 DB = 51
 
@@ -25,13 +23,7 @@ def r():
 
 
 def run(fn):
-    async def go():
-        client = aioredis.Redis.from_url(db_url(DB))
-        try:
-            return await fn(client)
-        finally:
-            await client.aclose()
-    return asyncio.run(go())
+    return run_async(DB, fn)
 
 
 def rec(lead: str, at: int, granted: bool, eid: str, purpose: str = "marketing", tenant: str = "acme") -> dict:

@@ -2,14 +2,12 @@
 kind of trace of a person found and removed, whatever family holds it, others' data untouched."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
-import redis.asyncio as aioredis
 
 from domain.identity import lead_id
 from projections.redis_erasure import DoNotContact, dnc_key, find_traces, matcher, remove_traces
-from tests.redis_db import db_url, emptied
+from tests.redis_db import emptied, run_async
 
 DB = 49
 SECRET = "a-long-secret-of-the-deployment"
@@ -23,13 +21,7 @@ def r():
 
 
 def run(fn):
-    async def go():
-        client = aioredis.Redis.from_url(db_url(DB))
-        try:
-            return await fn(client)
-        finally:
-            await client.aclose()
-    return asyncio.run(go())
+    return run_async(DB, fn)
 
 
 def test_the_list_is_per_tenant_and_holds_keyed_hashes_only(r):
