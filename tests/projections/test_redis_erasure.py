@@ -2,7 +2,6 @@
 kind of trace of a person found and removed, whatever family holds it, others' data untouched."""
 from __future__ import annotations
 
-
 import pytest
 
 from domain.identity import lead_id
