@@ -16,11 +16,11 @@ from projections.event_rows import event_row
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
-from streams.topics import (CONSENT_EVENTS, ENGAGEMENT_EVENTS, LEAD_EVENTS, PRODUCT_EVENTS, SEND_EVENTS, SENDS_BULK,
+from streams.topics import (ACTIVITY_EVENTS, CONSENT_EVENTS, ENGAGEMENT_EVENTS, LEAD_EVENTS, PRODUCT_EVENTS, SEND_EVENTS, SENDS_BULK,
                            SENDS_PRIORITY, SUBMITTED, TRIGGER_EVENTS)
 
 TOPICS = (SUBMITTED, LEAD_EVENTS, SENDS_PRIORITY, SENDS_BULK, SEND_EVENTS, ENGAGEMENT_EVENTS, PRODUCT_EVENTS,
-          TRIGGER_EVENTS, CONSENT_EVENTS)
+          TRIGGER_EVENTS, CONSENT_EVENTS, ACTIVITY_EVENTS)
 
 
 def register(app, deps) -> None:

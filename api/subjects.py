@@ -5,8 +5,8 @@ POST /v1/subjects/erase    {"email": ..., "phone": ..., "reason": ...} (brand ad
 
 The person's leads (one per channel: the email's and the phone's) with, for each: the read
 model, the current consent, segments, schedule, digest memberships and opt-out from Redis, and
-every event ClickHouse holds about the lead (every topic the analytics agent reads), oldest
-first, with the fields sealed by the lead's data key opened. A lead whose key was destroyed
+every event ClickHouse holds about the lead (every topic the analytics agent reads, the items
+they posted included), oldest first, with the fields sealed by the lead's data key opened. A lead whose key was destroyed
 (erased) shows its sealed fields as null.
 """
 from __future__ import annotations

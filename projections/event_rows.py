@@ -40,7 +40,7 @@ def event_row(name: str, ev: dict, topic: str, partition: int, offset: int,
     id_ms = ulid_ms(ev["event_id"])
     event_date = _utc(id_ms).date() if id_ms else occurred.date()
     return (
-        ev["event_id"], name, event_date, occurred, ev["tenant"], ev.get("lead_id") or "",
+        ev["event_id"], name, event_date, occurred, ev["tenant"], ev.get("lead_id") or ev.get("author_lead_id") or "",
         ev.get("causation_id") or "", ev.get("source") or "", ev.get("channel") or "",
         ev.get("partner") or "", ev.get("list") or "", ev.get("status") or "",
         ev.get("outcome") or "", list(ev.get("reasons") or ()),

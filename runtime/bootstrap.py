@@ -10,7 +10,7 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from domain.validation import suppression_entries
 from streams.settings import Settings, get_settings
@@ -35,6 +35,28 @@ def create_topics(s: Settings) -> list[str]:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return [t.topic for t in new]
+
+
+def ensure_forgetting(s: Settings) -> list[str]:
+    """The catalogue's bounds on forgetting (TopicSpec.forget_within_ms) set on topics made before
+    them, as incremental changes (the topic's other settings stay); returns the topics changed."""
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    specs = {f"{s.topic_prefix}{t.name}": t for t in all_topics()
+             if t.forget_within_ms is not None and f"{s.topic_prefix}{t.name}" in existing}
+    if not specs:
+        return []
+    described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in specs])
+    changes = []
+    for res, fut in described.items():
+        now = {k: v.value for k, v in fut.result().items()}
+        want = specs[res.name].forgetting()
+        if any(now.get(k) != v for k, v in want.items()):
+            changes.append(ConfigResource(ConfigResource.Type.TOPIC, res.name, incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in want.items()]))
+    for _, fut in (admin.incremental_alter_configs(changes).items() if changes else ()):
+        fut.result()
+    return [c.name for c in changes]
 
 
 def topics_hold_events(s: Settings, names: list[str], created: list[str], timeout_s: float = 60.0) -> bool:
@@ -122,6 +144,8 @@ def main() -> None:
     deps = build(s)
     created = create_topics(s)
     print(f"topics: {len(created)} created" + (f" ({', '.join(created)})" if created else ""))
+    if changed := ensure_forgetting(s):
+        print(f"topics: forgetting bounded on {', '.join(changed)}")
     print(f"group coordinator ready after {warm_group_coordinator(s):.1f}s")
     from projections.clickhouse import migrate
     applied = migrate(deps.clickhouse(), s.clickhouse_database)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FOREVER = -1
+TOMBSTONES_KEPT_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -15,11 +16,22 @@ class TopicSpec:
     compacted: bool = False
     dead_letter: bool = True
     partitions: int | None = None  # None: the platform's default (LEADSTREAM_PARTITIONS)
+    # a compacted topic whose replaced and tombstoned records must be gone from the log within
+    # this long (an erased lead's data key): segments roll and are compacted by then, and a
+    # tombstone itself is kept one day (for consumers that were away), then removed too
+    forget_within_ms: int | None = None
 
     def config(self) -> dict[str, str]:
         return {"cleanup.policy": "compact" if self.compacted else "delete",
                 "retention.ms": str(self.retention_ms),
-                "max.message.bytes": "4194304"}
+                "max.message.bytes": "4194304", **self.forgetting()}
+
+    def forgetting(self) -> dict[str, str]:
+        """The settings that bound how long a replaced record stays (empty: the broker's)."""
+        if self.forget_within_ms is None:
+            return {}
+        return {"max.compaction.lag.ms": str(self.forget_within_ms), "segment.ms": str(self.forget_within_ms),
+                "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": str(TOMBSTONES_KEPT_MS)}
 
 
 SUBMITTED = "leads.submitted"
@@ -94,7 +106,7 @@ CATALOGUE = [
     # and an erasure is its tombstone (compaction then forgets the key, and every copy of those
     # fields becomes unreadable)
     TopicSpec(DATA_KEYS, "tenant/lead_id", "privacy.data_key (Avro), or a tombstone: erased", compacted=True,
-              dead_letter=False),
+              dead_letter=False, forget_within_ms=3600 * 1000),
     # every erasure: who asked, when, why, the do-not-contact entry; never an address or a name.
     # The replay reads it first, so an erased person is never rebuilt
     TopicSpec(ERASURES, "lead_id", "privacy.subject_erased (Avro): the erasures, kept forever", dead_letter=False),

@@ -28,7 +28,13 @@ def test_an_export_holds_every_event_and_the_state_of_both_of_a_persons_leads(ap
                                          "ip": "198.51.100.77"}, headers=auth(key)).status_code == 202
     assert api.post("/v1/events", json={"email": email, "name": "job_viewed", "properties": {"job": "J1"}},
                     headers=auth(key)).status_code == 202
-    wanted = {"lead.submitted", "lead.accepted", "consent.withdrawn", "product.tracked", "send.requested"}
+    assert api.post("/v1/activity", json={"kind": "joined", "group_id": f"g{uid[:8]}", "email": email},
+                    headers=auth(key)).status_code == 202
+    assert api.post("/v1/activity", json={"kind": "posted", "group_id": f"g{uid[:8]}", "item_id": f"i{uid[:8]}",
+                                          "title": "Hiring nurses", "url": "https://jobs.example/n1", "author_lead_id": lid},
+                    headers=auth(key)).status_code == 202
+    wanted = {"lead.submitted", "lead.accepted", "consent.withdrawn", "product.tracked", "send.requested",
+              "activity.joined", "activity.posted"}
 
     def types_in_clickhouse():
         rows = ch.execute(f"SELECT DISTINCT event_type FROM {settings.clickhouse_database}.events WHERE lead_id = %(l)s",
