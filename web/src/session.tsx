@@ -25,6 +25,8 @@ const ACTIONS: Record<string, string[]> = {
   "people.write": ["brand_admin"],
   "audit.read": ["brand_admin"],
   "accounting.read": ["brand_admin"],
+  "subjects.export": ["brand_admin"],
+  "subjects.erase": ["brand_admin"],
   "platform.read": [],
   "platform.write": [],
 };

@@ -7,7 +7,8 @@ import { qs } from "../api";
 import { Gate } from "../components/States";
 import { useApi } from "../components/useApi";
 import { fmtTime } from "../dates";
-import { useSession } from "../session";
+import { may, useSession } from "../session";
+import { Erased, SubjectRights } from "./SubjectRights";
 
 type TimelineEvent = { event_id: string; event_type: string; occurred_at: string; channel: string; list: string; status: string;
   outcome: string; reasons: string[]; provider?: string | null; send_id?: string | null; machine: boolean | null; summary: string };
@@ -17,7 +18,8 @@ type Lookup = { lead_id: string; tenant: string; channel: string; address: strin
   subscription: Subscription | null; timeline: TimelineEvent[]; timeline_truncated: boolean };
 
 export function LeadsPage() {
-  const { tenant } = useSession();
+  const { tenant, me } = useSession();
+  const [erased, setErased] = useState<{ key: string; erasure: Parameters<typeof Erased>[0]["erasure"] } | null>(null);
   const [params, setParams] = useSearchParams();
   const by = params.get("phone") !== null ? "phone" : "email";
   const value = params.get(by) ?? "";
@@ -41,9 +43,13 @@ export function LeadsPage() {
           <Button type="submit" data-testid="find-lead">Find</Button>
         </Group>
       </form>
-      {value && (
+      {erased && erased.key === `${by}:${value}` ? <Erased erasure={erased.erasure} /> : value && (
         <Gate loading={found.loading && !found.data} error={found.error} what="the lead">
           {found.data && <LeadView lead={found.data} />}
+          {found.data && may(me, "subjects.erase", tenant) && (
+            <SubjectRights person={{ [by]: value }} leadId={found.data.lead_id}
+              onErased={(erasure) => setErased({ key: `${by}:${value}`, erasure })} />
+          )}
         </Gate>
       )}
     </Stack>
