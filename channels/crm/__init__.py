@@ -1,0 +1,1 @@
+"""CRM connectors: adapters to a CRM's API (HubSpot first)."""
