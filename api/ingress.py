@@ -51,6 +51,7 @@ from api.spa import install_dashboard
 from api.session import session_router
 from api.experiments import experiments_router
 from api.trigger_stats import trigger_stats_router
+from api.crm_webhooks import install_crm_webhooks
 from api.webhooks import install_webhooks
 from domain.identity import derived_event_id, new_event_id
 from domain.lead_input import BatchIn, LeadIn
@@ -118,6 +119,7 @@ def build_app(deps: Deps) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(CountRequests)
     install_webhooks(app, deps)
+    install_crm_webhooks(app, deps)
     install_lead_routes(app, deps, access)
     install_event_routes(app, deps, access)
     install_activity_routes(app, deps, access)

@@ -31,6 +31,9 @@ def consistency_problems(live: Mapping[Ref, dict]) -> list[CrossProblem]:
             continue
         if ref.kind == "tenant":
             out += _tenant_problems(ref, data)
+            crm_list = (data.get("crm") or {}).get("list")
+            if crm_list and Ref("list", ref.id, crm_list) not in live:
+                out.append((ref, "crm.list", f"no list {crm_list!r} in this tenant: the CRM's contacts join a list"))
         elif ref.kind == "list":
             out += _list_problems(ref, data, tenants[ref.tenant], partners.get(ref.tenant),
                                   templates.get(ref.tenant, {}))

@@ -19,7 +19,7 @@ from domain.experiments import ExperimentConfig
 from domain.people import Grant, Person
 from domain.conversions import ConversionPolicy
 from domain.triggers import SegmentConfig, TriggerConfig, TriggerPolicy
-from domain.tenants import (AnalyticsPolicy, Blocklist, Brand, Channel, DedupePolicy, Engagement, FeedConfig,
+from domain.tenants import (AnalyticsPolicy, Blocklist, Brand, Channel, CrmSettings, DedupePolicy, Engagement, FeedConfig,
                             ListConfig, PartnerInfo, Revenue, Sending, TemplateMeta, ValidationPolicy, Webhook)
 
 KINDS = ("platform", "tenant", "partner", "list", "template", "webhook", "feed", "api_key", "person", "grant",
@@ -63,6 +63,7 @@ class TenantSettings(_Data):
     analytics: AnalyticsPolicy = AnalyticsPolicy()
     triggering: TriggerPolicy = TriggerPolicy()
     conversions: ConversionPolicy = ConversionPolicy()
+    crm: CrmSettings | None = None
 
 
 MODELS: dict[str, type[BaseModel]] = {

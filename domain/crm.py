@@ -54,3 +54,10 @@ def signature_problem(secret: str, method: str, uri: str, body: bytes, timestamp
     if not hmac.compare_digest(signature_v3(secret, method, uri, body, timestamp_ms), signature):
         return "X-HubSpot-Signature-v3 does not match"
     return None
+
+
+def asks_for_poll(events: list[dict], app_id: str) -> bool:
+    """Whether a webhook's events name a change we did not make ourselves: our own writes come back
+    as changeSource INTEGRATION from our app id, and reading them again would ping-pong."""
+    return any(not (app_id and e.get("changeSource") == "INTEGRATION" and str(e.get("sourceId")) == app_id)
+               for e in events)

@@ -230,6 +230,29 @@ class FeedConfig(Strict):
     every_s: int = Field(900, ge=10)
 
 
+SECRET_REF = r"^(env:[A-Z_][A-Z0-9_]*|file:[^\s]+)$"
+
+
+class CrmSettings(Strict):
+    """A brand's CRM (HubSpot): its contacts come in as leads of `list` from source `partner`,
+    read by cursor every `every_s` with a `lookback_s` overlap, and at once when its webhooks
+    say something changed. Secrets are named, never held: `env:NAME` or `file:PATH` (relative
+    paths under LEADSTREAM_SECRETS_DIR)."""
+
+    provider: Literal["hubspot"] = "hubspot"
+    base_url: str = Field(pattern=r"^https?://[^\s]+$", max_length=500)
+    token: str = Field(pattern=SECRET_REF, max_length=500, description="the private app's access token")
+    app_secret: str = Field(pattern=SECRET_REF, max_length=500, description="signs its webhooks (v3)")
+    app_id: str = Field("", max_length=40, description="our app: its own writes echoed back are not re-read")
+    list: str = Field(min_length=1, max_length=100)
+    partner: str = Field("crm", min_length=1, max_length=100)
+    every_s: int = Field(300, ge=10, le=86_400)
+    lookback_s: int = Field(600, ge=0, le=7 * 86_400)
+    properties: dict[str, Literal["first_name", "last_name", "phone"]] = Field(
+        default_factory=lambda: {"firstname": "first_name", "lastname": "last_name"},
+        description="CRM property -> the lead's field it fills")
+
+
 class Tenant(Strict):
     id: str
     name: str
@@ -256,6 +279,7 @@ class Tenant(Strict):
     segments: dict[str, SegmentConfig] = Field(default_factory=dict)
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
     digests: dict[str, DigestConfig] = Field(default_factory=dict)
+    crm: CrmSettings | None = None
 
     def template_of(self, list_name: str) -> str:
         """The template id a list's messages are composed with."""

@@ -84,7 +84,7 @@ async def audit(deps, tenant: str, who: str, also: list[str]) -> Findings:
     lead, needles = subject_of(deps, tenant, who, also)
     found = Findings(lead, needles)
     await asyncio.to_thread(search_topics, deps, found)
-    traces = await redis_traces(deps.redis, matcher({lead}, set(needles)))
+    traces = await redis_traces(deps.redis, matcher({lead}, set(needles)), thorough=True)
     found.redis = [t.shown() for t in traces]
     found.clickhouse = await deps.on_clickhouse(clickhouse_traces, deps.settings.clickhouse_database,
                                                 [lead, *needles])

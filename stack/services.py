@@ -229,6 +229,18 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def _crm_secrets(s) -> None:
+    """The HubSpot stand-in's public token and app secret, where a brand's crm settings name them
+    (file:hubspot-standin-token, file:hubspot-standin-app-secret under the secrets folder)."""
+    from stack.standins.hubspot import APP_SECRET, TOKEN
+    s.secrets_dir.mkdir(parents=True, exist_ok=True)
+    for name, value in (("hubspot-standin-token", TOKEN), ("hubspot-standin-app-secret", APP_SECRET)):
+        path = s.secrets_dir / name
+        if not path.exists() or path.read_text() != value:
+            path.write_text(value)
+            path.chmod(0o600)
+
+
 def _port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
@@ -273,6 +285,10 @@ def build_services(s: Settings) -> list[Service]:
         Service("partner-reports", _port_of(s.reports_url),
                 lambda: _python("-m", "stack.standins.partner_reports", "--port", str(_port_of(s.reports_url))),
                 lambda: http_ok(f"{s.reports_url}/healthz")),
+        Service("crm", _port_of(s.crm_url),
+                lambda: _python("-m", "stack.standins.hubspot", "--port", str(_port_of(s.crm_url))),
+                lambda: http_ok(f"{s.crm_url}/healthz"),
+                prepare=lambda: _crm_secrets(s)),
         # monitoring: Prometheus scrapes every process with the project's rules, Alertmanager
         # routes what fires to the Slack-compatible stand-in (the hook receiver)
         Service("alertmanager", s.alertmanager_port, lambda: monitoring.alertmanager_command(s),

@@ -152,6 +152,7 @@ class Settings(BaseSettings):
     hooks_url: str = "http://127.0.0.1:18050"  # the stand-in for tenants' webhook endpoints
     feeds_url: str = "http://127.0.0.1:18040"  # the job-feed stand-in; tenant files may say {feeds_url}
     reports_url: str = "http://127.0.0.1:18060"  # the partner revenue reports stand-in; {reports_url}
+    crm_url: str = "http://127.0.0.1:18070"  # the HubSpot stand-in; {crm_url}
     mail_dir: Path = ROOT / ".stack" / "mail"
     # Sentry's own tooling sets SENTRY_DSN, so accept it beside the prefixed name.
     sentry_dsn: str = Field("", validation_alias=AliasChoices("LEADSTREAM_SENTRY_DSN", "SENTRY_DSN"))
@@ -207,7 +208,8 @@ class Settings(BaseSettings):
     def placeholders(self) -> dict[str, str]:
         """What {name} in a tenant file stands for: feed URLs may say {feeds_url}, webhook URLs
         {hooks_url}, revenue reports {reports_url} (the local stand-ins ./dev runs)."""
-        return {"feeds_url": self.feeds_url, "hooks_url": self.hooks_url, "reports_url": self.reports_url}
+        return {"feeds_url": self.feeds_url, "hooks_url": self.hooks_url, "reports_url": self.reports_url,
+                "crm_url": self.crm_url}
 
     @property
     def api_url(self) -> str:

@@ -260,8 +260,9 @@ async def _send_webhooks(st: State, events: list[dict]) -> None:
                "X-HubSpot-Signature-v3": signature_v3(APP_SECRET, "POST", st.webhook_target, body, ts)}
     try:
         async with httpx.AsyncClient(timeout=5) as http:
-            await http.post(st.webhook_target, content=body, headers=headers)
+            r = await http.post(st.webhook_target, content=body, headers=headers)
         st.count("webhooks_sent")
+        st.count(f"webhook_answer_{r.status_code}")
     except httpx.HTTPError:
         st.count("webhooks_failed")  # HubSpot retries; the poller's lookback covers what is lost
 
@@ -270,7 +271,7 @@ async def control_set(request: web.Request) -> web.Response:
     st = request.app[STATE]
     doc = await request.json()
     if doc.get("reset"):
-        request.app[STATE] = st = State()
+        st.__dict__.update(State().__dict__)  # in place: a started app's state is not replaced
     for name in ("rate_max", "rate_window_ms", "search_cap", "webhook_target", "clock_ms"):
         if name in doc:
             setattr(st, name, doc[name])

@@ -24,6 +24,7 @@ PUBLIC = set(ROLES)
 # (method, path) -> who may call it (on their own brand)
 EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/webhooks/{provider}"): PUBLIC,
+    ("POST", "/webhooks/crm/hubspot/{tenant}"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("POST", "/v1/session"): PUBLIC,
     ("GET", "/v1/session"): ALL,

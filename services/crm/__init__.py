@@ -1,0 +1,1 @@
+"""The CRM bridge: contacts in through the normal intake (engagement out comes next)."""
