@@ -152,6 +152,15 @@ class IsolatedPlatform:
             p.produce(f"{self.prefix}{topic}", value, key)
         assert p.flush(30) == 0, "records left unproduced"
 
+    def lag(self, agent: str) -> int:
+        """The agent's consumer-group lag now (committed offsets against end offsets): 0 means
+        every record on its topics has been handled and its effects written."""
+        from scaling.config import load_scaling
+        from scaling.lag import LagProbe
+        conf = load_scaling()[agent]
+        return LagProbe(self.settings.kafka_bootstrap).measure(
+            conf.group(self.prefix), [f"{self.prefix}{t}" for t in conf.topics]).total
+
     def log(self, name: str = "supervisor") -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
