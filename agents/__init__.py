@@ -7,7 +7,7 @@ AGENTS = {"intake": "agents.intake", "intake_json": "agents.intake_json",
           "jobs": "agents.jobs", "sender_priority": "agents.sender:register_priority",
           "sender_bulk": "agents.sender:register_bulk", "retry": "agents.retry",
           "engagement": "agents.engagement", "hygiene": "agents.hygiene",
-          "webhooks_out": "agents.webhooks_out", "config_history": "agents.config_history:run",
+          "webhooks_out": "agents.webhooks_out", "crm": "agents.crm", "config_history": "agents.config_history:run",
           "triggers": "agents.triggers", "activity": "agents.digests:register_activity",
           "digests_priority": "agents.digests:register_priority",
           "digests_standard": "agents.digests:register_standard"}

@@ -1,5 +1,4 @@
-"""Jobs agent: polls the tenants' job feeds (and their CRMs: services/crm/sync_in.py) and
-projects the jobs topic into Redis.
+"""Jobs agent: polls the tenants' job feeds and projects the jobs topic into Redis.
 
 Every 10 s it polls the feeds whose interval has passed (one poller per feed at a time,
 across workers): fetch, parse, diff against the jobs known for that feed, and produce
@@ -14,14 +13,12 @@ import logging
 import os
 import time
 
-from channels.dkim import KeyLoader
 from channels.job_feeds import FeedFetcher, FeedFetchError
 from domain.feeds import FeedError, diff_feed, parse_feed
 from domain.identity import derived_event_id
 from domain.jobs import job_event, job_from_event
 from projections.redis_jobs import JobStore
 from schemas.codec import DecodeError
-from services.crm.sync_in import poll_crms
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import JOBS
@@ -29,7 +26,6 @@ from streams.topics import JOBS
 log = logging.getLogger("leadstream.jobs")
 SOURCE = "agent:jobs"
 POLL_EVERY_S = 10.0
-CRM_TICK_S = 3.0  # a CRM is polled every its every_s, or at the next tick after its webhook
 
 
 def register(app, deps) -> None:
@@ -47,12 +43,6 @@ def register(app, deps) -> None:
     @app.timer(interval=POLL_EVERY_S)
     async def poll() -> None:
         await poll_feeds(deps, fetcher, int(time.time() * 1000))
-
-    secrets = KeyLoader(s.secrets_dir)
-
-    @app.timer(interval=CRM_TICK_S)
-    async def poll_crm() -> None:
-        await poll_crms(deps, secrets, int(time.time() * 1000))
 
 
 async def project(deps, msgs: list[tuple]) -> int:

@@ -171,8 +171,22 @@ def _resubmitted(sub: dict, base: dict, state: LeadState, tenant: Tenant,
     else:
         outcome = "ignored"
     ev = dict(base, channel=sub["channel"], partner=sub["partner"], list=sub["list"],
-              attribution=sub.get("attribution") or {}, status=state.status, outcome=outcome)
+              attribution=sub.get("attribution") or {}, status=state.status, outcome=outcome,
+              **_names_changed(sub, state))
     return ("lead.resubmitted", _ided(ev, sub, "lead.resubmitted"))
+
+
+CRM_SOURCE = "crm"
+
+
+def _names_changed(sub: dict, state: LeadState) -> dict:
+    """The names a CRM's submission changes: a partner's resubmission never renames a known person,
+    but the CRM sync submits a name only when the CRM's change won the field (services/crm/sync_in.py)."""
+    if sub.get("source") != CRM_SOURCE:
+        return {"first_name": None, "last_name": None}
+    first = sub.get("first_name")
+    return {"first_name": first if first and first != state.first_name else None,
+            "last_name": sub.get("last_name") or None}
 
 
 def decide_unsubscribe(req: dict, state: LeadState | None,
@@ -275,6 +289,8 @@ def evolve(state: LeadState | None, name: str, ev: dict) -> LeadState | None:
             state.lists = _add(state.lists, ev["list"])
             state.partners = _add(state.partners, ev["partner"])
             state.attribution = {**state.attribution, **(ev.get("attribution") or {})}
+        if ev.get("first_name"):  # a CRM's change that won the field
+            state.first_name = ev["first_name"]
     else:
         return state
     state.updated_ms = at

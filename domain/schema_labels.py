@@ -12,7 +12,7 @@ VERSIONS: dict[str, int] = {
     "engagement.hit": 2, "engagement.opened": 2, "engagement.clicked": 2,
     "engagement.complained": 2, "engagement.replied": 2,
     "webhook.observation": 2, "lead.unsubscribed": 2,
-    "lead.accepted": 2, "lead.rejected": 2, "lead.resubmitted": 2,  # v2: the carrier; the reactivated outcome
+    "lead.accepted": 2, "lead.rejected": 2, "lead.resubmitted": 3,  # v2: the carrier; the reactivated outcome; v3: a CRM's new name
 }
 
 

@@ -251,6 +251,21 @@ class CrmSettings(Strict):
     properties: dict[str, Literal["first_name", "last_name", "phone"]] = Field(
         default_factory=lambda: {"firstname": "first_name", "lastname": "last_name"},
         description="CRM property -> the lead's field it fills")
+    truth: dict[str, Literal["crm", "leadstream", "latest"]] = Field(
+        default_factory=dict, description="per CRM property of `properties`: which side wins a conflict "
+        "(crm, leadstream, or latest: the later change by the field's own change time; the default)")
+    out: Literal["off", "crm_contacts", "all"] = Field(
+        "crm_contacts", description="whose engagement is written back: nobody, the leads the CRM knows "
+        "(from it, or matched to a contact), or every email lead of the brand (contacts created)")
+    out_requests_per_10s: int = Field(50, ge=1, le=190, description="the write-back's share of the "
+                                      "CRM's rate limit (HubSpot: 100 or 190 per 10 s per app)")
+
+    @model_validator(mode="after")
+    def _truth_names_mapped_properties(self):
+        unknown = sorted(set(self.truth) - set(self.properties))
+        if unknown:
+            raise ValueError(f"truth names {unknown}, which are not in properties {sorted(self.properties)}")
+        return self
 
 
 class Tenant(Strict):

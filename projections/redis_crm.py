@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import time
+
 DUE_TTL_S = 3600
 
 
@@ -48,3 +50,91 @@ class CrmStore:
 
     async def status(self, tenant: str) -> dict[str, str]:
         return {k.decode(): v.decode() for k, v in (await self.r.hgetall(status_key(tenant))).items()}
+
+
+# --- two-way fields and the write-back --------------------------------------------------------
+#   ls:crmf:{tenant}:{lead}  hash, one per lead the CRM sync knows: id (the contact's), h:{prop} (the
+#                            field's register: domain.crm_fields.Held), s:{prop} (what the CRM holds,
+#                            to our knowledge), w:{prop} (what we last wrote), e:last_open, e:last_click,
+#                            e:last_conversion (ms), c:{event id} (a conversion counted)
+#   ls:crmout:{tenant}       sorted set: leads whose CRM properties may have changed -> when marked (µs)
+#   ls:crmrate:{tenant}:{w}  the write-back's requests in one 10 s window (TTL 20 s)
+RATE_WINDOW_MS = 10_000
+
+_MAX = """
+for i = 1, #KEYS do
+  local cur = tonumber(redis.call('HGET', KEYS[i], ARGV[2 * i - 1]) or '0')
+  if tonumber(ARGV[2 * i]) > cur then redis.call('HSET', KEYS[i], ARGV[2 * i - 1], ARGV[2 * i]) end
+end
+"""
+# remove an outbox entry only if nothing marked it again since it was read
+_DONE = """
+for i = 1, #ARGV, 2 do
+  if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i]) or '-1') == tonumber(ARGV[i + 1]) then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+"""
+
+
+def fields_key(tenant: str, lead_id: str) -> str:
+    return f"ls:crmf:{tenant}:{lead_id}"
+
+
+def outbox_key(tenant: str) -> str:
+    return f"ls:crmout:{tenant}"
+
+
+class CrmFields:
+    def __init__(self, client):
+        self.r = client
+        self._max = client.register_script(_MAX)
+        self._done = client.register_script(_DONE)
+
+    async def of(self, tenant: str, lead_ids: list[str]) -> list[dict[str, str]]:
+        pipe = self.r.pipeline(transaction=False)
+        for lid in lead_ids:
+            pipe.hgetall(fields_key(tenant, lid))
+        return [{k.decode(): v.decode() for k, v in got.items()} for got in await pipe.execute()]
+
+    async def put(self, tenant: str, changes: dict[str, dict[str, str]]) -> None:
+        """lead id -> fields to set."""
+        pipe = self.r.pipeline(transaction=False)
+        for lid, fields in changes.items():
+            if fields:
+                pipe.hset(fields_key(tenant, lid), mapping=fields)
+        await pipe.execute()
+
+    async def raise_to(self, items: list[tuple[str, str, str, int]]) -> None:
+        """(tenant, lead, field, ms): each field moved only forward."""
+        if items:
+            await self._max(keys=[fields_key(t, lid) for t, lid, _, _ in items],
+                            args=[a for _, _, f, ms in items for a in (f, str(ms))])
+
+    async def mark(self, items: list[tuple[str, str]]) -> None:
+        """(tenant, lead): these leads' properties are to be written. The score is the time of
+        marking in µs, so a lead marked again while a write-back is under way stays due (done())."""
+        pipe = self.r.pipeline(transaction=False)
+        now_us = time.time_ns() // 1000
+        for t, lid in items:
+            pipe.zadd(outbox_key(t), {lid: now_us}, gt=True)
+        await pipe.execute()
+
+    async def due(self, tenant: str, limit: int) -> list[tuple[str, float]]:
+        return [(m.decode(), s) for m, s in await self.r.zrange(outbox_key(tenant), 0, limit - 1, withscores=True)]
+
+    async def done(self, tenant: str, entries: list[tuple[str, float]]) -> None:
+        if entries:
+            await self._done(keys=[outbox_key(tenant)], args=[a for lid, s in entries for a in (lid, str(int(s)))])
+
+    async def take_requests(self, tenant: str, wanted: int, per_window: int, now_ms: int) -> int:
+        """How many of `wanted` requests this 10 s window still allows (taken)."""
+        key = f"ls:crmrate:{tenant}:{now_ms // RATE_WINDOW_MS}"
+        pipe = self.r.pipeline(transaction=True)
+        pipe.incrby(key, wanted)
+        pipe.pexpire(key, 2 * RATE_WINDOW_MS)
+        used, _ = await pipe.execute()
+        allowed = max(0, min(wanted, per_window - (used - wanted)))
+        if allowed < wanted:
+            await self.r.decrby(key, wanted - allowed)
+        return allowed

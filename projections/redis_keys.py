@@ -84,6 +84,11 @@ FAMILIES = (
     KeyFamily("crm", "ls:crm:*", "per_tenant", holds="per tenant: the CRM sync's cursor and its last poll"),
     KeyFamily("crm_lock", "ls:crmlock:*", "ttl", max_ttl_s=86_400, holds="one CRM poll per interval"),
     KeyFamily("crm_due", "ls:crmdue:*", "ttl", max_ttl_s=3600, holds="a CRM webhook asked for a poll"),
+    KeyFamily("crm_fields", "ls:crmf:*", "per_lead", holds="a lead's CRM record: contact id, two-way fields' "
+              "registers, what the CRM holds and what we wrote, engagement times"),
+    KeyFamily("crm_outbox", "ls:crmout:*", "per_tenant", holds="per tenant: the leads whose CRM write-back is due"),
+    KeyFamily("crm_out_lock", "ls:crmoutlock:*", "ttl", max_ttl_s=60, holds="one write-back per brand at a time"),
+    KeyFamily("crm_rate", "ls:crmrate:*", "ttl", max_ttl_s=20, holds="the write-back's requests in a 10 s window"),
     KeyFamily("do_not_contact", "ls:dnc:*", "per_tenant",
               holds="per tenant: keyed hashes of erased people (every intake path refuses them)"),
     KeyFamily("digest_bucket", "ls:dgtop:*", "ttl", max_ttl_s=9 * 86_400,
@@ -161,6 +166,11 @@ AFTER_WIPE: dict[str, tuple[str, str]] = {
     "crm": ("refilled", "the next poll reads every contact again: the same event ids, each decided once"),
     "crm_lock": ("transient", "the CRM is polled again at once"),
     "crm_due": ("transient", "a webhook's poll request: the next interval's poll reads the change"),
+    "crm_fields": ("lost", "the next poll takes every contact's fields as the CRM's latest change, and the next "
+                           "write-back of each lead writes all its properties again (same values)"),
+    "crm_outbox": ("lost", "leads due at the wipe are written at their next change"),
+    "crm_out_lock": ("transient", "the next tick writes"),
+    "crm_rate": ("transient", "a new window: at most one window's share more, the CRM's 429s are waited out"),
     "do_not_contact": ("rebuilt", "privacy.erasures (runtime/replay_erasures.py), which the replay reads first"),
     "digest_bucket": ("rebuilt", "activity.posted (runtime/replay_digests.py)"),
     "digest_item": ("rebuilt", "with the buckets"),

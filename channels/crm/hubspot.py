@@ -24,6 +24,7 @@ from domain.crm import SEARCH_CAP, SEARCH_PAGE_MAX, UPSERT_MAX
 
 SEARCH = "/crm/v3/objects/contacts/search"
 UPSERT = "/crm/v3/objects/contacts/batch/upsert"
+UPDATE = "/crm/v3/objects/contacts/batch/update"
 
 
 class CrmError(Exception):
@@ -46,6 +47,7 @@ class Contact:
 class Upserted:
     written: list[str] = field(default_factory=list)  # emails the CRM took
     refused: dict[str, str] = field(default_factory=dict)  # email -> the CRM's reason
+    contacts: dict[str, dict] = field(default_factory=dict)  # email -> {id, properties} as the CRM holds it
 
 
 class HubSpot:
@@ -147,7 +149,16 @@ class HubSpot:
                     refused[who] = err.get("message", "refused")
             out.refused.update(refused)
             out.written += [x["email"] for x in chunk if x["email"] not in refused]
+            for res in doc.get("results", []):
+                email = ((res.get("properties") or {}).get("email") or "").lower()
+                if email:
+                    out.contacts[email] = res
         return out
+
+    async def update(self, records: list[dict]) -> None:
+        """Each {"id", "properties"} written on an existing contact, 100 a request (never creates one)."""
+        for i in range(0, len(records), UPSERT_MAX):
+            await self._post(UPDATE, {"inputs": records[i:i + UPSERT_MAX]})
 
 
 def _f(name: str, op: str, value) -> dict:

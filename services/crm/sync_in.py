@@ -22,10 +22,11 @@ from pydantic import ValidationError
 
 from channels.crm.hubspot import Contact, CrmError, HubSpot
 from channels.dkim import DkimUnavailable, KeyLoader
+from domain.crm_fields import CRM, Held, change_wins, crm_changed
 from domain.identity import derived_event_id
 from domain.lead_input import LeadIn
 from domain.submission import SubmissionError, build_submitted
-from projections.redis_crm import CrmStore
+from projections.redis_crm import CrmFields, CrmStore
 from streams.topics import SUBMITTED
 
 log = logging.getLogger("leadstream.crm")
@@ -38,11 +39,12 @@ class Polled:
     produced: int = 0
     refused_erased: int = 0
     invalid: int = 0
+    unchanged: int = 0
     cursor_ms: int = 0
 
     def __str__(self) -> str:
         return (f"ok: {self.contacts} contacts, {self.produced} leads, {self.refused_erased} erased, "
-                f"{self.invalid} invalid")
+                f"{self.invalid} invalid, {self.unchanged} unchanged")
 
 
 async def poll_crms(deps, loader: KeyLoader, now_ms: int, force: bool = False) -> dict[str, str]:
@@ -83,6 +85,7 @@ async def poll_one(deps, store: CrmStore, loader: KeyLoader, tenant, now_ms: int
 async def read_into_intake(deps, client: HubSpot, tenant, now_ms: int, cursor_ms: int) -> Polled:
     crm, done = tenant.crm, Polled(cursor_ms=cursor_ms)
     since = max(0, cursor_ms - crm.lookback_s * 1000)
+    fields = CrmFields(deps.redis)
     async for page in client.changed_since(since, sorted(crm.properties)):
         subs = []
         for contact in page:
@@ -91,15 +94,58 @@ async def read_into_intake(deps, client: HubSpot, tenant, now_ms: int, cursor_ms
             if sub is None:
                 done.invalid += 1
             else:
-                subs.append(sub)
-        erased = await deps.do_not_contact().erased([(s["tenant"], s["lead_id"]) for s in subs])
-        keep = [s for s, gone in zip(subs, erased) if not gone]
+                subs.append((contact, sub))
+        erased = await deps.do_not_contact().erased([(s["tenant"], s["lead_id"]) for _, s in subs])
+        keep = [cs for cs, gone in zip(subs, erased) if not gone]
         done.refused_erased += len(subs) - len(keep)
+        regs = await fields.of(tenant.id, [s["lead_id"] for _, s in keep])
+        decided = [decide_fields(crm, contact, sub, reg) for (contact, sub), reg in zip(keep, regs)]
+        send = [sub for (_, sub), d in zip(keep, decided) if d.changed]
         await deps.producer.send_many([(deps.topic(SUBMITTED), s["lead_id"].encode(),
-                                        deps.codec.encode("lead.submitted", s), None) for s in keep])
-        done.produced += len(keep)
+                                        deps.codec.encode("lead.submitted", s), None) for s in send])
+        # only once the leads are in Kafka: what the CRM holds, and the fields it won
+        await fields.put(tenant.id, {sub["lead_id"]: d.record for (_, sub), d in zip(keep, decided)})
+        await fields.mark([(tenant.id, sub["lead_id"]) for (_, sub), d in zip(keep, decided) if d.ours_to_give])
+        done.produced += len(send)
+        done.unchanged += len(keep) - len(send)
         done.cursor_ms = max(done.cursor_ms, max(c.modified_ms for c in page))
     return done
+
+
+@dataclass
+class Decided:
+    """What one contact read changes: whether it is a change made in the CRM (produced), what its
+    CRM record is to hold, and whether a field of ours won (to be written back to the CRM)."""
+    changed: bool
+    record: dict[str, str]
+    ours_to_give: bool
+
+
+def decide_fields(crm, contact: Contact, sub: dict, reg: dict[str, str]) -> Decided:
+    """Per two-way field: a CRM change (a value other than the one we knew it held) wins or loses
+    by the field's source of truth; a lost one leaves the lead's field as it is (the submission
+    carries none) and ours goes back to the CRM. A contact the sync knows, with no CRM change in
+    its fields (our own write echoed back, or a change of properties we do not map), is not produced."""
+    changed, ours, record = "id" not in reg, False, {"id": contact.id}
+    for prop, field in crm.properties.items():
+        value = contact.properties.get(prop) or ""
+        if not crm_changed(value, reg.get(f"s:{prop}")):
+            _keep_ours(sub, field)
+            continue
+        changed, record[f"s:{prop}"] = True, value
+        held = Held.decode(reg[f"h:{prop}"]) if f"h:{prop}" in reg else None
+        if change_wins(crm.truth.get(prop, "latest"), CRM, contact.modified_ms, held):
+            record[f"h:{prop}"] = Held(value, contact.modified_ms, CRM).encode()
+        else:
+            _keep_ours(sub, field)
+            ours = True
+    return Decided(changed, record, ours)
+
+
+def _keep_ours(sub: dict, field: str) -> None:
+    """The submission leaves this field of the lead as it is (a phone is an address: kept)."""
+    if field in ("first_name", "last_name"):
+        sub[field] = None
 
 
 def _submission(tenant, contact: Contact) -> dict | None:

@@ -11,6 +11,8 @@ stopped half way is finished by asking again):
 2. the do-not-contact entry (ls:dnc:{tenant}): from now on every intake path refuses them;
 3. their data key destroyed (tombstoned on privacy.keys): every field sealed with it, in every
    topic and every copy of one, no longer opens;
+3b. what we wrote on their CRM contact emptied (services/crm/sync_out.py clear_erased; the
+   contact is the brand's: kept), before the Redis record naming it goes;
 4. every trace in Redis removed (projections/redis_erasure.py: one pass over the keyspace);
 5. their ClickHouse rows anonymised (projections/clickhouse_erasure.py): counted, not named.
 """
@@ -24,6 +26,7 @@ from domain.erasure import anonymous_id, contact_hash, erasure_event
 from domain.identity import derived_event_id, new_event_id
 from projections.clickhouse_erasure import scrub_leads
 from projections.redis_erasure import find_traces, matcher, remove_traces
+from services.crm.sync_out import clear_erased
 from streams.topics import ERASURES
 
 SOURCE = "api"
@@ -46,6 +49,7 @@ class Erased:
     data_key_destroyed: bool
     redis_traces_removed: int
     clickhouse_rows_anonymised: int
+    crm_contacts_cleared: int = 0
 
 
 class Eraser:
@@ -69,6 +73,7 @@ class Eraser:
                                     for r in records], timeout=d.settings.produce_timeout_s)
         await d.do_not_contact().add(tenant, [r["contact_hash"] for r in records])
         destroyed = [await d.data_keys().destroy(tenant, s.lead_id) for s in subjects]
+        crm_cleared = await clear_erased(d, d.tenants.tenants[tenant], [s.lead_id for s in subjects])
         traces = await find_traces(d.redis, matcher({s.lead_id for s in subjects}, {s.address for s in subjects}))
         await remove_traces(d.redis, traces)
         db = d.settings.clickhouse_database
@@ -78,5 +83,6 @@ class Eraser:
         for s, r, gone in zip(subjects, records, destroyed):
             mine = [t for t in traces if s.lead_id in t.shown() or s.address in t.shown()]
             out.append(Erased(s.lead_id, s.channel, r["event_id"], r["anonymous_id"],
-                              bool(gone or mine or rows.get(s.lead_id)), gone, len(mine), rows.get(s.lead_id, 0)))
+                              bool(gone or mine or rows.get(s.lead_id)), gone, len(mine), rows.get(s.lead_id, 0),
+                              crm_cleared))
         return out

@@ -8,6 +8,8 @@
 - POST /crm/v3/objects/contacts/batch/upsert   {inputs: [{idProperty: "email", id, properties}]}
   (<= 100): 200 {status: COMPLETE, results}; some refused: 207 with errors [{status: error,
   category: VALIDATION_ERROR, message, context: {ids: [...]}}] and numErrors; the rest applied.
+- POST /crm/v3/objects/contacts/batch/update   {inputs: [{id, properties}]} (<= 100): 200 {status:
+  COMPLETE, results}; an unknown id makes the request a 207 with an OBJECT_NOT_FOUND error for it.
 - GET /crm/v3/objects/contacts/{id}
 - Rate limit: `rate_max` requests per `rate_window_ms` rolling (default 100 per 10 s), then 429
   {status: error, errorType: RATE_LIMIT, policyName: TEN_SECONDLY_ROLLING} with Retry-After and
@@ -203,15 +205,23 @@ async def search(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
-async def upsert(request: web.Request) -> web.Response:
-    st = request.app[STATE]
-    st.count("upsert")
+async def _batch_inputs(request: web.Request) -> list | web.Response:
+    """A batch request's inputs, or the 400 HubSpot answers a malformed one with."""
     try:
         inputs = (await request.json())["inputs"]
     except (ValueError, KeyError, TypeError):
         return _error(400, "VALIDATION_ERROR", "Invalid input JSON: {inputs: [...]}")
     if not isinstance(inputs, list) or not 1 <= len(inputs) <= UPSERT_MAX:
         return _error(400, "VALIDATION_ERROR", f"inputs: 1 to {UPSERT_MAX} records")
+    return inputs
+
+
+async def upsert(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    st.count("upsert")
+    inputs = await _batch_inputs(request)
+    if isinstance(inputs, web.Response):
+        return inputs
     results, errors, events = [], [], []
     now = st.now()
     for item in inputs:
@@ -228,6 +238,31 @@ async def upsert(request: web.Request) -> web.Response:
     body = {"status": "COMPLETE", "results": results}
     if errors:
         return web.json_response({**body, "numErrors": len(errors), "errors": errors}, status=207)
+    return web.json_response(body)
+
+
+async def update(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    st.count("update")
+    inputs = await _batch_inputs(request)
+    if isinstance(inputs, web.Response):
+        return inputs
+    results, missing, events = [], [], []
+    now = st.now()
+    for item in inputs:
+        c = st.contacts.get(str(item.get("id", "")))
+        if c is None:
+            missing.append(str(item.get("id", "")))
+            continue
+        c, _, changed = st.put(c.properties["email"], item.get("properties") or {}, now)
+        events += _events(st, c, False, changed, now, "INTEGRATION")
+        results.append(c.shown(list(c.properties)))
+    await _send_webhooks(st, events)
+    body = {"status": "COMPLETE", "results": results}
+    if missing:
+        errors = [{"status": "error", "category": "OBJECT_NOT_FOUND", "message": "resource not found",
+                   "context": {"ids": missing}}]
+        return web.json_response({**body, "numErrors": 1, "errors": errors}, status=207)
     return web.json_response(body)
 
 
@@ -312,6 +347,7 @@ def make_app() -> web.Application:
     app[STATE] = State()
     app.router.add_post("/crm/v3/objects/contacts/search", search)
     app.router.add_post("/crm/v3/objects/contacts/batch/upsert", upsert)
+    app.router.add_post("/crm/v3/objects/contacts/batch/update", update)
     app.router.add_get("/crm/v3/objects/contacts/{id}", read_one)
     app.router.add_post("/_control", control_set)
     app.router.add_get("/_control", control_get)

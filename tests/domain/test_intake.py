@@ -185,3 +185,16 @@ def test_nothing_brings_back_a_complaint_a_bounce_or_the_tenants_own_unsubscribe
             assert decide_resubscribe(_resubscribe(state, asked), state, "test") == []
     state = _unsubscribed(tenant, "sms_stop")
     assert decide_resubscribe(_resubscribe(state, "reactivated_by_click"), state, "test") == []  # a click is not consent
+
+
+def test_only_the_crm_sync_renames_a_known_person(tenant):
+    _, state = run(tenant, submitted(tenant, 1, first_name="Ann"))
+    events, state = run(tenant, submitted(tenant, 2, first_name="Mallory"), state)  # a partner again
+    assert events[0][1]["first_name"] is None and state.first_name == "Ann"
+    crm = {**submitted(tenant, 3, first_name="Anne"), "source": "crm"}  # a CRM change that won the field
+    events, state = run(tenant, crm, state)
+    assert events[0][0] == "lead.resubmitted" and events[0][1]["first_name"] == "Anne"
+    assert state.first_name == "Anne"
+    same = {**submitted(tenant, 4, first_name="Anne"), "source": "crm"}
+    events, state = run(tenant, same, state)
+    assert events[0][1]["first_name"] is None  # no change, no rename

@@ -1,7 +1,10 @@
 """The CRM bridge on the live stack, against the HubSpot stand-in `./dev up` runs: a brand's CRM
 configured through the control plane, its contacts become leads through the normal intake (an
 invalid one rejected by the intake's validation, an erased one never produced), a CRM user's change comes in
-at once through a signed webhook, and a webhook that does not verify is refused."""
+at once through a signed webhook, and a webhook that does not verify is refused. Out: people's
+engagement written back on their contacts (machines not counted), our own writes echoed back not
+re-applied, conflicts decided per field by its source of truth, an erased person's properties
+emptied and never written again."""
 from __future__ import annotations
 
 import time
@@ -36,10 +39,10 @@ def crm(settings):
     hub = httpx.Client(base_url=settings.crm_url)
     hub.post("/_control", json={"reset": True})
     lookback = 60 + uuid.uuid4().int % 10_000
-    hub.configure = lambda: _patch_tenant(settings, {"crm": {
+    hub.configure = lambda **more: _patch_tenant(settings, {"crm": {
         "base_url": settings.crm_url, "token": "file:hubspot-standin-token",
         "app_secret": "file:hubspot-standin-app-secret", "app_id": str(standin.APP_ID), "list": "nurses",
-        "partner": "crm", "every_s": 3600, "lookback_s": lookback}})
+        "partner": "crm", "every_s": 3600, "lookback_s": lookback, **more}})
     yield hub
     _patch_tenant(settings, {"crm": None})
     hub.post("/_control", json={"reset": True})
@@ -79,7 +82,8 @@ def test_contacts_come_in_as_leads_by_poll_and_at_once_by_webhook(api, settings,
 
     # a CRM user changes Ann: the signed webhook asks for a poll, which reads it at once
     crm.post("/_control/contacts", json={"contacts": [{"email": ann, "properties": {"firstname": "Annie"}}]})
-    assert crm.get("/_control").json()["counts"]["webhook_answer_204"] == 1  # signed, verified, taken
+    answers = {k for k in crm.get("/_control").json()["counts"] if k.startswith("webhook_answer_")}
+    assert answers == {"webhook_answer_204"}  # signed, verified, taken (ours echoed back too: asking nothing)
     wait_for(lambda: int(rds.hget(f"ls:crm:{T}", "at_ms") or 0) > polled, 60,
              what="a poll asked for by the webhook (the interval is an hour)")
     lid = lead_id(T, "email", identity_email(ann))
@@ -124,3 +128,97 @@ def test_a_crm_configuration_names_a_list_of_the_brand_and_its_secrets_by_refere
             assert r.status_code == 422, (bad, r.text)
             assert any(where in p["field"] for p in r.json()["problems"]), r.text
         assert admin.get(f"/v1/tenants/{T}").headers["etag"] == etag  # nothing applied
+
+
+def contact(hub, email: str) -> dict:
+    return next((c["properties"] for c in hub.get("/_control/contacts").json() if c["properties"]["email"] == email), {})
+
+
+def engagement(name: str, lid: str, at_ms: int, bot: bool = False) -> bytes:
+    import json
+    import os
+
+    from domain.identity import new_event_id
+    from schemas.codec import default_codec
+    from streams.settings import ROOT
+    version = "v1" if name == "converted" else "v2"
+    ev = json.loads((ROOT / f"schemas/engagement/examples/{name}.{version}.json").read_text())
+    ev.update(event_id=new_event_id(at_ms, os.urandom(10)), tenant=T, lead_id=lid, occurred_at=at_ms)
+    if name != "converted":
+        ev.update(is_bot=bot, reason="apple_mpp" if bot else "", actor="proxy" if bot else "human", revision=0)
+    return default_codec().encode(f"engagement.{name}", ev)
+
+
+def test_engagement_goes_back_on_the_contact_and_an_erased_person_is_emptied_and_never_written(
+        api, settings, rds, crm, producer):
+    uid = uuid.uuid4().hex[:10]
+    ann, bob = f"ann.{uid}@example.com", f"bob.{uid}@example.com"
+    crm.post("/_control/contacts", json={"contacts": [{"email": ann, "properties": {"firstname": "Ann"}},
+                                                      {"email": bob, "properties": {"firstname": "Bob"}}]})
+    crm.configure()
+    wait_for(lambda: state_of(rds, ann) and state_of(rds, bob), 90, what="the contacts as leads")
+    a, b = (lead_id(T, "email", identity_email(x)) for x in (ann, bob))
+    t0 = int(time.time() * 1000) - 60_000
+    topic = settings.topic_prefix + "engagement.events"
+    for value in (engagement("opened", a, t0), engagement("opened", a, t0 + 5000, bot=True),  # a machine: not counted
+                  engagement("clicked", a, t0 + 2000), engagement("converted", a, t0 + 3000)):
+        producer.produce(topic, value, a.encode())
+    producer.flush(10)
+    got = wait_for(lambda: (c := contact(crm, ann)).get("leadstream_conversions") == "1" and c, 60,
+                   what="Ann's engagement on her contact")
+    assert got["leadstream_last_open"] == str(t0)  # the person's open, not the machine's later one
+    assert got["leadstream_last_click"] == str(t0 + 2000) and got["leadstream_last_conversion"] == str(t0 + 3000)
+    assert (got["leadstream_status"], got["leadstream_unsubscribed"]) == ("accepted", "false")
+    assert got["firstname"] == "Ann"  # a two-way field the CRM set: not written over
+
+    # our write came back as a change of the contact: a poll reading it again produces nothing for Ann
+    submissions = state_of(rds, ann)["submissions"]
+    crm.post("/_control/contacts", json={"contacts": [{"email": bob, "properties": {"firstname": "Robert"}}]})
+    crm.post("/_control", json={"webhook_target": settings.api_url + HOOK})
+    crm.post("/_control/contacts", json={"contacts": [{"email": bob, "properties": {"firstname": "Rob"}}]})
+    wait_for(lambda: state_of(rds, bob)["first_name"] == "Rob", 60, what="Bob renamed in the CRM, renamed here")
+    assert state_of(rds, ann)["submissions"] == submissions  # Ann's echo was read and not re-applied
+
+    # erased: what we wrote is emptied by contact id, and nothing is written for her again
+    r = api.post("/v1/subjects/erase", json={"email": ann, "reason": "asked by email, ticket 7"},
+                 headers={**auth(_admin_key()), "X-Tenant": T})
+    assert r.status_code == 200, r.text
+    assert r.json()["leads"][0]["crm_contacts_cleared"] == 1
+    emptied = contact(crm, ann)
+    assert {k: emptied[k] for k in emptied if k.startswith("leadstream_")} == {
+        k: "" for k in ("leadstream_score", "leadstream_last_open", "leadstream_last_click", "leadstream_status",
+                        "leadstream_unsubscribed", "leadstream_conversions", "leadstream_last_conversion")}
+    assert emptied["firstname"] == "Ann"  # the contact is the brand's: kept
+    assert not rds.exists(f"ls:crmf:{T}:{a}") and rds.zscore(f"ls:crmout:{T}", a) is None
+    later = int(time.time() * 1000)
+    producer.produce(topic, engagement("clicked", a, later), a.encode())  # Ann's first, then Bob's
+    producer.produce(topic, engagement("clicked", b, later), b.encode())
+    producer.flush(10)
+    wait_for(lambda: contact(crm, bob).get("leadstream_last_click") == str(later), 60, what="Bob's click written")
+    assert contact(crm, ann)["leadstream_last_click"] == ""
+
+
+def test_a_conflicting_name_is_decided_by_the_fields_source_of_truth(api, settings, rds, crm):
+    uid = uuid.uuid4().hex[:10]
+    cat, dan = f"cat.{uid}@example.com", f"dan.{uid}@example.com"
+    crm.configure(truth={"firstname": "leadstream", "lastname": "latest"})
+    # Cat comes from a job board first, as "Cat": her name is ours to keep (truth: leadstream)
+    r = api.post("/v1/leads", json={"email": cat, "first_name": "Cat", "partner": "careers-site", "list": "nurses"},
+                 headers={**auth(_admin_key()), "X-Tenant": T})
+    assert r.status_code == 202, r.text
+    c = lead_id(T, "email", identity_email(cat))
+    wait_for(lambda: rds.hget(f"ls:crmf:{T}:{c}", "h:firstname"), 60, what="Cat's name registered as ours")
+    crm.post("/_control", json={"webhook_target": settings.api_url + HOOK})
+    crm.post("/_control/contacts", json={"contacts": [{"email": cat, "properties": {"firstname": "Catherine"}},
+                                                      {"email": dan, "properties": {"firstname": "Dan"}}]})
+    # the CRM's later "Catherine" loses to ours, which goes back to the CRM; Dan is the CRM's
+    wait_for(lambda: contact(crm, cat).get("firstname") == "Cat", 90, what="ours written back over the CRM's")
+    assert state_of(rds, cat)["first_name"] == "Cat"
+    assert wait_for(lambda: state_of(rds, dan), 60, what="Dan from the CRM")["first_name"] == "Dan"
+    # a CRM user's later change of the CRM's own value wins and renames him
+    crm.post("/_control/contacts", json={"contacts": [{"email": dan, "properties": {"firstname": "Daniel"}}]})
+    wait_for(lambda: state_of(rds, dan)["first_name"] == "Daniel", 60, what="Dan renamed by the CRM")
+    # a CRM user trying "Catherine" again still loses, and ours goes back again
+    crm.post("/_control/contacts", json={"contacts": [{"email": cat, "properties": {"firstname": "Catherine"}}]})
+    wait_for(lambda: contact(crm, cat).get("firstname") == "Cat", 60, what="ours written back again")
+    assert state_of(rds, cat)["first_name"] == "Cat"

@@ -1,0 +1,191 @@
+"""Engagement out: what people do with a brand's messages written back on its CRM's contacts.
+
+The crm agent follows leads.events and engagement.events (follow): a person's opens, clicks and
+conversions (machines never count) raise each lead's times in its CRM record
+(projections/redis_crm.py CrmFields), a name a partner brought registers as ours (the two-way
+fields of domain/crm_fields.py), and every change marks the lead due. Every tick each brand's due
+leads are written back (write_back): the score, last open and click, status, unsubscribed and
+conversions as contact properties, only those that changed since the last write, in upserts of
+100 within the brand's share of the CRM's rate limit (what is left waits for the next tick).
+A lead leaves the outbox only once the CRM took its write (or refused it for good: counted).
+An erased person is never written, and what we wrote on their contact is emptied
+(clear_erased, called by the erasure before their traces go).
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import httpx
+
+from channels.crm.hubspot import CrmError, HubSpot
+from channels.dkim import DkimUnavailable, KeyLoader
+from domain.crm_fields import OURS, Engagement, Held, change_wins, cleared, unwritten, write_back
+from domain.engagement import event_ms
+from projections.redis_crm import CrmFields, CrmStore
+from projections.redis_engagement import eng_key
+from projections.redis_leads import LeadStore
+from schemas.codec import DecodeError
+
+log = logging.getLogger("leadstream.crm")
+BATCH = 1000  # leads read from a brand's outbox per tick
+FIELD_OF_EVENT = {"first_name": "first_name", "last_name": "last_name"}
+ENGAGED = {"engagement.opened": "e:last_open", "engagement.clicked": "e:last_click"}
+STATUS_EVENTS = ("lead.accepted", "lead.resubmitted", "lead.unsubscribed", "lead.resubscribed")
+
+
+def _writes_back(tenant) -> bool:
+    return tenant.crm is not None and tenant.crm.out != "off"
+
+
+async def follow(deps, values: list[bytes | None]) -> int:
+    """Fold a batch of lead and engagement events into the CRM records of brands that write back;
+    undecodable messages are the other agents' to dead-letter."""
+    fields = CrmFields(deps.redis)
+    marks, raises, names, convs = set(), [], [], {}
+    for value in values:
+        try:
+            name, ev = deps.codec.decode(value or b"")
+            tenant = deps.tenants.tenants[ev["tenant"]]
+        except (DecodeError, KeyError):
+            continue
+        if not _writes_back(tenant) or not ev.get("lead_id"):
+            continue
+        t, lid = tenant.id, ev["lead_id"]
+        if name in ENGAGED and not ev["is_bot"] and ev["revision"] == 0:
+            raises.append((t, lid, ENGAGED[name], event_ms(ev["occurred_at"])))
+        elif name == "engagement.converted":
+            raises.append((t, lid, "e:last_conversion", event_ms(ev["occurred_at"])))
+            convs.setdefault((t, lid), {})[f"c:{ev['event_id']}"] = "1"
+        elif name == "lead.accepted" and ev["partner"] != tenant.crm.partner:
+            names.append((tenant, ev))
+        elif name not in STATUS_EVENTS:
+            continue
+        marks.add((t, lid))
+    await fields.raise_to(raises)
+    for (t, lid), counted in convs.items():
+        await fields.put(t, {lid: counted})
+    for tenant, ev in names:
+        await _register_ours(fields, tenant, ev)
+    await fields.mark(sorted(marks))
+    return len(values)
+
+
+async def _register_ours(fields: CrmFields, tenant, ev: dict) -> None:
+    """A lead's names from a partner other than the CRM: our side's change of its two-way fields."""
+    crm, at = tenant.crm, event_ms(ev["occurred_at"])
+    [reg] = await fields.of(tenant.id, [ev["lead_id"]])
+    change = {}
+    for prop, field in crm.properties.items():
+        value = ev.get(FIELD_OF_EVENT.get(field, ""))
+        held = Held.decode(reg[f"h:{prop}"]) if f"h:{prop}" in reg else None
+        if value and change_wins(crm.truth.get(prop, "latest"), OURS, at, held):
+            change[f"h:{prop}"] = Held(value, at, OURS).encode()
+    await fields.put(tenant.id, {ev["lead_id"]: change})
+
+
+async def write_back_all(deps, loader: KeyLoader, now_ms: int) -> dict[str, str]:
+    """Write back every brand's due leads (one writer per brand at a time); brand -> what happened."""
+    out = {}
+    for tenant in deps.tenants.tenants.values():
+        if not _writes_back(tenant):
+            continue
+        if not await deps.redis.set(f"ls:crmoutlock:{tenant.id}", "1", px=60_000, nx=True):
+            continue
+        try:
+            out[tenant.id] = await write_back_one(deps, loader, tenant, now_ms)
+        finally:
+            await deps.redis.delete(f"ls:crmoutlock:{tenant.id}")
+    return out
+
+
+async def write_back_one(deps, loader: KeyLoader, tenant, now_ms: int) -> str:
+    """One brand's due leads written; never raises for a CRM that misbehaves (they stay due)."""
+    store = CrmStore(deps.redis)
+    try:
+        token = loader.load(tenant.crm.token).decode()
+        async with httpx.AsyncClient() as http:
+            written, refused, waiting = await write_due(deps, HubSpot(tenant.crm.base_url, token, http), tenant, now_ms)
+    except (CrmError, DkimUnavailable) as exc:
+        log.warning("crm %s: write-back: %s (the leads stay due)", tenant.id, exc)
+        await store.report(tenant.id, out_status="error", out_error=str(exc)[:500], out_at_ms=now_ms)
+        return f"error: {exc}"
+    if written or refused:
+        await store.report(tenant.id, out_status="ok", out_error="", out_at_ms=now_ms, out_written=written,
+                           out_refused=refused, out_waiting=waiting)
+    return f"ok: {written} written, {refused} refused, {waiting} waiting for the rate limit"
+
+
+async def write_due(deps, client: HubSpot, tenant, now_ms: int) -> tuple[int, int, int]:
+    fields, crm, t = CrmFields(deps.redis), tenant.crm, tenant.id
+    entries = await fields.due(t, BATCH)
+    if not entries:
+        return 0, 0, 0
+    lids = [lid for lid, _ in entries]
+    states = await LeadStore(deps.redis).get_many([(t, lid) for lid in lids])
+    regs = await fields.of(t, lids)
+    pipe = deps.redis.pipeline(transaction=False)
+    for lid in lids:
+        pipe.hgetall(eng_key(t, lid))
+    engs = await pipe.execute()
+    erased = await deps.do_not_contact().erased([(t, lid) for lid in lids])
+    todo, idle = [], []
+    for entry, state, reg, eng, gone in zip(entries, states, regs, engs, erased):
+        props = None if gone or state is None else _to_write(crm, state, reg, eng)
+        (todo if props else idle).append((entry, state, props))
+    allowed = await fields.take_requests(t, math.ceil(len(todo) / 100), crm.out_requests_per_10s, now_ms) * 100
+    todo, waiting = todo[:allowed], max(0, len(todo) - allowed)
+    result = await client.upsert([{"email": state.address, "properties": props} for _, state, props in todo])
+    await fields.put(t, {entry[0]: _after_write(crm, props, result.contacts.get(state.address))
+                         for entry, state, props in todo if state.address in result.contacts})
+    await fields.done(t, [e for e, _, _ in idle] + [e for e, _, _ in todo])
+    return len(result.written), len(result.refused), waiting
+
+
+def _to_write(crm, state, reg: dict[str, str], eng: dict) -> dict[str, str] | None:
+    """The properties this lead's contact is to be given now (None: nothing, or not ours to write)."""
+    if state.channel != "email" or (crm.out == "crm_contacts" and "id" not in reg):
+        return None
+    engagement = Engagement(state.status, int(eng.get(b"score", 0)), int(reg.get("e:last_open", 0)),
+                            int(reg.get("e:last_click", 0)), sum(1 for k in reg if k.startswith("c:")),
+                            int(reg.get("e:last_conversion", 0)))
+    props = unwritten(engagement.properties(), {k[2:]: v for k, v in reg.items() if k.startswith("w:")})
+    for prop in crm.properties:
+        held = Held.decode(reg[f"h:{prop}"]) if f"h:{prop}" in reg else None
+        value = write_back(crm.truth.get(prop, "latest"), held, reg.get(f"s:{prop}"))
+        if value is not None:
+            props[prop] = value
+    return props or None
+
+
+def _after_write(crm, props: dict[str, str], contact: dict | None) -> dict[str, str]:
+    """What a lead's CRM record knows after its write: what we wrote (a two-way field we wrote is
+    what the CRM now holds, so its coming back is recognised as ours), the contact's id, and for a
+    contact the write created, that its other two-way fields are empty. The values an existing
+    contact answers with are not taken as seen: a CRM user's change the poll has not read yet
+    would be masked."""
+    out = {f"w:{k}": v for k, v in props.items() if k not in crm.properties}
+    out.update({f"s:{p}": v for p, v in props.items() if p in crm.properties})
+    if contact and contact.get("new"):
+        out.update({f"s:{p}": "" for p in crm.properties if p not in props})
+    if contact and contact.get("id"):
+        out["id"] = str(contact["id"])
+    return out
+
+
+async def clear_erased(deps, tenant, lead_ids: list[str], loader: KeyLoader | None = None) -> int:
+    """Empty what we wrote on the contacts of these erased leads (by contact id: a contact is never
+    created for them); raises CrmError when the CRM does not take it (the erasure is asked again)."""
+    if tenant.crm is None:
+        return 0
+    regs = await CrmFields(deps.redis).of(tenant.id, lead_ids)
+    ids = [reg["id"] for reg in regs if "id" in reg and any(k.startswith("w:") for k in reg)]
+    if not ids:
+        return 0
+    try:
+        token = (loader or KeyLoader(deps.settings.secrets_dir)).load(tenant.crm.token).decode()
+    except DkimUnavailable as exc:
+        raise CrmError(0, f"the CRM's token cannot be read: {exc}") from exc
+    async with httpx.AsyncClient() as http:
+        await HubSpot(tenant.crm.base_url, token, http).update([{"id": cid, "properties": cleared()} for cid in ids])
+    return len(ids)
