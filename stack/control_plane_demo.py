@@ -21,10 +21,10 @@ from streams.settings import ROOT, Settings
 TENANT, LIST, NEW_TIME = "jobsnearby", "daily-jobs", "07:30"
 
 
-def _demo_login(role: str) -> tuple[str, str]:
+def _demo_login(role: str, tenant: str = TENANT) -> tuple[str, str]:
     import yaml
     doc = yaml.safe_load((ROOT / "tenants" / "demo.yaml").read_text())
-    email = next(g["person"] for g in doc["grants"] if g["role"] == role and g.get("tenant", TENANT) == TENANT)
+    email = next(g["person"] for g in doc["grants"] if g["role"] == role and g.get("tenant", tenant) == tenant)
     return email, doc["people"][email]["demo_password"]
 
 

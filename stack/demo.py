@@ -752,6 +752,8 @@ async def run(args: argparse.Namespace, console: Console) -> int:
     from stack.consent_demo import run_consent
     control_ok = await run_consent(settings, console, set(sub.lead_ids),
                                    next(b.key for b in brands if b.id == "jobsnearby")) and control_ok
+    from stack.crm_demo import run_crm
+    control_ok = await run_crm(settings, console, run_id) and control_ok
     morning_ok = True
     if not args.no_morning:
         from stack.engagement_demo import run_afternoon
