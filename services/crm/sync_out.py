@@ -43,13 +43,19 @@ async def follow(deps, values: list[bytes | None]) -> int:
     undecodable messages are the other agents' to dead-letter."""
     fields = CrmFields(deps.redis)
     marks, raises, names, convs = set(), [], [], {}
+    todo = []
     for value in values:
         try:
             name, ev = deps.codec.decode(value or b"")
             tenant = deps.tenants.tenants[ev["tenant"]]
         except (DecodeError, KeyError):
             continue
-        if not _writes_back(tenant) or not ev.get("lead_id"):
+        if _writes_back(tenant) and ev.get("lead_id"):
+            todo.append((name, ev, tenant))
+    # an erased person's late events (a click on an old message) write nothing about them again
+    erased = await deps.do_not_contact().erased([(t.id, ev["lead_id"]) for _, ev, t in todo])
+    for (name, ev, tenant), gone in zip(todo, erased):
+        if gone:
             continue
         t, lid = tenant.id, ev["lead_id"]
         if name in ENGAGED and not ev["is_bot"] and ev["revision"] == 0:

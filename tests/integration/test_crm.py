@@ -196,6 +196,7 @@ def test_engagement_goes_back_on_the_contact_and_an_erased_person_is_emptied_and
     producer.flush(10)
     wait_for(lambda: contact(crm, bob).get("leadstream_last_click") == str(later), 60, what="Bob's click written")
     assert contact(crm, ann)["leadstream_last_click"] == ""
+    assert not rds.exists(f"ls:crmf:{T}:{a}")  # her late click wrote nothing about her again
 
 
 def test_a_conflicting_name_is_decided_by_the_fields_source_of_truth(api, settings, rds, crm):
