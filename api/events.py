@@ -7,7 +7,8 @@ GET  /v1/tenants/{tenant}/segments/{id}/members   size and one page of members (
 A person is named by lead_id, email or phone; email and phone resolve to the tenant's lead id.
 A person the platform does not know is refused (422 unknown_person) or, when the tenant's
 triggering.unknown_person is "record", taken and recorded as unresolved (outcome
-"recorded_unknown"): never dropped without a word. While Redis is being rebuilt after a loss
+"recorded_unknown"): never dropped without a word. An erased person is refused either way (422
+do_not_contact): nothing about them is written again. While Redis is being rebuilt after a loss
 (ls:intact missing) a person not found is neither: 503, retry. With an idempotency_key (per event) or an
 Idempotency-Key header (per request) a retry produces the same event ids: nothing twice.
 """
@@ -56,7 +57,7 @@ class SegmentMembers(BaseModel):
 _RESPONSES = {401: {"description": "missing or invalid API key"},
               403: {"description": "key not allowed for this tenant"},
               413: {"description": "body or batch too large"},
-              422: {"description": "invalid event, or a person the tenant does not know"},
+              422: {"description": "invalid event, a person the tenant does not know, or an erased one"},
               503: {"description": "Kafka did not take the events, or Redis is being rebuilt after a loss "
                                    "and some person is not known yet: nothing stored, retry"}}
 
@@ -123,6 +124,13 @@ async def _take(deps: Deps, who: Access, events: list[EventIn], request: Request
         raise ApiError(503, "rebuilding", "the platform is rebuilding its state after losing it and cannot tell "
                                           "whether it knows these people yet; nothing was taken, retry later",
                        headers={"Retry-After": "30"})
+    gone = await deps.do_not_contact().erased([(tenant.id, leads[i]) for i in unknown])
+    erased = [i for i, g in zip(unknown, gone) if g]
+    if erased:
+        raise ApiError(422, "do_not_contact", "an erased person is named: nothing about them is taken again, "
+                                              "whatever the tenant's unknown-person policy; nothing was taken",
+                       [{"field": f"{path}{i}" if path else _person_field(events[i]), "problem": "erased person"}
+                        for i in erased])
     if unknown and policy.unknown_person == "reject":
         raise ApiError(422, "unknown_person", "no lead of this tenant is the person named; nothing was taken "
                                               "(the tenant may record such events instead: triggering.unknown_person)",

@@ -42,7 +42,8 @@ async def run_crm(s: Settings, console: Console, run_id: str) -> bool:
     async with httpx.AsyncClient(base_url=s.api_url, timeout=60) as brand, \
             httpx.AsyncClient(base_url=s.crm_url, timeout=30) as hub:
         email, password = _demo_login("brand_admin", TENANT)
-        csrf = {"X-CSRF-Token": (await brand.post("/v1/session", json={"email": email, "password": password})).json()["csrf"]}
+        me = await brand.post("/v1/session", json={"email": email, "password": password})
+        csrf = {"X-CSRF-Token": me.json()["csrf"]}
         etag = (await brand.get(f"/v1/tenants/{TENANT}")).headers["etag"]
         conf = {"base_url": s.crm_url, "token": "file:hubspot-standin-token", "app_id": "777",
                 "app_secret": "file:hubspot-standin-app-secret", "list": LIST, "partner": "crm",

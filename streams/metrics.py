@@ -78,6 +78,9 @@ SIGN_INS = Counter("leadstream_sign_ins_total", "Sign-in attempts by outcome", [
 LEADS_REFUSED = Counter("leadstream_leads_refused_total",
                         "Leads of erased people refused before anything was written (do-not-contact)",
                         ["tenant", "path"])
+ERASED_LEFT_OUT = Counter("leadstream_erased_events_left_out_total",
+                          "Observations about erased people (a click on an old message, a late bounce) left "
+                          "undecided: kept on their topic, nothing written about them", ["agent"])
 LEADS_UNCHECKED = Counter("leadstream_api_leads_dnc_unchecked_total",
                           "Leads the API took without asking the do-not-contact list (Redis away; the intake asks)",
                           ["tenant"])

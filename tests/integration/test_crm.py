@@ -131,7 +131,8 @@ def test_a_crm_configuration_names_a_list_of_the_brand_and_its_secrets_by_refere
 
 
 def contact(hub, email: str) -> dict:
-    return next((c["properties"] for c in hub.get("/_control/contacts").json() if c["properties"]["email"] == email), {})
+    held = [c["properties"] for c in hub.get("/_control/contacts").json()]
+    return next((p for p in held if p["email"] == email), {})
 
 
 def engagement(name: str, lid: str, at_ms: int, bot: bool = False) -> bytes:

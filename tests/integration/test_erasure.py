@@ -260,3 +260,33 @@ def test_a_replay_brings_no_erased_person_back_and_keeps_their_rows_counted_anon
                                     f"AND causation_id = %(c)s", {"c": again["event_id"]})[0][0], 120,
                  what="the refusal after the replay")
         assert not p.redis.exists(f"ls:lead:{T}:{ids[0]}")
+
+
+def test_a_late_click_or_product_event_of_an_erased_person_writes_nothing_about_them(api, keys, uid, ch, settings, rds, producer):
+    """A click on an old message (a tracking hit), after the erasure: left undecided, so no
+    engagement event, no counter and no row names them again; the same click of someone else is."""
+    import os
+    import time
+
+    from domain.identity import new_event_id
+    key = keys[T]
+    lids = [api.post("/v1/leads", json=lead(f"{uid}{n}"), headers=auth(key)).json()["lead_id"] for n in "ab"]
+    for lid in lids:
+        read_model(api, key, lid, lambda d: d["status"] == "accepted")
+    with signed_in(settings.api_url, BRAND_ADMIN) as admin:
+        assert erase(admin, email=f"ann.{uid}a@example.com", reason="asked on the phone").status_code == 200
+    example = json.loads((ROOT / "schemas/engagement/examples/hit.v2.json").read_text())
+    now = int(time.time() * 1000)
+    for lid in lids:  # the erased person's click first, on the same partitioned topic as the other's
+        hit = {**example, "event_id": new_event_id(now, os.urandom(10)), "lead_id": lid, "occurred_at": now,
+               "delivered_at": now - 3_600_000, "send_id": lid[:24]}
+        producer.produce(settings.topic_prefix + "engagement.observed", default_codec().encode("engagement.hit", hit),
+                         lid.encode())
+    producer.flush(10)
+    # a product event naming them (by id or address) is refused, whatever the unknown-person policy
+    for who in ({"lead_id": lids[0]}, {"email": f"ann.{uid}a@example.com"}):
+        r = api.post("/v1/events", json={**who, "name": "job_viewed"}, headers=auth(key))
+        assert r.status_code == 422 and r.json()["error"] == "do_not_contact", r.text
+    wait_for(lambda: types_of(ch, settings, lids[1]).get("engagement.clicked"), 90, what="the other person's click")
+    assert "engagement.clicked" not in types_of(ch, settings, lids[0])
+    assert not rds.exists(f"ls:eng:{T}:{lids[0]}") and rds.exists(f"ls:eng:{T}:{lids[1]}")
