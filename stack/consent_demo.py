@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from projections.clickhouse import connect
+from stack.demo_people import accepted_email_leads
 from streams.settings import Settings
 
 TENANT, LIST = "jobsnearby", "daily-jobs"
@@ -74,15 +75,7 @@ async def run_consent(s: Settings, console: Console, lead_ids: set[str], key: st
 
 
 async def _people(r, lead_ids: set[str]) -> list[str]:
-    ids, out = sorted(lead_ids), []
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        for lid, raw in zip(chunk, await r.mget([f"ls:lead:{TENANT}:{x}" for x in chunk])):
-            if raw:
-                st = orjson.loads(raw)
-                if st["status"] == "accepted" and st["channel"] == "email" and LIST in st.get("lists", []):
-                    out.append(lid)
-    return out
+    return [st["lead_id"] for st in await accepted_email_leads(r, TENANT, lead_ids, LIST)]
 
 
 async def _settled(c: httpx.AsyncClient, leads: list[str], expect_withdrawn: int, timeout: float = 60) -> dict:

@@ -14,7 +14,6 @@ import time
 from datetime import datetime, timezone
 
 import httpx
-import orjson
 import redis.asyncio as aioredis
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +22,7 @@ from domain.config_changes import Change
 from domain.config_entities import Ref
 from domain.digests import DAY_MS, DigestConfig, digest_send_id, latest_period, run_id
 from runtime.deps import build
+from stack.demo_people import accepted_email_leads
 from streams.settings import Settings
 
 TENANT, LIST = "jobsnearby", "daily-jobs"
@@ -78,15 +78,8 @@ async def run_digests(s: Settings, console: Console, lead_ids: set[str], key: st
 
 async def _people(r, lead_ids: set[str]) -> list[tuple[str, str]]:
     """(lead id, time zone) of this run's accepted Jobs Nearby email leads on the list."""
-    ids, out = sorted(lead_ids), []
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        for lid, raw in zip(chunk, await r.mget([f"ls:lead:{TENANT}:{x}" for x in chunk])):
-            if raw:
-                st = orjson.loads(raw)
-                if st["status"] == "accepted" and st["channel"] == "email" and LIST in st.get("lists", []):
-                    out.append((lid, st.get("timezone") or "America/New_York"))
-    return out[:300]
+    people = await accepted_email_leads(r, TENANT, lead_ids, LIST)
+    return [(st["lead_id"], st.get("timezone") or "America/New_York") for st in people][:300]
 
 
 async def _define(s: Settings, digest: str, cfg: dict) -> None:

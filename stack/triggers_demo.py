@@ -14,11 +14,11 @@ import uuid
 from datetime import datetime, timezone
 
 import httpx
-import orjson
 import redis.asyncio as aioredis
 from rich.console import Console
 from rich.table import Table
 
+from stack.demo_people import accepted_email_leads
 from streams.settings import Settings
 from streams.topic_tail import TopicTail
 
@@ -75,16 +75,7 @@ async def run_triggers(s: Settings, console: Console, lead_ids: set[str], demo_k
 
 async def _people(r, lead_ids: set[str]) -> list[tuple[str, str]]:
     """(lead id, timezone) of this run's accepted HireFlow email leads."""
-    ids = sorted(lead_ids)
-    out = []
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        for lid, raw in zip(chunk, await r.mget([f"ls:lead:{TENANT}:{x}" for x in chunk])):
-            if raw:
-                st = orjson.loads(raw)
-                if st["status"] == "accepted" and st["channel"] == "email":
-                    out.append((lid, st.get("timezone") or ""))
-    return out[:160]
+    return [(st["lead_id"], st.get("timezone") or "") for st in await accepted_email_leads(r, TENANT, lead_ids)][:160]
 
 
 def _activity(people: list[tuple[str, str]], rng: random.Random) -> tuple[list[dict], dict]:
