@@ -24,7 +24,6 @@ from api.body import parse_body, read_body
 from api.clickhouse_reads import CLICKHOUSE_DOWN, read, reads_pool
 from api.errors import ApiError
 from api.openapi_docs import json_body
-from channels.crm.hubspot import CrmError
 from domain.erasure import REASON_MAX
 from domain.identity import identity_email, identity_phone, lead_id
 from domain.sealing import SealError, open_event
@@ -69,6 +68,8 @@ class LeadErased(BaseModel):
     redis_traces_removed: int
     clickhouse_rows_anonymised: int
     crm_contacts_cleared: int = Field(0, description="the brand's CRM contacts whose leadstream properties were emptied")
+    crm_emptying_owed: bool = Field(False, description="the CRM did not take the emptying now: the crm agent "
+                                                       "empties the contact at its next ticks")
 
 
 class SubjectErasure(BaseModel):
@@ -144,10 +145,6 @@ def install_subject_routes(app: FastAPI, deps: Deps, access) -> None:
         except (ProduceError, asyncio.TimeoutError) as exc:
             raise ApiError(503, "unavailable", f"Kafka did not take the erasure's record: {exc}; nothing was "
                                                "erased, ask again", headers={"Retry-After": "5"}) from exc
-        except CrmError as exc:
-            raise ApiError(503, "unavailable", f"erased from Kafka's keys, but the brand's CRM did not take the "
-                                               f"emptying of what we wrote on the contact ({exc}); ask again",
-                           headers={"Retry-After": "30"}) from exc
         except (*CLICKHOUSE_DOWN, TimeoutError) as exc:
             raise ApiError(503, "unavailable", f"erased from Kafka's keys and Redis, but ClickHouse did not "
                                                f"answer ({exc}): its rows are not anonymised yet; ask again "

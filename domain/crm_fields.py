@@ -58,10 +58,19 @@ def change_wins(truth: str, side: str, at_ms: int, held: Held | None) -> bool:
 
 
 def write_back(truth: str, held: Held | None, seen: str | None) -> str | None:
-    """Our value of a two-way field that the CRM should be given (None: nothing to give)."""
-    if held is None or held.side != OURS or truth == CRM or held.value == (seen or ""):
+    """Our value of a two-way field that the CRM should be given (None: nothing to give). Where
+    the CRM is the truth, ours only fills a field the CRM holds nothing in."""
+    if held is None or held.side != OURS or held.value == (seen or ""):
+        return None
+    if truth == CRM and seen:
         return None
     return held.value
+
+
+def crm_sets(value: str, seen: str | None) -> bool:
+    """Whether a contact's value is a change made in the CRM that may win the field: a value the
+    first read finds empty is the CRM never having set it (ours, if any, goes to the CRM)."""
+    return crm_changed(value, seen) and not (seen is None and value == "")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@
 """
 from __future__ import annotations
 
-import time
-
 DUE_TTL_S = 3600
 
 
@@ -57,8 +55,9 @@ class CrmStore:
 #                            field's register: domain.crm_fields.Held), s:{prop} (what the CRM holds,
 #                            to our knowledge), w:{prop} (what we last wrote), e:last_open, e:last_click,
 #                            e:last_conversion (ms), c:{event id} (a conversion counted)
-#   ls:crmout:{tenant}       sorted set: leads whose CRM properties may have changed -> when marked (µs)
+#   ls:crmout:{tenant}       sorted set: leads whose CRM properties may have changed -> when marked (µs, Redis's clock)
 #   ls:crmrate:{tenant}:{w}  the write-back's requests in one 10 s window (TTL 20 s)
+#   ls:crmclear:{tenant}     set: contact ids of erased people whose properties are still to be emptied
 RATE_WINDOW_MS = 10_000
 
 _MAX = """
@@ -67,6 +66,12 @@ for i = 1, #KEYS do
   if tonumber(ARGV[2 * i]) > cur then redis.call('HSET', KEYS[i], ARGV[2 * i - 1], ARGV[2 * i]) end
 end
 """
+_MARK = """
+local t = redis.call('TIME')
+local now = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2]))
+for i = 1, #ARGV do redis.call('ZADD', KEYS[1], 'GT', now, ARGV[i]) end
+"""
+SETTLE_US = 3_000_000
 # remove an outbox entry only if nothing marked it again since it was read
 _DONE = """
 for i = 1, #ARGV, 2 do
@@ -85,11 +90,16 @@ def outbox_key(tenant: str) -> str:
     return f"ls:crmout:{tenant}"
 
 
+def clear_key(tenant: str) -> str:
+    return f"ls:crmclear:{tenant}"
+
+
 class CrmFields:
     def __init__(self, client):
         self.r = client
         self._max = client.register_script(_MAX)
         self._done = client.register_script(_DONE)
+        self._mark = client.register_script(_MARK)
 
     async def of(self, tenant: str, lead_ids: list[str]) -> list[dict[str, str]]:
         pipe = self.r.pipeline(transaction=False)
@@ -112,20 +122,39 @@ class CrmFields:
                             args=[a for _, _, f, ms in items for a in (f, str(ms))])
 
     async def mark(self, items: list[tuple[str, str]]) -> None:
-        """(tenant, lead): these leads' properties are to be written. The score is the time of
-        marking in µs, so a lead marked again while a write-back is under way stays due (done())."""
-        pipe = self.r.pipeline(transaction=False)
-        now_us = time.time_ns() // 1000
+        """(tenant, lead): these leads' properties are to be written. The score is Redis's own time
+        in µs (one clock for every process), so a lead marked again while a write-back is under
+        way has a newer score and stays due (done())."""
+        by_tenant: dict[str, list[str]] = {}
         for t, lid in items:
-            pipe.zadd(outbox_key(t), {lid: now_us}, gt=True)
-        await pipe.execute()
+            by_tenant.setdefault(t, []).append(lid)
+        for t, lids in by_tenant.items():
+            await self._mark(keys=[outbox_key(t)], args=lids)
 
-    async def due(self, tenant: str, limit: int) -> list[tuple[str, float]]:
-        return [(m.decode(), s) for m, s in await self.r.zrange(outbox_key(tenant), 0, limit - 1, withscores=True)]
+    async def due(self, tenant: str, limit: int, settle_us: int = SETTLE_US) -> list[tuple[str, float]]:
+        """The leads marked at least `settle_us` ago (the projections their events also feed,
+        written just after the events, have landed), oldest first."""
+        sec, us = await self.r.time()
+        before = sec * 1_000_000 + us - settle_us
+        got = await self.r.zrangebyscore(outbox_key(tenant), "-inf", before, start=0, num=limit, withscores=True)
+        return [(m.decode(), s) for m, s in got]
 
     async def done(self, tenant: str, entries: list[tuple[str, float]]) -> None:
         if entries:
             await self._done(keys=[outbox_key(tenant)], args=[a for lid, s in entries for a in (lid, str(int(s)))])
+
+    async def owe_clearing(self, tenant: str, contact_ids: list[str]) -> None:
+        """Contacts of erased people whose properties the CRM did not take emptied yet: the crm
+        agent empties them at its next ticks (contact ids only: nothing names the person)."""
+        if contact_ids:
+            await self.r.sadd(clear_key(tenant), *contact_ids)
+
+    async def owed_clearing(self, tenant: str, limit: int = 1000) -> list[str]:
+        return [m.decode() for m in await self.r.srandmember(clear_key(tenant), limit)]
+
+    async def cleared(self, tenant: str, contact_ids: list[str]) -> None:
+        if contact_ids:
+            await self.r.srem(clear_key(tenant), *contact_ids)
 
     async def take_requests(self, tenant: str, wanted: int, per_window: int, now_ms: int) -> int:
         """How many of `wanted` requests this 10 s window still allows (taken)."""

@@ -88,6 +88,8 @@ FAMILIES = (
               "registers, what the CRM holds and what we wrote, engagement times"),
     KeyFamily("crm_outbox", "ls:crmout:*", "per_tenant", holds="per tenant: the leads whose CRM write-back is due"),
     KeyFamily("crm_out_lock", "ls:crmoutlock:*", "ttl", max_ttl_s=60, holds="one write-back per brand at a time"),
+    KeyFamily("crm_clear", "ls:crmclear:*", "per_tenant",
+              holds="per tenant: CRM contact ids of erased people still to be emptied (no personal data)"),
     KeyFamily("crm_rate", "ls:crmrate:*", "ttl", max_ttl_s=20, holds="the write-back's requests in a 10 s window"),
     KeyFamily("do_not_contact", "ls:dnc:*", "per_tenant",
               holds="per tenant: keyed hashes of erased people (every intake path refuses them)"),
@@ -169,6 +171,8 @@ AFTER_WIPE: dict[str, tuple[str, str]] = {
     "crm_fields": ("lost", "the next poll takes every contact's fields as the CRM's latest change, and the next "
                            "write-back of each lead writes all its properties again (same values)"),
     "crm_outbox": ("lost", "leads due at the wipe are written at their next change"),
+    "crm_clear": ("lost", "contacts whose emptying the CRM had not taken keep what we wrote; the audit of "
+                          "the CRM is the brand's (the erasure record names the leads)"),
     "crm_out_lock": ("transient", "the next tick writes"),
     "crm_rate": ("transient", "a new window: at most one window's share more, the CRM's 429s are waited out"),
     "do_not_contact": ("rebuilt", "privacy.erasures (runtime/replay_erasures.py), which the replay reads first"),

@@ -53,16 +53,16 @@ class Upserted:
 class HubSpot:
     def __init__(self, base_url: str, token: str, http: httpx.AsyncClient, search_cap: int = SEARCH_CAP,
                  page: int = SEARCH_PAGE_MAX, max_attempts: int = 8,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, timeout_s: float = 30):
         self.base, self.http, self.cap, self.page = base_url.rstrip("/"), http, search_cap, page
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self.max_attempts, self.sleep = max_attempts, sleep
+        self.max_attempts, self.sleep, self.timeout_s = max_attempts, sleep, timeout_s
         self.rate_limited = 0  # 429s answered (each waited for, then asked again)
 
     async def _post(self, path: str, body: dict) -> httpx.Response:
         for attempt in range(1, self.max_attempts + 1):
             try:
-                r = await self.http.post(self.base + path, json=body, headers=self.headers, timeout=30)
+                r = await self.http.post(self.base + path, json=body, headers=self.headers, timeout=self.timeout_s)
             except httpx.TransportError as exc:
                 if attempt == self.max_attempts:
                     raise CrmError(0, f"no answer: {exc}") from exc

@@ -22,11 +22,12 @@ from pydantic import ValidationError
 
 from channels.crm.hubspot import Contact, CrmError, HubSpot
 from channels.dkim import DkimUnavailable, KeyLoader
-from domain.crm_fields import CRM, Held, change_wins, crm_changed
+from domain.crm_fields import CRM, Held, change_wins, crm_sets
 from domain.identity import derived_event_id
 from domain.lead_input import LeadIn
 from domain.submission import SubmissionError, build_submitted
 from projections.redis_crm import CrmFields, CrmStore
+from services.crm.sync_out import record_lock
 from streams.topics import SUBMITTED
 
 log = logging.getLogger("leadstream.crm")
@@ -78,7 +79,7 @@ async def poll_one(deps, store: CrmStore, loader: KeyLoader, tenant, now_ms: int
         await store.report(tenant.id, status="error", error=str(exc)[:500], at_ms=now_ms)
         return f"error: {exc}"
     await store.report(tenant.id, status="ok", error="", at_ms=now_ms, contacts=done.contacts,
-                       refused=done.refused_erased + done.invalid, cursor_ms=done.cursor_ms)
+                       refused=done.refused_erased + done.invalid, unchanged=done.unchanged, cursor_ms=done.cursor_ms)
     return str(done)
 
 
@@ -98,14 +99,19 @@ async def read_into_intake(deps, client: HubSpot, tenant, now_ms: int, cursor_ms
         erased = await deps.do_not_contact().erased([(s["tenant"], s["lead_id"]) for _, s in subs])
         keep = [cs for cs, gone in zip(subs, erased) if not gone]
         done.refused_erased += len(subs) - len(keep)
-        regs = await fields.of(tenant.id, [s["lead_id"] for _, s in keep])
-        decided = [decide_fields(crm, contact, sub, reg) for (contact, sub), reg in zip(keep, regs)]
-        send = [sub for (_, sub), d in zip(keep, decided) if d.changed]
-        await deps.producer.send_many([(deps.topic(SUBMITTED), s["lead_id"].encode(),
-                                        deps.codec.encode("lead.submitted", s), None) for s in send])
-        # only once the leads are in Kafka: what the CRM holds, and the fields it won
-        await fields.put(tenant.id, {sub["lead_id"]: d.record for (_, sub), d in zip(keep, decided)})
-        await fields.mark([(tenant.id, sub["lead_id"]) for (_, sub), d in zip(keep, decided) if d.ours_to_give])
+        async with record_lock(tenant.id):
+            regs = await fields.of(tenant.id, [s["lead_id"] for _, s in keep])
+            decided = [decide_fields(crm, contact, sub, reg) for (contact, sub), reg in zip(keep, regs)]
+            send = [sub for (_, sub), d in zip(keep, decided) if d.changed]
+            await deps.producer.send_many([(deps.topic(SUBMITTED), s["lead_id"].encode(),
+                                            deps.codec.encode("lead.submitted", s), None) for s in send])
+            # only once the leads are in Kafka: what the CRM holds, and the fields it won (not for
+            # someone erased meanwhile: no record of them is made again)
+            gone = await deps.do_not_contact().erased([(tenant.id, sub["lead_id"]) for _, sub in keep])
+            await fields.put(tenant.id, {sub["lead_id"]: d.record for ((_, sub), d), g in zip(zip(keep, decided), gone)
+                                         if not g})
+            await fields.mark([(tenant.id, sub["lead_id"]) for ((_, sub), d), g in zip(zip(keep, decided), gone)
+                               if d.ours_to_give and not g])
         done.produced += len(send)
         done.unchanged += len(keep) - len(send)
         done.cursor_ms = max(done.cursor_ms, max(c.modified_ms for c in page))
@@ -128,8 +134,11 @@ def decide_fields(crm, contact: Contact, sub: dict, reg: dict[str, str]) -> Deci
     its fields (our own write echoed back, or a change of properties we do not map), is not produced."""
     changed, ours, record = "id" not in reg, False, {"id": contact.id}
     for prop, field in crm.properties.items():
-        value = contact.properties.get(prop) or ""
-        if not crm_changed(value, reg.get(f"s:{prop}")):
+        value, seen = contact.properties.get(prop) or "", reg.get(f"s:{prop}")
+        if not crm_sets(value, seen):
+            if seen is None:
+                record[f"s:{prop}"] = value  # the CRM never set it: ours (if any) goes to it
+                ours = ours or f"h:{prop}" in reg
             _keep_ours(sub, field)
             continue
         changed, record[f"s:{prop}"] = True, value

@@ -13,8 +13,10 @@ An erased person is never written, and what we wrote on their contact is emptied
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import time
 
 import httpx
 
@@ -22,12 +24,20 @@ from channels.crm.hubspot import CrmError, HubSpot
 from channels.dkim import DkimUnavailable, KeyLoader
 from domain.crm_fields import OURS, Engagement, Held, change_wins, cleared, unwritten, write_back
 from domain.engagement import event_ms
-from projections.redis_crm import CrmFields, CrmStore
+from projections.redis_crm import SETTLE_US, CrmFields, CrmStore
 from projections.redis_engagement import eng_key
 from projections.redis_leads import LeadStore
 from schemas.codec import DecodeError
 
 log = logging.getLogger("leadstream.crm")
+_LOCKS: dict[str, asyncio.Lock] = {}
+
+
+def record_lock(tenant: str) -> asyncio.Lock:
+    """One reader-decider-writer of a brand's CRM records at a time in this process (the agent's
+    fold, the poll, the write-back): the crm agent runs one worker (scaling/agents.yaml), so
+    read-decide-write on a record never interleaves with another."""
+    return _LOCKS.setdefault(tenant, asyncio.Lock())
 BATCH = 1000  # leads read from a brand's outbox per tick
 FIELD_OF_EVENT = {"first_name": "first_name", "last_name": "last_name"}
 ENGAGED = {"engagement.opened": "e:last_open", "engagement.clicked": "e:last_click"}
@@ -58,8 +68,9 @@ async def follow(deps, values: list[bytes | None]) -> int:
         if gone:
             continue
         t, lid = tenant.id, ev["lead_id"]
-        if name in ENGAGED and not ev["is_bot"] and ev["revision"] == 0:
-            raises.append((t, lid, ENGAGED[name], event_ms(ev["occurred_at"])))
+        if name in ENGAGED:  # any revision marks the lead: the score may have moved
+            if not ev["is_bot"] and ev["revision"] == 0:
+                raises.append((t, lid, ENGAGED[name], event_ms(ev["occurred_at"])))
         elif name == "engagement.converted":
             raises.append((t, lid, "e:last_conversion", event_ms(ev["occurred_at"])))
             convs.setdefault((t, lid), {})[f"c:{ev['event_id']}"] = "1"
@@ -72,7 +83,8 @@ async def follow(deps, values: list[bytes | None]) -> int:
     for (t, lid), counted in convs.items():
         await fields.put(t, {lid: counted})
     for tenant, ev in names:
-        await _register_ours(fields, tenant, ev)
+        async with record_lock(tenant.id):
+            await _register_ours(fields, tenant, ev)
     await fields.mark(sorted(marks))
     return len(values)
 
@@ -100,6 +112,7 @@ async def write_back_all(deps, loader: KeyLoader, now_ms: int) -> dict[str, str]
             continue
         try:
             out[tenant.id] = await write_back_one(deps, loader, tenant, now_ms)
+            await clear_owed(deps, loader, tenant)
         finally:
             await deps.redis.delete(f"ls:crmoutlock:{tenant.id}")
     return out
@@ -122,9 +135,15 @@ async def write_back_one(deps, loader: KeyLoader, tenant, now_ms: int) -> str:
     return f"ok: {written} written, {refused} refused, {waiting} waiting for the rate limit"
 
 
-async def write_due(deps, client: HubSpot, tenant, now_ms: int) -> tuple[int, int, int]:
+async def write_due(deps, client: HubSpot, tenant, now_ms: int, settle_us: int = SETTLE_US) -> tuple[int, int, int]:
+    """(written, refused, waiting for the rate limit) of one pass over the brand's due leads."""
+    async with record_lock(tenant.id):
+        return await _write_due(deps, client, tenant, now_ms, settle_us)
+
+
+async def _write_due(deps, client: HubSpot, tenant, now_ms: int, settle_us: int) -> tuple[int, int, int]:
     fields, crm, t = CrmFields(deps.redis), tenant.crm, tenant.id
-    entries = await fields.due(t, BATCH)
+    entries = await fields.due(t, BATCH, settle_us)
     if not entries:
         return 0, 0, 0
     lids = [lid for lid, _ in entries]
@@ -137,15 +156,28 @@ async def write_due(deps, client: HubSpot, tenant, now_ms: int) -> tuple[int, in
     erased = await deps.do_not_contact().erased([(t, lid) for lid in lids])
     todo, idle = [], []
     for entry, state, reg, eng, gone in zip(entries, states, regs, engs, erased):
+        if state is None and not gone and _young(entry[1]):
+            continue  # its lead event is out but the intake's read model not written yet: stays due
         props = None if gone or state is None else _to_write(crm, state, reg, eng)
         (todo if props else idle).append((entry, state, props))
     allowed = await fields.take_requests(t, math.ceil(len(todo) / 100), crm.out_requests_per_10s, now_ms) * 100
     todo, waiting = todo[:allowed], max(0, len(todo) - allowed)
     result = await client.upsert([{"email": state.address, "properties": props} for _, state, props in todo])
+    # erased while the write was under way: their contact emptied again, no record of them kept
+    now_gone = await deps.do_not_contact().erased([(t, e[0]) for e, _, _ in todo])
+    late = [result.contacts[st.address]["id"] for (_, st, _), g in zip(todo, now_gone)
+            if g and st.address in result.contacts]
+    if late:
+        await fields.owe_clearing(t, [str(c) for c in late])
     await fields.put(t, {entry[0]: _after_write(crm, props, result.contacts.get(state.address))
-                         for entry, state, props in todo if state.address in result.contacts})
+                         for (entry, state, props), g in zip(todo, now_gone)
+                         if state.address in result.contacts and not g})
     await fields.done(t, [e for e, _, _ in idle] + [e for e, _, _ in todo])
     return len(result.written), len(result.refused), waiting
+
+
+def _young(marked_us: float, within_s: float = 600) -> bool:
+    return time.time() - marked_us / 1e6 < within_s
 
 
 def _to_write(crm, state, reg: dict[str, str], eng: dict) -> dict[str, str] | None:
@@ -179,19 +211,44 @@ def _after_write(crm, props: dict[str, str], contact: dict | None) -> dict[str, 
     return out
 
 
-async def clear_erased(deps, tenant, lead_ids: list[str], loader: KeyLoader | None = None) -> int:
+async def clear_erased(deps, tenant, lead_ids: list[str], loader: KeyLoader | None = None) -> dict[str, bool]:
     """Empty what we wrote on the contacts of these erased leads (by contact id: a contact is never
-    created for them); raises CrmError when the CRM does not take it (the erasure is asked again)."""
+    created for them); lead -> whether its contact was emptied now. What the CRM does not take (down,
+    refusing the token) is owed: the crm agent empties it at its next ticks, and the erasure goes on."""
     if tenant.crm is None:
-        return 0
-    regs = await CrmFields(deps.redis).of(tenant.id, lead_ids)
-    ids = [reg["id"] for reg in regs if "id" in reg and any(k.startswith("w:") for k in reg)]
+        return {}
+    async with record_lock(tenant.id):
+        regs = await CrmFields(deps.redis).of(tenant.id, lead_ids)
+        ids = {lid: reg["id"] for lid, reg in zip(lead_ids, regs)
+               if "id" in reg and any(k.startswith("w:") for k in reg)}
+        if not ids:
+            return {}
+        try:
+            await _empty(deps, loader, tenant, list(ids.values()), attempts=2)
+        except (CrmError, DkimUnavailable) as exc:
+            log.warning("crm %s: emptying %d erased contacts: %s (owed: the crm agent retries)", tenant.id, len(ids), exc)
+            await CrmFields(deps.redis).owe_clearing(tenant.id, list(ids.values()))
+            return dict.fromkeys(ids, False)
+        return dict.fromkeys(ids, True)
+
+
+async def clear_owed(deps, loader: KeyLoader, tenant) -> int:
+    """Empty the contacts of erased people the CRM did not take before (the erasure or a late write)."""
+    fields = CrmFields(deps.redis)
+    ids = await fields.owed_clearing(tenant.id)
     if not ids:
         return 0
     try:
-        token = (loader or KeyLoader(deps.settings.secrets_dir)).load(tenant.crm.token).decode()
-    except DkimUnavailable as exc:
-        raise CrmError(0, f"the CRM's token cannot be read: {exc}") from exc
-    async with httpx.AsyncClient() as http:
-        await HubSpot(tenant.crm.base_url, token, http).update([{"id": cid, "properties": cleared()} for cid in ids])
+        await _empty(deps, loader, tenant, ids)
+    except (CrmError, DkimUnavailable) as exc:
+        log.warning("crm %s: emptying %d erased contacts: %s (still owed)", tenant.id, len(ids), exc)
+        return 0
+    await fields.cleared(tenant.id, ids)
     return len(ids)
+
+
+async def _empty(deps, loader: KeyLoader | None, tenant, contact_ids: list[str], attempts: int = 8) -> None:
+    token = (loader or KeyLoader(deps.settings.secrets_dir)).load(tenant.crm.token).decode()
+    async with httpx.AsyncClient() as http:
+        crm = HubSpot(tenant.crm.base_url, token, http, max_attempts=attempts, timeout_s=10)
+        await crm.update([{"id": cid, "properties": cleared()} for cid in contact_ids])

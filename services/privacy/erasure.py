@@ -12,7 +12,8 @@ stopped half way is finished by asking again):
 3. their data key destroyed (tombstoned on privacy.keys): every field sealed with it, in every
    topic and every copy of one, no longer opens;
 3b. what we wrote on their CRM contact emptied (services/crm/sync_out.py clear_erased; the
-   contact is the brand's: kept), before the Redis record naming it goes;
+   contact is the brand's: kept), before the Redis record naming it goes; a CRM that does not
+   take it now is owed it (the crm agent retries) and the erasure goes on;
 4. every trace in Redis removed (projections/redis_erasure.py: one pass over the keyspace);
 5. their ClickHouse rows anonymised (projections/clickhouse_erasure.py): counted, not named.
 """
@@ -50,6 +51,7 @@ class Erased:
     redis_traces_removed: int
     clickhouse_rows_anonymised: int
     crm_contacts_cleared: int = 0
+    crm_emptying_owed: bool = False  # the CRM did not take it now: the crm agent empties it later
 
 
 class Eraser:
@@ -84,5 +86,5 @@ class Eraser:
             mine = [t for t in traces if s.lead_id in t.shown() or s.address in t.shown()]
             out.append(Erased(s.lead_id, s.channel, r["event_id"], r["anonymous_id"],
                               bool(gone or mine or rows.get(s.lead_id)), gone, len(mine), rows.get(s.lead_id, 0),
-                              crm_cleared))
+                              int(crm_cleared.get(s.lead_id) is True), crm_cleared.get(s.lead_id) is False))
         return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from domain.crm_fields import (CRM, ENGAGEMENT_PROPERTIES, OURS, Engagement, Held, change_wins, cleared,
-                               crm_changed, unwritten, write_back)
+                               crm_changed, crm_sets, unwritten, write_back)
 from domain.intake import LeadState, evolve
 
 
@@ -36,6 +36,8 @@ def test_our_own_write_coming_back_is_no_change_and_a_users_edit_is():
     assert not crm_changed("Ann", "Ann")       # what we wrote (or last read) comes back
     assert crm_changed("Anne", "Ann")          # a CRM user renamed her
     assert crm_changed("", None)               # never seen: the first read is a change
+    assert crm_sets("Ann", None) and crm_sets("", "Ann")  # set, or emptied, by a CRM user
+    assert not crm_sets("", None)              # a field the CRM never set: nothing to win with
 
 
 def test_only_our_winning_value_that_the_crm_lacks_is_written_back():
@@ -43,6 +45,7 @@ def test_only_our_winning_value_that_the_crm_lacks_is_written_back():
     assert write_back("latest", ours, "Anne") == "Ann"
     assert write_back("latest", ours, "Ann") is None          # the CRM holds it already
     assert write_back("crm", ours, "Anne") is None            # never push against the CRM's truth
+    assert write_back("crm", ours, "") == "Ann"               # ...but fill what it holds nothing in
     assert write_back("latest", Held("Anne", 20, CRM), "") is None  # the CRM's own value
     assert write_back("leadstream", ours, None) == "Ann"      # a contact that never had it
 

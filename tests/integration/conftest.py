@@ -160,3 +160,13 @@ def seed_config_topic(settings, prefix: str, tenants_file=None) -> None:
 def drop_topics(settings, prefix: str) -> None:
     from scaling.drill import delete_topics
     delete_topics(settings.kafka_bootstrap, prefix)
+
+
+def drained(settings, agent: str) -> bool:
+    """Whether the live agent's consumer group has handled every record on its topics now
+    (committed offsets at the end offsets: the effects of each are written)."""
+    from scaling.config import load_scaling
+    from scaling.lag import LagProbe
+    conf = load_scaling()[agent]
+    topics = [f"{settings.topic_prefix}{t}" for t in conf.topics]
+    return LagProbe(settings.kafka_bootstrap).measure(conf.group(settings.topic_prefix), topics).total == 0

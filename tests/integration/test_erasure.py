@@ -23,7 +23,7 @@ from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from streams.settings import ROOT
 from tests.api.people import ANALYST, BRAND_ADMIN, OTHER_BRAND_ADMIN, signed_in
-from tests.integration.conftest import auth, email_lead_id, read_model, wait_for
+from tests.integration.conftest import auth, drained, email_lead_id, read_model, wait_for
 from tests.integration.test_api import _admin_key, lead
 
 T = "jobsnearby"
@@ -277,7 +277,7 @@ def test_a_late_click_or_product_event_of_an_erased_person_writes_nothing_about_
         assert erase(admin, email=f"ann.{uid}a@example.com", reason="asked on the phone").status_code == 200
     example = json.loads((ROOT / "schemas/engagement/examples/hit.v2.json").read_text())
     now = int(time.time() * 1000)
-    for lid in lids:  # the erased person's click first, on the same partitioned topic as the other's
+    for lid in lids:
         hit = {**example, "event_id": new_event_id(now, os.urandom(10)), "lead_id": lid, "occurred_at": now,
                "delivered_at": now - 3_600_000, "send_id": lid[:24]}
         producer.produce(settings.topic_prefix + "engagement.observed", default_codec().encode("engagement.hit", hit),
@@ -288,5 +288,7 @@ def test_a_late_click_or_product_event_of_an_erased_person_writes_nothing_about_
         r = api.post("/v1/events", json={**who, "name": "job_viewed"}, headers=auth(key))
         assert r.status_code == 422 and r.json()["error"] == "do_not_contact", r.text
     wait_for(lambda: types_of(ch, settings, lids[1]).get("engagement.clicked"), 90, what="the other person's click")
+    wait_for(lambda: drained(settings, "engagement"), 60, what="the engagement agent to have handled both hits")
+    wait_for(lambda: drained(settings, "analytics"), 60, what="the analytics agent to have written what came of them")
     assert "engagement.clicked" not in types_of(ch, settings, lids[0])
     assert not rds.exists(f"ls:eng:{T}:{lids[0]}") and rds.exists(f"ls:eng:{T}:{lids[1]}")
