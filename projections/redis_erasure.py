@@ -25,7 +25,7 @@ NOT_TRACES = ("ls:dnc:", "ls:block")
 # families whose every key is about the one lead its name holds (projections/redis_keys.py): a key
 # of theirs whose name does not name the person holds nothing of theirs, and is not opened
 PER_LEAD = ("ls:lead:", "ls:seg:", "ls:tfired:", "ls:eng:", "ls:consent:", "ls:dgmem:", "ls:tev:", "ls:hist:",
-            "ls:sentjobs:", "ls:cap:", "ls:soft:", "ls:tcap:", "ls:crmf:")
+            "ls:sentjobs:", "ls:cap:", "ls:soft:", "ls:tcap:", "ls:crmf:", "ls:lastclick:")
 _LEAD_ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{24}(?![0-9a-f])")
 
 

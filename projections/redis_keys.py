@@ -81,6 +81,8 @@ FAMILIES = (
     KeyFamily("consent_withdrawn", "ls:consentoff:*", "per_tenant",
               holds="the tenant's leads whose current marketing consent is withdrawn (the sender's check)"),
     KeyFamily("data_keys", "ls:dek:*", "per_tenant", holds="each lead's wrapped data key (privacy.keys' working copy)"),
+    KeyFamily("last_click", "ls:lastclick:*", "ttl", max_ttl_s=90 * 86_400,
+              holds="a lead's newest human click on our messages (conversion attribution), 90 days"),
     KeyFamily("crm", "ls:crm:*", "per_tenant", holds="per tenant: the CRM sync's cursor and its last poll"),
     KeyFamily("crm_lock", "ls:crmlock:*", "ttl", max_ttl_s=86_400, holds="one CRM poll per interval"),
     KeyFamily("crm_due", "ls:crmdue:*", "ttl", max_ttl_s=3600, holds="a CRM webhook asked for a poll"),
@@ -165,6 +167,8 @@ AFTER_WIPE: dict[str, tuple[str, str]] = {
     "consent": ("rebuilt", "consent.events and the consent lead.accepted came with (runtime/replay_consent.py)"),
     "consent_withdrawn": ("rebuilt", "with each lead's current consent"),
     "data_keys": ("rebuilt", "the compacted privacy.keys topic (runtime/replay_data_keys.py)"),
+    "last_click": ("lost", "a goal reached before the person's next click is recorded as converted, "
+                           "unattributed (the click is in ClickHouse; the mark is not rebuilt)"),
     "crm": ("refilled", "the next poll reads every contact again: the same event ids, each decided once"),
     "crm_lock": ("transient", "the CRM is polled again at once"),
     "crm_due": ("transient", "a webhook's poll request: the next interval's poll reads the change"),
