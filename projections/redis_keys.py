@@ -81,6 +81,10 @@ FAMILIES = (
     KeyFamily("consent_withdrawn", "ls:consentoff:*", "per_tenant",
               holds="the tenant's leads whose current marketing consent is withdrawn (the sender's check)"),
     KeyFamily("data_keys", "ls:dek:*", "per_tenant", holds="each lead's wrapped data key (privacy.keys' working copy)"),
+    KeyFamily("recommender", "ls:reco:*", "per_tenant", holds="per tenant: its recommender's newest 3 versions "
+              "(model, clickers' clicked jobs) and their index"),
+    KeyFamily("recommender_training", "ls:reco-training:*", "ttl", max_ttl_s=86_400,
+              holds="one training per brand per interval (TTL: the interval)"),
     KeyFamily("last_click", "ls:lastclick:*", "ttl", max_ttl_s=90 * 86_400,
               holds="a lead's newest human click on our messages (conversion attribution), 90 days"),
     KeyFamily("crm", "ls:crm:*", "per_tenant", holds="per tenant: the CRM sync's cursor and its last poll"),
@@ -167,6 +171,9 @@ AFTER_WIPE: dict[str, tuple[str, str]] = {
     "consent": ("rebuilt", "consent.events and the consent lead.accepted came with (runtime/replay_consent.py)"),
     "consent_withdrawn": ("rebuilt", "with each lead's current consent"),
     "data_keys": ("rebuilt", "the compacted privacy.keys topic (runtime/replay_data_keys.py)"),
+    "recommender": ("refilled", "the next training (every 15 minutes) trains from ClickHouse's clicks and the "
+                                "live jobs; until then senders find no model, as before a brand's first training"),
+    "recommender_training": ("transient", "the next tick trains at once"),
     "last_click": ("lost", "a goal reached before the person's next click is recorded as converted, "
                            "unattributed (the click is in ClickHouse; the mark is not rebuilt)"),
     "crm": ("refilled", "the next poll reads every contact again: the same event ids, each decided once"),
