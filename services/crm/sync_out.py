@@ -30,6 +30,10 @@ from projections.redis_leads import LeadStore
 from schemas.codec import DecodeError
 
 log = logging.getLogger("leadstream.crm")
+BATCH = 1000  # leads read from a brand's outbox per tick
+FIELD_OF_EVENT = {"first_name": "first_name", "last_name": "last_name"}
+ENGAGED = {"engagement.opened": "e:last_open", "engagement.clicked": "e:last_click"}
+STATUS_EVENTS = ("lead.accepted", "lead.resubmitted", "lead.unsubscribed", "lead.resubscribed")
 _LOCKS: dict[str, asyncio.Lock] = {}
 
 
@@ -38,10 +42,6 @@ def record_lock(tenant: str) -> asyncio.Lock:
     fold, the poll, the write-back): the crm agent runs one worker (scaling/agents.yaml), so
     read-decide-write on a record never interleaves with another."""
     return _LOCKS.setdefault(tenant, asyncio.Lock())
-BATCH = 1000  # leads read from a brand's outbox per tick
-FIELD_OF_EVENT = {"first_name": "first_name", "last_name": "last_name"}
-ENGAGED = {"engagement.opened": "e:last_open", "engagement.clicked": "e:last_click"}
-STATUS_EVENTS = ("lead.accepted", "lead.resubmitted", "lead.unsubscribed", "lead.resubscribed")
 
 
 def _writes_back(tenant) -> bool:
