@@ -93,9 +93,12 @@ def test_a_lead_is_found_by_its_phone_as_dialled_in_the_tenant_region(api, brand
     assert r.status_code == 202, r.text
 
     def known() -> dict | None:
+        """The lookup once the read model (Redis) and its timeline (ClickHouse, written by the
+        analytics agent, which may come later) both hold the lead."""
         answer = _lookup(brand, phone=national)
-        return answer.json() if answer.status_code == 200 else None
-    found = wait_for(known, 60, 0.5, "the phone lead to be known")
+        doc = answer.json() if answer.status_code == 200 else None
+        return doc if doc and doc["timeline"] else None
+    found = wait_for(known, 60, 0.5, "the phone lead to be known, with its timeline")
     e164 = identity_phone(national, book.tenants[TENANT].validation.default_region)
     assert found["lead_id"] == r.json()["lead_id"] == lead_id(TENANT, "sms", e164)
     assert (found["channel"], found["address"]) == ("sms", e164)
