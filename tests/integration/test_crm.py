@@ -209,7 +209,10 @@ def test_engagement_goes_back_on_the_contact_and_an_erased_person_is_emptied_and
 def test_a_conflicting_name_is_decided_by_the_fields_source_of_truth(api, settings, rds, crm):
     uid = uuid.uuid4().hex[:10]
     cat, dan = f"cat.{uid}@example.com", f"dan.{uid}@example.com"
+    before = int(time.time() * 1000)
     crm.configure(truth={"firstname": "leadstream", "lastname": "latest"})
+    # the crm worker has the settings once it polled with them (changed settings are polled at once)
+    wait_for(lambda: int(rds.hget(f"ls:crm:{T}", "at_ms") or 0) > before, 60, what="the crm worker to apply them")
     # Cat comes from a job board first, as "Cat": her name is ours to keep (truth: leadstream)
     r = api.post("/v1/leads", json={"email": cat, "first_name": "Cat", "partner": "careers-site", "list": "nurses"},
                  headers={**auth(_admin_key()), "X-Tenant": T})
