@@ -21,12 +21,17 @@ def register_for(topic_name: str, agent_name: str):
     def register(app, deps) -> None:
         s = deps.settings
         topic = app.topic(deps.topic(topic_name), value_serializer="raw", key_serializer="raw")
-        batch = deps.send_batch()
+        # the priority path keeps one batch at a time: a person's messages (an SMS answer, then
+        # the next) leave in the order they were asked for
+        priority = topic_name == SENDS_PRIORITY
+        concurrency = 1 if priority else s.bulk_send_concurrency
+        first = deps.send_batch()
+        free = [first] + [first.twin() for _ in range(concurrency - 1)]
+        within = s.priority_batch_seconds if priority else s.batch_seconds
 
-        within = s.priority_batch_seconds if topic_name == SENDS_PRIORITY else s.batch_seconds
-
-        @app.agent(topic, name=agent_name)
+        @app.agent(topic, name=agent_name, concurrency=concurrency)
         async def sender(stream):
+            batch = free.pop() if free else first.twin()  # one use case per actor: its own Unfinished
             async for events in stream.take_events(s.send_batch_size, within=within):
                 msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                          e.message.value) for e in events]

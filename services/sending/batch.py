@@ -82,6 +82,11 @@ class SendBatch:
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
         self.unfinished = Unfinished()
 
+    def twin(self) -> "SendBatch":
+        """Another use case over the same ports, for a batch worked on at the same time (its own
+        claims owner, Unfinished and batch-scoped job indexes)."""
+        return SendBatch(self.ports)
+
     async def run(self, reqs: list[dict], now_ms: int) -> Outbox:
         """Process a batch of decoded send.requested events."""
         out = Outbox()
