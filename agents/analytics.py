@@ -11,9 +11,11 @@ import asyncio
 import time
 from datetime import datetime, timezone
 
+from domain.erasure import anonymised_event
 from projections.clickhouse import EventsWriter
 from projections.event_rows import event_row
 from schemas.codec import DecodeError
+from services.privacy.erased import anonymous_ids
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import (ACTIVITY_EVENTS, CONSENT_EVENTS, ENGAGEMENT_EVENTS, LEAD_EVENTS, PRODUCT_EVENTS, SEND_EVENTS, SENDS_BULK,
@@ -87,20 +89,24 @@ async def train_recommenders(deps, training) -> int:
 
 
 async def project(deps, writer: EventsWriter, msgs: list[tuple]) -> int:
-    """Write a batch of raw events to ClickHouse; bad ones go to the dead-letter topic."""
-    dead = rows_for(deps, writer, msgs)
+    """Write a batch of raw events to ClickHouse; bad ones go to the dead-letter topic. Events
+    about a person erased before they came are written anonymised (services/privacy/erased.py)."""
+    decoded, dead = decode_all(deps, msgs)
     if dead:
         await deps.producer.send_many(dead)
+    anonymous = await anonymous_ids(deps, [ev for _, ev, _ in decoded])
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    writer.rows = []  # replacing any rows left from a failed try
+    for (name, ev, (topic, partition, offset)), anon in zip(decoded, anonymous):
+        writer.submit(event_row(name, ev if anon is None else anonymised_event(ev, anon), topic, partition, offset, now))
     await asyncio.to_thread(writer.flush)
     return len(msgs)
 
 
-def rows_for(deps, writer: EventsWriter, msgs: list[tuple]) -> list[tuple]:
-    """Submit one row per decodable message (replacing any rows left from a failed try);
-    returns the dead-letter records of the rest."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
-    writer.rows = []
-    dead = []
+def decode_all(deps, msgs: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """(name, event, (topic, partition, offset)) of each decodable message, and the dead-letter
+    records of the rest."""
+    decoded, dead = [], []
     for topic, partition, offset, key, value in msgs:
         try:
             name, ev = deps.codec.decode(value or b"")
@@ -108,5 +114,5 @@ def rows_for(deps, writer: EventsWriter, msgs: list[tuple]) -> list[tuple]:
             dead.append(dead_letter(topic, partition, offset, key, value, f"undecodable: {exc}",
                                     "analytics", int(time.time() * 1000)))
             continue
-        writer.submit(event_row(name, ev, topic, partition, offset, now))
-    return dead
+        decoded.append((name, ev, (topic, partition, offset)))
+    return decoded, dead

@@ -18,6 +18,7 @@ from agents.clock import agent_now_ms
 from domain.activity_input import queued_problem
 from schemas.codec import DecodeError
 from services.digests import ActivityKeeper, DigestComposer, DigestPlanner, ms_of
+from services.privacy.erased import without_erased
 from streams import metrics
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
@@ -73,7 +74,7 @@ async def keep(deps, keeper: ActivityKeeper, msgs: list[tuple]) -> int:
             batch.append((name, ev))
     if dead:
         await deps.producer.send_many(dead)
-    await keeper.keep(batch, book)
+    await keeper.keep(await without_erased(deps, batch, "activity"), book)
     return len(msgs)
 
 

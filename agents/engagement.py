@@ -19,7 +19,7 @@ from domain.engagement import Policy, decide_hit, decide_observation, engagement
 from domain.sms_replies import classify_reply
 from projections.redis_engagement import EngagementStore
 from schemas.codec import DecodeError
-from services.privacy.erased import left_unerased
+from services.privacy.erased import without_erased
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import ENGAGEMENT_EVENTS, ENGAGEMENT_OBSERVED, SEND_EVENTS, SENDS_PRIORITY, SUBMITTED
@@ -61,7 +61,7 @@ async def process(deps, msgs: list[tuple]) -> int:
             out.append(dead_letter(topic, partition, offset, key, value, f"engagement: {exc!r}", "engagement", now_ms))
             continue
         todo.append((name, ev, tenant))
-    todo = await left_unerased(deps, todo, "engagement")
+    todo = await without_erased(deps, todo, "engagement")
     acts = await store.activities(sorted({ev["send_id"] for n, ev, _ in todo if n == "engagement.hit" and ev["send_id"]}))
     softs = [(ev["tenant"], ev["lead_id"], ev["event_id"], event_ms(ev["occurred_at"])) for n, ev, _ in todo
              if n == "webhook.observation" and soft_bounce(ev)]

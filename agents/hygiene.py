@@ -25,6 +25,7 @@ from domain.engagement import event_ms
 from domain.hygiene import cold_cutoff_ms
 from domain.list_rules import reactivates_on_click
 from schemas.codec import DecodeError
+from services.privacy.erased import without_erased
 from streams.batching import oldest_ms, run_batch
 from streams.topics import CONSENT_EVENTS, ENGAGEMENT_EVENTS, LEAD_EVENTS, SUBMITTED
 
@@ -78,13 +79,15 @@ def last_seen_move(name: str, ev: dict) -> tuple[str, str, str, int] | None:
 async def follow(deps, values: list[bytes | None]) -> int:
     """Move each lead's last-seen time; other agents' bad messages are theirs to dead-letter.
     A person's click from a lead this agent pruned asks for it back, where the tenant allows."""
-    pipe = deps.redis.pipeline(transaction=False)
-    humans, consents = [], []
+    decoded = []
     for value in values:
         try:
-            name, ev = deps.codec.decode(value or b"")
+            decoded.append(deps.codec.decode(value or b""))
         except DecodeError:
             continue
+    pipe = deps.redis.pipeline(transaction=False)
+    humans, consents = [], []
+    for name, ev in await without_erased(deps, decoded, "hygiene"):
         entry = entry_of(name, ev)
         if entry is not None:
             consents.append(entry)

@@ -14,6 +14,7 @@ from domain.planning import (daily_request, member, schedule_for, split_member, 
                              welcome_request)
 from projections.redis_schedule import Schedule
 from schemas.codec import DecodeError
+from services.privacy.erased import without_erased
 from streams.batching import NotYetProjected, oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import LEAD_EVENTS, SEND_EVENTS, SENDS_BULK, SENDS_PRIORITY
@@ -50,6 +51,8 @@ async def on_lead_events(deps, msgs: list[tuple]) -> int:
             continue
         if name in WATCHED and ev["tenant"] in deps.tenants.tenants:
             todo.append((name, ev))
+    # an erased person's read model is gone for good: their events left in the backlog plan nothing
+    todo = await without_erased(deps, todo, "planner")
     states = await deps.leads.get_many([(ev["tenant"], ev["lead_id"]) for _, ev in todo])
     entries, resets = [], []
     for (name, ev), state in zip(todo, states):

@@ -14,6 +14,7 @@ import time
 
 from agents.clock import agent_now_ms
 from schemas.codec import DecodeError
+from services.privacy.erased import without_erased
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.metrics import TRIGGER_OUTCOMES
@@ -61,6 +62,7 @@ async def on_events(deps, engine, msgs: list[tuple], conversions=None) -> int:
             continue
         if name in WANTED:
             batch.append((name, ev))
+    batch = await without_erased(deps, batch, "triggers")
     out = await engine.on_events(batch, now_ms)
     if conversions is not None:
         records += [(deps.topic(ENGAGEMENT_EVENTS), ev["lead_id"].encode(), deps.codec.encode(name, ev), None)

@@ -38,3 +38,26 @@ def erasure_event(event_id: str, tenant: str, now_ms: int, lead_id: str, channel
     return {"event_id": event_id, "tenant": tenant, "occurred_at": now_ms, "schema": "privacy.subject_erased@1",
             "causation_id": None, "source": source, "lead_id": lead_id, "channel": channel,
             "contact_hash": entry, "anonymous_id": anonymous, "erased_by": erased_by, "reason": reason}
+
+
+# What the analytics row of an event about an already erased person keeps (the columns and what
+# the rollups read: types, outcomes, providers, templates, experiments, money, the country):
+# nothing that names, reaches or describes the person (address, names, ip, user agent, text,
+# profile, properties, street-level location).
+ANALYTICS_KEPT = ("event_id", "tenant", "occurred_at", "schema", "causation_id", "source", "channel", "partner",
+                  "list", "status", "outcome", "reasons", "revision", "send_id", "provider", "reason", "is_bot",
+                  "actor", "via", "template", "template_version", "variant", "experiment", "creative", "kind",
+                  "slot", "cpc_cents", "revenue_cents", "intent", "bounce_type", "attempt", "trigger",
+                  "job_source", "job_key", "position", "campaign", "code", "region", "carrier", "name")
+LOCATION_KEPT = ("country", "state")
+
+
+def anonymised_event(ev: dict, anonymous: str) -> dict:
+    """An event about an erased person as the analytics may still hold it: counted, not named."""
+    out = {k: ev[k] for k in ANALYTICS_KEPT if k in ev}
+    location = ev.get("location")
+    if isinstance(location, dict):
+        out["location"] = {k: location[k] for k in LOCATION_KEPT if k in location}
+    out["lead_id"] = anonymous
+    out["erased"] = True
+    return out

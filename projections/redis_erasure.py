@@ -1,7 +1,10 @@
 """Erasure in Redis: the do-not-contact list, and finding (and removing) every trace of a person.
 
-  ls:dnc:{tenant}   set: the keyed hashes of erased leads (domain/erasure.contact_hash), asked
-                    by every intake path before a lead is taken
+  ls:dnc:{tenant}      set: the keyed hashes of erased leads (domain/erasure.contact_hash), asked
+                       by every intake path before a lead is taken
+  ls:dncanon:{tenant}  hash: keyed hash -> the anonymous id of the lead's first erasure, under which
+                       the analytics agent writes the rows of their late events (no address, no
+                       lead id: what privacy.erasures records too)
 
 A trace is anything that names the person: a key with their lead id in its name, a member of a
 set or sorted set, a field or value of a hash, an item of a list, or a string value (a tracked
@@ -21,7 +24,7 @@ SCAN_COUNT = 5000
 CHUNK = 1000
 # kept on purpose: the list itself (hashes only), and the blocklist, which is configuration
 # (refilled from it at once; an address an operator blocklisted stays their decision)
-NOT_TRACES = ("ls:dnc:", "ls:block")
+NOT_TRACES = ("ls:dnc:", "ls:dncanon:", "ls:block")
 # families whose every key is about the one lead its name holds (projections/redis_keys.py): a key
 # of theirs whose name does not name the person holds nothing of theirs, and is not opened
 PER_LEAD = ("ls:lead:", "ls:seg:", "ls:tfired:", "ls:eng:", "ls:consent:", "ls:dgmem:", "ls:tev:", "ls:hist:",
@@ -33,6 +36,10 @@ def dnc_key(tenant: str) -> str:
     return f"ls:dnc:{tenant}"
 
 
+def anon_key(tenant: str) -> str:
+    return f"ls:dncanon:{tenant}"
+
+
 class DoNotContact:
     def __init__(self, client, secret: str):
         self.r, self.secret = client, secret
@@ -41,9 +48,35 @@ class DoNotContact:
         """Whether each (tenant, lead id) is an erased person's (never to be taken again)."""
         return await self.listed([(t, contact_hash(self.secret, t, lead)) for t, lead in leads])
 
-    async def add(self, tenant: str, entries: list[str]) -> None:
+    async def add(self, tenant: str, entries: list[str], anonymous: list[str] | None = None) -> None:
+        """Entries on the tenant's list; with `anonymous`, each entry's anonymous id (the first
+        one an entry is given stays: a second erasure of the person does not rename their rows)."""
         for i in range(0, len(entries), CHUNK):
-            await self.r.sadd(dnc_key(tenant), *entries[i:i + CHUNK])
+            pipe = self.r.pipeline(transaction=False)
+            pipe.sadd(dnc_key(tenant), *entries[i:i + CHUNK])
+            for entry, anon in zip(entries[i:i + CHUNK], (anonymous or [])[i:i + CHUNK]):
+                pipe.hsetnx(anon_key(tenant), entry, anon)
+            await pipe.execute()
+
+    async def erased_as(self, leads: list[tuple[str, str]]) -> list[str | None]:
+        """For each (tenant, lead id): None when they are not erased, else the anonymous id of
+        their erasure ("" for one erased before the ids were kept: the caller makes one up)."""
+        entries = [(t, contact_hash(self.secret, t, lead)) for t, lead in leads]
+        listed = await self.listed(entries)
+        by_tenant: dict[str, list[int]] = {}
+        for i, ((tenant, _), on) in enumerate(zip(entries, listed)):
+            if on:
+                by_tenant.setdefault(tenant, []).append(i)
+        out: list[str | None] = [None] * len(leads)
+        if not by_tenant:
+            return out
+        pipe = self.r.pipeline(transaction=False)
+        for tenant, idx in by_tenant.items():
+            pipe.hmget(anon_key(tenant), [entries[i][1] for i in idx])
+        for idx, anons in zip(by_tenant.values(), await pipe.execute()):
+            for i, anon in zip(idx, anons):
+                out[i] = anon.decode() if anon else ""
+        return out
 
     async def listed(self, items: list[tuple[str, str]]) -> list[bool]:
         """Whether each (tenant, entry) is on its tenant's list: one SMISMEMBER per tenant."""

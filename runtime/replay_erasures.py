@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from projections.clickhouse_erasure import scrub_leads
-from projections.redis_erasure import dnc_key, find_traces, matcher, remove_traces
+from projections.redis_erasure import find_traces, matcher, remove_traces
 from schemas.codec import DecodeError
 from streams.topics import ERASURES
 
@@ -38,13 +38,13 @@ def leave_out(erased: dict[str, dict[str, dict]], states: dict, optouts: set) ->
 
 async def rebuild_erasures(deps, erased: dict[str, dict[str, dict]]) -> dict:
     r = deps.redis
-    keys = [k async for k in r.scan_iter(match="ls:dnc:*", count=5000)]
+    keys = [k async for k in r.scan_iter(match="ls:dnc*", count=5000)]  # ls:dnc:*, ls:dncanon:*
     for i in range(0, len(keys), CHUNK):
         await r.delete(*keys[i:i + CHUNK])
+    dnc = deps.do_not_contact()
     for tenant, leads in erased.items():
-        entries = sorted({ev["contact_hash"] for ev in leads.values()})
-        for i in range(0, len(entries), CHUNK):
-            await r.sadd(dnc_key(tenant), *entries[i:i + CHUNK])
+        first = {ev["contact_hash"]: ev["anonymous_id"] for ev in leads.values()}
+        await dnc.add(tenant, list(first), list(first.values()))
     lead_ids = {lead for leads in erased.values() for lead in leads}
     traces = await find_traces(r, matcher(lead_ids, set())) if lead_ids else []
     await remove_traces(r, traces)

@@ -73,7 +73,7 @@ class Eraser:
         topic = d.topic(ERASURES)
         await d.producer.send_many([(topic, r["lead_id"].encode(), d.codec.encode("privacy.subject_erased", r), None)
                                     for r in records], timeout=d.settings.produce_timeout_s)
-        await d.do_not_contact().add(tenant, [r["contact_hash"] for r in records])
+        await d.do_not_contact().add(tenant, [r["contact_hash"] for r in records], [r["anonymous_id"] for r in records])
         destroyed = [await d.data_keys().destroy(tenant, s.lead_id) for s in subjects]
         crm_cleared = await clear_erased(d, d.tenants.tenants[tenant], [s.lead_id for s in subjects])
         traces = await find_traces(d.redis, matcher({s.lead_id for s in subjects}, {s.address for s in subjects}))

@@ -7,7 +7,7 @@ import os
 
 from hypothesis import given, settings, strategies as st
 
-from domain.erasure import anonymous_id, contact_hash, erasure_event
+from domain.erasure import ANALYTICS_KEPT, anonymised_event, anonymous_id, contact_hash, erasure_event
 from domain.identity import lead_id
 from domain.intake import DO_NOT_CONTACT, evolve, refuse_erased
 from schemas.codec import default_codec
@@ -67,3 +67,19 @@ def test_an_erased_persons_submission_is_refused_without_the_address_and_changes
     accepted = json.loads((ROOT / "schemas/lead/examples/accepted.v2.json").read_text())
     state = evolve(None, "lead.accepted", accepted)
     assert evolve(state, name, {**ev, "lead_id": accepted["lead_id"]}) is state
+
+
+def test_a_late_event_of_an_erased_person_keeps_its_counts_and_loses_everything_about_them():
+    """Over every event type's example."""
+    for path in sorted((ROOT / "schemas").glob("*/examples/*.json")):
+        ev = json.loads(path.read_text())
+        out = anonymised_event(ev, "erased-0123")
+        assert out["lead_id"] == "erased-0123" and out["erased"] is True
+        assert set(out) <= set(ANALYTICS_KEPT) | {"lead_id", "erased", "location"}, path
+        for field in ("address", "email", "phone", "first_name", "last_name", "ip", "user_agent", "text",
+                      "properties", "interests", "attribution", "consent", "profile"):
+            assert field not in out, (path, field)
+        if isinstance(ev.get("location"), dict):
+            assert set(out["location"]) <= {"country", "state"}
+        for kept in ("event_id", "tenant", "occurred_at", "send_id", "revision", "is_bot", "reason"):
+            assert out.get(kept) == ev.get(kept), (path, kept)

@@ -205,7 +205,8 @@ def test_the_queue_path_and_the_intake_refuse_an_erased_person_without_writing_t
         f"SELECT payload FROM {db}.events WHERE event_type = 'lead.rejected' AND causation_id = %(c)s",
         {"c": sub["event_id"]}), 60, what="the refusal in ClickHouse")
     refusal = json.loads(payload)
-    assert refusal["reasons"] == ["do_not_contact"] and refusal["address"] == "" and email not in payload
+    assert refusal["reasons"] == ["do_not_contact"] and email not in payload
+    assert refusal["erased"] and refusal["lead_id"] != lid and "address" not in refusal  # counted, not named
     assert api.get(f"/v1/leads/{lid}", headers=auth(keys[T])).status_code == 404
 
 
@@ -292,3 +293,53 @@ def test_a_late_click_or_product_event_of_an_erased_person_writes_nothing_about_
     wait_for(lambda: drained(settings, "analytics"), 60, what="the analytics agent to have written what came of them")
     assert "engagement.clicked" not in types_of(ch, settings, lids[0])
     assert not rds.exists(f"ls:eng:{T}:{lids[0]}") and rds.exists(f"ls:eng:{T}:{lids[1]}")
+
+
+def test_events_of_an_erased_person_still_in_the_backlogs_plan_follow_and_name_nothing(api, keys, uid, ch, settings, rds, producer):
+    """A lead event and a product event about a person, reaching the agents after their erasure
+    (on the queue path, or left in a backlog): the planner is not stuck on their missing read
+    model and schedules nothing; the trigger, digest, hygiene and CRM agents keep nothing; the
+    analytics rows count them under the erasure's anonymous id, with nothing of the person in
+    them. Another person's same product event is taken as ever."""
+    import os
+    import time
+
+    from domain.identity import new_event_id
+    key, emails = keys[T], [f"ann.{uid}{n}@example.com" for n in "ab"]
+    lids = [api.post("/v1/leads", json=lead(f"{uid}{n}"), headers=auth(key)).json()["lead_id"] for n in "ab"]
+    for lid in lids:
+        read_model(api, key, lid, lambda d: d["status"] == "accepted")
+    with signed_in(settings.api_url, BRAND_ADMIN) as admin:
+        r = erase(admin, email=emails[0], reason="asked by letter")
+        assert r.status_code == 200, r.text
+    anon = r.json()["leads"][0]["anonymous_id"]
+
+    now = int(time.time() * 1000)
+    accepted = {**json.loads((ROOT / "schemas/lead/examples/accepted.v2.json").read_text()),
+                "event_id": new_event_id(now, os.urandom(10)), "occurred_at": now, "tenant": T,
+                "lead_id": lids[0], "address": emails[0], "list": "daily-jobs"}
+    producer.produce(settings.topic_prefix + "leads.events", CODEC.encode("lead.accepted", accepted), lids[0].encode())
+    late = [accepted["event_id"]]
+    tracked = json.loads((ROOT / "schemas/product/examples/tracked.v1.json").read_text())
+    for lid, email in zip(lids, emails):
+        ev = {**tracked, "event_id": new_event_id(now, os.urandom(10)), "occurred_at": now, "received_at": now,
+              "tenant": T, "lead_id": lid, "properties": json.dumps({"job_id": "J1", "note": email})}
+        producer.produce(settings.topic_prefix + "product.events", CODEC.encode("product.tracked", ev), lid.encode())
+        late += [ev["event_id"]] if lid == lids[0] else []
+    producer.flush(10)
+
+    wait_for(lambda: types_of(ch, settings, lids[1]).get("product.tracked"), 90, what="the other person's event")
+    for agent in ("planner", "hygiene", "triggers", "activity", "crm", "analytics"):
+        wait_for(lambda: drained(settings, agent), 120, what=f"the {agent} agent to have handled the events")
+    assert redis_traces(settings, lids[0], emails[0]) == []
+    assert rds.exists(f"ls:lead:{T}:{lids[1]}")
+    assert rows_of(ch, settings, lids[0]) == dict.fromkeys(ROW_TABLES, 0)
+    rows = dict(ch.execute(f"SELECT event_type, payload FROM {settings.clickhouse_database}.events "
+                           f"WHERE lead_id = %(a)s AND event_id IN %(ids)s", {"a": anon, "ids": tuple(late)}))
+    assert set(rows) == {"lead.accepted", "product.tracked"}
+    for payload in rows.values():
+        doc = json.loads(payload)
+        assert doc["erased"] and doc["lead_id"] == anon and emails[0] not in payload
+        assert not {"address", "first_name", "last_name", "properties", "interests", "attribution"} & set(doc)
+    assert json.loads(rows["lead.accepted"])["location"] == {"state": "NY", "country": "US"}
+    assert json.loads(rows["product.tracked"])["name"] == "job_viewed"
