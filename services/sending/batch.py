@@ -83,9 +83,13 @@ class SendBatch:
         self.unfinished = Unfinished()
 
     def twin(self) -> "SendBatch":
-        """Another use case over the same ports, for a batch worked on at the same time (its own
-        claims owner, Unfinished and batch-scoped job indexes)."""
-        return SendBatch(self.ports)
+        """Another use case over the same ports, for a batch worked on at the same time: its own
+        claims owner, Unfinished and batch's checked indexes; the job indexes and recommender
+        models themselves shared (built once per process: tens of MB for a brand's jobs)."""
+        other = SendBatch(self.ports)
+        other.picker.indexes = self.picker.indexes
+        other.recommender = self.recommender
+        return other
 
     async def run(self, reqs: list[dict], now_ms: int) -> Outbox:
         """Process a batch of decoded send.requested events."""

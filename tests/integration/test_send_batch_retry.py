@@ -119,3 +119,22 @@ def test_two_copies_of_a_request_in_one_batch_go_out_once_also_when_the_batch_is
     assert sorted(name for name, _ in out.events) == ["send.deferred", "send.dispatched"]
     assert [ev["reason"] for name, ev in out.events if name == "send.deferred"] == ["in_flight_elsewhere"]
     assert _delivered(iso.settings, req["send_id"]) == 1
+
+
+def test_two_batches_one_sender_works_on_at_once_send_a_request_in_both_once(iso, uid):
+    """A bulk sender works on two batches at once (agents/sender.py); a request in both (an
+    upstream batch redelivered) goes out once: each batch claims as its own owner, so the
+    other waits for the claim or re-emits what the first recorded."""
+    req = _request(iso, "sends.priority", _lead(iso, uid))
+
+    async def scenario():
+        deps = build(iso.settings)
+        first = build_send_batch(deps)
+        second = first.twin()
+        assert second.owner != first.owner and second.picker.indexes is first.picker.indexes
+        now = int(time.time() * 1000)
+        return await asyncio.gather(first.run([req], now), second.run([req], now))
+    events = [ev for out in asyncio.run(scenario()) for ev in out.events]
+    assert _delivered(iso.settings, req["send_id"]) == 1
+    assert {name for name, _ in events} <= {"send.dispatched", "send.deferred"}
+    assert len({ev["event_id"] for name, ev in events if name == "send.dispatched"}) == 1
