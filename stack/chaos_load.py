@@ -45,6 +45,8 @@ class Ledger:
     product: set[str] = field(default_factory=set)  # event ids of product events answered 202
     product_statuses: Counter = field(default_factory=Counter)
     replies: set[str] = field(default_factory=set)  # text of each SMS reply the API answered 2xx for
+    # text of each reply posted but answered otherwise (503, or no answer): the provider retries it
+    replies_refused: set[str] = field(default_factory=set)
     reply_statuses: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -170,13 +172,16 @@ def reply_load(s: Settings, run: str, rate: int, done: threading.Event, ledger: 
             if not results:
                 with ledger.lock:
                     ledger.unreachable.append(t0)
+                    ledger.replies_refused.update(ev["Body"] for ev in events)
                 return
             with ledger.lock:
                 for ev, res in zip(events, results):
                     ledger.reply_statuses[res["status"]] += 1
                     if 200 <= res["status"] < 300:
                         ledger.replies.add(ev["Body"])
-                    elif res["status"] >= 500:
+                    else:
+                        ledger.replies_refused.add(ev["Body"])
+                    if res["status"] >= 500:
                         ledger.server_errors.append((time.monotonic(), res["status"], "webhooks"))
         _each_second(done, step)
 
