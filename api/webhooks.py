@@ -6,7 +6,10 @@ one that is not the provider's format 400; otherwise each observation is matched
 (the provider's message id -> ls:pmsg, written when the message was dispatched; an inbound
 SMS -> the tenant owning the number it was sent to, the lead by its phone number) and
 produced to engagement.observed, where the engagement agent decides what follows. The answer
-is 200 only once Kafka has everything; 503 otherwise, so the provider retries.
+is 200 only once Kafka has everything; 503 otherwise, so the provider retries. A 503 after a
+produce that timed out cannot know whether Kafka has it after all (the producer may deliver it
+once the broker is back): the retry carries the provider's own ids, from which the event ids
+come, so it collapses into the one already written.
 
 Secrets: LEADSTREAM_SENDGRID_WEBHOOK_PUBLIC_KEY, LEADSTREAM_TWILIO_AUTH_TOKEN, the Esendex
 push credentials, LEADSTREAM_MAILGUN_WEBHOOK_SIGNING_KEY, the Postmark webhook credentials
@@ -142,7 +145,7 @@ def install_webhooks(app: FastAPI, deps: Deps) -> None:
     @app.post("/webhooks/{provider}", openapi_extra={**rule("public"), **PROVIDER_BODIES},
               response_model=WebhookTaken, responses={400: {"description": "not the provider's format"},
                                                    401: {"description": "signature or credentials do not verify"},
-                                                   503: {"description": "not stored: the provider should retry"}})
+                                                   503: {"description": "not confirmed stored: the provider should retry (a copy collapses)"}})
     async def webhook(provider: str, request: Request):
         """A provider's webhook (SendGrid, Amazon SES via SNS, Mailgun, Postmark, Twilio, Esendex, Vonage, Plivo,
         Telnyx)."""
@@ -277,4 +280,4 @@ async def _produce(deps: Deps, provider: str, headers: dict, body: bytes, status
     try:
         await deps.producer.send_many(records, timeout=deps.settings.produce_timeout_s)
     except (ProduceError, asyncio.TimeoutError) as exc:
-        raise ApiError(503, "unavailable", f"not stored ({exc}): retry", headers={"Retry-After": "5"}) from exc
+        raise ApiError(503, "unavailable", f"not confirmed stored ({exc}): retry", headers={"Retry-After": "5"}) from exc
