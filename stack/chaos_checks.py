@@ -152,6 +152,11 @@ def _within(t: float, windows: list[tuple[float, float]], grace: float, before: 
     return any(a - before <= t <= b + grace for a, b in windows)
 
 
+def _overlaps(made: float, answered: float, windows: list[tuple[float, float]], grace: float) -> bool:
+    """Whether a request was in flight at some moment of a window (or its grace after)."""
+    return any(made <= b + grace and answered >= a for a, b in windows)
+
+
 def _at(t: float, faults: list[Fault]) -> str:
     """A monotonic time as seconds since the drill began."""
     start = faults[0].began - faults[0].at_s if faults else 0.0
@@ -167,11 +172,11 @@ def no_5xx(ledger: Ledger, faults: list[Fault]) -> Check:
     redis_out = [(f.began, f.ended) for f in faults if f.kind in ("redis", "redis_wipe")]
     api = [(f.began, f.ended) for f in faults if f.kind == "kill_api"]
 
-    def excused(t: float, code: int, what: str) -> bool:
-        return code == 503 and (_within(t, kafka, KAFKA_GRACE_S)
-                                or (what != "leads" and _within(t, redis_out, RESTART_GRACE_S)))
-    bad = [f"{code} from {what} at {_at(t, faults)}" for t, code, what in ledger.server_errors
-           if not excused(t, code, what)]
+    def excused(made: float, answered: float, code: int, what: str) -> bool:
+        return code == 503 and (_overlaps(made, answered, kafka, KAFKA_GRACE_S)
+                                or (what != "leads" and _overlaps(made, answered, redis_out, RESTART_GRACE_S)))
+    bad = [f"{code} from {what}, made at {_at(made, faults)}, answered at {_at(answered, faults)}"
+           for made, answered, code, what in ledger.server_errors if not excused(made, answered, code, what)]
     # a request made up to the client's timeout before the kill was in flight when it came
     bad += [f"unanswered, made at {_at(t, faults)}" for t in ledger.unreachable
             if not _within(t, api, RESTART_GRACE_S, before=CLIENT_TIMEOUT_S)]

@@ -35,7 +35,8 @@ class Ledger:
 
     answered: dict[str, str] = field(default_factory=dict)  # lead id -> "api" | "queue"
     statuses: Counter = field(default_factory=Counter)
-    server_errors: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, endpoint)
+    # (made, answered, status, endpoint): a request made during an outage may be answered after it
+    server_errors: list[tuple[float, float, int, str]] = field(default_factory=list)
     unreachable: list[float] = field(default_factory=list)  # when each unanswered request was made (monotonic)
     hits: dict[str, str] = field(default_factory=dict)  # user agent of an answered hit -> "o" | "c"
     hit_statuses: Counter = field(default_factory=Counter)
@@ -78,7 +79,7 @@ def _post(c: httpx.Client, path: str, body: dict, ledger: Ledger, statuses: Coun
         if r.status_code == 202:
             taken(r, t0)
         elif r.status_code >= 500:
-            ledger.server_errors.append((time.monotonic(), r.status_code, what))
+            ledger.server_errors.append((t0, time.monotonic(), r.status_code, what))
 
 
 def api_load(s: Settings, key: str, run: str, rate: int, done: threading.Event, ledger: Ledger) -> None:
@@ -182,7 +183,7 @@ def reply_load(s: Settings, run: str, rate: int, done: threading.Event, ledger: 
                     else:
                         ledger.replies_refused.add(ev["Body"])
                     if res["status"] >= 500:
-                        ledger.server_errors.append((time.monotonic(), res["status"], "webhooks"))
+                        ledger.server_errors.append((t0, time.monotonic(), res["status"], "webhooks"))
         _each_second(done, step)
 
 
