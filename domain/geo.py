@@ -1,17 +1,22 @@
 """Offline geodata: US ZIP centres and time zones, time zone of a point, great-circle distance.
 
-Deterministic lookups in data shipped with installed packages (zipcodes, tzfpy): no network,
-no clock. The ZIP table is read once, on first use, into a dict.
+Deterministic lookups in data shipped with the code: no network, no clock. The ZIP table
+(centre and zone of every US ZIP, domain/data/us_zips.tsv.gz, made from the zipcodes package by
+stack/zip_table.py) is read once, on first use, into a dict; the zone map is tzfpy's.
 """
 from __future__ import annotations
 
+import gzip
 import math
 import re
+import sys
 from functools import cache
+from pathlib import Path
 from typing import NamedTuple
 
 EARTH_RADIUS_KM = 6371.0088
 _ZIP5 = re.compile(r"^\s*(\d{5})(?:-?\d{4})?\s*$")
+ZIP_TABLE_PATH = Path(__file__).parent / "data" / "us_zips.tsv.gz"
 
 Point = tuple[float, float]  # (lat, lon) in degrees
 
@@ -66,27 +71,12 @@ def _zip_info(zip5: str) -> ZipInfo | None:
 
 @cache
 def _zip_table() -> dict[str, ZipInfo]:
-    """Every US ZIP the zipcodes package knows, built once (about half a second)."""
-    import zipcodes  # imported here so importing domain/ stays cheap for code that never needs it
-
+    """Every US ZIP with its centre and zone (about 42,000 rows, ~10 MB), read once."""
     table: dict[str, ZipInfo] = {}
-    for row in zipcodes.list_all():
-        point = _row_point(row)
-        tz = row.get("timezone") or None
-        if tz is None and point is not None:
-            # A handful of ZIPs lack a zone in the data but have a centre: ask the zone map.
-            tz = point_timezone(*point)
-        table[row["zip_code"]] = ZipInfo(point, tz)
+    for line in gzip.decompress(ZIP_TABLE_PATH.read_bytes()).decode().splitlines():
+        zip5, lat, lon, tz = line.split("\t")
+        table[zip5] = ZipInfo((float(lat), float(lon)) if lat else None, sys.intern(tz) if tz else None)
     return table
-
-
-def _row_point(row: dict) -> Point | None:
-    """The row's centre; military and PO-box-only ZIPs carry (0, 0), which means none."""
-    try:
-        lat, lon = float(row["lat"]), float(row["long"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return None if lat == 0 and lon == 0 else (lat, lon)
 
 
 @cache

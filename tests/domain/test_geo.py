@@ -51,3 +51,25 @@ def test_haversine_km():
     assert haversine_km(new_york, los_angeles) == pytest.approx(3936, rel=0.01)
     assert haversine_km(new_york, new_york) == 0
     assert haversine_km(new_york, los_angeles) == haversine_km(los_angeles, new_york)
+
+
+def test_the_shipped_zip_table_is_the_zipcodes_package_data():
+    # domain/data/us_zips.tsv.gz is made by stack/zip_table.py: it must say what the installed
+    # package says (centre, (0, 0) as none, the zone map where the data has no zone)
+    import gzip
+
+    from domain.geo import ZIP_TABLE_PATH
+    from stack.zip_table import text
+
+    assert gzip.decompress(ZIP_TABLE_PATH.read_bytes()) == text()
+
+
+def test_the_zip_table_holds_no_more_than_the_platform_needs():
+    # the package's 42,000 sixteen-field dicts used to stay in every process that matched a job
+    # (~200 MB each); the table keeps a centre and a zone per ZIP
+    from domain.geo import _zip_table
+
+    table = _zip_table()
+    assert len(table) > 40_000
+    assert table["10001"] == ((40.7484, -73.9967), "America/New_York")
+    assert sum(1 for info in table.values() if info.point is None and info.timezone is None) > 0
