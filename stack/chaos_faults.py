@@ -15,8 +15,10 @@ says what it did, how long it took, and which alerts it should raise.
     kafka          the broker stopped and started again
     provider       the brand's mail relay (the SMTP stand-in) throttles (451 4.7.1) while its
                    fallback (the Mailgun stand-in) throttles too (429 + Retry-After), then the
-                   relay is slow (each message held before its answer): sends wait and retry,
-                   none is lost or sent twice
+                   relay is slow (each message held before its answer), then the relay
+                   throttles again while the network to the fallback is slowed (Toxiproxy:
+                   latency, jitter and a bandwidth cap both ways, stack/netem.py): sends wait
+                   and retry, none is lost or sent twice
 """
 from __future__ import annotations
 
@@ -34,8 +36,12 @@ import redis
 from confluent_kafka import Producer
 
 from scaling.client import SupervisorClient
+from stack import netem
 from stack.services import start, stop
 from streams.settings import ROOT, Settings
+
+
+SLOW_NETWORK = {"latency_ms": 400, "jitter_ms": 200, "kb_per_s": 16}
 
 
 @dataclass
@@ -157,15 +163,29 @@ def provider(s: Settings, rng: random.Random, services: dict, phase_s: float = 2
         control.write_text(json.dumps({"delay_s": 0.5}))
         httpx.post(mailgun, json={"mode": "ok"}, timeout=10).raise_for_status()
         time.sleep(phase_s)
+        control.write_text(json.dumps({"throttle": True}))  # the mail goes to the fallback, over a slow network
+        before = _mailgun_sent(s)
+        netem.slow(s, "mailgun", **SLOW_NETWORK)
+        time.sleep(phase_s)
+        netem.clear(s, "mailgun")
+        through_slow = _mailgun_sent(s) - before
     finally:
         control.write_text("{}")
         httpx.post(mailgun, json={"mode": "ok"}, timeout=10)
+        netem.clear(s, "mailgun")
     restored = time.time()
 
     def mail_again() -> bool:  # a message stored after the relay behaves again (the folder changed)
         return s.mail_dir.stat().st_mtime > restored + 0.01
     _healthy_within(mail_again, 300)
-    return Fault("mail relay throttling, then slow", down_s=2 * phase_s, recovered_s=time.monotonic() - t0)
+    return Fault(f"mail relay throttling, then slow, then the network to its fallback slowed "
+                 f"({SLOW_NETWORK['latency_ms']}±{SLOW_NETWORK['jitter_ms']} ms, {SLOW_NETWORK['kb_per_s']} KB/s "
+                 f"each way: {through_slow} messages through it)",
+                 down_s=3 * phase_s, recovered_s=time.monotonic() - t0)
+
+
+def _mailgun_sent(s: Settings) -> int:
+    return len(httpx.get(f"{s.providers_url}/sent/mailgun", timeout=60).json())
 
 
 def _alert_came(s: Settings, name: str, since: float, timeout: float) -> bool:

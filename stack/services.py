@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from stack import monitoring
+from stack import monitoring, netem
 from streams.settings import ROOT, Settings
 
 STACK = ROOT / ".stack"
@@ -293,6 +293,12 @@ def build_services(s: Settings) -> list[Service]:
                 lambda: _python("-m", "stack.standins.hubspot", "--port", str(_port_of(s.crm_url))),
                 lambda: http_ok(f"{s.crm_url}/healthz"),
                 prepare=lambda: _crm_secrets(s)),
+        # the network to some stand-ins passes through Toxiproxy, which the chaos drill slows
+        Service("netem", s.netem_port,
+                lambda: [str(STACK / "bin" / "toxiproxy-server"), "-host", "127.0.0.1", "-port", str(s.netem_port),
+                         "-config", str(STACK / "netem" / "proxies.json")],
+                lambda: http_ok(f"http://127.0.0.1:{s.netem_port}/version"),
+                prepare=lambda: netem.write_config(s, STACK / "netem" / "proxies.json")),
         # monitoring: Prometheus scrapes every process with the project's rules, Alertmanager
         # routes what fires to the Slack-compatible stand-in (the hook receiver)
         Service("alertmanager", s.alertmanager_port, lambda: monitoring.alertmanager_command(s),

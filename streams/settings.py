@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     # file where the supervisor publishes its workers as scrape targets (empty: it does not)
     prometheus_port: int = 19190
     alertmanager_port: int = 19193
+    netem_port: int = 18474  # the local stack's Toxiproxy API (stack/netem.py)
     prometheus_targets_file: str = ""
     scaling_file: Path = ROOT / "scaling" / "agents.yaml"
     scaling_interval_s: float = 2.0
