@@ -152,6 +152,7 @@ class Settings(BaseSettings):
     privacy_hash_secret: str = "leadstream-local-privacy-hash-secret"
     spool_dir: Path = ROOT / ".stack" / "spool"  # events kept here while Kafka is unreachable
     link_cache_size: int = 100_000  # link records the tracking front keeps in memory
+    link_cache_idle_s: float = 600.0  # and for no longer than this after their last use
     tracking_trust_forwarded: bool = False  # behind a proxy: the person's address is X-Forwarded-For's first
     hooks_url: str = "http://127.0.0.1:18050"  # the stand-in for tenants' webhook endpoints
     feeds_url: str = "http://127.0.0.1:18040"  # the job-feed stand-in; tenant files may say {feeds_url}
