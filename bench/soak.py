@@ -74,16 +74,24 @@ def windows(ledger: Ledger, began: float, minutes: float) -> list[dict]:
 
 
 def growth(samples: dict[str, list[tuple[float, int, float]]], began: float, group: dict[str, str]) -> dict:
-    """Per process: RSS at minute 5 and at the end, growth in %, and whether its pid changed."""
+    """Per process: RSS once warm and at the end, growth in %, and whether its pid changed. Warm
+    is minute 5 of the run and of the process's own life: a worker the supervisor starts during
+    the run (scaling up, or restarting one) is measured from its fifth minute, not from a sample
+    taken while it was still loading (one such sample, 80 MB, once read as 236 % growth)."""
     out = {}
     for name, rows in samples.items():
-        after = [r for r in rows if r[0] - began >= WARMUP_MIN * 60]
+        born = {}
+        for t, pid, _ in rows:
+            born.setdefault(pid, t)
+        pid = rows[-1][1]  # a restarted process is measured in its last life
+        after = [r for r in rows if r[1] == pid and r[0] - began >= WARMUP_MIN * 60
+                 and r[0] - born[pid] >= WARMUP_MIN * 60]
         if len(after) < 2:
             continue
         first, last = after[0], after[-1]
         out[name] = {"group": group[name], "mb_at_5min": round(first[2], 1), "mb_end": round(last[2], 1),
                      "growth_pct": round((last[2] / first[2] - 1) * 100, 1), "max_mb": round(max(r[2] for r in rows), 1),
-                     "restarted": len({r[1] for r in after}) > 1}
+                     "restarted": len({r[1] for r in rows}) > 1}
     return out
 
 

@@ -184,8 +184,8 @@ AFTER_WIPE: dict[str, tuple[str, str]] = {
     "crm_fields": ("lost", "the next poll takes every contact's fields as the CRM's latest change, and the next "
                            "write-back of each lead writes all its properties again (same values)"),
     "crm_outbox": ("lost", "leads due at the wipe are written at their next change"),
-    "crm_clear": ("lost", "contacts whose emptying the CRM had not taken keep what we wrote; the audit of "
-                          "the CRM is the brand's (the erasure record names the leads)"),
+    "crm_clear": ("rebuilt", "the compacted privacy.crm_emptying topic (runtime/replay_crm_emptying.py): "
+                             "every emptying owed and not done yet"),
     "crm_out_lock": ("transient", "the next tick writes"),
     "crm_rate": ("transient", "a new window: at most one window's share more, the CRM's 429s are waited out"),
     "do_not_contact": ("rebuilt", "privacy.erasures (runtime/replay_erasures.py), which the replay reads first"),

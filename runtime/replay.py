@@ -41,6 +41,7 @@ from projections.redis_schedule import Schedule
 from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from runtime.deps import Deps, build
 from runtime.replay_consent import AcceptedConsents, rebuild_consent
+from runtime.replay_crm_emptying import rebuild_crm_emptying
 from runtime.replay_data_keys import rebuild_data_keys
 from runtime.replay_erasures import anonymise_erased, leave_out, read_erasures, rebuild_erasures
 from runtime.replay_digests import rebuild_digests
@@ -230,6 +231,7 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
         triggers |= await timed("digests", rebuild_digests(deps, read_topics, tick))
         triggers |= await timed("consent", rebuild_consent(deps, read_topics, tick, consents))
         triggers |= await timed("data_keys", rebuild_data_keys(deps, read_topics, tick))
+        triggers |= await timed("crm_emptying", rebuild_crm_emptying(deps, read_topics, tick))
         triggers |= await timed("erasures", rebuild_erasures(deps, erased))
         await deps.redis.set(INTACT, "replay")  # the tracking front's misses are 404s again
         return {**triggers, "source_counts": source_counts}

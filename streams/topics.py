@@ -56,6 +56,7 @@ DIGEST_EVENTS = "digests.events"
 CONSENT_EVENTS = "consent.events"
 DATA_KEYS = "privacy.keys"
 ERASURES = "privacy.erasures"
+CRM_EMPTYING = "privacy.crm_emptying"
 CONFIG = "config.entities"
 CONFIG_HISTORY = "config.history"
 
@@ -110,6 +111,10 @@ CATALOGUE = [
     # every erasure: who asked, when, why, the do-not-contact entry; never an address or a name.
     # The replay reads it first, so an erased person is never rebuilt
     TopicSpec(ERASURES, "lead_id", "privacy.subject_erased (Avro): the erasures, kept forever", dead_letter=False),
+    # contacts of erased people the brand's CRM did not empty when asked (down, refusing): owed
+    # until the crm agent empties them, then a tombstone; Redis' ls:crmclear is its working copy
+    TopicSpec(CRM_EMPTYING, "tenant/contact_id", "privacy.crm_emptying_owed (Avro), or a tombstone: emptied",
+              compacted=True, dead_letter=False),
     TopicSpec(WEBHOOKS_RAW, "provider", "webhook.received: every provider webhook's raw request, accepted or not",
               retention_ms=30 * 24 * 3600 * 1000, dead_letter=False),
     TopicSpec(WEBHOOKS_OUT_DEAD, "lead_id", "events a tenant's endpoints refused or never answered, after every retry",

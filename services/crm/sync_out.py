@@ -9,13 +9,17 @@ conversions as contact properties, only those that changed since the last write,
 100 within the brand's share of the CRM's rate limit (what is left waits for the next tick).
 A lead leaves the outbox only once the CRM took its write (or refused it for good: counted).
 An erased person is never written, and what we wrote on their contact is emptied
-(clear_erased, called by the erasure before their traces go).
+(clear_erased, called by the erasure before their traces go). An emptying the CRM does not take
+at once is owed: durable on the compacted privacy.crm_emptying topic before Redis' working copy
+(ls:crmclear) holds it, so a Redis loss does not forget it (the replay rebuilds the set), and
+tombstoned there once the CRM took it.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+import os
 import time
 
 import httpx
@@ -24,10 +28,12 @@ from channels.crm.hubspot import CrmError, HubSpot
 from channels.dkim import DkimUnavailable, KeyLoader
 from domain.crm_fields import OURS, Engagement, Held, change_wins, cleared, unwritten, write_back
 from domain.engagement import event_ms
+from domain.identity import new_event_id
 from projections.redis_crm import SETTLE_US, CrmFields, CrmStore
 from projections.redis_engagement import eng_key
 from projections.redis_leads import LeadStore
 from schemas.codec import DecodeError
+from streams.topics import CRM_EMPTYING
 
 log = logging.getLogger("leadstream.crm")
 BATCH = 1000  # leads read from a brand's outbox per tick
@@ -168,7 +174,7 @@ async def _write_due(deps, client: HubSpot, tenant, now_ms: int, settle_us: int)
     late = [result.contacts[st.address]["id"] for (_, st, _), g in zip(todo, now_gone)
             if g and st.address in result.contacts]
     if late:
-        await fields.owe_clearing(t, [str(c) for c in late])
+        await owe_emptying(deps, t, [str(c) for c in late])
     await fields.put(t, {entry[0]: _after_write(crm, props, result.contacts.get(state.address))
                          for (entry, state, props), g in zip(todo, now_gone)
                          if state.address in result.contacts and not g})
@@ -227,7 +233,7 @@ async def clear_erased(deps, tenant, lead_ids: list[str], loader: KeyLoader | No
             await _empty(deps, loader, tenant, list(ids.values()), attempts=2)
         except (CrmError, DkimUnavailable) as exc:
             log.warning("crm %s: emptying %d erased contacts: %s (owed: the crm agent retries)", tenant.id, len(ids), exc)
-            await CrmFields(deps.redis).owe_clearing(tenant.id, list(ids.values()))
+            await owe_emptying(deps, tenant.id, list(ids.values()))
             return dict.fromkeys(ids, False)
         return dict.fromkeys(ids, True)
 
@@ -243,8 +249,21 @@ async def clear_owed(deps, loader: KeyLoader, tenant) -> int:
     except (CrmError, DkimUnavailable) as exc:
         log.warning("crm %s: emptying %d erased contacts: %s (still owed)", tenant.id, len(ids), exc)
         return 0
+    await deps.producer.send_many([(deps.topic(CRM_EMPTYING), f"{tenant.id}/{cid}".encode(), None, None)
+                                   for cid in ids])  # emptied: the topic forgets them, then Redis
     await fields.cleared(tenant.id, ids)
     return len(ids)
+
+
+async def owe_emptying(deps, tenant: str, contact_ids: list[str]) -> None:
+    """These contacts' emptying owed: on the topic first (a Redis loss keeps it), then in Redis."""
+    now_ms = int(time.time() * 1000)
+    records = [(deps.topic(CRM_EMPTYING), f"{tenant}/{cid}".encode(), deps.codec.encode("privacy.crm_emptying_owed", {
+        "event_id": new_event_id(now_ms, os.urandom(10)), "tenant": tenant, "occurred_at": now_ms,
+        "schema": "privacy.crm_emptying_owed@1", "causation_id": None, "source": "crm", "contact_id": cid}), None)
+        for cid in contact_ids]
+    await deps.producer.send_many(records)
+    await CrmFields(deps.redis).owe_clearing(tenant, contact_ids)
 
 
 async def _empty(deps, loader: KeyLoader | None, tenant, contact_ids: list[str], attempts: int = 8) -> None:

@@ -20,7 +20,8 @@
   under `app_secret`.
 
 Controls (tests): POST /_control {rate_max, rate_window_ms, search_cap, webhook_target, clock_ms
-(a fixed "now" for modification times; null: the real clock), reset}; GET /_control (the
+(a fixed "now" for modification times; null: the real clock), outage (true: every API request
+answered 503), reset}; GET /_control (the
 counts); POST /_control/contacts {contacts: [{email, properties}], at_ms}: created or changed
 as a CRM user would; GET /_control/contacts: every contact.
 
@@ -88,6 +89,7 @@ class State:
     search_cap: int = SEARCH_CAP
     webhook_target: str | None = None
     clock_ms: int | None = None
+    outage: bool = False  # every API request answered 503, as during one of HubSpot's incidents
     hits: list[int] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     next_event: int = 1
@@ -129,6 +131,9 @@ async def gatekeeper(request: web.Request, handler):
     if request.path.startswith("/_control") or request.path == "/healthz":
         return await handler(request)
     st = request.app[STATE]
+    if st.outage:
+        st.count("503")
+        return _error(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable.")
     if request.headers.get("Authorization") != f"Bearer {TOKEN}":
         return _error(401, "INVALID_AUTHENTICATION", "Authentication credentials not found.")
     now = int(time.time() * 1000)
@@ -307,7 +312,7 @@ async def control_set(request: web.Request) -> web.Response:
     doc = await request.json()
     if doc.get("reset"):
         st.__dict__.update(State().__dict__)  # in place: a started app's state is not replaced
-    for name in ("rate_max", "rate_window_ms", "search_cap", "webhook_target", "clock_ms"):
+    for name in ("rate_max", "rate_window_ms", "search_cap", "webhook_target", "clock_ms", "outage"):
         if name in doc:
             setattr(st, name, doc[name])
     return await control_get(request)

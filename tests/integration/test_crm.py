@@ -233,3 +233,71 @@ def test_a_conflicting_name_is_decided_by_the_fields_source_of_truth(api, settin
     crm.post("/_control/contacts", json={"contacts": [{"email": cat, "properties": {"firstname": "Catherine"}}]})
     wait_for(lambda: contact(crm, cat).get("firstname") == "Cat", 60, what="ours written back again")
     assert state_of(rds, cat)["first_name"] == "Cat"
+
+
+def _latest_owed_record(settings, key: str):
+    """The latest record of `key` on the compacted privacy.crm_emptying topic: (found, event or None)."""
+    from runtime.deps import build
+    from runtime.replay import read_topics
+    from streams.topics import CRM_EMPTYING
+
+    deps = build(settings)
+    _, msgs = read_topics(deps, [deps.topic(CRM_EMPTYING)], with_keys=True)
+    latest = [value for k, value in msgs if k == key.encode()]
+    if not latest:
+        return False, None
+    return True, None if latest[-1] is None else deps.codec.decode(latest[-1])[1]
+
+
+def _rebuild_owed(settings) -> dict:
+    """What `runtime.replay --redis` does for this family, alone."""
+    import asyncio
+
+    from runtime.deps import build
+    from runtime.replay import read_topics
+    from runtime.replay_crm_emptying import rebuild_crm_emptying
+
+    async def run():
+        return await rebuild_crm_emptying(build(settings), read_topics, lambda *a: None)
+    return asyncio.run(run())
+
+
+def test_an_emptying_the_crm_did_not_take_is_owed_durably_and_done_after_a_redis_loss(api, settings, rds, crm, producer):
+    uid = uuid.uuid4().hex[:10]
+    eve = f"eve.{uid}@example.com"
+    crm.post("/_control/contacts", json={"contacts": [{"email": eve, "properties": {"firstname": "Eve"}}]})
+    crm.configure()
+    wait_for(lambda: state_of(rds, eve), 90, what="the contact as a lead")
+    e = lead_id(T, "email", identity_email(eve))
+    t0 = int(time.time() * 1000) - 60_000
+    producer.produce(settings.topic_prefix + "engagement.events", engagement("opened", e, t0), e.encode())
+    producer.flush(10)
+    wait_for(lambda: contact(crm, eve).get("leadstream_last_open") == str(t0), 60, what="Eve's open on her contact")
+    cid = str(next(c["id"] for c in crm.get("/_control/contacts").json() if c["properties"]["email"] == eve))
+    owed_key = f"ls:crmclear:{T}"
+
+    crm.post("/_control", json={"outage": True})  # the CRM answers 503 to everything
+    try:
+        r = api.post("/v1/subjects/erase", json={"email": eve, "reason": "asked by phone, ticket 9"},
+                     headers={**auth(_admin_key()), "X-Tenant": T})
+        assert r.status_code == 200, r.text
+        assert r.json()["leads"][0]["crm_emptying_owed"] is True and r.json()["leads"][0]["crm_contacts_cleared"] == 0
+        assert rds.sismember(owed_key, cid)
+        found, ev = _latest_owed_record(settings, f"{T}/{cid}")
+        assert found and ev["contact_id"] == cid and ev["tenant"] == T
+        assert set(ev) == {"event_id", "tenant", "occurred_at", "schema", "causation_id", "source", "contact_id"}
+        # Redis loses what it owed; the replay's rebuild owes it again
+        rds.srem(owed_key, cid)
+        assert _rebuild_owed(settings)["crm_emptyings_owed"] >= 1
+        assert rds.sismember(owed_key, cid)
+        assert contact(crm, eve)["leadstream_last_open"] == str(t0)  # not emptied while the CRM is down
+    finally:
+        crm.post("/_control", json={"outage": False})
+
+    # the CRM is back: the crm agent empties her contact, then the topic and Redis forget it
+    wait_for(lambda: contact(crm, eve).get("leadstream_last_open") == "", 120, what="Eve's contact emptied")
+    wait_for(lambda: not rds.sismember(owed_key, cid), 30, what="the emptying no longer owed in Redis")
+    assert _latest_owed_record(settings, f"{T}/{cid}") == (True, None)  # a tombstone
+    _rebuild_owed(settings)
+    assert not rds.sismember(owed_key, cid)  # a rebuild after it owes nothing
+    assert contact(crm, eve)["firstname"] == "Eve"  # the contact is the brand's: kept
