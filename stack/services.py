@@ -137,9 +137,7 @@ def _kafka_prepare(s: Settings) -> None:
     if (conf / "data" / "meta.properties").exists():
         return
     (conf / "data").mkdir(parents=True, exist_ok=True)
-    cluster_id = uuid.uuid4().hex[:22]
-    out = subprocess.run(_kafka_java("kafka.tools.StorageTool", "format", "-t",
-                                     _kafka_cluster_id(cluster_id), "-c", str(props)),
+    out = subprocess.run(_kafka_java("kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(props)),
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"formatting Kafka storage failed:\n{out.stdout}\n{out.stderr}")
@@ -149,6 +147,16 @@ def _kafka_cluster_id(seed: str) -> str:
     """A Kafka cluster id: base64url of 16 bytes, 22 characters."""
     import base64
     return base64.urlsafe_b64encode(uuid.UUID(hex=seed.ljust(32, "0")).bytes).decode()[:22]
+
+
+def new_cluster_id() -> str:
+    """A random cluster id that does not begin with "-": the storage tool would read one that does
+    as an option (one fresh CI clone in 64 failed so: "argument --cluster-id/-t: expected one
+    argument"); Kafka's own random ids avoid it the same way."""
+    while True:
+        cid = _kafka_cluster_id(uuid.uuid4().hex)
+        if not cid.startswith("-"):
+            return cid
 
 
 def _kafka_healthy(s: Settings) -> bool:
