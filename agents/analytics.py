@@ -15,7 +15,7 @@ from domain.erasure import anonymised_event
 from projections.clickhouse import EventsWriter
 from projections.event_rows import event_row
 from schemas.codec import DecodeError
-from services.privacy.erased import anonymous_ids
+from services.privacy.erased import anonymous_ids, scrub_rows_of_erased
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.topics import (ACTIVITY_EVENTS, CONSENT_EVENTS, ENGAGEMENT_EVENTS, LEAD_EVENTS, PRODUCT_EVENTS, SEND_EVENTS, SENDS_BULK,
@@ -100,6 +100,7 @@ async def project(deps, writer: EventsWriter, msgs: list[tuple]) -> int:
     for (name, ev, (topic, partition, offset)), anon in zip(decoded, anonymous):
         writer.submit(event_row(name, ev if anon is None else anonymised_event(ev, anon), topic, partition, offset, now))
     await asyncio.to_thread(writer.flush)
+    await scrub_rows_of_erased(deps, [ev for _, ev, _ in decoded])
     return len(msgs)
 
 

@@ -59,6 +59,8 @@ class IsolatedPlatform:
                     "LEADSTREAM_TRACKING_PORT": str(self.tracking_port), "LEADSTREAM_TRACKING_BASE_URL": self.tracking_url,
                     "LEADSTREAM_TRACKING_INTERNAL_PORT": str(free_port()),
                     "LEADSTREAM_API_PORT": str(self.api_port), "LEADSTREAM_SPOOL_DIR": str(self.tmp / "spool"),
+                    # the stack's Toxiproxy forwards to the stack's stand-ins, not to a private one
+                    "LEADSTREAM_MAILGUN_URL": "",
                     **(env or {})}
         self.settings = base.model_copy(update={"topic_prefix": self.prefix, "redis_url": redis_url,
                                                 "clickhouse_database": ch_db})

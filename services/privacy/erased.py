@@ -4,12 +4,15 @@ lead event that was still in an agent's backlog) stays on its topic (nothing is 
 agents that decide, plan, follow or remember leave it out (counted in
 leadstream_erased_events_left_out_total), and the analytics agent writes its row as the erasure
 left their others: under the erasure's anonymous id, with no personal field (counted, not named).
+Its rows written while an erasure ran (checked before it, stored after its scrub) or by a try
+that died before its offsets were committed are scrubbed after the write (scrub_rows_of_erased).
 """
 from __future__ import annotations
 
 import os
 
 from domain.erasure import anonymous_id
+from projections.clickhouse_erasure import scrub_leads
 from streams import metrics
 
 
@@ -45,3 +48,16 @@ async def anonymous_ids(deps, events: list[dict]) -> list[str | None]:
             anon = made.setdefault((events[i]["tenant"], events[i]["lead_id"]), anonymous_id(os.urandom(12)))
         out[i] = anon
     return out
+
+
+async def scrub_rows_of_erased(deps, events: list[dict]) -> int:
+    """After a batch's rows are written: the leads of these events erased by now keep no row
+    under their own id (an erasure that scrubbed ClickHouse between the batch's look at the list
+    and its insert left those rows as they came). Counted first, rewritten only where found;
+    returns the rows rewritten."""
+    by_tenant: dict[str, dict[str, str]] = {}
+    for ev, anon in zip(events, await anonymous_ids(deps, events)):
+        if anon is not None:
+            by_tenant.setdefault(ev["tenant"], {})[ev["lead_id"]] = anon
+    db = deps.settings.clickhouse_database
+    return sum([await deps.on_clickhouse(scrub_leads, db, tenant, leads) for tenant, leads in by_tenant.items()])
