@@ -8,25 +8,12 @@ from __future__ import annotations
 from typing import Callable
 
 from projections.redis_crm import CrmFields
-from schemas.codec import DecodeError
+from runtime.compacted import latest_per_key
 from streams.topics import CRM_EMPTYING
 
 
 async def rebuild_crm_emptying(deps, read_topics: Callable, tick: Callable[[str, int, int], None]) -> dict:
-    total, msgs = read_topics(deps, [deps.topic(CRM_EMPTYING)], with_keys=True)
-    latest: dict[bytes, dict | None] = {}
-    bad = 0
-    for key, value in msgs:
-        tick("crm emptyings owed", 1, total)
-        if value is None:
-            latest[key] = None  # emptied
-            continue
-        try:
-            _, ev = deps.codec.decode(value)
-        except DecodeError:
-            bad += 1
-            continue
-        latest[key] = ev
+    latest, bad = latest_per_key(deps, read_topics, CRM_EMPTYING, tick, "crm emptyings owed")  # None: emptied
     by_tenant: dict[str, list[str]] = {}
     for ev in latest.values():
         if ev is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from projections.redis_data_keys import DURABLE, stored
-from schemas.codec import DecodeError
+from runtime.compacted import latest_per_key
 from streams.topics import DATA_KEYS
 
 CHUNK = 5000
@@ -19,20 +19,7 @@ async def rebuild_data_keys(deps, read_topics: Callable, tick: Callable[[str, in
     keys = [k async for k in r.scan_iter(match="ls:dek:*", count=5000)]
     for i in range(0, len(keys), CHUNK):
         await r.delete(*keys[i:i + CHUNK])
-    total, msgs = read_topics(deps, [deps.topic(DATA_KEYS)], with_keys=True)
-    latest: dict[bytes, dict | None] = {}
-    bad = 0
-    for key, value in msgs:
-        tick("data keys", 1, total)
-        if value is None:
-            latest[key] = None  # erased
-            continue
-        try:
-            _, ev = deps.codec.decode(value)
-        except DecodeError:
-            bad += 1
-            continue
-        latest[key] = ev
+    latest, bad = latest_per_key(deps, read_topics, DATA_KEYS, tick, "data keys")  # None: erased
     by_tenant: dict[str, dict[str, str]] = {}
     for ev in latest.values():
         if ev is not None:
