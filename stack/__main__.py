@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+from scaling.fleet import WORKER_ENV_DEFAULTS
 from stack import netem
 from stack.demo_logins import demo_logins
 from stack.services import LOGS, STACK, build_services, start, stop, tail
@@ -44,6 +45,8 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    for name, value in WORKER_ENV_DEFAULTS.items():  # the API and tracking front as the workers
+        env.setdefault(name, value)
     for name, value in netem.platform_env().items():  # some stand-ins reached through Toxiproxy
         env.setdefault(name, value)
     return env

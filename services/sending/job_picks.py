@@ -69,6 +69,7 @@ class JobPicker:
         cached = self.indexes.get(tenant)
         if cached and cached[0] == version:
             return cached[1]
+        self.indexes.pop(tenant, None)  # not kept while the new one is built: one index at a time
         index = JobIndex(tenant)
         for job in (await self.source.load(tenant)).values():
             index.add(job)

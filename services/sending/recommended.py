@@ -40,6 +40,8 @@ class Recommender:
             return None
         model = self.models.get(tenant)
         if model is None or model.version != version:
+            self.models.pop(tenant, None)  # one model and one pool per tenant at a time
+            self.pools.pop(tenant, None)
             model = await self.store.load(tenant, version)
             if model is None:
                 return None
@@ -48,6 +50,7 @@ class Recommender:
         cached = self.pools.get(tenant)
         if cached and cached[0] == version and cached[1] == jobs_version:
             return version, cached[2], cached[3]
+        self.pools.pop(tenant, None)
         jobs = await self.jobs.load(tenant)
         pool = await asyncio.to_thread(candidate_pool, model, jobs.values())
         self.pools[tenant] = (version, jobs_version, pool, jobs)
