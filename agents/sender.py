@@ -8,9 +8,7 @@ guarantee (at most once per send id) in domain/sending.py.
 """
 from __future__ import annotations
 
-import asyncio
 import time
-import zlib
 
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
@@ -23,12 +21,10 @@ def register_for(topic_name: str, agent_name: str):
     def register(app, deps) -> None:
         s = deps.settings
         topic = app.topic(deps.topic(topic_name), value_serializer="raw", key_serializer="raw")
-        # the priority path reads one batch at a time, so that a person's messages (an SMS answer,
-        # then the next) leave in the order they were asked for; it works on the batch in parts
-        # split by lead. The bulk path reads batches with several actors at once.
+        # the priority path keeps one batch at a time: a person's messages (an SMS answer, then
+        # the next) leave in the order they were asked for
         priority = topic_name == SENDS_PRIORITY
         concurrency = 1 if priority else s.bulk_send_concurrency
-        shards = max(1, s.priority_send_shards) if priority else 1
         first = deps.send_batch()
         free = [first] + [first.twin() for _ in range(concurrency - 1)]
         within = s.priority_batch_seconds if priority else s.batch_seconds
@@ -36,37 +32,12 @@ def register_for(topic_name: str, agent_name: str):
         @app.agent(topic, name=agent_name, concurrency=concurrency)
         async def sender(stream):
             batch = free.pop() if free else first.twin()  # one use case per actor: its own Unfinished
-            parts = [batch] + [batch.twin() for _ in range(shards - 1)]  # one use case per part, too
             async for events in stream.take_events(s.send_batch_size, within=within):
                 msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                          e.message.value) for e in events]
-                await run_batch(agent_name, lambda: send_in_parts(deps, parts, agent_name, msgs),
+                await run_batch(agent_name, lambda: send(deps, batch, agent_name, msgs),
                                 oldest_event_ms=oldest_ms(events))
     return register
-
-
-def parts_by_lead(msgs: list[tuple], n: int) -> list[list[tuple]]:
-    """The messages in n parts by their key (the lead id): a lead's messages all in one part, in
-    their order. The same batch splits the same way on a retry, so each part's use case finds
-    what its own earlier attempt claimed."""
-    if n == 1:
-        return [msgs]
-    out: list[list[tuple]] = [[] for _ in range(n)]
-    for m in msgs:
-        out[zlib.crc32(m[3] or b"") % n].append(m)
-    return out
-
-
-async def send_in_parts(deps, batches: list, agent: str, msgs: list[tuple]) -> int:
-    """send() each part with its own use case, at once; every part finishes before a failure
-    is raised (run_batch retries the whole batch, and no part may still be running then)."""
-    parts = parts_by_lead(msgs, len(batches))
-    done = await asyncio.gather(*(send(deps, b, agent, part) for b, part in zip(batches, parts) if part),
-                                return_exceptions=True)
-    for result in done:
-        if isinstance(result, BaseException):
-            raise result
-    return sum(done)
 
 
 async def send(deps, batch, agent: str, msgs: list[tuple]) -> int:

@@ -40,11 +40,8 @@ class Settings(BaseSettings):
     priority_batch_seconds: float = 0.02
     send_batch_size: int = 500  # send batches are smaller: each message is composed and delivered
     # batches a bulk sender worker works on at once: one composes while another waits on the SMTP
-    # server, Redis or Kafka (./dev bench send)
+    # server, Redis or Kafka (./dev bench send); the priority sender always works on one
     bulk_send_concurrency: int = 2
-    # the priority sender splits each batch in this many parts by lead (a person's messages stay
-    # in one part, in the order asked) and works on them at once
-    priority_send_shards: int = 2
     max_batch_leads: int = 1000
     max_body_bytes: int = 2_000_000
     # requests a second each API key (or signed-in person) and each tenant may make, per API

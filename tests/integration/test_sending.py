@@ -342,7 +342,16 @@ def test_a_sender_killed_mid_batch_delivers_no_message_twice_and_reports_the_unc
         ev = send_events(iso, sids)
         final = {e[1] for e in ev if e[0] in ("send.dispatched", "send.failed")}
         return len(final) == n and ev
-    events = wait_for(settled, 180, 1.0, "every send dispatched or reported")
+    try:
+        events = wait_for(settled, 180, 1.0, "every send dispatched or reported")
+    except AssertionError as exc:  # say which sends are not settled and what is known of them
+        ev = send_events(iso, sids)
+        final = {e[1] for e in ev if e[0] in ("send.dispatched", "send.failed")}
+        left = [sid for sid in sids if sid not in final]
+        seen = {sid: [e[0] + (f"({e[3]})" if e[3] else "") for e in ev if e[1] == sid] for sid in left[:5]}
+        marks = {sid: iso.redis.get(f"ls:send:{sid}") for sid in left[:5]}
+        raise AssertionError(f"{exc}: {len(left)} of {n} not settled; events of the first: {seen}; "
+                             f"their marks: {marks}; delivered: {sum(1 for sid in left if sid in delivered())}") from None
     counts = delivered()
     assert max(counts.values()) == 1, "a message was delivered twice"
     unknown = {e[1] for e in events if e[0] == "send.failed" and e[3] == "outcome_unknown"}
