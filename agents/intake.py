@@ -7,8 +7,10 @@ lead.preferences_requested -> lead.preferences_changed (one list: cadence, pause
                               lead.unsubscribed for "leave everything" (domain.preferences)
 
 Per batch: decode, check (CPU), one Redis round trip for state and suppression, decide in
-order (a duplicate inside the batch sees the first one's state), produce the events and
-wait for Kafka, then save the states atomically. Offsets are acknowledged after that.
+order (a duplicate inside the batch sees the first one's state), seal the events' personal
+fields with each lead's data key (made, and durable on privacy.keys, before first use),
+produce the events and wait for Kafka, then save the states atomically. Offsets are
+acknowledged after that.
 """
 from __future__ import annotations
 
@@ -86,6 +88,7 @@ async def process(deps, msgs: list[tuple]) -> int:
     states: dict[tuple[str, str], LeadState | None] = {}
     optouts: list[tuple[str, str]] = []
     optins: list[tuple[str, str]] = []
+    emitted: list[tuple[str, dict]] = []
     for (name, ev, tenant, checked), look in zip(todo, found):
         k = (ev["tenant"], ev["lead_id"])
         state = states[k] if k in states else look.state
@@ -104,13 +107,16 @@ async def process(deps, msgs: list[tuple]) -> int:
         else:
             decided = decide_unsubscribe(ev, state, SOURCE)
         for out_name, out_ev in decided:
-            out.append((events_topic, ev["lead_id"].encode(), deps.codec.encode(out_name, out_ev), None))
+            emitted.append((out_name, out_ev))
             state = evolve(state, out_name, out_ev)
             if out_name == "lead.unsubscribed":
                 optouts.append((out_ev["tenant"], out_ev["address"]))
             elif out_name == "lead.resubscribed":
                 optins.append((out_ev["tenant"], out_ev["address"]))
         states[k] = state
+    sealed = await deps.sealer().seal(emitted, now_ms)  # personal fields: the lead's own data key
+    out += [(events_topic, ev["lead_id"].encode(), deps.codec.encode(name, ev), None)
+            for (name, _), ev in zip(emitted, sealed)]
     await deps.producer.send_many(out)
     await deps.leads.save([st for st in states.values() if st is not None], optouts, optins, counted)
     return len(msgs)

@@ -96,6 +96,9 @@ async def push(deps, client: httpx.AsyncClient, msgs: list[tuple]) -> list[Recor
         tenant = deps.tenants.tenants.get(ev.get("tenant"))
         if tenant is not None and wants(tenant, name):
             todo.setdefault(tenant.id, []).append((tenant, name, ev, msg))
+    for tid, items in todo.items():  # the brand's own endpoint gets the personal fields opened
+        opened = await deps.sealer().open([(name, ev) for _, name, ev, _ in items])
+        todo[tid] = [(tenant, name, ev, msg) for (name, ev), (tenant, _, _, msg) in zip(opened, items)]
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(deliver_tenant(client, items)) for items in todo.values()]
     for items, task in zip(todo.values(), tasks):

@@ -116,14 +116,20 @@ def parse_key_ring(text: str) -> tuple[str, dict[str, bytes]]:
 PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "consent.given": ("text", "ip"),
     "consent.withdrawn": ("text", "ip"),
+    "lead.accepted": ("address", "first_name", "last_name"),
+    "lead.rejected": ("address",),
+    "lead.resubmitted": ("first_name", "last_name"),
+    "lead.unsubscribed": ("address",),
+    "lead.resubscribed": ("address",),
 }
 
 
 def seal_event(name: str, ev: dict, dek: bytes, nonce) -> dict:
-    """The event with its personal fields sealed (None stays None); `nonce()` gives 12 bytes."""
+    """The event with its personal fields sealed (None and "" stay as they are); `nonce()` gives
+    12 bytes."""
     fields = PERSONAL_FIELDS.get(name, ())
     return {**ev, **{f: seal(dek, nonce(), ev[f], field_aad(ev["tenant"], ev["lead_id"], f"{name}.{f}"))
-                     for f in fields if ev.get(f) is not None and not is_sealed(ev[f])}}
+                     for f in fields if ev.get(f) and not is_sealed(ev[f])}}
 
 
 def open_event(name: str, ev: dict, dek: bytes | None) -> dict:
@@ -135,3 +141,18 @@ def open_event(name: str, ev: dict, dek: bytes | None) -> dict:
             out[f] = None if dek is None else open_sealed(dek, ev[f], field_aad(ev["tenant"], ev["lead_id"],
                                                                                   f"{name}.{f}"))
     return out
+
+
+def open_readable(name: str, ev: dict, dek: bytes | None) -> tuple[dict, int]:
+    """(the event with each sealed field opened, None where it does not open: no key, or a value
+    sealed for another lead or field; how many did not open)."""
+    out, unreadable = dict(ev), 0
+    for f in PERSONAL_FIELDS.get(name, ()):
+        if is_sealed(ev.get(f)):
+            try:
+                out[f] = None if dek is None else open_sealed(dek, ev[f], field_aad(ev["tenant"], ev["lead_id"],
+                                                                                        f"{name}.{f}"))
+            except SealError:
+                out[f] = None
+            unreadable += out[f] is None
+    return out, unreadable

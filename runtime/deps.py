@@ -25,6 +25,7 @@ class Deps:
     _config_service: object | None = field(default=None, repr=False)
     _view: ConfigView | None = field(default=None, repr=False)
     _data_keys: object | None = field(default=None, repr=False)
+    _sealer: object | None = field(default=None, repr=False)
     # False in processes that must answer while Kafka is away (the API): they start reading the
     # configuration in the background and answer 503 until it is loaded
     wait_for_config: bool = True
@@ -111,6 +112,13 @@ class Deps:
             self._data_keys = DataKeys(DataKeyStore(self.redis), self.producer, self.codec, self.topic(DATA_KEYS),
                                        self.settings.kek_ring)
         return self._data_keys
+
+    def sealer(self):
+        """Events' personal fields sealed and opened with leads' data keys (one per process)."""
+        if self._sealer is None:
+            from services.privacy.sealer import Sealer
+            self._sealer = Sealer(self.data_keys())
+        return self._sealer
 
     def do_not_contact(self):
         """The tenants' do-not-contact lists (erased people)."""

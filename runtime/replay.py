@@ -42,7 +42,7 @@ from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from runtime.deps import Deps, build
 from runtime.replay_consent import AcceptedConsents, rebuild_consent
 from runtime.replay_crm_emptying import rebuild_crm_emptying
-from runtime.replay_data_keys import rebuild_data_keys
+from runtime.replay_data_keys import rebuild_data_keys, topic_keys
 from runtime.replay_erasures import anonymise_erased, leave_out, read_erasures, rebuild_erasures
 from runtime.replay_digests import rebuild_digests
 from runtime.replay_triggers import rebuild_triggers
@@ -93,10 +93,11 @@ def read_topics(deps: Deps, topics: list[str], with_keys: bool = False) -> tuple
 
 
 def fold_leads(deps: Deps, messages: Iterator[tuple], tick: Callable[[int], None],
-               also: Callable[[str, dict], None] = lambda name, ev: None
+               also: Callable[[str, dict], None] = lambda name, ev: None,
+               opened: Callable[[str, dict], dict] = lambda name, ev: ev
                ) -> tuple[dict[tuple[str, str], LeadState], set[tuple[str, str]], int]:
-    """Every lead's state and the opt-outs, from lead events in topic order (each event also
-    handed to `also`)."""
+    """Every lead's state and the opt-outs, from lead events in topic order, their sealed fields
+    `opened` (each event also handed to `also`)."""
     states: dict[tuple[str, str], LeadState] = {}
     optouts: set[tuple[str, str]] = set()
     bad = 0
@@ -107,14 +108,15 @@ def fold_leads(deps: Deps, messages: Iterator[tuple], tick: Callable[[int], None
         except DecodeError:
             bad += 1
             continue
+        ev = opened(name, ev)
         also(name, ev)
         k = (ev["tenant"], ev["lead_id"])
         st = evolve(states.get(k), name, ev)
         if st is not None:
             states[k] = st
-        if name == "lead.unsubscribed":
+        if name == "lead.unsubscribed" and ev["address"]:  # None: sealed with a destroyed key
             optouts.add((ev["tenant"], ev["address"]))
-        elif name == "lead.resubscribed":
+        elif name == "lead.resubscribed" and ev["address"]:
             optouts.discard((ev["tenant"], ev["address"]))
     return states, optouts, bad
 
@@ -206,7 +208,8 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
         last_seen.fold(name, ev)
         sources.fold(name, ev)
         consents.fold(name, ev)
-    states, optouts, bad = fold_leads(deps, msgs, lambda n: tick("folding leads.events", n, total), also)
+    keys = topic_keys(deps, read_topics)
+    states, optouts, bad = fold_leads(deps, msgs, lambda n: tick("folding leads.events", n, total), also, keys.open)
     erased = read_erasures(deps, read_topics)
     left_out = leave_out(erased, states, optouts)
 

@@ -68,6 +68,8 @@ async def follow(deps, values: list[bytes | None]) -> int:
             continue
         if _writes_back(tenant) and ev.get("lead_id"):
             todo.append((name, ev, tenant))
+    opened = await deps.sealer().open([(name, ev) for name, ev, _ in todo])  # names sealed in the log
+    todo = [(name, ev, tenant) for (name, ev), (_, _, tenant) in zip(opened, todo)]
     # an erased person's late events (a click on an old message) write nothing about them again
     erased = await deps.do_not_contact().erased([(t.id, ev["lead_id"]) for _, ev, t in todo])
     for (name, ev, tenant), gone in zip(todo, erased):

@@ -63,6 +63,12 @@ class DataKeys:
             out[lead] = unwrap(self.ring, f[1], key_aad(tenant, lead))
         return out
 
+    async def existing(self, tenant: str, leads: list[str]) -> dict[str, bytes]:
+        """The data keys the leads have (pending or durable); a lead without one is left out."""
+        leads = sorted(set(leads))
+        return {lead: unwrap(self.ring, f[1], key_aad(tenant, lead))
+                for lead, f in zip(leads, await self.store.get(tenant, leads)) if f is not None}
+
     async def destroy(self, tenant: str, lead: str) -> bool:
         """The lead's key tombstoned on the topic, then gone from Redis; whether it existed."""
         [f] = await self.store.get(tenant, [lead])

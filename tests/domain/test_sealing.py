@@ -91,3 +91,16 @@ def test_an_events_personal_fields_are_sealed_and_open_again_and_read_none_once_
     with pytest.raises(SealError):  # the ip of one kind of event is not another's
         open_event("consent.withdrawn", sealed, DEK)
     assert seal_event("lead.accepted", ev, DEK, n) == ev  # an event without personal fields listed
+
+
+def test_each_sealed_field_opens_on_its_own_and_what_does_not_reads_none():
+    from domain.sealing import open_readable, seal_event
+    n = iter(bytes([i]) * 12 for i in range(1, 20)).__next__
+    ev = {"tenant": "acme", "lead_id": "L1", "address": "ann@example.com", "first_name": "Ann", "last_name": ""}
+    sealed = seal_event("lead.accepted", ev, DEK, n)
+    assert sealed["last_name"] == ""  # empty: nothing to seal
+    other = seal_event("lead.accepted", {**ev, "lead_id": "L2"}, DEK, n)
+    pasted = {**sealed, "address": other["address"]}  # another lead's value: bound to L2
+    assert open_readable("lead.accepted", pasted, DEK) == ({**ev, "address": None}, 1)
+    assert open_readable("lead.accepted", sealed, None) == ({**ev, "address": None, "first_name": None}, 2)
+    assert open_readable("lead.accepted", ev, None) == (ev, 0)  # clear: as it is

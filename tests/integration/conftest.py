@@ -170,3 +170,21 @@ def drained(settings, agent: str) -> bool:
     conf = load_scaling()[agent]
     topics = [f"{settings.topic_prefix}{t}" for t in conf.topics]
     return LagProbe(settings.kafka_bootstrap).measure(conf.group(settings.topic_prefix), topics).total == 0
+
+
+def opened(settings, pairs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """(name, event) read from a topic, with the personal fields the producer sealed opened by
+    the leads' data keys in this platform's Redis (services/privacy/sealer.py)."""
+    import asyncio
+
+    from runtime.deps import build
+    from services.privacy.sealer import Sealer
+
+    async def go():
+        deps = build(settings)
+        try:
+            return await Sealer(deps.data_keys()).open(pairs)
+        finally:
+            await deps.redis.aclose()
+            deps.producer.close()
+    return asyncio.run(go())

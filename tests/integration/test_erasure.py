@@ -1,7 +1,8 @@
 """Erasure on the live stack: a person's data key destroyed, every trace of them gone from Redis,
 their ClickHouse rows counted under an anonymous id, the erasure recorded without their address,
-and every intake path refusing them from then on; the audit finds what is left (the lead events,
-whose fields are not sealed yet) and nothing in Redis or ClickHouse; only a brand admin erases."""
+and every intake path refusing them from then on; the audit finds what is left (the submissions
+and product events, whose fields are not sealed yet) and nothing in Redis or ClickHouse, nor in
+leads.events (sealed); only a brand admin erases."""
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,7 @@ T = "jobsnearby"
 CODEC = default_codec()
 ROW_TABLES = ("events", "engagement", "send_events", "experiment_exposures")
 # topics whose records still carry the address in clear: their fields are not sealed yet
-NOT_SEALED_YET = {"leads.submitted", "leads.events", "product.events"}
+NOT_SEALED_YET = {"leads.submitted", "product.events"}
 
 
 def erase(client, **body):
@@ -123,7 +124,8 @@ def test_an_erased_person_is_gone_counted_anonymously_recorded_and_never_taken_a
     # sealed yet hold the address (exit 1: not clean); someone never here is clean (exit 0)
     status, found = audit(email)
     assert status == 1 and found["lead_id"] == lid and found["redis"] == 0 and found["clickhouse"] == []
-    assert "leads.events" in found["kafka_clear"] and set(found["kafka_clear"]) <= NOT_SEALED_YET
+    assert "leads.submitted" in found["kafka_clear"] and set(found["kafka_clear"]) <= NOT_SEALED_YET
+    assert "leads.events" not in found["kafka_clear"]  # sealed with the key the erasure destroyed
     assert found["kafka_lead_id_only"]["privacy.erasures"] == 2
     status, found = audit(f"nobody.{uid}@example.com")
     assert status == 0 and found["clean"] and not found["kafka_clear"]

@@ -21,6 +21,7 @@ from domain.planning import daily_request
 from domain.preferences import pause_end
 from domain.schedule import local_date, next_due, send_id
 from runtime.replay import fold_leads, read_topics
+from runtime.replay_data_keys import topic_keys
 from schemas.codec import default_codec
 from stack.isolated import SEND_AGENTS, IsolatedPlatform
 from streams.settings import get_settings, load_tenants
@@ -158,9 +159,10 @@ def test_pause_leave_the_list_and_leave_everything_through_the_link_in_the_email
     assert changes == ["lead.preferences_changed", "lead.preferences_changed", "lead.unsubscribed"]
 
     # replay: the lead events fold into the very state the intake saved
-    deps = SimpleNamespace(settings=iso.settings, codec=CODEC)
+    deps = SimpleNamespace(settings=iso.settings, codec=CODEC, topic=lambda name: iso.prefix + name)
     _, messages = read_topics(deps, [iso.prefix + LEAD_EVENTS])
-    states, optouts, bad = fold_leads(deps, messages, lambda n: None)
+    keys = topic_keys(deps, read_topics)  # the addresses are sealed with the leads' data keys
+    states, optouts, bad = fold_leads(deps, messages, lambda n: None, opened=keys.open)
     assert bad == 0 and ("jobsnearby", addr) in optouts
     assert states[("jobsnearby", lid)].to_dict() == state(iso, "jobsnearby", lid)
 

@@ -23,7 +23,7 @@ from schemas.codec import SCHEMA_DIR, default_codec
 from stack.isolated import IsolatedPlatform
 from stack.standins import hook_receiver
 from streams.settings import ROOT, get_settings, load_tenants
-from tests.integration.conftest import read_dead_letters, wait_for
+from tests.integration.conftest import opened, read_dead_letters, wait_for
 
 S = get_settings()
 CODEC = default_codec()
@@ -123,11 +123,12 @@ def read_topic(p: IsolatedPlatform, topic: str, keys, done=None, timeout: float 
 
 
 def lead_events(p: IsolatedPlatform, lids: list[str], count: int) -> dict[str, list[tuple[str, dict]]]:
-    """Each lead's events on the private leads.events, in order, once there are `count` in all."""
+    """Each lead's events on the private leads.events, in order, once there are `count` in all
+    (their sealed fields opened: the brand's endpoint gets them clear)."""
     msgs = read_topic(p, "leads.events", lids, lambda found: len(found) >= count)
     out: dict[str, list[tuple[str, dict]]] = {lid: [] for lid in lids}
-    for m in msgs:
-        out[m.key().decode()].append(CODEC.decode(m.value()))
+    for m, pair in zip(msgs, opened(p.settings, [CODEC.decode(m.value()) for m in msgs])):
+        out[m.key().decode()].append(pair)
     return out
 
 

@@ -1,0 +1,70 @@
+"""Events' personal fields sealed and opened with leads' data keys, against real Kafka and Redis
+(database 53, a private privacy.keys topic): one key per lead however many of their events a
+batch holds, made durable before use; empty fields need no key; clear (older) events read as
+they are; a value copied from another lead's event, or sealed with a destroyed key, reads None."""
+from __future__ import annotations
+
+import asyncio
+
+from domain.sealing import is_sealed
+from services.privacy.sealer import Sealer
+from tests.services.test_data_keys import RING_OLD, deps_for, prefix, r, topic_latest  # noqa: F401 (fixtures)
+
+T = "acme"
+
+
+def accepted(lead: str, address: str, first: str | None = "Ann") -> dict:
+    return {"event_id": f"E{lead}", "tenant": T, "lead_id": lead, "occurred_at": 1, "address": address,
+            "first_name": first, "last_name": None, "list": "daily", "partner": "p1"}
+
+
+def run(prefix: str, fn):
+    async def go():
+        deps = deps_for(prefix, RING_OLD)
+        try:
+            return await fn(deps)
+        finally:
+            await deps.redis.aclose()
+            deps.producer.close()
+    return asyncio.run(go())
+
+
+def test_a_batch_is_sealed_with_one_durable_key_per_lead_and_opens_again(r, prefix):
+    events = [("lead.accepted", accepted("L1", "ann@example.com")),
+              ("lead.unsubscribed", {"event_id": "U1", "tenant": T, "lead_id": "L1", "occurred_at": 2,
+                                     "address": "ann@example.com", "reason": "asked"}),
+              ("lead.accepted", accepted("L2", "bob@example.com", first=None)),
+              ("lead.rejected", {"event_id": "R3", "tenant": T, "lead_id": "L3", "occurred_at": 3, "address": "",
+                                 "reasons": ["do_not_contact"]}),
+              ("send.requested", {"event_id": "S1", "tenant": T, "lead_id": "L1", "occurred_at": 4})]
+
+    async def go(deps):
+        sealed = await deps.sealer().seal(events, 10)
+        fresh = Sealer(deps.data_keys())  # another process: nothing cached
+        return sealed, await fresh.open(list(zip([n for n, _ in events], sealed)))
+    sealed, back = run(prefix, go)
+    assert is_sealed(sealed[0]["address"]) and is_sealed(sealed[0]["first_name"]) and sealed[0]["last_name"] is None
+    assert is_sealed(sealed[1]["address"]) and sealed[1]["reason"] == "asked"
+    assert is_sealed(sealed[2]["address"]) and sealed[2]["first_name"] is None
+    assert sealed[3]["address"] == "" and sealed[4] == events[4][1]  # nothing to seal: as it was
+    assert [ev for _, ev in back] == [ev for _, ev in events]
+    assert set(topic_latest(prefix)) == {f"{T}/L1", f"{T}/L2"}  # durable before use; none for L3
+    assert r.hlen(f"ls:dek:{T}") == 2
+
+
+def test_clear_events_read_as_they_are_and_what_does_not_open_reads_none(r, prefix):
+    async def go(deps):
+        sealer = deps.sealer()
+        [a1, a2] = await sealer.seal([("lead.accepted", accepted("L1", "ann@example.com")),
+                                      ("lead.accepted", accepted("L2", "bob@example.com"))], 10)
+        copied = {**a2, "address": a1["address"]}  # L1's sealed address pasted into L2's event
+        old = accepted("L9", "old@example.com")  # written before lead events were sealed
+        await deps.data_keys().destroy(T, "L1")
+        fresh = Sealer(deps.data_keys())
+        out = await fresh.open([("lead.accepted", copied), ("lead.accepted", old), ("lead.accepted", a1)])
+        return out, fresh.unreadable
+    out, unreadable = run(prefix, go)
+    assert out[0][1]["address"] is None and out[0][1]["first_name"] == "Ann"
+    assert out[1][1] == accepted("L9", "old@example.com")
+    assert (out[2][1]["address"], out[2][1]["first_name"]) == (None, None)  # erased: the key is gone
+    assert unreadable == 3
