@@ -67,17 +67,24 @@ async def process(deps, msgs: list[tuple]) -> int:
     """Decide a batch of raw input messages; returns how many were processed."""
     now_ms = int(time.time() * 1000)
     await _blocklists.setdefault(deps.settings.topic_prefix, BlocklistSync()).ensure(deps, deps.tenants)
-    out, todo = [], []
-    for topic, partition, offset, key, value in msgs:
-        name, ev, err = _decode(deps, value)
+    out, decoded = [], []
+    for msg in msgs:
+        name, ev, err = _decode(deps, msg[4])
         if err:
-            out.append(dead_letter(topic, partition, offset, key, value, err, "intake", now_ms))
-            continue
-        tenant = deps.tenants.tenants[ev["tenant"]]
-        checked = check_submission(ev, tenant) if name == "lead.submitted" else None
-        todo.append((name, ev, tenant, checked))
+            out.append(dead_letter(*msg, err, "intake", now_ms))
+        else:
+            decoded.append((msg, name, ev))
+    opened = await deps.sealer().open([(name, ev) for _, name, ev in decoded])  # the lead's data key
     events_topic = deps.topic(LEAD_EVENTS)
-    todo = await _refuse_erased(deps, todo, out, events_topic)
+    todo = await _refuse_erased(deps, [(name, ev, deps.tenants.tenants[ev["tenant"]], msg)
+                                       for (msg, _, _), (name, ev) in zip(decoded, opened)], out, events_topic)
+    checked = []
+    for name, ev, tenant, msg in todo:
+        if name == "lead.submitted" and ev["address"] is None:  # sealed, and does not open: not ours to guess
+            out.append(dead_letter(*msg, "its sealed personal fields do not open (no data key)", "intake", now_ms))
+        else:
+            checked.append((name, ev, tenant, check_submission(ev, tenant) if name == "lead.submitted" else None))
+    todo = checked
     found = await deps.leads.lookup([
         (ev["tenant"], ev["lead_id"], suppression_keys(c, ev["channel"]) if c else [ev["lead_id"]])
         for _, ev, _, c in todo])

@@ -2,7 +2,7 @@
 
 A message on leads.intake.json is {"tenant": "...", "lead": {...the API's lead body...}}.
 It is checked like an API request and re-keyed by lead_id onto leads.submitted (the named
-re-keying step); anything malformed goes to the dead-letter topic with the reason. A lead of an
+re-keying step), its personal fields sealed with the lead's data key; anything malformed goes to the dead-letter topic with the reason. A lead of an
 erased person (the do-not-contact list) is refused and counted (leadstream_leads_refused_total),
 never written: not even a dead letter may hold their address again.
 """
@@ -53,11 +53,11 @@ async def rekey(deps, msgs: list[tuple]) -> int:
             continue
         subs.append(sub)
     hits = await deps.do_not_contact().erased([(s["tenant"], s["lead_id"]) for s in subs])
-    for sub, hit in zip(subs, hits):
-        if hit:  # an erased person: counted, never written anywhere (not even a dead letter)
-            metrics.LEADS_REFUSED.labels(sub["tenant"], "queue").inc()
-        else:
-            out.append((submitted, sub["lead_id"].encode(), deps.codec.encode("lead.submitted", sub), None))
+    for sub in [sub for sub, hit in zip(subs, hits) if hit]:  # counted, never written (not even a dead letter)
+        metrics.LEADS_REFUSED.labels(sub["tenant"], "queue").inc()
+    taken = [("lead.submitted", sub) for sub, hit in zip(subs, hits) if not hit]
+    out += [(submitted, sub["lead_id"].encode(), deps.codec.encode("lead.submitted", sub), None)
+            for sub in await deps.sealer().seal(taken, now_ms)]  # personal fields: the lead's data key
     await deps.producer.send_many(out)
     return len(msgs)
 

@@ -8,7 +8,9 @@ guarantee (at most once per send id) in domain/sending.py.
 """
 from __future__ import annotations
 
+import asyncio
 import time
+import zlib
 
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
@@ -21,23 +23,50 @@ def register_for(topic_name: str, agent_name: str):
     def register(app, deps) -> None:
         s = deps.settings
         topic = app.topic(deps.topic(topic_name), value_serializer="raw", key_serializer="raw")
-        # the priority path keeps one batch at a time: a person's messages (an SMS answer, then
-        # the next) leave in the order they were asked for
+        # One actor, one batch at a time: a batch's offsets are acknowledged only once all of it
+        # is done. (Two Faust actors on one partition acknowledge out of order, and Faust then
+        # commits past a message still being sent when the only one not acknowledged is the
+        # next to commit: a worker killed then loses it. CI saw one send of 1,500 never settled.)
+        # The bulk path works on each batch in parts split by lead, at once: one part composes
+        # while another waits on the SMTP server, Redis or Kafka. The priority path keeps one
+        # piece: a person's messages (an SMS answer, then the next) leave in the order asked.
         priority = topic_name == SENDS_PRIORITY
-        concurrency = 1 if priority else s.bulk_send_concurrency
-        first = deps.send_batch()
-        free = [first] + [first.twin() for _ in range(concurrency - 1)]
+        parts = [deps.send_batch()]  # one use case per part: its own Unfinished
+        parts += [parts[0].twin() for _ in range(0 if priority else max(0, s.bulk_send_concurrency - 1))]
         within = s.priority_batch_seconds if priority else s.batch_seconds
 
-        @app.agent(topic, name=agent_name, concurrency=concurrency)
+        @app.agent(topic, name=agent_name, concurrency=1)
         async def sender(stream):
-            batch = free.pop() if free else first.twin()  # one use case per actor: its own Unfinished
             async for events in stream.take_events(s.send_batch_size, within=within):
                 msgs = [(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                          e.message.value) for e in events]
-                await run_batch(agent_name, lambda: send(deps, batch, agent_name, msgs),
+                await run_batch(agent_name, lambda: send_in_parts(deps, parts, agent_name, msgs),
                                 oldest_event_ms=oldest_ms(events))
     return register
+
+
+def parts_by_lead(msgs: list[tuple], n: int) -> list[list[tuple]]:
+    """The messages in n parts by their key (the lead id): a lead's messages all in one part, in
+    their order. The same batch splits the same way on a retry, so each part's use case finds
+    what its own earlier attempt claimed."""
+    if n == 1:
+        return [msgs]
+    out: list[list[tuple]] = [[] for _ in range(n)]
+    for m in msgs:
+        out[zlib.crc32(m[3] or b"") % n].append(m)
+    return out
+
+
+async def send_in_parts(deps, batches: list, agent: str, msgs: list[tuple]) -> int:
+    """send() each part with its own use case, at once; every part finishes before a failure
+    is raised (run_batch retries the whole batch, and no part may still be running then)."""
+    parts = parts_by_lead(msgs, len(batches))
+    done = await asyncio.gather(*(send(deps, b, agent, part) for b, part in zip(batches, parts) if part),
+                                return_exceptions=True)
+    for result in done:
+        if isinstance(result, BaseException):
+            raise result
+    return sum(done)
 
 
 async def send(deps, batch, agent: str, msgs: list[tuple]) -> int:

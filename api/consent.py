@@ -30,6 +30,7 @@ from domain.consent import (SENDING_PURPOSE, ConsentBatchIn, ConsentError, Conse
 from domain.identity import named_lead_id, new_event_id
 from domain.sealing import seal_event
 from projections.redis_keys import INTACT
+from services.privacy.keys import KeysNotRestored
 from streams.producer import ProduceError
 from streams.topics import CONSENT_EVENTS
 
@@ -166,6 +167,9 @@ async def _produce(deps: Deps, tenant: str, docs: list[tuple[str, str, dict]], n
         records = [(topic, lead.encode(), deps.codec.encode(name, seal_event(name, ev, deks[lead], _nonce)), None)
                    for name, lead, ev in docs]
         await deps.producer.send_many(records, timeout=deps.settings.produce_timeout_s)
+    except KeysNotRestored as exc:
+        raise ApiError(503, "rebuilding", f"{exc}; nothing was recorded, retry later",
+                       headers={"Retry-After": "30"}) from exc
     except (ProduceError, asyncio.TimeoutError) as exc:
         raise ApiError(503, "unavailable", f"the event store (Kafka) did not take the records: {exc}; nothing was "
                                            f"recorded, retry later", headers={"Retry-After": "5"}) from exc

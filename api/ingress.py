@@ -57,6 +57,7 @@ from api.webhooks import install_webhooks
 from domain.identity import derived_event_id, new_event_id
 from domain.lead_input import BatchIn, LeadIn
 from domain.submission import SubmissionError, build_submitted
+from services.privacy.keys import KeysNotRestored
 from streams import metrics
 from streams.producer import ProduceError
 from streams.topics import SUBMITTED
@@ -159,7 +160,7 @@ def install_lead_routes(app: FastAPI, deps: Deps, access) -> None:
         body = await _read_body(request, deps.settings)
         lead = _parse(LeadIn, body)
         subs = _submitted(deps, [lead], who, request, "")
-        await _refuse_erased(deps, subs, "")
+        subs = await _sealed(deps, subs, await _refuse_erased(deps, subs, ""))
         await _produce(deps, subs)
         s = subs[0]
         return {"lead_id": s["lead_id"], "event_id": s["event_id"], "channel": s["channel"]}
@@ -175,7 +176,7 @@ def install_lead_routes(app: FastAPI, deps: Deps, access) -> None:
                            f"{len(batch.leads)} leads in one batch; at most "
                            f"{deps.settings.max_batch_leads}: split it")
         subs = _submitted(deps, batch.leads, who, request, "leads.")
-        await _refuse_erased(deps, subs, "leads.")
+        subs = await _sealed(deps, subs, await _refuse_erased(deps, subs, "leads."))
         await _produce(deps, subs)
         # written here, not checked again against BatchTaken (that cost 4 % of the API's CPU)
         return Response(orjson.dumps({"count": len(subs), "leads": [
@@ -248,22 +249,40 @@ def _submitted(deps: Deps, leads: list[LeadIn], who: Access, request: Request, p
     return subs
 
 
-async def _refuse_erased(deps: Deps, subs: list[dict], path: str) -> None:
+async def _refuse_erased(deps: Deps, subs: list[dict], path: str) -> bool:
     """422 when a lead is an erased person's (do-not-contact): nothing of the request is written.
     Taking leads needs Kafka only: with Redis away the list is not asked here (counted), and the
-    intake, which waits for Redis, refuses them (a lead.rejected without the address)."""
+    intake, which waits for Redis, refuses them (a lead.rejected without the address). Whether
+    Redis answered."""
     try:
         hits = await deps.do_not_contact().erased([(s["tenant"], s["lead_id"]) for s in subs])
     except RedisError as exc:
         metrics.LEADS_UNCHECKED.labels(subs[0]["tenant"]).inc(len(subs))
         log.warning("the do-not-contact list was not asked (Redis: %s); the intake refuses erased people", exc)
-        return
+        return False
     if any(hits):
         metrics.LEADS_REFUSED.labels(subs[0]["tenant"], "api").inc(sum(hits))
         raise ApiError(422, "do_not_contact", "a person in this request was erased at their request and "
                                               "must not be taken again; nothing was accepted",
                        [{"field": f"{path}{i}" if path else "lead", "problem": "on the do-not-contact list"}
                         for i, hit in enumerate(hits) if hit])
+    return True
+
+
+async def _sealed(deps: Deps, subs: list[dict], redis_answers: bool) -> list[dict]:
+    """The submissions with their personal fields sealed by each lead's data key (made, and
+    durable on privacy.keys, first). Taking leads needs Kafka only: with Redis away, or wiped
+    and not rebuilt yet, they are taken clear and counted (leadstream_api_leads_unsealed_total);
+    the intake seals everything it derives from them."""
+    if redis_answers:
+        try:
+            return await asyncio.wait_for(deps.sealer().seal([("lead.submitted", s) for s in subs],
+                                                             int(time.time() * 1000)),
+                                          deps.settings.produce_timeout_s)
+        except (RedisError, KeysNotRestored, ProduceError, asyncio.TimeoutError) as exc:
+            log.warning("%d lead(s) taken with their personal fields clear: no data key (%r)", len(subs), exc)
+    metrics.LEADS_UNSEALED.labels(subs[0]["tenant"]).inc(len(subs))
+    return subs
 
 
 def _connect_producer(deps: Deps, timeout: float = 10.0) -> None:

@@ -49,18 +49,26 @@ def is_sealed(value) -> bool:
 
 def seal(dek: bytes, nonce: bytes, plaintext: str, aad: bytes) -> str:
     """The sealed form of one field."""
-    return PREFIX + _b64(nonce + AESGCM(dek).encrypt(nonce, plaintext.encode(), aad))
+    return _seal(AESGCM(dek), nonce, plaintext, aad)
+
+
+def _seal(aead: AESGCM, nonce: bytes, plaintext: str, aad: bytes) -> str:
+    return PREFIX + _b64(nonce + aead.encrypt(nonce, plaintext.encode(), aad))
 
 
 def open_sealed(dek: bytes, sealed: str, aad: bytes) -> str:
     """The field's text; SealError when it does not open with this key and binding."""
+    return _open(AESGCM(dek), sealed, aad)
+
+
+def _open(aead: AESGCM, sealed: str, aad: bytes) -> str:
     if not is_sealed(sealed):
         raise SealError("not a sealed value")
     raw = _unb64(sealed[len(PREFIX):])
     if len(raw) < NONCE_BYTES + 16:
         raise SealError("too short to be sealed")
     try:
-        return AESGCM(dek).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad).decode()
+        return aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad).decode()
     except (InvalidTag, UnicodeDecodeError) as exc:
         raise SealError("does not open with this key") from exc
 
@@ -116,6 +124,7 @@ def parse_key_ring(text: str) -> tuple[str, dict[str, bytes]]:
 PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "consent.given": ("text", "ip"),
     "consent.withdrawn": ("text", "ip"),
+    "lead.submitted": ("address", "email", "phone", "first_name", "last_name"),
     "lead.accepted": ("address", "first_name", "last_name"),
     "lead.rejected": ("address",),
     "lead.resubmitted": ("first_name", "last_name"),
@@ -127,9 +136,12 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
 def seal_event(name: str, ev: dict, dek: bytes, nonce) -> dict:
     """The event with its personal fields sealed (None and "" stay as they are); `nonce()` gives
     12 bytes."""
-    fields = PERSONAL_FIELDS.get(name, ())
-    return {**ev, **{f: seal(dek, nonce(), ev[f], field_aad(ev["tenant"], ev["lead_id"], f"{name}.{f}"))
-                     for f in fields if ev.get(f) and not is_sealed(ev[f])}}
+    todo = [f for f in PERSONAL_FIELDS.get(name, ()) if ev.get(f) and not is_sealed(ev[f])]
+    if not todo:
+        return ev
+    aead = AESGCM(dek)
+    return {**ev, **{f: _seal(aead, nonce(), ev[f], field_aad(ev["tenant"], ev["lead_id"], f"{name}.{f}"))
+                     for f in todo}}
 
 
 def open_event(name: str, ev: dict, dek: bytes | None) -> dict:
@@ -147,11 +159,12 @@ def open_readable(name: str, ev: dict, dek: bytes | None) -> tuple[dict, int]:
     """(the event with each sealed field opened, None where it does not open: no key, or a value
     sealed for another lead or field; how many did not open)."""
     out, unreadable = dict(ev), 0
+    aead = AESGCM(dek) if dek is not None else None
     for f in PERSONAL_FIELDS.get(name, ()):
         if is_sealed(ev.get(f)):
             try:
-                out[f] = None if dek is None else open_sealed(dek, ev[f], field_aad(ev["tenant"], ev["lead_id"],
-                                                                                        f"{name}.{f}"))
+                out[f] = None if aead is None else _open(aead, ev[f], field_aad(ev["tenant"], ev["lead_id"],
+                                                                                 f"{name}.{f}"))
             except SealError:
                 out[f] = None
             unreadable += out[f] is None

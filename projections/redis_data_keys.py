@@ -10,6 +10,8 @@ same lead end with one key, and a rotation never overwrites a key destroyed mean
 """
 from __future__ import annotations
 
+from projections.redis_keys import INTACT
+
 PENDING, DURABLE = "P", "D"
 
 
@@ -47,6 +49,11 @@ class DataKeyStore:
     def __init__(self, client):
         self.r = client
         self._cas = client.register_script(_CAS)
+
+    async def intact(self) -> bool:
+        """Whether Redis holds the platform's state (not wiped, or rebuilt by the replay): only
+        then does a lead without a key here have none on the topic either."""
+        return bool(await self.r.exists(INTACT))
 
     async def get(self, tenant: str, leads: list[str]) -> list[tuple[str, str] | None]:
         if not leads:

@@ -85,6 +85,9 @@ LEADS_UNCHECKED = Counter("leadstream_api_leads_dnc_unchecked_total",
                           "Leads the API took without asking the do-not-contact list (Redis away; the intake asks)",
                           ["tenant"])
 API_LEADS = Counter("leadstream_api_leads_total", "Leads accepted for processing (202)", ["tenant"])
+LEADS_UNSEALED = Counter("leadstream_api_leads_unsealed_total",
+                         "Leads the API took with their personal fields clear on leads.submitted (Redis away or "
+                         "not rebuilt: no data key to seal them with)", ["tenant"])
 
 
 def expose_agent(agent: str) -> None:

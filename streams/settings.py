@@ -39,8 +39,9 @@ class Settings(BaseSettings):
     # a message someone is waiting for is not held back to make bulk work efficient
     priority_batch_seconds: float = 0.02
     send_batch_size: int = 500  # send batches are smaller: each message is composed and delivered
-    # batches a bulk sender worker works on at once: one composes while another waits on the SMTP
-    # server, Redis or Kafka (./dev bench send); the priority sender always works on one
+    # parts (split by lead) of each batch a bulk sender worker works on at once: one composes while
+    # another waits on the SMTP server, Redis or Kafka (./dev bench send); the priority sender
+    # works on each batch in one piece
     bulk_send_concurrency: int = 2
     max_batch_leads: int = 1000
     max_body_bytes: int = 2_000_000

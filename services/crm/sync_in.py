@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -103,8 +104,9 @@ async def read_into_intake(deps, client: HubSpot, tenant, now_ms: int, cursor_ms
             regs = await fields.of(tenant.id, [s["lead_id"] for _, s in keep])
             decided = [decide_fields(crm, contact, sub, reg) for (contact, sub), reg in zip(keep, regs)]
             send = [sub for (_, sub), d in zip(keep, decided) if d.changed]
+            sealed = await deps.sealer().seal([("lead.submitted", s) for s in send], int(time.time() * 1000))
             await deps.producer.send_many([(deps.topic(SUBMITTED), s["lead_id"].encode(),
-                                            deps.codec.encode("lead.submitted", s), None) for s in send])
+                                            deps.codec.encode("lead.submitted", s), None) for s in sealed])
             # only once the leads are in Kafka: what the CRM holds, and the fields it won (not for
             # someone erased meanwhile: no record of them is made again)
             gone = await deps.do_not_contact().erased([(tenant.id, sub["lead_id"]) for _, sub in keep])

@@ -8,7 +8,8 @@ an erasure.
 
 A key is claimed in Redis as pending, written to the topic, then marked durable. Whoever finds a
 pending key (its creator died before the topic had it) writes the very same record before using
-it: a field is never sealed with a key that a Redis loss could take away.
+it: a field is never sealed with a key that a Redis loss could take away. On a wiped Redis not
+yet rebuilt (no ls:intact), no key is made (KeysNotRestored): the topic may hold the lead's.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from domain.identity import new_event_id
 from domain.sealing import KEY_BYTES, NONCE_BYTES, SealError, key_aad, parse_key_ring, unwrap, wrap, wrapped_by
 from projections.redis_data_keys import DURABLE, PENDING, DataKeyStore, stored
+from streams.batching import NotYetProjected
 
 SOURCE = "privacy.keys"
 ROTATE_BATCH = 500
@@ -25,6 +27,12 @@ ROTATE_BATCH = 500
 
 class KeyDestroyed(SealError):
     """The lead's data key is gone (erased): nothing of theirs opens, and nothing new is sealed."""
+
+
+class KeysNotRestored(NotYetProjected):
+    """Redis lost its state and the replay has not rebuilt it yet: a lead without a key in Redis
+    may have one on the topic, and a new one would replace it there (every field sealed with
+    the old one unreadable), so none is made until the replay ran. Transient: batches retry."""
 
 
 @dataclass
@@ -47,6 +55,9 @@ class DataKeys:
         missing = [lead for lead, f in zip(leads, found) if f is None]
         if missing and not create:
             raise KeyDestroyed(f"no data key for {len(missing)} lead(s), e.g. {missing[0]}")
+        if missing and not await self.store.intact():
+            raise KeysNotRestored(f"Redis was wiped and not rebuilt yet: no data key is made for {len(missing)} "
+                                  f"lead(s) until the replay restored those on privacy.keys")
         if missing:
             fresh = [(lead, "", stored(PENDING, self._wrap(tenant, lead, os.urandom(KEY_BYTES)))) for lead in missing]
             await self.store.swap(tenant, fresh)

@@ -1,7 +1,9 @@
-"""Lead events sealed in the log, on the live stack: the record of a lead's acceptance on
-leads.events holds neither their address nor their name in clear (bytes as Kafka keeps them,
-and the ClickHouse row copied from it); the lead's data key opens both; the read model the
-senders use holds them in clear; once the key is destroyed, nothing opens."""
+"""Lead events sealed in the log, on the live stack: the records of a lead's submission (on
+leads.submitted, sealed by the API) and acceptance (on leads.events, by the intake) hold neither
+their address nor their name in clear, as Kafka keeps them or as ClickHouse copied them; the
+lead's data key opens both; the read model the senders use holds them in clear; once the person
+is erased (their key destroyed), nothing opens. With Redis away the API still takes leads, clear
+and counted."""
 from __future__ import annotations
 
 import asyncio
@@ -50,23 +52,50 @@ def test_an_accepted_lead_is_sealed_on_leads_events_and_opens_only_with_its_key(
     doc = read_model(api, keys[T], lid, lambda d: d["status"] == "accepted")
     assert doc["first_name"] == name  # the read model the senders compose from: clear
 
-    def row():
-        rows = ch.execute(f"SELECT topic, partition, offset, payload FROM {settings.clickhouse_database}.events "
-                          "WHERE lead_id = %(l)s AND event_type = 'lead.accepted'", {"l": lid})
-        return rows[0] if rows else None
-    topic, partition, offset, payload = wait_for(row, 90, what="the acceptance's row")
-    raw = record_at(settings, topic, partition, offset)
-    assert email.encode() not in raw and name.encode() not in raw and b"Quill" not in raw
-    assert email not in payload and name not in payload  # ClickHouse holds what the log holds
-    event_name, ev = default_codec().decode(raw)
-    assert event_name == "lead.accepted" and ev["lead_id"] == lid
-    assert all(is_sealed(ev[f]) for f in ("address", "first_name", "last_name"))
-    assert ev["partner"] == "indeed-xml" and ev["list"] == "daily-jobs"  # what analysts count stays clear
+    def record(kind: str) -> tuple[bytes, str]:
+        def row():
+            rows = ch.execute(f"SELECT topic, partition, offset, payload FROM {settings.clickhouse_database}.events "
+                              "WHERE lead_id = %(l)s AND event_type = %(k)s", {"l": lid, "k": kind})
+            return rows[0] if rows else None
+        topic, partition, offset, payload = wait_for(row, 90, what=f"the {kind} row")
+        return record_at(settings, topic, partition, offset), payload
 
-    clear = opened(settings, event_name, ev)
-    assert (clear["address"], clear["first_name"], clear["last_name"]) == (email, name, "Quill")
+    for kind, fields in (("lead.submitted", ("address", "email", "first_name", "last_name")),
+                         ("lead.accepted", ("address", "first_name", "last_name"))):
+        raw, payload = record(kind)
+        assert email.encode() not in raw and name.encode() not in raw and b"Quill" not in raw, kind
+        assert email not in payload and name not in payload  # ClickHouse holds what the log holds
+        event_name, ev = default_codec().decode(raw)
+        assert event_name == kind and ev["lead_id"] == lid
+        assert all(is_sealed(ev[f]) for f in fields) and ev.get("phone") is None
+        assert ev["partner"] == "indeed-xml" and ev["list"] == "daily-jobs"  # what analysts count stays clear
+        clear = opened(settings, event_name, ev)
+        assert (clear["address"], clear["first_name"], clear["last_name"]) == (email, name, "Quill")
     with signed_in(settings.api_url, BRAND_ADMIN) as admin:  # erased: their data key destroyed
         r = admin.post("/v1/subjects/erase", json={"email": email, "reason": "the sealing test"})
         assert r.status_code == 200 and r.json()["leads"][0]["data_key_destroyed"], r.text
     gone = opened(settings, event_name, ev)
     assert (gone["address"], gone["first_name"], gone["last_name"]) == (None, None, None)
+
+
+def test_with_redis_away_the_api_takes_leads_clear_and_counts_them(settings):
+    """Taking leads needs Kafka only: no data key can be made without Redis, so the submission
+    is taken as it came (the intake seals what it derives), and the counter says how many."""
+    from api.ingress import _sealed
+    from domain.lead_input import LeadIn
+    from domain.submission import build_submitted
+    from streams import metrics
+    deps = build(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))  # nothing listens there
+    tenant = deps.tenants.tenants[T]
+    sub = build_submitted(LeadIn.model_validate({"email": "away@example.com", "partner": "indeed-xml",
+                                                 "list": "daily-jobs"}), tenant, "01JAWAY0000000000000000000", 1, "api")
+    before = metrics.LEADS_UNSEALED.labels(T)._value.get()
+
+    async def go():
+        try:
+            return await _sealed(deps, [sub], True)
+        finally:
+            await deps.redis.aclose()
+            deps.producer.close()
+    assert asyncio.run(go()) == [sub] and not is_sealed(sub["address"])
+    assert metrics.LEADS_UNSEALED.labels(T)._value.get() == before + 1

@@ -26,3 +26,14 @@ def test_a_worker_runs_with_two_malloc_arenas_unless_told_otherwise():
     drill.env["MALLOC_ARENA_MAX"] = "4"
     with drill:
         assert _first_worker_env(drill)[b"MALLOC_ARENA_MAX"] == b"4"
+
+
+def test_the_image_gives_its_processes_the_same_malloc_arenas_as_the_supervisor():
+    """Containers (docker-compose, the k8s manifests) run the image's environment: the same value."""
+    import re
+
+    from scaling.fleet import WORKER_ENV_DEFAULTS
+    from streams.settings import ROOT
+    env_lines = [ln for ln in (ROOT / "Dockerfile").read_text().splitlines() if ln.startswith("ENV ")]
+    found = [m.group(1) for ln in env_lines for m in [re.search(r"\bMALLOC_ARENA_MAX=(\S+)", ln)] if m]
+    assert found == [WORKER_ENV_DEFAULTS["MALLOC_ARENA_MAX"]]

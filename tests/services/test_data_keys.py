@@ -14,9 +14,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from domain.sealing import field_aad, key_aad, open_sealed, seal, unwrap, wrap, wrapped_by
 from projections.redis_data_keys import DataKeyStore, dek_key
+from projections.redis_keys import INTACT
 from runtime.deps import build
 from runtime.replay import read_topics
-from services.privacy.keys import DataKeys, KeyDestroyed
+from services.privacy.keys import DataKeys, KeyDestroyed, KeysNotRestored
 from streams.settings import get_settings
 from streams.topics import DATA_KEYS, all_topics
 from tests.redis_db import db_url, emptied
@@ -30,7 +31,9 @@ RING_NEW = f"new:{base64.b64encode(NEW).decode()}"
 
 @pytest.fixture
 def r():
-    yield from emptied(DB)
+    for client in emptied(DB):
+        client.set(INTACT, "test")  # a platform's Redis holding its state (not wiped)
+        yield client
 
 
 @pytest.fixture
@@ -183,3 +186,25 @@ def test_a_destroy_racing_another_process_that_makes_the_key_durable_still_leave
         return await keys.destroy("acme", "L1")
     assert run(prefix, RING_OLD, go) is True
     assert r.hget(dek_key("acme"), "L1") is None and topic_latest(prefix) == {"acme/L1": None}
+
+
+def test_a_wiped_redis_makes_no_key_until_the_replay_restored_them(r, prefix):
+    """After a wipe a lead's key may be on the topic only: a new one would replace it there and
+    leave every field sealed with it unreadable. Keys are made again once Redis is intact."""
+    from runtime.replay_data_keys import rebuild_data_keys
+
+    async def go(keys, deps):
+        first = await keys.keys_for("acme", ["L1"], 1_000)
+        await deps.redis.flushdb()  # the wipe: the key and ls:intact gone
+        try:
+            await keys.keys_for("acme", ["L1", "L2"], 2_000)
+            refused = None
+        except KeysNotRestored as exc:
+            refused = str(exc)
+        await rebuild_data_keys(deps, read_topics, lambda *a: None)
+        await deps.redis.set(INTACT, "replay")  # what the replay does once everything is rebuilt
+        return first, refused, await keys.keys_for("acme", ["L1", "L2"], 3_000)
+    first, refused, after = run(prefix, RING_OLD, go)
+    assert refused and "not rebuilt yet" in refused
+    assert after["L1"] == first["L1"] and len(after["L2"]) == 32  # the very key from the topic; L2 made now
+    assert set(topic_latest(prefix)) == {"acme/L1", "acme/L2"}
