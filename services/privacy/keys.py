@@ -75,10 +75,16 @@ class DataKeys:
         return out
 
     async def existing(self, tenant: str, leads: list[str]) -> dict[str, bytes]:
-        """The data keys the leads have (pending or durable); a lead without one is left out."""
+        """The data keys the leads have (pending or durable); a lead without one is left out
+        (erased). On a wiped Redis not rebuilt yet a missing key may only be on the topic:
+        KeysNotRestored, so that nothing is read as erased that is not."""
         leads = sorted(set(leads))
-        return {lead: unwrap(self.ring, f[1], key_aad(tenant, lead))
-                for lead, f in zip(leads, await self.store.get(tenant, leads)) if f is not None}
+        out = {lead: unwrap(self.ring, f[1], key_aad(tenant, lead))
+               for lead, f in zip(leads, await self.store.get(tenant, leads)) if f is not None}
+        if len(out) < len(leads) and not await self.store.intact():
+            raise KeysNotRestored(f"Redis was wiped and not rebuilt yet: {len(leads) - len(out)} lead(s)' data keys "
+                                  f"may be on privacy.keys only; fields are opened once the replay restored them")
+        return out
 
     async def destroy(self, tenant: str, lead: str) -> bool:
         """The lead's key tombstoned on the topic, then gone from Redis; whether it existed."""
