@@ -3,9 +3,10 @@ preference pages.
 
 A person waits on the other end, so this process does the bare minimum before answering: it
 checks the code's keyed tag (a tampered or invented code is a 404 without touching Redis),
-finds the link record (a local LRU cache, else one Redis GET) and answers. Only then, after
-the response is written, it encodes the hit and hands it to a spooling producer, which never
-blocks and never loses it (streams/spool.py). Deciding whether the hit was a person, and
+finds the link record (a local LRU cache, else one Redis GET), encodes the hit and hands it
+to a spooling producer, which never blocks and never loses it (streams/spool.py: written to
+its journal before the answer goes out, so a front killed the moment after answering still
+has it), and answers. Deciding whether the hit was a person, and
 everything that follows from it, is the engagement agent's work.
 
     GET  /c/{code}  302 to the destination recorded when the message was composed
@@ -311,11 +312,12 @@ class TrackingApp:
             return
         if method == "POST":
             await _drain(receive)
+        # the record of what happened is in the journal before the person has the answer: a
+        # front killed between the two loses no hit it answered
+        self._emit(scope, kind, method, rec)
         await self._answer(send, kind, rec, method, code)
         self.timings.add(kind, time.perf_counter() - started)
         HITS.labels(kind, "ok").inc()
-        # the person has the answer; now the record of what happened
-        self._emit(scope, kind, method, rec)
 
     def _brand_name(self, tenant: str) -> str:
         t = self.config.book.tenants.get(tenant)

@@ -2,7 +2,7 @@
 broker is unreachable (a closed port: no Kafka is faked, none answers)."""
 import time
 
-from streams.spool import Spool, SpoolingProducer, read_records
+from streams.spool import Journal, Spool, SpoolingProducer, read_records
 
 
 def test_records_survive_rotation_and_a_torn_last_line(tmp_path):
@@ -32,3 +32,31 @@ def test_a_producer_without_kafka_spools_every_record_and_loses_none(tmp_path):
         p.close(timeout_s=1)
     kept = sorted(v for f in tmp_path.glob("*.jsonl") for _, _, v in read_records(f))
     assert kept == [f"v{i}".encode() for i in range(6)]
+
+
+def test_journal_segments_rotate_and_go_once_every_record_in_them_had_its_verdict(tmp_path):
+    j = Journal(tmp_path / "journal", settle_s=10, rotate_s=2)
+    j.write("t", b"k1", b"v1")
+    [first] = j.segments()
+    j.tick(time.monotonic() + 1)  # young: still the open segment
+    j.write("t", b"k2", b"v2")
+    assert j.segments() == [first] and read_records(first) == [("t", b"k1", b"v1"), ("t", b"k2", b"v2")]
+    now = time.monotonic() + 3
+    j.tick(now)  # closed, not settled
+    j.write("t", b"k3", b"v3")  # a new segment
+    assert len(j.segments()) == 2
+    j.tick(now + 9.9)
+    assert first in j.segments()
+    j.tick(now + 10)
+    assert first not in j.segments() and [r for p in j.segments() for r in read_records(p)] == [("t", b"k3", b"v3")]
+
+
+def test_the_segments_a_dead_process_left_are_spooled_by_the_next(tmp_path):
+    dead = Journal(tmp_path / "journal", settle_s=20)
+    dead.write("t", b"k1", b"v1")
+    dead.write("t", None, b"v2")
+    Journal(tmp_path / "journal", settle_s=20).adopt(tmp_path)
+    spool = Spool(tmp_path)
+    [path] = spool.take()
+    assert read_records(path) == [("t", b"k1", b"v1"), ("t", None, b"v2")]
+    assert not list((tmp_path / "journal").glob("*.jsonl"))
