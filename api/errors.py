@@ -1,6 +1,8 @@
 """Error responses: {"error": code, "message": text, "problems": [{field, problem}]}."""
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -9,6 +11,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from streams.config_view import ConfigUnavailable
+
+log = logging.getLogger("leadstream.api")
 
 
 class ApiError(Exception):
@@ -52,12 +56,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
-    async def _store_down(_: Request, exc: Exception):
+    async def _store_down(request: Request, exc: Exception):
+        log.warning("503 for %s %s: Redis %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         return _response(503, "unavailable", f"the read store (Redis) is not answering: {exc}; retry",
                          headers={"Retry-After": "2"})
 
     @app.exception_handler(ConfigUnavailable)
-    async def _config_down(_: Request, exc: Exception):
+    async def _config_down(request: Request, exc: Exception):
+        log.warning("503 for %s %s: %s", request.method, request.url.path, exc)
         return _response(503, "unavailable", f"{exc}; retry", headers={"Retry-After": "2"})
 
     @app.exception_handler(HTTPException)

@@ -5,6 +5,9 @@ import asyncio
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from domain.tenants import TenantBook
 from projections.redis_leads import LeadStore
@@ -71,9 +74,13 @@ class Deps:
         if self._redis is None:
             # a blocking pool: past its size a request waits for a connection (at most 10 s)
             # instead of failing with "Too many connections" (redis-py's pools stop at 100)
+            # a command on a connection Redis closed (restarted since the connection was last used:
+            # the chaos drill saw a worker fail on one 6 s after the restart, and the API answer a
+            # 503) is sent again on a new connection, at most twice; a timeout is not retried
             pool = aioredis.BlockingConnectionPool.from_url(
                 self.settings.redis_url, max_connections=self.settings.redis_max_connections, timeout=10,
-                socket_timeout=10, socket_connect_timeout=5)
+                socket_timeout=10, socket_connect_timeout=5,
+                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2, supported_errors=(RedisConnectionError,)))
             self._redis = aioredis.Redis(connection_pool=pool)
         return self._redis
 

@@ -174,7 +174,7 @@ def no_5xx(ledger: Ledger, faults: list[Fault]) -> Check:
 
     def excused(made: float, answered: float, code: int, what: str) -> bool:
         return code == 503 and (_overlaps(made, answered, kafka, KAFKA_GRACE_S)
-                                or (what != "leads" and _overlaps(made, answered, redis_out, RESTART_GRACE_S)))
+                                or (not what.startswith("leads") and _overlaps(made, answered, redis_out, RESTART_GRACE_S)))
     bad = [f"{code} from {what}, made at {_at(made, faults)}, answered at {_at(answered, faults)}"
            for made, answered, code, what in ledger.server_errors if not excused(made, answered, code, what)]
     # a request made up to the client's timeout before the kill was in flight when it came

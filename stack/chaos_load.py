@@ -79,7 +79,7 @@ def _post(c: httpx.Client, path: str, body: dict, ledger: Ledger, statuses: Coun
         if r.status_code == 202:
             taken(r, t0)
         elif r.status_code >= 500:
-            ledger.server_errors.append((t0, time.monotonic(), r.status_code, what))
+            ledger.server_errors.append((t0, time.monotonic(), r.status_code, f"{what} ({r.text[:160]})"))
 
 
 def api_load(s: Settings, key: str, run: str, rate: int, done: threading.Event, ledger: Ledger) -> None:
@@ -183,7 +183,9 @@ def reply_load(s: Settings, run: str, rate: int, done: threading.Event, ledger: 
                     else:
                         ledger.replies_refused.add(ev["Body"])
                     if res["status"] >= 500:
-                        ledger.server_errors.append((t0, time.monotonic(), res["status"], "webhooks"))
+                        # the API's own words name what was out (the check keeps "webhooks" first)
+                        ledger.server_errors.append((t0, time.monotonic(), res["status"],
+                                                     f"webhooks ({str(res.get('body', ''))[:160]})"))
         _each_second(done, step)
 
 
