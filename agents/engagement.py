@@ -6,9 +6,10 @@ engagement.observed (engagement.hit, webhook.observation) ->
   leads.submitted    lead.unsubscribe_requested (one-click, SMS STOP, hard bounce, complaint, soft bounces)
   sends.priority     the answer to an SMS reply (STOP / HELP / START confirmations, more jobs)
 
-Per batch: decode, one Redis round trip for the messages' recent clicks and the soft-bounce
-counts, decide in order (domain.engagement), produce and wait for Kafka, then move the
-per-lead counters (only for event ids not counted before) and save the recent clicks.
+Per batch: decode, open the ips sealed with the leads' data keys, one Redis round trip for the
+messages' recent clicks and the soft-bounce counts, decide in order (domain.engagement), seal
+the ips of what it decided again, produce and wait for Kafka, then move the per-lead counters
+(only for event ids not counted before) and save the recent clicks.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 
 from domain.bots import BotPolicy, SendActivity
 from domain.engagement import Policy, decide_hit, decide_observation, engagement_counts, event_ms
+from domain.sealing import ip_kept
 from domain.sms_replies import classify_reply
 from projections.redis_engagement import EngagementStore
 from schemas.codec import DecodeError
@@ -62,6 +64,8 @@ async def process(deps, msgs: list[tuple]) -> int:
             continue
         todo.append((name, ev, tenant))
     todo = await without_erased(deps, todo, "engagement")
+    opened = await deps.sealer().open([(name, ev) for name, ev, _ in todo])  # the ip the bot filter reads
+    todo = [(name, ev, tenant) for (name, ev), (_, _, tenant) in zip(opened, todo)]
     acts = await store.activities(sorted({ev["send_id"] for n, ev, _ in todo if n == "engagement.hit" and ev["send_id"]}))
     softs = [(ev["tenant"], ev["lead_id"], ev["event_id"], event_ms(ev["occurred_at"])) for n, ev, _ in todo
              if n == "webhook.observation" and soft_bounce(ev)]
@@ -80,8 +84,9 @@ async def process(deps, msgs: list[tuple]) -> int:
         else:
             outs = []  # an observation no lead could be found for: kept on its topic, nothing to decide
         decided.extend(outs)
-    out += [(deps.topic(ROLE_TOPIC[role]), ev["lead_id"].encode(), deps.codec.encode(n, ev), None)
-            for role, n, ev in decided]
+    kept = await deps.sealer().seal([(n, ev) for _, n, ev in decided], now_ms)  # the ip sealed again
+    out += [(deps.topic(ROLE_TOPIC[role]), ev["lead_id"].encode(), deps.codec.encode(n, ip_kept(ev)), None)
+            for (role, n, _), ev in zip(decided, kept)]
     await deps.producer.send_many(out)
     await store.apply(counter_updates(decided))
     await store.save_activities({sid: a for sid, a in acts.items() if a[0].recent_clicks or a[0].honeypot_at_ms})

@@ -13,8 +13,10 @@ from api.clickhouse_reads import read, reads_pool
 from api.errors import ApiError
 from api.lead_model import LeadReadModel
 from domain.lead_lookup import LookupProblem, contact_of, subscription_of
-from domain.timeline import newest_first, timeline_entry
+from domain.sealing import has_sealed, open_readable
+from domain.timeline import EventRow, newest_first, timeline_entry
 from projections.event_history import lead_events
+from services.privacy.keys import KeysNotRestored
 
 TIMELINE_LIMIT = 500
 
@@ -106,6 +108,7 @@ def lookup_router(deps) -> APIRouter:
                           TIMELINE_LIMIT + 1)
         if state is None and not rows:
             raise ApiError(404, "not_found", f"no {contact.channel} lead {contact.address!r} in tenant {tenant!r}")
+        rows = await _opened(deps, tenant, contact.lead_id, rows)
         doc = state.to_dict() if state else None
         if doc:
             doc.pop("applied", None)
@@ -116,3 +119,15 @@ def lookup_router(deps) -> APIRouter:
                 "timeline": [timeline_entry(r) for r in shown], "timeline_truncated": len(rows) > TIMELINE_LIMIT}
 
     return router
+
+
+async def _opened(deps, tenant: str, lead: str, rows: list[EventRow]) -> list[EventRow]:
+    """The rows with their sealed fields opened by the lead's data key (None once erased; left
+    sealed while a wiped Redis waits for the replay to restore the keys)."""
+    if not any(has_sealed(r.event_type, r.payload) for r in rows):
+        return rows
+    try:
+        dek = (await deps.data_keys().existing(tenant, [lead])).get(lead)
+    except KeysNotRestored:
+        return rows
+    return [r._replace(payload=open_readable(r.event_type, r.payload, dek)[0]) for r in rows]

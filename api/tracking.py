@@ -48,13 +48,17 @@ from domain.links import code_number
 from domain.preferences import (CADENCES, MAX_FORM_BYTES, PAUSE_WEEKS, BadPreferenceForm, PreferenceForm,
                                 cadence_choices, parse_form, pause_end)
 from domain.schema_labels import schema_label
+from domain.sealing import SealError, ip_kept
+from projections.redis_data_keys import DataKeyStore
 from projections.redis_keys import INTACT
 from schemas.codec import default_codec
+from services.privacy.keys import DataKeys
+from services.privacy.sealer import Sealer
 from streams.config_view import shared_view
 from streams.gc_tuning import tune_for_streaming
 from streams.settings import Settings, get_settings
 from streams.spool import SpoolingProducer
-from streams.topics import CONFIG, ENGAGEMENT_OBSERVED, SUBMITTED
+from streams.topics import CONFIG, DATA_KEYS, ENGAGEMENT_OBSERVED, SUBMITTED
 
 log = logging.getLogger("leadstream.tracking")
 
@@ -65,6 +69,7 @@ KIND_OF_PATH = {"c": "click", "o": "open", "u": "unsubscribe", "p": "preferences
 POSTED_KINDS = ("unsubscribe", "preferences")
 MISSING = object()
 REDIS_WAIT_S = 3.0  # a link lookup waits this long for Redis to come back before answering 503
+SEAL_WAIT_S = 0.5  # a data key lookup waits this long; then the hit keeps the ip's network only
 UNAVAILABLE = "This link is unavailable for a moment. Please try again in a few seconds.".encode()
 HIT_SCHEMA = schema_label("engagement.hit")
 PREFERENCES_SCHEMA = schema_label("lead.preferences_requested")
@@ -249,6 +254,9 @@ class TrackingApp:
         self.config = shared_view(settings.kafka_bootstrap, settings.topic_prefix + CONFIG, self.codec, wait=False)
         self.redis = redis_client or aioredis.Redis.from_url(settings.redis_url)
         self.producer = producer
+        # the hit's ip sealed with the lead's data key; this process makes no key (it writes none)
+        self.sealer = Sealer(DataKeys(DataKeyStore(self.redis), None, None, settings.topic_prefix + DATA_KEYS,
+                                      settings.kek_ring))
         self.trust_forwarded = settings.tracking_trust_forwarded
 
     # ---- ASGI entry ---------------------------------------------------------------------
@@ -314,7 +322,7 @@ class TrackingApp:
             await _drain(receive)
         # the record of what happened is in the journal before the person has the answer: a
         # front killed between the two loses no hit it answered
-        self._emit(scope, kind, method, rec)
+        await self._emit(scope, kind, method, rec)
         await self._answer(send, kind, rec, method, code)
         self.timings.add(kind, time.perf_counter() - started)
         HITS.labels(kind, "ok").inc()
@@ -411,7 +419,18 @@ class TrackingApp:
                        extra=[NO_STORE])
         return "ok"
 
-    def _emit(self, scope, kind: str, method: str, rec: dict) -> None:
+    async def _sealed(self, hit: dict) -> dict:
+        """The hit with its ip sealed by the lead's durable data key; where there is none (a lead
+        from before sealing, Redis away or rebuilding), the ip's network only: never the address."""
+        if not hit["ip"]:
+            return hit
+        try:
+            [hit] = await asyncio.wait_for(self.sealer.seal_known([("engagement.hit", hit)]), SEAL_WAIT_S)
+        except (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError, SealError) as exc:
+            log.warning("no data key for a hit's ip (%s): its network only", type(exc).__name__)
+        return ip_kept(hit)
+
+    async def _emit(self, scope, kind: str, method: str, rec: dict) -> None:
         headers = dict(scope["headers"])
         ua = headers.get(b"user-agent", b"").decode("latin-1")[:512]
         ip = scope["client"][0] if scope.get("client") else ""
@@ -431,6 +450,7 @@ class TrackingApp:
             "campaign": rec.get("campaign", ""), "creative": rec.get("creative", ""),
             "partner": rec.get("partner", ""),
         }
+        hit = await self._sealed(hit)
         try:
             value = self.codec.encode("engagement.hit", hit)
         except Exception:  # a record we cannot encode is a bug: keep it visible, never lose the hit silently

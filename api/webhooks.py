@@ -42,6 +42,7 @@ from channels.webhooks_in import PROVIDERS, Observation, WebhookRejected, Webhoo
 from domain.identity import derived_event_id, lead_id, new_event_id
 from domain.intake import source_partner
 from domain.schema_labels import schema_label
+from domain.sealing import ip_kept
 from projections.redis_engagement import EngagementStore
 from streams.producer import ProduceError
 from streams.topics import ENGAGEMENT_OBSERVED, WEBHOOKS_RAW
@@ -163,6 +164,8 @@ def install_webhooks(app: FastAPI, deps: Deps) -> None:
         except WebhookRejected as exc:
             status, error = exc.status, exc.detail
         matched = await _match(deps, observations) if observations else []
+        # where a person opened or clicked from: sealed with their data key, else its network only
+        matched = [ip_kept(e) for e in await deps.sealer().seal_known([("webhook.observation", e) for e in matched])]
         unmatched = len(observations) - len(matched)
         if unmatched:
             error = error or f"{unmatched} of {len(observations)} observations name no send we know"

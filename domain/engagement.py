@@ -47,7 +47,7 @@ def derived_id(event_id: str, suffix: str) -> str:
 
 def hit_of(ev: dict) -> Hit:
     """The bot filter's view of an engagement.hit event."""
-    return Hit(kind=ev["kind"], method=ev["method"], user_agent=ev["user_agent"], ip=ev["ip"],
+    return Hit(kind=ev["kind"], method=ev["method"], user_agent=ev["user_agent"], ip=ev["ip"] or "",
                at_ms=event_ms(ev["occurred_at"]), delivered_ms=ev["delivered_at"], slot=ev["slot"],
                send_id=ev["send_id"], code=ev["code"])
 
@@ -69,7 +69,7 @@ def decide_hit(ev: dict, activity: SendActivity, policy: Policy,
     out_ev = (_envelope(name, ev["event_id"], ev["tenant"], at, ev["event_id"])
               | {"lead_id": ev["lead_id"], "channel": "email" if ev["kind"] == "open" else _channel(ev)}
               | {k: ev[k] for k in ATTRIBUTION}
-              | {"method": ev["method"], "user_agent": ev["user_agent"], "ip": ev["ip"]}
+              | {"method": ev["method"], "user_agent": ev["user_agent"], "ip": ev["ip"] or ""}
               | verdict_fields(verdict) | {"revision": 0, "partner": ev.get("partner", "")})
     if name == "engagement.clicked":
         out_ev["destination_url"] = ev["destination_url"]
@@ -192,14 +192,14 @@ def _send_fact(name: str, ev: dict, at: int) -> dict:
 def _provider_engagement(ev: dict, at: int, policy: Policy) -> Out:
     """An open or click the provider tracked itself: filtered like ours, on what it reports."""
     kind = "open" if ev["kind"] == "opened" else "click"
-    hit = Hit(kind=kind, method="GET", user_agent=ev["user_agent"], ip=ev["ip"], at_ms=at, delivered_ms=0,
+    hit = Hit(kind=kind, method="GET", user_agent=ev["user_agent"], ip=ev["ip"] or "", at_ms=at, delivered_ms=0,
               slot="", send_id=ev["send_id"], code="")
     verdict = classify(hit, SendActivity(), policy.bots)
     name = "engagement.opened" if kind == "open" else "engagement.clicked"
     out = (_envelope(name, ev["event_id"], ev["tenant"], at, ev["event_id"])
            | {"lead_id": ev["lead_id"], "channel": ev["channel"] or "email"} | BLANK_ATTRIBUTION
            | {"send_id": ev["send_id"], "list": ev["list"], "template": ev["template"]}
-           | {"method": "GET", "user_agent": ev["user_agent"], "ip": ev["ip"]}
+           | {"method": "GET", "user_agent": ev["user_agent"], "ip": ev["ip"] or ""}
            | verdict_fields(verdict, via=ev["provider"]) | {"revision": 0, "partner": ev.get("partner", "")})
     if name == "engagement.clicked":
         out["destination_url"] = ev["url"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -120,52 +121,106 @@ def parse_key_ring(text: str) -> tuple[str, dict[str, bytes]]:
     return next(iter(ring)), ring
 
 
-# the personal fields of each event, sealed with the lead's data key where the event is made
+# the personal fields of each event, sealed with the lead's data key where the event is made;
+# "consent.ip" is the field ip of the record in the event's field consent
 PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "consent.given": ("text", "ip"),
     "consent.withdrawn": ("text", "ip"),
-    "lead.submitted": ("address", "email", "phone", "first_name", "last_name"),
-    "lead.accepted": ("address", "first_name", "last_name"),
+    "lead.submitted": ("address", "email", "phone", "first_name", "last_name", "consent.ip", "consent.text"),
+    "lead.accepted": ("address", "first_name", "last_name", "consent.ip", "consent.text"),
     "lead.rejected": ("address",),
     "lead.resubmitted": ("first_name", "last_name"),
     "lead.unsubscribed": ("address",),
     "lead.resubscribed": ("address",),
+    # where a person opened or clicked from: the bot filter reads it, analysts never need it
+    "engagement.hit": ("ip",),
+    "webhook.observation": ("ip",),
+    "engagement.opened": ("ip",),
+    "engagement.clicked": ("ip",),
 }
+
+
+def coarse_ip(ip: str) -> str:
+    """The network an address is in, not the address: IPv4 to its /24, IPv6 to its /48 (what is
+    written when no data key can seal it). Text that is not an address gives ""."""
+    try:
+        address = ipaddress.ip_address(ip.strip().strip("[]").split("%")[0])
+    except ValueError:
+        return ""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def _get(ev: dict, path: str):
+    head, _, rest = path.partition(".")
+    value = ev.get(head)
+    if not rest:
+        return value
+    return value.get(rest) if isinstance(value, dict) else None
+
+
+def _with(ev: dict, values: dict[str, object]) -> dict:
+    """A copy of the event with these fields (paths) replaced; nested records copied, never changed."""
+    out = dict(ev)
+    for path, value in values.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            out[head] = {**out[head], rest: value}
+        else:
+            out[head] = value
+    return out
+
+
+def has_clear(name: str, ev: dict) -> bool:
+    """Whether any personal field of the event is set and not sealed."""
+    return any((v := _get(ev, f)) and not is_sealed(v) for f in PERSONAL_FIELDS.get(name, ()))
+
+
+def has_sealed(name: str, ev: dict) -> bool:
+    """Whether any personal field of the event is sealed."""
+    return any(is_sealed(_get(ev, f)) for f in PERSONAL_FIELDS.get(name, ()))
 
 
 def seal_event(name: str, ev: dict, dek: bytes, nonce) -> dict:
     """The event with its personal fields sealed (None and "" stay as they are); `nonce()` gives
     12 bytes."""
-    todo = [f for f in PERSONAL_FIELDS.get(name, ()) if ev.get(f) and not is_sealed(ev[f])]
+    todo = {f: v for f in PERSONAL_FIELDS.get(name, ()) if (v := _get(ev, f)) and not is_sealed(v)}
     if not todo:
         return ev
     aead = AESGCM(dek)
-    return {**ev, **{f: _seal(aead, nonce(), ev[f], field_aad(ev["tenant"], ev["lead_id"], f"{name}.{f}"))
-                     for f in todo}}
+    return _with(ev, {f: _seal(aead, nonce(), v, field_aad(ev["tenant"], ev["lead_id"], f"{name}.{f}"))
+                      for f, v in todo.items()})
 
 
 def open_event(name: str, ev: dict, dek: bytes | None) -> dict:
-    """The event with its sealed fields opened; without the key (erased), they read None."""
-    fields = PERSONAL_FIELDS.get(name, ())
-    out = dict(ev)
-    for f in fields:
-        if is_sealed(ev.get(f)):
-            out[f] = None if dek is None else open_sealed(dek, ev[f], field_aad(ev["tenant"], ev["lead_id"],
-                                                                                  f"{name}.{f}"))
-    return out
+    """The event with its sealed fields opened; without the key (erased), they read None.
+    SealError when a field does not open with the key."""
+    sealed = {f: v for f in PERSONAL_FIELDS.get(name, ()) if is_sealed(v := _get(ev, f))}
+    if not sealed:
+        return dict(ev)
+    return _with(ev, {f: None if dek is None else open_sealed(dek, v, field_aad(ev["tenant"], ev["lead_id"],
+                                                                                 f"{name}.{f}"))
+                      for f, v in sealed.items()})
 
 
 def open_readable(name: str, ev: dict, dek: bytes | None) -> tuple[dict, int]:
     """(the event with each sealed field opened, None where it does not open: no key, or a value
     sealed for another lead or field; how many did not open)."""
-    out, unreadable = dict(ev), 0
+    sealed = {f: v for f in PERSONAL_FIELDS.get(name, ()) if is_sealed(v := _get(ev, f))}
+    if not sealed:
+        return dict(ev), 0
     aead = AESGCM(dek) if dek is not None else None
-    for f in PERSONAL_FIELDS.get(name, ()):
-        if is_sealed(ev.get(f)):
-            try:
-                out[f] = None if aead is None else _open(aead, ev[f], field_aad(ev["tenant"], ev["lead_id"],
-                                                                                 f"{name}.{f}"))
-            except SealError:
-                out[f] = None
-            unreadable += out[f] is None
-    return out, unreadable
+    opened: dict[str, str | None] = {}
+    for f, v in sealed.items():
+        try:
+            opened[f] = None if aead is None else _open(aead, v, field_aad(ev["tenant"], ev["lead_id"], f"{name}.{f}"))
+        except SealError:
+            opened[f] = None
+    return _with(ev, opened), sum(1 for v in opened.values() if v is None)
+
+
+def ip_kept(ev: dict) -> dict:
+    """The event as written where its ip could not be sealed: the ip's network only."""
+    return ev if not ev.get("ip") or is_sealed(ev["ip"]) else {**ev, "ip": coarse_ip(ev["ip"])}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from domain.sealing import PERSONAL_FIELDS, SealError, is_sealed, key_aad, open_readable, parse_key_ring, unwrap
+from domain.sealing import SealError, has_sealed, key_aad, open_readable, parse_key_ring, unwrap
 from projections.redis_data_keys import DURABLE, stored
 from runtime.compacted import latest_per_key
 from streams.topics import DATA_KEYS
@@ -53,7 +53,7 @@ class TopicKeys:
         return self.deks[k]
 
     def open(self, name: str, ev: dict) -> dict:
-        if not any(is_sealed(ev.get(f)) for f in PERSONAL_FIELDS.get(name, ())):
+        if not has_sealed(name, ev):
             return ev
         return open_readable(name, ev, self.dek(ev["tenant"], ev["lead_id"]))[0]
 

@@ -86,6 +86,13 @@ class DataKeys:
                                   f"may be on privacy.keys only; fields are opened once the replay restored them")
         return out
 
+    async def durable(self, tenant: str, leads: list[str]) -> dict[str, bytes]:
+        """The data keys of these leads that are durable on the topic (a lead without one, or
+        whose key is still pending, is left out): what a process that makes no keys may seal with."""
+        leads = sorted(set(leads))
+        return {lead: unwrap(self.ring, f[1], key_aad(tenant, lead))
+                for lead, f in zip(leads, await self.store.get(tenant, leads)) if f is not None and f[0] == DURABLE}
+
     async def destroy(self, tenant: str, lead: str) -> bool:
         """The lead's key tombstoned on the topic, then gone from Redis; whether it existed."""
         [f] = await self.store.get(tenant, [lead])

@@ -15,7 +15,7 @@ import os
 import time
 from collections import OrderedDict
 
-from domain.sealing import NONCE_BYTES, PERSONAL_FIELDS, is_sealed, open_readable, seal_event
+from domain.sealing import NONCE_BYTES, has_clear, has_sealed, open_readable, seal_event
 
 CACHE_SIZE = 50_000
 CACHE_SECONDS = 30.0  # an erasure elsewhere is seen by every process within this
@@ -25,36 +25,40 @@ def _nonce() -> bytes:
     return os.urandom(NONCE_BYTES)
 
 
-def _to_seal(name: str, ev: dict) -> bool:
-    return any(ev.get(f) and not is_sealed(ev[f]) for f in PERSONAL_FIELDS.get(name, ()))
-
-
-def _sealed(name: str, ev: dict) -> bool:
-    return any(is_sealed(ev.get(f)) for f in PERSONAL_FIELDS.get(name, ()))
 
 
 class Sealer:
     def __init__(self, keys, clock=time.monotonic):
         self.keys, self.clock = keys, clock
-        self._cache: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[float, bytes | None]] = OrderedDict()  # None: has no key
         self.unreadable = 0  # fields that did not open (no key, or not this lead's)
 
     async def seal(self, items: list[tuple[str, dict]], now_ms: int) -> list[dict]:
         """Each event with its personal fields sealed by its lead's data key (made if missing)."""
-        need = {(ev["tenant"], ev["lead_id"]) for name, ev in items if _to_seal(name, ev)}
+        need = {(ev["tenant"], ev["lead_id"]) for name, ev in items if has_clear(name, ev)}
         if not need:
             return [ev for _, ev in items]
-        deks = await self._deks(need, create=True, now_ms=now_ms)
-        return [seal_event(name, ev, deks[(ev["tenant"], ev["lead_id"])], _nonce) if _to_seal(name, ev) else ev
+        deks = await self._deks(need, lambda tenant, leads: self.keys.keys_for(tenant, leads, now_ms))
+        return [seal_event(name, ev, deks[(ev["tenant"], ev["lead_id"])], _nonce) if has_clear(name, ev) else ev
+                for name, ev in items]
+
+    async def seal_known(self, items: list[tuple[str, dict]]) -> list[dict]:
+        """Each event sealed where its lead has a durable data key; the others as they came (for a
+        process that makes no keys: the caller decides what to write instead)."""
+        need = {(ev["tenant"], ev["lead_id"]) for name, ev in items if has_clear(name, ev)}
+        if not need:
+            return [ev for _, ev in items]
+        deks = await self._deks(need, self.keys.durable, remember_none=True)
+        return [seal_event(name, ev, dek, _nonce) if (dek := deks.get((ev["tenant"], ev["lead_id"]))) else ev
                 for name, ev in items]
 
     async def open(self, items: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
         """(name, event) each, its sealed fields opened; None where they cannot be."""
-        need = {(ev["tenant"], ev["lead_id"]) for name, ev in items if _sealed(name, ev)}
+        need = {(ev["tenant"], ev["lead_id"]) for name, ev in items if has_sealed(name, ev)}
         if not need:
             return items
-        deks = await self._deks(need, create=False)
-        return [(name, self._open(name, ev, deks.get((ev["tenant"], ev["lead_id"]))) if _sealed(name, ev) else ev)
+        deks = await self._deks(need, self.keys.existing)
+        return [(name, self._open(name, ev, deks.get((ev["tenant"], ev["lead_id"]))) if has_sealed(name, ev) else ev)
                 for name, ev in items]
 
     def _open(self, name: str, ev: dict, dek: bytes | None) -> dict:
@@ -62,19 +66,27 @@ class Sealer:
         self.unreadable += unreadable
         return out
 
-    async def _deks(self, need: set[tuple[str, str]], create: bool, now_ms: int = 0) -> dict[tuple[str, str], bytes]:
+    async def _deks(self, need: set[tuple[str, str]], fetch, remember_none: bool = False) -> dict[tuple[str, str], bytes]:
+        """The data keys of `need`: cached ones, the rest from fetch(tenant, leads) (one call per
+        tenant). With remember_none, a lead found without a key is not asked again for a while
+        either (a process that makes no keys: the tracking front)."""
         now = self.clock()
         out, by_tenant = {}, {}
         for k in need:
             hit = self._cache.get(k)
-            if hit is not None and hit[0] > now:
-                out[k] = hit[1]
+            if hit is not None and hit[0] > now and (hit[1] is not None or remember_none):
+                if hit[1] is not None:
+                    out[k] = hit[1]
             else:
                 by_tenant.setdefault(k[0], []).append(k[1])
         for tenant, leads in by_tenant.items():
-            found = await (self.keys.keys_for(tenant, leads, now_ms) if create else self.keys.existing(tenant, leads))
-            for lead, dek in found.items():
-                out[(tenant, lead)] = dek
+            found = await fetch(tenant, leads)
+            for lead in leads:
+                dek = found.get(lead)
+                if dek is not None:
+                    out[(tenant, lead)] = dek
+                elif not remember_none:
+                    continue
                 self._cache[(tenant, lead)] = (now + CACHE_SECONDS, dek)
                 self._cache.move_to_end((tenant, lead))
         while len(self._cache) > CACHE_SIZE:

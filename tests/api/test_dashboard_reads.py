@@ -103,6 +103,8 @@ def test_a_lead_is_found_by_its_phone_as_dialled_in_the_tenant_region(api, brand
     assert found["lead_id"] == r.json()["lead_id"] == lead_id(TENANT, "sms", e164)
     assert (found["channel"], found["address"]) == ("sms", e164)
     assert "lead.submitted" in [e["event_type"] for e in found["timeline"]]
+    # the consent's wording is sealed in the events ClickHouse holds; the lookup opens it with the lead's key
+    assert found["subscription"]["consent"] == {"at": "2026-01-05T10:00:00Z", "text": "Texts OK"}
 
 
 @pytest.mark.parametrize("params, field", [({}, "(query)"), ({"email": "a@example.com", "phone": "+12125550100"},
@@ -228,7 +230,11 @@ def test_a_preview_link_counts_nothing(brand, ch, settings, lead):
 
 def test_the_log_and_the_send_agree_on_status(brand):
     for row in _page(brand, limit=10)["messages"]:
-        one = brand.get(f"/v1/tenants/{TENANT}/messages/{row['send_id']}").json()
+        r = brand.get(f"/v1/tenants/{TENANT}/messages/{row['send_id']}")
+        if row["lead_id"].startswith("erased-"):  # an erased person's send: counted in the log, shown to nobody
+            assert r.status_code == 404 and row["to"] is None and row["subject"] is None
+            continue
+        one = r.json()
         assert (one["status"], one["lead_id"], one["list"]) == (row["status"], row["lead_id"], row["list"])
         if one["status"] in ("requested", "deferred", "skipped", "failed"):
             assert one["message"] is None and one["rendering"]["notes"]

@@ -124,3 +124,12 @@ def test_a_group_unsubscribe_leaves_only_the_list_of_the_message():
     assert (ev["action"], ev["list"], ev["send_id"], ev["lead_id"]) == ("leave_list", "daily-jobs", "s1", "L1")
     assert ev["event_id"] == decide_observation(obs("left_list"), 0, POLICY)[0][2]["event_id"]  # a retry decides it again
     assert decide_observation(obs("left_list", list=""), 0, POLICY) == []  # a message of no list: nothing to leave
+
+
+def test_a_hit_whose_sealed_ip_did_not_open_is_still_decided_by_its_user_agent_and_timing():
+    """The agent opens a sealed ip with the lead's key; one that does not open reads None."""
+    [(_, _, person)] = decide_hit({**hit(), "ip": None}, SendActivity(), POLICY, {})[0]
+    assert (person["actor"], person["is_bot"], person["ip"]) == ("human", False, "")
+    scanner = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36 BingPreview/1.0b"
+    [(_, _, machine)] = decide_hit({**hit("C2", ua=scanner), "ip": None}, SendActivity(), POLICY, {})[0]
+    assert machine["is_bot"] and machine["ip"] == ""

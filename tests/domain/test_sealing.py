@@ -104,3 +104,44 @@ def test_each_sealed_field_opens_on_its_own_and_what_does_not_reads_none():
     assert open_readable("lead.accepted", pasted, DEK) == ({**ev, "address": None}, 1)
     assert open_readable("lead.accepted", sealed, None) == ({**ev, "address": None, "first_name": None}, 2)
     assert open_readable("lead.accepted", ev, None) == (ev, 0)  # clear: as it is
+
+
+def test_the_consent_record_a_lead_came_with_is_sealed_inside_it_and_left_unchanged_where_it_was():
+    from domain.sealing import has_clear, has_sealed, open_event, open_readable, seal_event
+    consent = {"at": 1764064700000, "ip": "203.0.113.7", "text": "I agree to receive job alerts."}
+    ev = {"tenant": "acme", "lead_id": "L1", "address": "ann@example.com", "consent": consent}
+    sealed = seal_event("lead.submitted", ev, DEK, n)
+    assert ev["consent"] is consent and consent["ip"] == "203.0.113.7"  # the caller's record is not changed
+    assert sealed["consent"]["at"] == 1764064700000  # the time stays clear: the ledger ranks by it
+    assert is_sealed(sealed["consent"]["ip"]) and is_sealed(sealed["consent"]["text"])
+    assert "203.0.113.7" not in repr(sealed) and "job alerts" not in repr(sealed)
+    assert has_sealed("lead.submitted", sealed) and not has_clear("lead.submitted", sealed)
+    assert open_event("lead.submitted", sealed, DEK) == ev
+    assert open_readable("lead.submitted", sealed, None) == (
+        {**ev, "address": None, "consent": {**consent, "ip": None, "text": None}}, 3)
+    accepted = seal_event("lead.accepted", {**ev, "consent": {**consent, "ip": None}}, DEK, n)
+    assert accepted["consent"]["ip"] is None and is_sealed(accepted["consent"]["text"])
+    with pytest.raises(SealError):  # the submission's consent text is not the decision's
+        open_event("lead.accepted", {**accepted, "consent": sealed["consent"]}, DEK)
+    for none in ({**ev, "consent": None}, {k: v for k, v in ev.items() if k != "consent"}):
+        assert open_event("lead.submitted", seal_event("lead.submitted", none, DEK, n), DEK) == none
+
+
+@pytest.mark.parametrize("ip, network", [("203.0.113.77", "203.0.113.0"), (" 198.51.100.9 ", "198.51.100.0"),
+                                         ("2001:db8:1234:5678::1", "2001:db8:1234::"), ("[2001:db8::1]", "2001:db8::"),
+                                         ("::ffff:17.5.6.7", "17.5.6.0"), ("fe80::1%eth0", "fe80::"),
+                                         ("not an ip", ""), ("", ""), ("999.1.1.1", "")])
+def test_an_ip_that_cannot_be_sealed_keeps_only_its_network(ip, network):
+    from domain.sealing import coarse_ip, ip_kept
+    assert coarse_ip(ip) == network
+    assert ip_kept({"ip": ip, "user_agent": "UA"}) == {"ip": network if ip else "", "user_agent": "UA"}
+
+
+def test_where_a_person_opened_or_clicked_from_is_sealed_in_every_engagement_event_that_carries_it():
+    from domain.sealing import ip_kept, open_event, seal_event
+    for name in ("engagement.hit", "webhook.observation", "engagement.opened", "engagement.clicked"):
+        ev = {"tenant": "acme", "lead_id": "L1", "ip": "203.0.113.77", "user_agent": "Mozilla/5.0"}
+        sealed = seal_event(name, ev, DEK, n)
+        assert is_sealed(sealed["ip"]) and sealed["user_agent"] == "Mozilla/5.0"
+        assert ip_kept(sealed) == sealed  # sealed: written as it is
+        assert open_event(name, sealed, DEK) == ev and open_event(name, sealed, None)["ip"] is None

@@ -57,19 +57,21 @@ def types_of(ch, settings, lead: str) -> dict[str, int]:
                            f"WHERE lead_id = %(l)s GROUP BY event_type", {"l": lead}))
 
 
-def audit(who: str) -> tuple[int, dict]:
-    out = subprocess.run([sys.executable, "-m", "runtime.privacy", "audit", T, who], cwd=ROOT,
+def audit(who: str, *also: str) -> tuple[int, dict]:
+    extra = [arg for text in also for arg in ("--also", text)]
+    out = subprocess.run([sys.executable, "-m", "runtime.privacy", "audit", T, who, *extra], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     return out.returncode, json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_an_erased_person_is_gone_counted_anonymously_recorded_and_never_taken_again(api, keys, uid, ch, settings, rds):
     key, email = keys[T], f"ann.{uid}@example.com"
+    wordings = (f"Jobs by email ({uid})", f"Jobs by email, again ({uid})")  # the person's own: searched by the audit
     lid = api.post("/v1/leads", json=lead(uid, consent={"at": "2026-01-05T10:00:00Z", "ip": "203.0.113.20",
-                                                         "text": "Jobs by email"}), headers=auth(key)).json()["lead_id"]
+                                                         "text": wordings[0]}), headers=auth(key)).json()["lead_id"]
     read_model(api, key, lid, lambda d: d["status"] == "accepted")
     assert api.post("/v1/consent", json={"lead_id": lid, "granted": True, "via": "preference_center",
-                                         "text": "Jobs by email, again", "ip": "198.51.100.77"},
+                                         "text": wordings[1], "ip": "198.51.100.77"},
                     headers=auth(key)).status_code == 202
     assert api.post("/v1/events", json={"email": email, "name": "job_viewed", "properties": {"job": "J1"}},
                     headers=auth(key)).status_code == 202
@@ -121,7 +123,7 @@ def test_an_erased_person_is_gone_counted_anonymously_recorded_and_never_taken_a
     # the audit: nothing in Redis, ClickHouse or any topic (every field of theirs that held the
     # address is sealed with the key the erasure destroyed): clean, exit 0; the lead id keying
     # their events in Kafka is counted as pseudonymous
-    status, found = audit(email)
+    status, found = audit(email, *wordings)
     assert found["lead_id"] == lid and found["redis"] == 0 and found["clickhouse"] == []
     assert found["kafka_clear"] == {} and status == 0 and found["clean"], found
     assert found["kafka_lead_id_only"]["privacy.erasures"] == 2 and found["kafka_lead_id_only"]["leads.submitted"] >= 1

@@ -1,6 +1,6 @@
 """Lead events sealed in the log, on the live stack: the records of a lead's submission (on
 leads.submitted, sealed by the API) and acceptance (on leads.events, by the intake) hold neither
-their address nor their name in clear, as Kafka keeps them or as ClickHouse copied them; the
+their address, their name nor the ip and wording of the consent they came with in clear, as Kafka keeps them or as ClickHouse copied them; the
 lead's data key opens both; the read model the senders use holds them in clear; once the person
 is erased (their key destroyed), nothing opens. With Redis away the API still takes leads, clear
 and counted."""
@@ -44,8 +44,10 @@ def opened(settings, name: str, ev: dict) -> dict:
 
 def test_an_accepted_lead_is_sealed_on_leads_events_and_opens_only_with_its_key(api, keys, uid, ch, settings):
     email, name = f"zed.{uid}@example.com", f"Zebulon{uid[:6]}"
+    ip, wording = "198.51.100.201", f"Send me jobs, {uid}"
     r = api.post("/v1/leads", json={"email": email, "first_name": name, "last_name": "Quill", "partner": "indeed-xml",
-                                    "list": "daily-jobs", "location": {"city": "Austin", "state": "TX", "country": "US"}},
+                                    "list": "daily-jobs", "location": {"city": "Austin", "state": "TX", "country": "US"},
+                                    "consent": {"at": "2026-12-01T09:30:00Z", "ip": ip, "text": wording}},
                  headers=auth(keys[T]))
     assert r.status_code == 202, r.text
     lid = r.json()["lead_id"]
@@ -63,19 +65,23 @@ def test_an_accepted_lead_is_sealed_on_leads_events_and_opens_only_with_its_key(
     for kind, fields in (("lead.submitted", ("address", "email", "first_name", "last_name")),
                          ("lead.accepted", ("address", "first_name", "last_name"))):
         raw, payload = record(kind)
-        assert email.encode() not in raw and name.encode() not in raw and b"Quill" not in raw, kind
-        assert email not in payload and name not in payload  # ClickHouse holds what the log holds
+        for secret in (email, name, "Quill", ip, wording):
+            assert secret.encode() not in raw, (kind, secret)
+            assert secret not in payload, (kind, secret)  # ClickHouse holds what the log holds
         event_name, ev = default_codec().decode(raw)
         assert event_name == kind and ev["lead_id"] == lid
         assert all(is_sealed(ev[f]) for f in fields) and ev.get("phone") is None
+        assert is_sealed(ev["consent"]["ip"]) and is_sealed(ev["consent"]["text"]) and ev["consent"]["at"]
         assert ev["partner"] == "indeed-xml" and ev["list"] == "daily-jobs"  # what analysts count stays clear
         clear = opened(settings, event_name, ev)
         assert (clear["address"], clear["first_name"], clear["last_name"]) == (email, name, "Quill")
+        assert (clear["consent"]["ip"], clear["consent"]["text"]) == (ip, wording)
     with signed_in(settings.api_url, BRAND_ADMIN) as admin:  # erased: their data key destroyed
         r = admin.post("/v1/subjects/erase", json={"email": email, "reason": "the sealing test"})
         assert r.status_code == 200 and r.json()["leads"][0]["data_key_destroyed"], r.text
     gone = opened(settings, event_name, ev)
     assert (gone["address"], gone["first_name"], gone["last_name"]) == (None, None, None)
+    assert (gone["consent"]["ip"], gone["consent"]["text"]) == (None, None)
 
 
 def test_with_redis_away_the_api_takes_leads_clear_and_counts_them(settings):

@@ -248,3 +248,39 @@ def test_start_after_stop_subscribes_again_and_more_sends_jobs_now(iso):
         return [h for h in hist if h["kind"] == "more_jobs"]
     [sent] = wait_for(more_sent, 60, what="the jobs sent on MORE")
     assert sent["channel"] == "sms" and sent["list"] == "sms-alerts"
+
+
+def keyed_records(p, topic: str, key: str, want, timeout: float = 60) -> list[tuple[bytes, str, dict]]:
+    """(raw value, name, event) of the records keyed `key` on this platform's topic, once want(list) holds."""
+    c = Consumer({"bootstrap.servers": S.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([f"{p.prefix}{topic}"])
+    out, deadline = [], time.monotonic() + timeout
+    try:
+        while not want(out) and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error() and m.key() == key.encode():
+                out.append((m.value(), *CODEC.decode(m.value())))
+    finally:
+        c.close()
+    assert want(out), f"{topic}: {[(n, e.get('kind')) for _, n, e in out]}"
+    return out
+
+
+def test_where_a_person_opened_from_by_the_providers_word_is_sealed_with_their_key(iso):
+    from domain.sealing import is_sealed
+    from tests.integration.test_sealed_lead_events import opened
+    address, ip = f"opener-{uuid.uuid4().hex[:8]}@example.com", "198.51.100.44"
+    lid, pid = sent_via_sendgrid(iso, address)
+    answer = emit(iso, "sendgrid", [sendgrid_event("open", pid, address, ip=ip,
+                                                   useragent="Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/133.0")])
+    assert answer["status"] == 200 and orjson.loads(answer["body"]) == {"accepted": 1, "unmatched": 0}
+    [observed] = [r for r in keyed_records(iso, "engagement.observed", lid,
+                                           lambda got: any(n == "webhook.observation" for _, n, _ in got))
+                  if r[1] == "webhook.observation"]
+    [decided] = [r for r in keyed_records(iso, "engagement.events", lid,
+                                          lambda got: any(n == "engagement.opened" for _, n, _ in got))
+                 if r[1] == "engagement.opened"]
+    for raw, name, ev in (observed, decided):
+        assert ip.encode() not in raw and is_sealed(ev["ip"]), name
+        assert opened(iso.settings, name, ev)["ip"] == ip

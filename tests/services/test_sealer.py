@@ -68,3 +68,27 @@ def test_clear_events_read_as_they_are_and_what_does_not_open_reads_none(r, pref
     assert out[1][1] == accepted("L9", "old@example.com")
     assert (out[2][1]["address"], out[2][1]["first_name"]) == (None, None)  # erased: the key is gone
     assert unreadable == 3
+
+
+def test_a_process_that_makes_no_keys_seals_with_durable_ones_only_and_remembers_who_has_none(r, prefix):
+    from projections.redis_data_keys import PENDING, stored
+
+    def hit(lead: str) -> tuple[str, dict]:
+        return "engagement.hit", {"event_id": f"H{lead}", "tenant": T, "lead_id": lead, "occurred_at": 5,
+                                  "ip": "203.0.113.7", "user_agent": "UA"}
+
+    async def go(deps):
+        keys = deps.data_keys()
+        await deps.sealer().seal([("lead.accepted", accepted("L1", "ann@example.com"))], 10)  # durable
+        await keys.store.swap(T, [("L2", "", stored(PENDING, keys._wrap(T, "L2", b"\x07" * 32)))])  # its maker died
+        front = Sealer(keys)
+        first = await front.seal_known([hit("L1"), hit("L2"), hit("L3")])
+        await deps.sealer().seal([("lead.accepted", accepted("L3", "cy@example.com"))], 11)  # L3's key made elsewhere
+        again = await front.seal_known([hit("L3")])  # remembered without a key for a while: not asked
+        mixed = await front.seal([hit("L3")], 12)  # sealing that may make keys asks again
+        opened = await deps.sealer().open([("engagement.hit", first[0]), ("engagement.hit", mixed[0])])
+        return first, again, mixed, opened
+    first, again, mixed, opened = run(prefix, go)
+    assert is_sealed(first[0]["ip"]) and first[1]["ip"] == first[2]["ip"] == "203.0.113.7"
+    assert again[0]["ip"] == "203.0.113.7" and is_sealed(mixed[0]["ip"])
+    assert [ev["ip"] for _, ev in opened] == ["203.0.113.7", "203.0.113.7"]
