@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from domain.identity import legacy_id_of
 from domain.intake import (LeadState, check_submission, decide, decide_resubscribe, decide_unsubscribe, evolve,
                            refuse_erased, source_cap_key)
 from domain.preferences import decide_preferences
@@ -133,8 +134,13 @@ async def _refuse_erased(deps, todo: list[tuple], out: list, events_topic: str) 
     """Submissions of erased people (the do-not-contact list) refused without their address
     (one SMISMEMBER per tenant); the others, to decide."""
     subs = [(i, ev["tenant"], ev["lead_id"]) for i, (name, ev, _, _) in enumerate(todo) if name == "lead.submitted"]
-    listed = await deps.do_not_contact().erased([(t, lead) for _, t, lead in subs])
-    refused = {i for (i, _, _), hit in zip(subs, listed) if hit}
+    # and under the lead's unkeyed id: an erasure from before the migration to keyed ids
+    legacy = [(i, ev["tenant"], legacy_id_of(ev["channel"], ev["tenant"], ev["address"],
+                                             brand.validation.default_region))
+              for i, (name, ev, brand, _) in enumerate(todo) if name == "lead.submitted"]
+    asked = subs + [item for item in legacy if item[2]]
+    listed = await deps.do_not_contact().erased([(t, lead) for _, t, lead in asked])
+    refused = {i for (i, _, _), hit in zip(asked, listed) if hit}
     for i in sorted(refused):
         name, ev = refuse_erased(todo[i][1], SOURCE)
         out.append((events_topic, ev["lead_id"].encode(), deps.codec.encode(name, ev), None))

@@ -78,7 +78,7 @@ def parse(deps, value: bytes | None, event_id: str, now_ms: int) -> dict:
     except ValidationError as exc:
         raise ValueError(f"invalid lead: {_errors(exc)}") from exc
     try:
-        return build_submitted(lead, tenant, event_id, now_ms, SOURCE, strict=False)
+        return build_submitted(lead, tenant, event_id, now_ms, SOURCE, strict=False, ids=deps.lead_ids)
     except SubmissionError as exc:
         raise ValueError(f"invalid lead: {exc.field}: {exc}") from exc
 

@@ -83,7 +83,7 @@ async def _take(deps: Deps, who: Access, items: list[ActivityIn], request: Reque
 
     for i, a in enumerate(items):
         try:
-            leads.append(member_lead_id(a, tenant.id, tenant.validation.default_region))
+            leads.append(member_lead_id(a, tenant.id, tenant.validation.default_region, deps.lead_ids))
         except ActivityError as exc:
             problem(i, exc.field, str(exc))
             leads.append("")

@@ -27,7 +27,7 @@ from api.errors import ApiError
 from api.openapi_docs import json_body
 from domain.consent import (SENDING_PURPOSE, ConsentBatchIn, ConsentError, ConsentIn, consent_event,
                             consent_event_id, withdrawn_from_sending)
-from domain.identity import named_lead_id, new_event_id
+from domain.identity import new_event_id
 from domain.sealing import seal_event
 from projections.redis_keys import INTACT
 from services.privacy.keys import KeysNotRestored
@@ -108,7 +108,7 @@ def install_consent_routes(app: FastAPI, deps: Deps, access) -> None:
         if len([v for v in (lead_id, email, phone) if v]) != 1:
             raise ApiError(422, "validation_failed", "name the person with exactly one of lead_id, email, phone",
                            [{"field": "lead_id", "problem": "exactly one of lead_id, email, phone"}])
-        lead, _ = named_lead_id(brand.id, lead_id, email, phone, brand.validation.default_region)
+        lead, _ = deps.lead_ids.named(brand.id, lead_id, email, phone, brand.validation.default_region)
         state = await deps.leads.get(brand.id, lead)
         if state is None:
             raise ApiError(404, "not_found", "no lead of this tenant is the person named")
@@ -127,7 +127,7 @@ async def _take(deps: Deps, who: Access, records: list[ConsentIn], request: Requ
         problems.append({"field": f"{path}{i}.{field}" if path else field, "problem": text})
 
     for i, c in enumerate(records):
-        lead, field = named_lead_id(tenant.id, c.lead_id, c.email, c.phone, tenant.validation.default_region)
+        lead, field = deps.lead_ids.named(tenant.id, c.lead_id, c.email, c.phone, tenant.validation.default_region)
         leads.append((lead, field))
     states = await deps.leads.get_many([(tenant.id, lead) for lead, _ in leads])
     unknown = [i for i, state in enumerate(states) if state is None]

@@ -110,7 +110,7 @@ async def _take(deps: Deps, who: Access, events: list[EventIn], request: Request
     leads, problems = [], []
     for i, ev in enumerate(events):
         try:
-            leads.append(person_lead_id(ev, tenant.id, tenant.validation.default_region))
+            leads.append(person_lead_id(ev, tenant.id, tenant.validation.default_region, deps.lead_ids))
         except EventError as exc:
             problems.append({"field": f"{path}{i}.{exc.field}" if path else exc.field, "problem": str(exc)})
             leads.append("")

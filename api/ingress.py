@@ -241,7 +241,7 @@ def _submitted(deps: Deps, leads: list[LeadIn], who: Access, request: Request, p
         event_id = (derived_event_id(f"{tenant.id}/{idem}/{i}", "lead.submitted", 0)
                     if idem else new_event_id(now_ms, os.urandom(10)))
         try:
-            subs.append(build_submitted(lead, tenant, event_id, now_ms, SOURCE))
+            subs.append(build_submitted(lead, tenant, event_id, now_ms, SOURCE, ids=deps.lead_ids))
         except SubmissionError as exc:
             field = f"{path}{i}.{exc.field}" if path else exc.field
             raise ApiError(422, "validation_failed", "the lead cannot be taken",

@@ -25,7 +25,7 @@ from api.clickhouse_reads import CLICKHOUSE_DOWN, read, reads_pool
 from api.errors import ApiError
 from api.openapi_docs import json_body
 from domain.erasure import REASON_MAX
-from domain.identity import identity_email, identity_phone, lead_id
+from domain.identity import identity_email, identity_phone
 from domain.sealing import SealError, open_event
 from projections.event_history import lead_events
 from projections.redis_digests import member_key
@@ -137,7 +137,7 @@ def install_subject_routes(app: FastAPI, deps: Deps, access) -> None:
         analytics rows anonymised, a record of the erasure kept, and never taken again."""
         ask = parse_body(EraseIn, await read_body(request, deps.settings), "erasure")
         brand = deps.tenants.tenants[who.tenant]
-        subjects = [Subject(channel, lead_id(brand.id, channel, address), address)
+        subjects = [Subject(channel, deps.lead_ids.of(brand.id, channel, address), address)
                     for channel, address in _subjects(ask, brand.id, brand.validation.default_region)]
         try:
             done = await Eraser(deps).erase(brand.id, subjects, who.actor, ask.reason,
@@ -168,7 +168,7 @@ def _now_text() -> str:
 
 
 async def _lead_export(deps: Deps, pool, tenant: str, channel: str, address: str) -> dict | None:
-    lid = lead_id(tenant, channel, address)
+    lid = deps.lead_ids.of(tenant, channel, address)
     state = await deps.leads.get(tenant, lid)
     rows = await read(pool, lead_events, deps.settings.clickhouse_database, tenant, lid, ALL_EVENTS)
     if state is None and not rows:

@@ -39,7 +39,7 @@ from api.access import rule
 from api.body import read_body
 from api.errors import ApiError
 from channels.webhooks_in import PROVIDERS, Observation, WebhookRejected, WebhookSecrets, ses
-from domain.identity import derived_event_id, lead_id, new_event_id
+from domain.identity import derived_event_id, new_event_id
 from domain.intake import source_partner
 from domain.schema_labels import schema_label
 from domain.sealing import ip_kept
@@ -227,7 +227,7 @@ async def _match(deps: Deps, observations: list[Observation]) -> list[dict]:
     sent = await store.messages([(o.provider, o.provider_message_id) for o in observations if o.kind != "reply"])
     sent_iter = iter(sent)
     by_number = {t.brand.sms_from: t for t in deps.tenants.tenants.values()}
-    replies = [(by_number[o.to_number].id, lead_id(by_number[o.to_number].id, "sms", o.from_number))
+    replies = [(by_number[o.to_number].id, deps.lead_ids.of(by_number[o.to_number].id, "sms", o.from_number))
                for o in observations if o.kind == "reply" and o.to_number in by_number]
     # a reply names no send: the lead's partner comes from its read model (one round trip)
     partners = {key: source_partner(st) if st else ""
@@ -237,7 +237,7 @@ async def _match(deps: Deps, observations: list[Observation]) -> list[dict]:
     for o in observations:
         if o.kind == "reply":
             tenant = by_number.get(o.to_number)
-            lid = lead_id(tenant.id, "sms", o.from_number) if tenant else ""
+            lid = deps.lead_ids.of(tenant.id, "sms", o.from_number) if tenant else ""
             facts = {"tenant": tenant.id, "lead_id": lid, "send_id": "", "channel": "sms", "list": "",
                      "template": "", "partner": partners.get((tenant.id, lid), "")} if tenant else None
         else:

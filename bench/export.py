@@ -25,7 +25,7 @@ import redis
 import orjson
 
 from bench._common import emit, say, wait_until
-from domain.identity import lead_id, new_event_id
+from domain.identity import LeadIds, new_event_id
 from domain.sealing import seal_event
 from projections.clickhouse import EventsWriter
 from projections.event_rows import event_row
@@ -74,7 +74,7 @@ def main() -> None:
     r = httpx.post(f"{s.api_url}/v1/leads", json={"email": address, "partner": "ziprecruiter", "list": "daily-jobs"},
                    headers={"Authorization": f"Bearer {key}"}, timeout=30)
     r.raise_for_status()
-    lid = lead_id(TENANT, "email", address)
+    lid = LeadIds(s.lead_id_secret).of(TENANT, "email", address)
     sync_redis = redis.Redis.from_url(s.redis_url)
     wait_until(lambda: sync_redis.exists(f"ls:lead:{TENANT}:{lid}"), 60, 0.2)
 

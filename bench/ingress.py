@@ -17,7 +17,7 @@ import orjson
 from confluent_kafka import Producer
 
 from bench._common import cleanup, emit, env_for, free_port, isolated_settings, lead_bodies, prepare, run_id, say
-from domain.identity import new_event_id
+from domain.identity import LeadIds, new_event_id
 from domain.lead_input import LeadIn
 from domain.submission import build_submitted
 from schemas.codec import default_codec
@@ -58,7 +58,8 @@ async def load(url: str, key: str, payloads: list[bytes], seconds: float, conns:
 def baseline(s, n: int, tag: str) -> float:
     """leads/s produced straight to Kafka (encode + produce + delivery), same events."""
     tenant = load_tenants(s.tenants_file).tenants["jobsnearby"]
-    subs = [build_submitted(LeadIn.model_validate(b), tenant, new_event_id(1, os.urandom(10)), 1, "bench")
+    subs = [build_submitted(LeadIn.model_validate(b), tenant, new_event_id(1, os.urandom(10)), 1, "bench",
+                            ids=LeadIds(s.lead_id_secret))
             for b in lead_bodies(n, 11, tag)]
     p = Producer({"bootstrap.servers": s.kafka_bootstrap, "linger.ms": 5, "compression.type": "lz4",
                   "enable.idempotence": True, "acks": "all"})

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, Producer
 
 from bench._common import (cleanup, emit, env_for, isolated_settings, lead_bodies, prepare, run_id,
                            say, wait_until)
-from domain.identity import new_event_id
+from domain.identity import LeadIds, new_event_id
 from domain.lead_input import LeadIn
 from domain.submission import build_submitted
 from schemas.codec import default_codec
@@ -28,9 +28,10 @@ def encoded_events(n: int, tag: str) -> list[tuple[bytes, bytes]]:
     s = isolated_settings("", 0, "x")
     tenant = load_tenants(s.tenants_file).tenants["jobsnearby"]
     enc, now = default_codec().encode, int(time.time() * 1000)
-    out = []
+    out, ids = [], LeadIds(s.lead_id_secret)
     for body in lead_bodies(n, 7, tag):
-        sub = build_submitted(LeadIn.model_validate(body), tenant, new_event_id(now, os.urandom(10)), now, "bench")
+        sub = build_submitted(LeadIn.model_validate(body), tenant, new_event_id(now, os.urandom(10)), now, "bench",
+                              ids=ids)
         out.append((sub["lead_id"].encode(), enc("lead.submitted", sub)))
     return out
 

@@ -25,7 +25,7 @@ from rich.progress import Progress
 
 from bench._common import cleanup, emit, env_for, isolated_settings, lead_bodies, prepare, run_id, say, wait_until
 from bench.pipeline import encoded_events, fill
-from domain.identity import lead_id as make_lead_id, new_event_id
+from domain.identity import LeadIds, new_event_id
 from runtime import replay
 from runtime.deps import build
 from schemas.codec import SCHEMA_DIR, default_codec
@@ -41,7 +41,7 @@ def example(name: str) -> dict:
     return json.loads(newest[-1].read_text())
 
 
-def send_events(n_leads: int, tag: str, now_ms: int) -> list[tuple[str, bytes, bytes]]:
+def send_events(n_leads: int, tag: str, now_ms: int, ids: LeadIds) -> list[tuple[str, bytes, bytes]]:
     """(topic, key, value): for the leads of the first n_leads valid bodies, a send requested,
     dispatched and delivered; a quarter opened, an eighth clicked."""
     enc, out = default_codec().encode, []
@@ -53,7 +53,7 @@ def send_events(n_leads: int, tag: str, now_ms: int) -> list[tuple[str, bytes, b
         email = body["email"].lower()
         if "@example.com" not in email:
             continue
-        lid, send_id = make_lead_id("jobsnearby", "email", email), os.urandom(12).hex()
+        lid, send_id = ids.of("jobsnearby", "email", email), os.urandom(12).hex()
         names = ["send.requested", "send.dispatched", "send.delivered"]
         names += ["engagement.opened"] * (i % 4 == 0) + ["engagement.clicked"] * (i % 8 == 0)
         for step, name in enumerate(names):
@@ -147,7 +147,7 @@ def main(argv: list[str]) -> None:
         prepare(rebuilt)  # an empty Redis DB with the configuration, as after a wipe
         say(f"filling the topics: {n_leads:,} lead submissions, their sends and engagement")
         fill(live, encoded_events(n_leads, rid))
-        produce(live, send_events(n_leads, rid, int(time.time() * 1000)))
+        produce(live, send_events(n_leads, rid, int(time.time() * 1000), LeadIds(live.lead_id_secret)))
         say("live: one worker (intake + analytics) projects every event")
         t0 = time.monotonic()
         run_live(live, int(args.events * 0.9))

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.digests import GROUP_KINDS
-from domain.identity import derived_event_id, named_lead_id
+from domain.identity import LeadIds, derived_event_id
 from domain.input_checks import ZonedDatetime, one_person
 from domain.schedule import resolve_timezone
 
@@ -88,12 +88,12 @@ class ActivityBatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     events: list[ActivityIn] = Field(min_length=1)
 
-def member_lead_id(a: ActivityIn, tenant: str, default_region: str) -> str:
+def member_lead_id(a: ActivityIn, tenant: str, default_region: str, ids: LeadIds) -> str:
     """The lead id of a membership's person ("" for a posted item)."""
     if a.kind == "posted":
         return ""
     try:
-        return named_lead_id(tenant, a.lead_id, a.email, a.phone, default_region)[0]
+        return ids.named(tenant, a.lead_id, a.email, a.phone, default_region)[0]
     except ValueError as exc:
         raise ActivityError("email" if a.email else "phone", str(exc)) from exc
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from domain.identity import identity_email, identity_phone, lead_id
+from domain.identity import LeadIds, identity_email, identity_phone
 from domain.product_events import utc_iso
 from domain.timeline import EventRow
 
@@ -33,9 +33,8 @@ class Contact:
     channel: str  # email | sms
     address: str
 
-    @property
-    def lead_id(self) -> str:
-        return lead_id(self.tenant, self.channel, self.address)
+    def lead_id(self, ids: LeadIds) -> str:
+        return ids.of(self.tenant, self.channel, self.address)
 
 
 def contact_of(tenant: str, email: str | None, phone: str | None, default_region: str | None) -> Contact:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from domain.identity import derived_event_id, named_lead_id
+from domain.identity import LeadIds, derived_event_id
 from domain.input_checks import ZonedDatetime, one_person
 from domain.triggers import EVENT_NAME, PLATFORM_EVENTS, PROPERTY_NAME
 
@@ -79,10 +79,10 @@ class EventError(ValueError):
         self.field = field
 
 
-def person_lead_id(ev: EventIn, tenant: str, default_region: str) -> str:
+def person_lead_id(ev: EventIn, tenant: str, default_region: str, ids: LeadIds) -> str:
     """The lead id the event names (email and phone normalised as the intake does)."""
     try:
-        return named_lead_id(tenant, ev.lead_id, ev.email, ev.phone, default_region)[0]
+        return ids.named(tenant, ev.lead_id, ev.email, ev.phone, default_region)[0]
     except ValueError as exc:
         raise EventError("email" if ev.email else "phone", str(exc)) from exc
 

@@ -132,11 +132,14 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "lead.resubmitted": ("first_name", "last_name"),
     "lead.unsubscribed": ("address",),
     "lead.resubscribed": ("address",),
-    # where a person opened or clicked from: the bot filter reads it, analysts never need it
+    # where a person opened or clicked from: the bot filter reads it, analysts never need it;
+    # a provider's word on a message: the address it went to, a text's number and its words (the
+    # engagement agent opens them to read the keyword; the intent and keyword stay clear)
     "engagement.hit": ("ip",),
-    "webhook.observation": ("ip",),
+    "webhook.observation": ("ip", "recipient", "from_number", "text"),
     "engagement.opened": ("ip",),
     "engagement.clicked": ("ip",),
+    "engagement.replied": ("from_number", "text"),
 }
 
 
@@ -181,6 +184,13 @@ def has_clear(name: str, ev: dict) -> bool:
 def has_sealed(name: str, ev: dict) -> bool:
     """Whether any personal field of the event is sealed."""
     return any(is_sealed(_get(ev, f)) for f in PERSONAL_FIELDS.get(name, ()))
+
+
+def emptied_clear(name: str, ev: dict) -> dict:
+    """The event with its clear personal fields emptied (an erased person's, written before
+    sealing: no key can seal them any more); sealed ones stay as they are."""
+    clear = {f: "" for f in PERSONAL_FIELDS.get(name, ()) if (v := _get(ev, f)) and not is_sealed(v)}
+    return _with(ev, clear) if clear else ev
 
 
 def seal_event(name: str, ev: dict, dek: bytes, nonce) -> dict:

@@ -1,7 +1,7 @@
 """Turn a partner's lead into the `lead.submitted` event for the list's channel."""
 from __future__ import annotations
 
-from domain.identity import identity_email, identity_phone, lead_id
+from domain.identity import LeadIds, identity_email, identity_phone
 from domain.lead_input import LeadIn
 from domain.tenants import Tenant
 
@@ -34,7 +34,7 @@ def channel_for(lead: LeadIn, tenant: Tenant, strict: bool) -> tuple[str, str]:
 
 
 def build_submitted(lead: LeadIn, tenant: Tenant, event_id: str, now_ms: int, source: str,
-                    strict: bool = True) -> dict:
+                    strict: bool = True, *, ids: LeadIds) -> dict:
     """The `lead.submitted` event for this lead, keyed by its lead_id."""
     channel, raw = channel_for(lead, tenant, strict)
     identity = identity_email(raw) if channel == "email" else identity_phone(
@@ -50,7 +50,7 @@ def build_submitted(lead: LeadIn, tenant: Tenant, event_id: str, now_ms: int, so
     return {
         "event_id": event_id, "tenant": tenant.id, "occurred_at": now_ms,
         "schema": "lead.submitted@1", "causation_id": None, "source": source,
-        "lead_id": lead_id(tenant.id, channel, identity), "channel": channel,
+        "lead_id": ids.of(tenant.id, channel, identity), "channel": channel,
         "address": raw.strip(), "email": lead.email, "phone": lead.phone,
         "first_name": lead.first_name, "last_name": lead.last_name, "location": loc,
         "interests": {"keywords": lead.interests.keywords, "categories": lead.interests.categories},

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from domain.identity import LeadIds
 from domain.tenants import TenantBook
 from projections.redis_leads import LeadStore
 from schemas.codec import Codec, default_codec
@@ -90,6 +92,11 @@ class Deps:
         stalls the tool, whose progress bar shows it, instead of failing it."""
         self._redis = aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=None,
                                               socket_connect_timeout=5, socket_keepalive=True)
+
+    @cached_property
+    def lead_ids(self) -> LeadIds:
+        """Lead ids of addresses: keyed hashes under this deployment's secret."""
+        return LeadIds(self.settings.lead_id_secret)
 
     @property
     def leads(self) -> LeadStore:

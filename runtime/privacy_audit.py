@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer
 
-from domain.identity import identity_email, identity_phone, lead_id
+from domain.identity import identity_email, identity_phone
 from projections.clickhouse_erasure import find_traces as clickhouse_traces
 from projections.redis_erasure import find_traces as redis_traces, matcher
 from runtime.replay import read_topics
@@ -47,10 +47,10 @@ def subject_of(deps, tenant: str, who: str, also: list[str]) -> tuple[str, list[
     brand = deps.tenants.tenants[tenant]
     if "@" in who:
         address = identity_email(who)
-        return lead_id(tenant, "email", address), [address, *also]
+        return deps.lead_ids.of(tenant, "email", address), [address, *also]
     if who.startswith("+") or who.replace(" ", "").isdigit():
         address = identity_phone(who, brand.validation.default_region)
-        return lead_id(tenant, "sms", address), [address, *also]
+        return deps.lead_ids.of(tenant, "sms", address), [address, *also]
     for lead, ev in read_erasures(deps, read_topics).get(tenant, {}).items():
         if who in (lead, ev["contact_hash"]):
             return lead, list(also)

@@ -16,7 +16,9 @@ CHUNK = 5000
 
 
 def read_erasures(deps, read_topics: Callable) -> dict[str, dict[str, dict]]:
-    """tenant -> lead id -> its first erasure record (the anonymous id its rows carry)."""
+    """tenant -> lead id -> its first erasure record (the anonymous id its rows carry), with
+    "entries": the do-not-contact entries of all its records (the migration to keyed lead ids
+    added one: the entry of the lead's new id)."""
     _, msgs = read_topics(deps, [deps.topic(ERASURES)])
     out: dict[str, dict[str, dict]] = {}
     for _, _, _, value in msgs:
@@ -24,7 +26,9 @@ def read_erasures(deps, read_topics: Callable) -> dict[str, dict[str, dict]]:
             _, ev = deps.codec.decode(value or b"")
         except DecodeError:
             continue
-        out.setdefault(ev["tenant"], {}).setdefault(ev["lead_id"], ev)
+        first = out.setdefault(ev["tenant"], {}).setdefault(ev["lead_id"], {**ev, "entries": []})
+        if ev["contact_hash"] not in first["entries"]:
+            first["entries"].append(ev["contact_hash"])
     return out
 
 
@@ -43,7 +47,7 @@ async def rebuild_erasures(deps, erased: dict[str, dict[str, dict]]) -> dict:
         await r.delete(*keys[i:i + CHUNK])
     dnc = deps.do_not_contact()
     for tenant, leads in erased.items():
-        first = {ev["contact_hash"]: ev["anonymous_id"] for ev in leads.values()}
+        first = {entry: ev["anonymous_id"] for ev in leads.values() for entry in ev["entries"]}
         await dnc.add(tenant, list(first), list(first.values()))
     lead_ids = {lead for leads in erased.values() for lead in leads}
     traces = await find_traces(r, matcher(lead_ids, set())) if lead_ids else []

@@ -48,7 +48,7 @@ async def rebuild_triggers(deps, states: dict, read_topics: Callable, tick: Call
         except DecodeError:
             bad += 1
             continue
-        s = seen_of(name, ev, book.tenants.get(ev.get("tenant", "")))
+        s = seen_of(name, ev, book.tenants.get(ev.get("tenant", "")), deps.lead_ids)
         if s is None or now_ms - s.at > LOOKBACK_MS or (by_address(name, ev) and (s.tenant, s.lead) not in states):
             continue
         if s.event_id in wanted:

@@ -12,7 +12,7 @@ def build_trigger_engine(deps) -> TriggerEngine:
     s = deps.settings
     store = TriggerStore(deps.redis)
     return TriggerEngine(TriggerPorts(book=lambda: deps.tenants, history=store, segments=SegmentStore(deps.redis),
-                                      leads=deps.leads, scores=store, queries=ClickHouseSegmentQueries(
+                                      leads=deps.leads, scores=store, lead_ids=deps.lead_ids, queries=ClickHouseSegmentQueries(
                                           s.clickhouse_host, s.clickhouse_port, s.clickhouse_database),
                                       lease_ms=int(s.trigger_lease_s * 1000)))
 

@@ -24,7 +24,7 @@ import yaml
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from domain.identity import new_event_id
+from domain.identity import LeadIds, new_event_id
 from domain.lead_input import LeadIn
 from domain.submission import build_submitted
 from scaling.client import SupervisorClient
@@ -98,10 +98,11 @@ def encoded_leads(s: Settings, n: int, tag: str) -> list[tuple[bytes, bytes]]:
     """(key, value) of n distinct valid lead.submitted events of one tenant."""
     tenant = load_tenants(s.tenants_file).tenants[TENANT]
     enc, now = default_codec().encode, int(time.time() * 1000)
+    ids = LeadIds(s.lead_id_secret)
     out = []
     for i in range(n):
         sub = build_submitted(LeadIn(email=f"s{i}.{tag}@example.com", partner="surge", list=LIST),
-                              tenant, new_event_id(now, os.urandom(10)), now, "drill")
+                              tenant, new_event_id(now, os.urandom(10)), now, "drill", ids=ids)
         out.append((sub["lead_id"].encode(), enc("lead.submitted", sub)))
     return out
 

@@ -30,6 +30,9 @@ USAGE = """usage: ./dev COMMAND
   replay        rebuild Redis and ClickHouse from the Kafka topics
   privacy rotate-kek
                 every lead's data key rewrapped by the current KEK (LEADSTREAM_KEK_RING's first)
+  privacy rekey [--dry-run]
+                the log moved to keyed lead ids (runtime/rekey.py), with the platform stopped; then
+                Redis emptied and Redis and ClickHouse rebuilt from the topics, the platform started
   privacy audit TENANT EMAIL|PHONE|LEAD_ID|HASH [--also TEXT]
                 every clear trace of one person left in Kafka, Redis, ClickHouse (exit 1 if any)
   chaos [--minutes 10] [--seed 7] [--rate 40] [--resolve-wait 1200]
@@ -215,6 +218,24 @@ def cmd_replay(extra: list[str]) -> int:
     return code
 
 
+def cmd_rekey(extra: list[str]) -> int:
+    """Stop the platform, move the log to keyed lead ids, rebuild Redis and ClickHouse, start it."""
+    cmd_up(only_infra=True, quiet=True)
+    if "--dry-run" in extra:
+        return run_python(["-m", "runtime.rekey", *extra])
+    for svc in build_services(get_settings()):
+        if svc.name in PLATFORM:
+            print(f"  {svc.name:<20}{stop(svc, timeout=60)}")
+    code = run_python(["-m", "runtime.rekey", *extra])
+    if code == 0:
+        import redis
+        redis.Redis.from_url(get_settings().redis_url).flushdb()  # every family under the old ids
+        print("  Redis emptied: the replay rebuilds it under the new ids")
+        code = run_python(["-m", "runtime.replay"])
+    cmd_up()
+    return code
+
+
 def cmd_clean() -> None:
     cmd_down()
     for sub in ("kafka", "redis", "clickhouse", "run", "spool"):
@@ -260,6 +281,8 @@ def main(argv: list[str]) -> int:
         return run_python(["-m", "stack.chaos", *rest])
     elif cmd == "replay":
         return cmd_replay(rest)
+    elif cmd == "privacy" and rest[:1] == ["rekey"]:
+        return cmd_rekey(rest[1:])
     elif cmd == "privacy":
         cmd_up(only_infra=True, quiet=True)
         return run_python(["-m", "runtime.privacy", *rest])

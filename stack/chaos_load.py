@@ -19,7 +19,7 @@ from email.parser import BytesHeaderParser
 import httpx
 from confluent_kafka import Producer
 
-from domain.identity import new_event_id
+from domain.identity import LeadIds, new_event_id
 from domain.lead_input import LeadIn
 from domain.submission import build_submitted
 from schemas.codec import default_codec
@@ -107,12 +107,13 @@ def queue_load(s: Settings, run: str, rate: int, done: threading.Event, ledger: 
             with ledger.lock:
                 ledger.answered[msg.key().decode()] = "queue"
     n = [10_000_000]
+    ids = LeadIds(s.lead_id_secret)
 
     def step() -> None:
         now = int(time.time() * 1000)
         for _ in range(rate):
             sub = build_submitted(LeadIn.model_validate(lead(n[0], run)), tenant, new_event_id(now, os.urandom(10)),
-                                  now, "chaos")
+                                  now, "chaos", ids=ids)
             n[0] += 1
             try:
                 producer.produce(f"{s.topic_prefix}leads.submitted", codec.encode("lead.submitted", sub),

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from rich.console import Console
 from rich.table import Table
 
-from domain.identity import identity_email, lead_id
+from domain.identity import LeadIds, identity_email
 from stack.control_plane_demo import _demo_login
 from streams.settings import Settings
 
@@ -37,7 +37,7 @@ async def run_crm(s: Settings, console: Console, run_id: str) -> bool:
     """The chapter; False if something did not happen as it should."""
     console.rule("[bold]the CRM bridge: HubSpot contacts in, engagement out, an erasure")
     people = [(n, f"{n.lower()}.{run_id.lower()}@example.com") for n in NAMES]
-    ids = [lead_id(TENANT, "email", identity_email(e)) for _, e in people]
+    ids = [LeadIds(s.lead_id_secret).of(TENANT, "email", identity_email(e)) for _, e in people]
     r = aioredis.Redis.from_url(s.redis_url)
     async with httpx.AsyncClient(base_url=s.api_url, timeout=60) as brand, \
             httpx.AsyncClient(base_url=s.crm_url, timeout=30) as hub:

@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     # the secret behind the do-not-contact list's keyed hashes (domain/erasure.py); changing it
     # forgets the list, so it is kept like the KEK
     privacy_hash_secret: str = "leadstream-local-privacy-hash-secret"
+    # the secret behind lead ids (domain/identity.LeadIds: keyed hashes of the address); changing it
+    # gives everyone new ids, so it changes only through `./dev privacy rekey`
+    lead_id_secret: str = "leadstream-local-lead-id-secret"
     spool_dir: Path = ROOT / ".stack" / "spool"  # events kept here while Kafka is unreachable
     link_cache_size: int = 100_000  # link records the tracking front keeps in memory
     link_cache_idle_s: float = 600.0  # and for no longer than this after their last use
@@ -243,6 +246,11 @@ def production_problems(s: Settings) -> list[str]:
                    "against the do-not-contact list; set your own")
     if len(s.privacy_hash_secret) < 16:
         out.append("LEADSTREAM_PRIVACY_HASH_SECRET is shorter than 16 characters: set a long random secret")
+    if s.lead_id_secret == Settings.model_fields["lead_id_secret"].default:
+        out.append("LEADSTREAM_LEAD_ID_SECRET is the published local secret: anyone could turn an address into "
+                   "its lead id; set your own")
+    if len(s.lead_id_secret) < 16:
+        out.append("LEADSTREAM_LEAD_ID_SECRET is shorter than 16 characters: set a long random secret")
     if s.link_keys == Settings.model_fields["link_keys"].default:
         out.append("LEADSTREAM_LINK_KEYS is the published local key: anyone could forge tracked links; set your own")
     if not s.tracking_base_url.startswith("https://"):

@@ -57,6 +57,7 @@ CONSENT_EVENTS = "consent.events"
 DATA_KEYS = "privacy.keys"
 ERASURES = "privacy.erasures"
 CRM_EMPTYING = "privacy.crm_emptying"
+MIGRATIONS = "privacy.migrations"
 CONFIG = "config.entities"
 CONFIG_HISTORY = "config.history"
 
@@ -115,6 +116,9 @@ CATALOGUE = [
     # until the crm agent empties them, then a tombstone; Redis' ls:crmclear is its working copy
     TopicSpec(CRM_EMPTYING, "tenant/contact_id", "privacy.crm_emptying_owed (Avro), or a tombstone: emptied",
               compacted=True, dead_letter=False),
+    # where a migration of the log stands (runtime/rekey.py): each step once done, and the end
+    TopicSpec(MIGRATIONS, "migration[/step]", "a migration's progress and completion (JSON), its id map while it runs",
+              compacted=True, dead_letter=False, partitions=1, forget_within_ms=3600 * 1000),
     TopicSpec(WEBHOOKS_RAW, "provider", "webhook.received: every provider webhook's raw request, accepted or not",
               retention_ms=30 * 24 * 3600 * 1000, dead_letter=False),
     TopicSpec(WEBHOOKS_OUT_DEAD, "lead_id", "events a tenant's endpoints refused or never answered, after every retry",

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from channels.crm.hubspot import Contact, CrmError, HubSpot
 from channels.dkim import DkimUnavailable, KeyLoader
 from domain.crm_fields import CRM, Held, change_wins, crm_sets
-from domain.identity import derived_event_id
+from domain.identity import LeadIds, derived_event_id
 from domain.lead_input import LeadIn
 from domain.submission import SubmissionError, build_submitted
 from projections.redis_crm import CrmFields, CrmStore
@@ -92,7 +92,7 @@ async def read_into_intake(deps, client: HubSpot, tenant, now_ms: int, cursor_ms
         subs = []
         for contact in page:
             done.contacts += 1
-            sub = _submission(tenant, contact)
+            sub = _submission(tenant, contact, deps.lead_ids)
             if sub is None:
                 done.invalid += 1
             else:
@@ -159,7 +159,7 @@ def _keep_ours(sub: dict, field: str) -> None:
         sub[field] = None
 
 
-def _submission(tenant, contact: Contact) -> dict | None:
+def _submission(tenant, contact: Contact, ids: LeadIds) -> dict | None:
     """The lead.submitted a contact makes (None: not a lead we can take, e.g. no valid email)."""
     crm = tenant.crm
     fields = {field: contact.properties.get(prop) or None for prop, field in crm.properties.items()}
@@ -168,6 +168,6 @@ def _submission(tenant, contact: Contact) -> dict | None:
                                       "list": crm.list, "attribution": {"crm_id": contact.id}})
         event_id = derived_event_id(f"crm/{tenant.id}/{contact.id}/{contact.modified_ms}", "lead.submitted",
                                     contact.modified_ms)
-        return build_submitted(lead, tenant, event_id, contact.modified_ms, SOURCE, strict=False)
+        return build_submitted(lead, tenant, event_id, contact.modified_ms, SOURCE, strict=False, ids=ids)
     except (ValidationError, SubmissionError):
         return None

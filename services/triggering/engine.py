@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from domain.experiments import trigger_for_lead
-from domain.identity import derived_event_id, identity_email, identity_phone, lead_id as lead_id_of
+from domain.identity import LeadIds, derived_event_id, identity_email, identity_phone
 from domain.product_events import as_trigger_event
 from domain.schedule import SMS_DEFAULT_QUIET_HOURS
 from domain.schema_labels import schema_label
@@ -114,7 +114,7 @@ class TriggerEngine:
         """The batch's events that can start a trigger, with their lead resolved."""
         seen, unresolved = [], []
         for name, ev in batch:
-            s = seen_of(name, ev, book.tenants.get(ev.get("tenant", "")))
+            s = seen_of(name, ev, book.tenants.get(ev.get("tenant", "")), self.p.lead_ids)
             if s is not None:
                 (unresolved if by_address(name, ev) else seen).append(s)
         if unresolved:  # the queue path names people by address: only known leads count
@@ -308,7 +308,7 @@ def _as_of(f: Facts, rows: list[tuple[int, str, str, dict]], at: int, later: set
     return Facts(at, events, f.score, f.segments, f.attributes, f.fired)
 
 
-def seen_of(name: str, ev: dict, tenant) -> Seen | None:
+def seen_of(name: str, ev: dict, tenant, ids: LeadIds) -> Seen | None:
     """An event as the engine reads it, its lead resolved; None when it can start nothing (not
     a trigger event, no such tenant, or recorded by the API as about an unknown person)."""
     as_event = as_trigger_event(name, ev)
@@ -316,7 +316,7 @@ def seen_of(name: str, ev: dict, tenant) -> Seen | None:
         return None
     if name == "product.tracked" and not ev.get("resolved", True):
         return None
-    lead = ev.get("lead_id") or _resolve(ev, tenant)
+    lead = ev.get("lead_id") or _resolve(ev, tenant, ids)
     return Seen(tenant.id, lead, _ms(ev["occurred_at"]), ev["event_id"], *as_event)
 
 
@@ -370,12 +370,12 @@ def _list_on(state, tenant, channel: str) -> str:
     return state.lists[0] if state.lists else ""
 
 
-def _resolve(ev: dict, tenant) -> str:
+def _resolve(ev: dict, tenant, ids: LeadIds) -> str:
     """The lead id of a queue-path event that names its person by email or phone."""
     if ev.get("email"):
-        return lead_id_of(tenant.id, "email", identity_email(ev["email"]))
+        return ids.of(tenant.id, "email", identity_email(ev["email"]))
     if ev.get("phone"):
-        return lead_id_of(tenant.id, "sms", identity_phone(ev["phone"], tenant.validation.default_region))
+        return ids.of(tenant.id, "sms", identity_phone(ev["phone"], tenant.validation.default_region))
     return ""
 
 

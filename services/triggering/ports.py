@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+from domain.identity import LeadIds
 from domain.intake import LeadState
 from domain.tenants import TenantBook
 
@@ -55,5 +56,6 @@ class TriggerPorts:
     segments: Memberships
     leads: LeadReader
     scores: Scores
+    lead_ids: LeadIds
     queries: SegmentQueries | None = None
     lease_ms: int = 30_000  # a claimed timer whose claimer died comes back after this

@@ -13,9 +13,9 @@ from datetime import datetime
 import httpx
 import pytest
 
-from domain.identity import identity_phone, lead_id
+from domain.identity import identity_phone
 from tests.api.people import ANALYST, BRAND_ADMIN, OTHER_BRAND_ADMIN, PARTNER, signed_in
-from tests.integration.conftest import auth, email_lead_id, wait_for
+from tests.integration.conftest import auth, email_lead_id, lead_id, wait_for
 
 TENANT, OTHER = "jobsnearby", "hireflow"
 SENT = ("send.dispatched", "send.delivered", "send.bounced")

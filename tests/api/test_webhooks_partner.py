@@ -7,7 +7,7 @@ import pytest
 
 from api.webhooks import _match
 from channels.webhooks_in import Observation
-from domain.identity import lead_id
+from tests.integration.conftest import lead_id
 from domain.intake import LeadState
 from projections.redis_sends import SendState
 from streams.settings import Settings

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from domain.consent import (SENDING_PURPOSE, ConsentError, ConsentIn, consent_event, entry_of, supersedes,
                             withdrawn_from_sending)
-from domain.identity import lead_id, named_lead_id
+from domain.identity import LeadIds
 
 NOW = 1_765_000_000_000
 
@@ -65,6 +65,8 @@ def test_the_event_carries_the_record_and_who_recorded_it():
 
 
 def test_the_person_resolves_as_the_intake_derives_lead_ids():
+    ids = LeadIds("a-test-lead-id-secret")
+    lead_id, named_lead_id = ids.of, ids.named
     assert named_lead_id("acme", None, "Ana@Example.com ", None, "US") == (
         lead_id("acme", "email", "ana@example.com"), "email")
     assert named_lead_id("acme", None, None, "(415) 555-0100", "US") == (lead_id("acme", "sms", "+14155550100"),

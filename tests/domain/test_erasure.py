@@ -8,13 +8,14 @@ import os
 from hypothesis import given, settings, strategies as st
 
 from domain.erasure import ANALYTICS_KEPT, anonymised_event, anonymous_id, contact_hash, erasure_event
-from domain.identity import lead_id
+from domain.identity import LeadIds
 from domain.intake import DO_NOT_CONTACT, evolve, refuse_erased
 from schemas.codec import default_codec
 from streams.settings import ROOT
 
 CODEC = default_codec()
 SECRET = "a-long-secret-of-the-deployment"
+lead_id = LeadIds("a-test-lead-id-secret").of
 
 
 def submitted(**kw) -> dict:

@@ -1,16 +1,37 @@
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.identity import derived_event_id, identity_email, identity_phone, lead_id, new_event_id
+from domain.identity import LeadIds, derived_event_id, identity_email, identity_phone, legacy_lead_id, new_event_id
 from projections.event_rows import ulid_ms
 
 
 def test_lead_id_is_deterministic_and_scoped_by_tenant_and_channel():
+    lead_id = LeadIds("a-test-lead-id-secret").of
     a = lead_id("t1", "email", identity_email("  Ann@Example.COM "))
     assert a == lead_id("t1", "email", "ann@example.com")
     assert a != lead_id("t2", "email", "ann@example.com")
     assert a != lead_id("t1", "sms", "ann@example.com")
-    assert len(a) == 24
+    assert len(a) == 24 and int(a, 16) >= 0
+
+
+def test_an_address_becomes_its_lead_id_only_with_the_secret():
+    ours, theirs = LeadIds("a-test-lead-id-secret"), LeadIds("another-secret-of-some-length")
+    a = ours.of("t1", "email", "ann@example.com")
+    assert a != theirs.of("t1", "email", "ann@example.com")  # a guess at the secret gives another id
+    assert a != legacy_lead_id("t1", "email", "ann@example.com")  # the unkeyed hash anyone could compute
+    assert a == LeadIds("a-test-lead-id-secret").of("t1", "email", "ann@example.com")  # stable across processes
+    # one tenant's key says nothing of another's: the same address, unrelated ids
+    assert ours.of("t2", "email", "ann@example.com") != a
+    with pytest.raises(ValueError):
+        LeadIds("")
+
+
+def test_a_lead_whose_address_is_unreadable_gets_an_id_from_its_old_one():
+    ids = LeadIds("a-test-lead-id-secret")
+    old = legacy_lead_id("t1", "email", "ann@example.com")
+    assert ids.of_unread("t1", old) == ids.of_unread("t1", old) != old
+    assert ids.of_unread("t1", old) != ids.of("t1", "email", "ann@example.com")
 
 
 def test_phone_identity_is_e164_whatever_the_format():

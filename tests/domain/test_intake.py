@@ -1,4 +1,5 @@
 """The intake decision: accept, reject with reasons, dedupe, never re-subscribe."""
+from domain.identity import LeadIds
 from domain.intake import LeadState, check_submission, decide, decide_resubscribe, decide_unsubscribe, evolve
 from domain.lead_input import LeadIn
 from domain.submission import SubmissionError, build_submitted
@@ -6,12 +7,13 @@ from domain.submission import SubmissionError, build_submitted
 import pytest
 
 NOW = 1_764_064_800_000
+IDS = LeadIds("a-test-lead-id-secret")
 
 
 def submitted(tenant, n=1, list_="daily", partner="feed", strict=True, **lead):
     body = {"email": "Ann@Example.com", "partner": partner, "list": list_, **lead}
     return build_submitted(LeadIn.model_validate(body), tenant, f"01EVENT{n:019d}", NOW, "test",
-                           strict=strict)
+                           strict=strict, ids=IDS)
 
 
 def run(tenant, sub, state=None, suppressed=None):

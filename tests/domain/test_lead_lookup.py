@@ -3,22 +3,25 @@ from __future__ import annotations
 
 import pytest
 
+from domain.identity import LeadIds
 from domain.lead_input import LeadIn
 from domain.lead_lookup import LookupProblem, contact_of, subscription_of
 from domain.submission import build_submitted
 from domain.timeline import EventRow
 
+IDS = LeadIds("a-test-lead-id-secret")
+
 
 def _submitted_id(tenant, **lead) -> str:
-    return build_submitted(LeadIn(partner="feed", **lead), tenant, "E1", 0, "test")["lead_id"]
+    return build_submitted(LeadIn(partner="feed", **lead), tenant, "E1", 0, "test", ids=IDS)["lead_id"]
 
 
 def test_an_email_or_a_phone_finds_the_lead_id_the_intake_gave(tenant):
-    assert contact_of("acme", " Ann@Example.COM ", None, "US").lead_id == \
+    assert contact_of("acme", " Ann@Example.COM ", None, "US").lead_id(IDS) == \
         _submitted_id(tenant, email="ann@example.com", list="daily")
     found = contact_of("acme", None, "(212) 555-0142", "US")
     assert (found.channel, found.address) == ("sms", "+12125550142")
-    assert found.lead_id == _submitted_id(tenant, phone="+1 212 555 0142", list="texts")
+    assert found.lead_id(IDS) == _submitted_id(tenant, phone="+1 212 555 0142", list="texts")
 
 
 @pytest.mark.parametrize("email, phone, field", [(None, None, "(query)"), ("a@b.co", "+12125550142", "email"),

@@ -4,11 +4,13 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from domain.identity import lead_id
+from domain.identity import LeadIds
 from domain.product_events import (EventError, EventIn, as_trigger_event, event_time, person_lead_id,
                                    product_event_id, properties_json, tracked)
 
 NOW = 1_796_400_000_000
+IDS = LeadIds("a-test-lead-id-secret")
+lead_id = IDS.of
 
 
 def ev(**over) -> EventIn:
@@ -35,10 +37,10 @@ def test_bad_events_are_refused_with_the_field(doc, problem):
 
 
 def test_the_person_resolves_as_the_intake_derives_lead_ids():
-    assert person_lead_id(ev(), "hireflow", "US") == lead_id("hireflow", "email", "ana@example.com")
+    assert person_lead_id(ev(), "hireflow", "US", IDS) == lead_id("hireflow", "email", "ana@example.com")
     phone = EventIn.model_validate({"phone": "(415) 555-0100", "name": "x"})
-    assert person_lead_id(phone, "hireflow", "US") == lead_id("hireflow", "sms", "+14155550100")
-    assert person_lead_id(EventIn.model_validate({"lead_id": "abc", "name": "x"}), "t", "US") == "abc"
+    assert person_lead_id(phone, "hireflow", "US", IDS) == lead_id("hireflow", "sms", "+14155550100")
+    assert person_lead_id(EventIn.model_validate({"lead_id": "abc", "name": "x"}), "t", "US", IDS) == "abc"
 
 
 def test_properties_are_sized_and_time_is_bounded():

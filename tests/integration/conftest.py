@@ -10,7 +10,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from domain.identity import identity_email, lead_id
+from domain.identity import LeadIds, identity_email
 from projections.clickhouse import connect
 from stack.services import build_services
 from streams.settings import get_settings, load_tenants
@@ -94,6 +94,13 @@ def read_model(api, key: str, lid: str, until=lambda doc: True, timeout: float =
         r = api.get(f"/v1/leads/{lid}", headers=auth(key))
         return r.json() if r.status_code == 200 and until(r.json()) else None
     return wait_for(get, timeout, 0.1, f"the read model of {lid}")
+
+
+IDS = LeadIds(get_settings().lead_id_secret)  # the lead ids the running stack makes
+
+
+def lead_id(tenant: str, channel: str, address: str) -> str:
+    return IDS.of(tenant, channel, address)
 
 
 def email_lead_id(tenant: str, email: str) -> str:

@@ -22,7 +22,7 @@ from domain.submission import build_submitted
 from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from streams.settings import get_settings, load_tenants
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import IDS, wait_for
 
 S = get_settings()
 BOOK = load_tenants(S.tenants_file)
@@ -50,7 +50,7 @@ def iso(tmp_path_factory):
 
 def submit(p: IsolatedPlatform, tenant: str, body: dict) -> str:
     t, now = BOOK.tenants[tenant], int(time.time() * 1000)
-    sub = build_submitted(LeadIn.model_validate(body), t, new_event_id(now, os.urandom(10)), now, "test")
+    sub = build_submitted(LeadIn.model_validate(body), t, new_event_id(now, os.urandom(10)), now, "test", ids=IDS)
     p.produce("leads.submitted", [(sub["lead_id"].encode(), CODEC.encode("lead.submitted", sub))])
     return sub["lead_id"]
 

@@ -15,10 +15,10 @@ import orjson
 import pytest
 
 from domain.crm import signature_v3
-from domain.identity import identity_email, lead_id
+from domain.identity import identity_email
 from stack.standins import hubspot as standin
 from tests.api.people import OTHER_BRAND_ADMIN, signed_in
-from tests.integration.conftest import auth, drained, wait_for
+from tests.integration.conftest import auth, drained, lead_id, wait_for
 from tests.integration.test_api import _admin_key
 
 T = "hireflow"

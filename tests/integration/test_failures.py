@@ -8,13 +8,13 @@ import time
 import orjson
 import pytest
 
-from domain.identity import lead_id, new_event_id
+from domain.identity import new_event_id
 from domain.lead_input import LeadIn
 from domain.submission import build_submitted
 from schemas.codec import default_codec
 from stack.services import start, stop
 from streams.settings import ROOT
-from tests.integration.conftest import auth, wait_decisions, wait_for
+from tests.integration.conftest import IDS, auth, lead_id, wait_decisions, wait_for
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -31,7 +31,7 @@ def _produce_leads(producer, settings, book, partner: str, n: int) -> None:
     now = int(time.time() * 1000)
     for i in range(n):
         lead = LeadIn(email=f"k{i}.{partner}@example.com", partner=partner, list="nurses")
-        sub = build_submitted(lead, tenant, new_event_id(now, os.urandom(10)), now, "test")
+        sub = build_submitted(lead, tenant, new_event_id(now, os.urandom(10)), now, "test", ids=IDS)
         producer.produce(f"{settings.topic_prefix}leads.submitted", enc("lead.submitted", sub),
                          key=sub["lead_id"].encode())
         if i % 10000 == 0:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import orjson
 
-from domain.identity import lead_id
 from projections.redis_leads import optout_key
-from tests.integration.conftest import auth, read_dead_letters, read_model, wait_decisions, wait_for
+from tests.integration.conftest import auth, lead_id, read_dead_letters, read_model, wait_decisions, wait_for
 
 CONSENT = {"at": "2026-11-20T09:00:00Z", "ip": "203.0.113.9", "text": "Yes, text me jobs."}
 

@@ -94,7 +94,8 @@ def test_with_redis_away_the_api_takes_leads_clear_and_counts_them(settings):
     deps = build(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))  # nothing listens there
     tenant = deps.tenants.tenants[T]
     sub = build_submitted(LeadIn.model_validate({"email": "away@example.com", "partner": "indeed-xml",
-                                                 "list": "daily-jobs"}), tenant, "01JAWAY0000000000000000000", 1, "api")
+                                                 "list": "daily-jobs"}), tenant, "01JAWAY0000000000000000000", 1, "api",
+                          ids=deps.lead_ids)
     before = metrics.LEADS_UNSEALED.labels(T)._value.get()
 
     async def go():

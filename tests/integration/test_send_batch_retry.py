@@ -23,7 +23,7 @@ from streams.link_log import KafkaLinkLog
 from streams.producer import AsyncProducer, ProduceError
 from streams.settings import load_tenants
 from streams.topic_tail import TopicTail
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import IDS, wait_for
 
 CODEC = default_codec()
 
@@ -43,7 +43,7 @@ def _lead(p: IsolatedPlatform, uid: str) -> str:
                                   "list": "daily-jobs", "location": {"zip": "10001", "country": "US"},
                                   "interests": {"keywords": ["nurse"], "categories": ["nursing"]}})
     now = int(time.time() * 1000)
-    sub = build_submitted(lead, tenant, new_event_id(now, uid.encode().ljust(10, b"0")[:10]), now, "test")
+    sub = build_submitted(lead, tenant, new_event_id(now, uid.encode().ljust(10, b"0")[:10]), now, "test", ids=IDS)
     p.produce("leads.submitted", [(sub["lead_id"].encode(), CODEC.encode("lead.submitted", sub))])
     return sub["lead_id"]
 

@@ -28,7 +28,7 @@ from projections.redis_sends import LINK_TTL_S
 from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from streams.settings import get_settings, load_tenants
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import IDS, wait_for
 
 S = get_settings()
 BOOK = load_tenants(S.tenants_file)
@@ -70,7 +70,7 @@ def submit(p: IsolatedPlatform, tenant: str, leads: list[dict]) -> list[str]:
     """lead.submitted straight to the private intake topic; returns the lead ids."""
     t, now, records = BOOK.tenants[tenant], int(time.time() * 1000), []
     for body in leads:
-        sub = build_submitted(LeadIn.model_validate(body), t, new_event_id(now, os.urandom(10)), now, "test")
+        sub = build_submitted(LeadIn.model_validate(body), t, new_event_id(now, os.urandom(10)), now, "test", ids=IDS)
         records.append((sub["lead_id"].encode(), CODEC.encode("lead.submitted", sub)))
     p.produce("leads.submitted", records)
     return [k.decode() for k, _ in records]

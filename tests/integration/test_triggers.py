@@ -20,14 +20,13 @@ import pytest
 
 from domain.config_changes import Change
 from domain.config_entities import Ref
-from domain.identity import lead_id as lead_id_of
 from domain.identity import new_event_id
 from projections.redis_engagement import EngagementStore
 from projections.redis_keys import INTACT
 from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from streams.topic_tail import TopicTail
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import lead_id as lead_id_of, wait_for
 from tests.integration.test_sending import submit
 
 CODEC = default_codec()

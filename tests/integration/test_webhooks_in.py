@@ -284,3 +284,25 @@ def test_where_a_person_opened_from_by_the_providers_word_is_sealed_with_their_k
     for raw, name, ev in (observed, decided):
         assert ip.encode() not in raw and is_sealed(ev["ip"]), name
         assert opened(iso.settings, name, ev)["ip"] == ip
+
+
+def test_a_texts_number_and_words_are_sealed_with_the_senders_key(iso):
+    from domain.sealing import is_sealed
+    from tests.integration.test_sealed_lead_events import opened
+    lid, number = sms_lead(iso)
+    words = f"ok great, see you on {uuid.uuid4().hex[:8]} then"
+    answer = emit(iso, "twilio", [{"MessageSid": "SM" + uuid.uuid4().hex, "From": number, "To": "+15005550001",
+                                   "Body": words, "SmsStatus": "received"}])
+    assert answer["status"] == 200
+    [observed] = [r for r in keyed_records(iso, "engagement.observed", lid,
+                                           lambda got: any(e.get("kind") == "reply" for _, _, e in got))
+                  if r[2].get("kind") == "reply"]
+    [decided] = [r for r in keyed_records(iso, "engagement.events", lid,
+                                          lambda got: any(n == "engagement.replied" for _, n, _ in got))
+                 if r[1] == "engagement.replied"]
+    for raw, name, ev in (observed, decided):
+        assert words.encode() not in raw and number.encode() not in raw, name
+        assert is_sealed(ev["text"]) and is_sealed(ev["from_number"]), name
+        clear = opened(iso.settings, name, ev)
+        assert (clear["text"], clear["from_number"]) == (words, number), name
+    assert decided[2]["intent"] == "other" and decided[2]["to_number"] == "+15005550001"  # what analysts count

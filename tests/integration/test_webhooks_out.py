@@ -23,7 +23,7 @@ from schemas.codec import SCHEMA_DIR, default_codec
 from stack.isolated import IsolatedPlatform
 from stack.standins import hook_receiver
 from streams.settings import ROOT, get_settings, load_tenants
-from tests.integration.conftest import opened, read_dead_letters, wait_for
+from tests.integration.conftest import IDS, opened, read_dead_letters, wait_for
 
 S = get_settings()
 CODEC = default_codec()
@@ -85,7 +85,7 @@ def submit(p: IsolatedPlatform, tenant: str, leads: list[dict]) -> list[str]:
     """lead.submitted straight to the private intake topic; returns the lead ids."""
     t, now, records = CTX["book"].tenants[tenant], int(time.time() * 1000), []
     for body in leads:
-        sub = build_submitted(LeadIn.model_validate(body), t, new_event_id(now, os.urandom(10)), now, "test")
+        sub = build_submitted(LeadIn.model_validate(body), t, new_event_id(now, os.urandom(10)), now, "test", ids=IDS)
         records.append((sub["lead_id"].encode(), CODEC.encode("lead.submitted", sub)))
     p.produce("leads.submitted", records)
     return [k.decode() for k, _ in records]

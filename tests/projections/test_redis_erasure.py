@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from domain.identity import lead_id
+from domain.identity import LeadIds
 from projections.redis_erasure import DoNotContact, dnc_key, find_traces, matcher, remove_traces
 from tests.redis_db import emptied, run_async
 
+lead_id = LeadIds("a-test-lead-id-secret").of
 DB = 49
 SECRET = "a-long-secret-of-the-deployment"
 ANN = lead_id("acme", "email", "ann@example.com")

@@ -18,7 +18,7 @@ SAFE = {"deployment": "production", "tracking_base_url": "https://t.example", "w
         "ses_cert_url_prefixes": "", "ses_topic_arns": "arn:aws:sns:eu-west-1:123456789012:ses-events",
         "tenants_file": "/etc/leadstream/tenants.yaml", "cookie_secure": True, "link_keys": "k1:a-real-link-key",
         "kek_ring": "k1:" + "A" * 43 + "=", "privacy_hash_secret": "a-long-random-secret-of-this-deployment",
-        **SECRETS}
+        "lead_id_secret": "another-long-random-secret-of-it", **SECRETS}
 
 
 def test_a_safe_production_configuration_starts():
@@ -56,6 +56,9 @@ REFUSALS = [
     ({"privacy_hash_secret": Settings.model_fields["privacy_hash_secret"].default},
      "LEADSTREAM_PRIVACY_HASH_SECRET is the published local secret"),
     ({"privacy_hash_secret": "short"}, "LEADSTREAM_PRIVACY_HASH_SECRET is shorter than 16 characters"),
+    ({"lead_id_secret": Settings.model_fields["lead_id_secret"].default},
+     "LEADSTREAM_LEAD_ID_SECRET is the published local secret"),
+    ({"lead_id_secret": "short"}, "LEADSTREAM_LEAD_ID_SECRET is shorter than 16 characters"),
 ]
 
 
