@@ -213,3 +213,31 @@ def test_a_wiped_redis_makes_no_key_until_the_replay_restored_them(r, prefix):
     assert after["L1"] == first["L1"] and len(after["L2"]) == 32  # the very key from the topic; L2 made now
     assert run(prefix, RING_OLD, lambda keys, _: keys.existing("acme", ["L1", "L9"])) == {"L1": first["L1"]}
     assert set(topic_latest(prefix)) == {"acme/L1", "acme/L2"}
+
+
+def test_a_wipe_between_the_topic_write_and_the_durable_mark_keeps_the_key(r, prefix):
+    """The wipe lands after a new key is on the topic and before Redis marks it durable: the key
+    is not destroyed (no tombstone), the caller seals with it, and the replay restores it (the
+    chaos drill: 40 submissions sealed with a key tombstoned a moment later, dead-lettered)."""
+    from runtime.replay_data_keys import rebuild_data_keys
+
+    class WipedStore(DataKeyStore):
+        """Redis wiped (FLUSHDB: the key and ls:intact) just before the pending -> durable swap."""
+        wiped = False
+
+        async def swap(self, tenant, changes):
+            if not self.wiped and any(new.startswith("D|") for _, _, new in changes):
+                self.wiped = True
+                await self.r.flushdb()
+            return await super().swap(tenant, changes)
+
+    async def go(keys, deps):
+        keys.store = WipedStore(deps.redis)
+        got = await keys.keys_for("acme", ["L1"], 1_000)
+        await rebuild_data_keys(deps, read_topics, lambda *a: None)
+        await deps.redis.set(INTACT, "replay")
+        return got, await keys.existing("acme", ["L1"])
+    got, after = run(prefix, RING_OLD, go)
+    latest = topic_latest(prefix)
+    assert latest["acme/L1"] is not None and unwrap({"old": OLD}, latest["acme/L1"], key_aad("acme", "L1")) == got["L1"]
+    assert after == got
