@@ -12,6 +12,7 @@ import asyncio
 import time
 import zlib
 
+from domain.sealing import has_sealed
 from schemas.codec import DecodeError
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
@@ -82,10 +83,17 @@ async def send(deps, batch, agent: str, msgs: list[tuple]) -> int:
             records.append(dead_letter(topic, partition, offset, key, value, str(exc), agent, now_ms))
             continue
         reqs.append(ev)
+    # a triggered message's context holds its cause's properties sealed: opened to compose,
+    # and a retry carries them sealed as they came
+    sealed = {r["send_id"]: r["context"] for r in reqs if has_sealed("send.requested", r)}
+    if sealed:
+        reqs = [ev for _, ev in await deps.sealer().open([("send.requested", r) for r in reqs])]
     out = await batch.run(reqs, now_ms)
     for name, ev in out.events:
         records.append((deps.topic(SEND_EVENTS), ev["lead_id"].encode(), deps.codec.encode(name, ev), None))
     for req in out.retries:
+        if req["send_id"] in sealed:
+            req = {**req, "context": sealed[req["send_id"]]}
         records.append((deps.topic(SENDS_RETRY), req["lead_id"].encode(),
                         deps.codec.encode("send.requested", req), None))
     await deps.producer.send_many(records)

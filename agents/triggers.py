@@ -62,13 +62,30 @@ async def on_events(deps, engine, msgs: list[tuple], conversions=None) -> int:
             continue
         if name in WANTED:
             batch.append((name, ev))
-    batch = await without_erased(deps, batch, "triggers")
+    batch = await opened_products(deps, await without_erased(deps, batch, "triggers"))
     out = await engine.on_events(batch, now_ms)
     if conversions is not None:
         records += [(deps.topic(ENGAGEMENT_EVENTS), ev["lead_id"].encode(), deps.codec.encode(name, ev), None)
                     for name, ev in await conversions.on_events(batch)]
     await _produce(deps, engine, records, out)
     return len(msgs)
+
+
+async def opened_products(deps, batch: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The batch with product events' sealed properties opened (the conditions and templates
+    read them); the platform's own events as they came (nothing of theirs the engine reads is sealed)."""
+    products = [i for i, (name, _) in enumerate(batch) if name == "product.tracked"]
+    if not products:
+        return batch
+    out = list(batch)
+    for i, pair in zip(products, await deps.sealer().open([batch[i] for i in products])):
+        out[i] = pair
+    return out
+
+
+def clear_properties(deps, tenant: str) -> frozenset[str]:
+    brand = deps.tenants.tenants.get(tenant)
+    return frozenset(brand.triggering.clear_properties) if brand else frozenset()
 
 
 async def fire_due(deps, engine) -> int:
@@ -85,9 +102,12 @@ async def refresh_segments(deps, engine) -> int:
 
 
 async def _produce(deps, engine, records: list, out) -> None:
-    """The records acknowledged, then what depends on them (memberships, settled timers)."""
+    """The records acknowledged, then what depends on them (memberships, settled timers). A
+    triggered message's request carries its cause's properties: sealed again with the lead's key."""
+    sealed = await deps.sealer().seal([(name, ev) for _, _, name, ev in out.records], int(time.time() * 1000),
+                                      lambda tenant: clear_properties(deps, tenant))
     records = records + [(deps.topic(ROLE_TOPIC[role]), lead.encode(), deps.codec.encode(name, ev), None)
-                         for role, lead, name, ev in out.records]
+                         for (role, lead, name, _), ev in zip(out.records, sealed)]
     if records:
         await deps.producer.send_many(records)
     await engine.after_produce(out)

@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel
+from redis.exceptions import RedisError
 
 from api.access import Access, rule
 from api.body import parse_body, read_body
@@ -28,8 +29,10 @@ from api.errors import ApiError
 from api.openapi_docs import json_body
 from domain.identity import new_event_id
 from domain.product_events import (EventBatchIn, EventError, EventIn, person_lead_id, product_event_id, tracked)
+from domain.sealing import kept_properties
 from projections.redis_keys import INTACT
 from projections.redis_segments import SegmentStore
+from services.privacy.keys import KeyDestroyed, KeysNotRestored
 from streams.producer import ProduceError
 from streams.topics import PRODUCT_EVENTS
 
@@ -150,8 +153,22 @@ async def _take(deps: Deps, who: Access, events: list[EventIn], request: Request
                     "outcome": "accepted" if i not in unknown else "recorded_unknown"})
     if problems:
         raise ApiError(422, "validation_failed", "the events cannot be taken", problems)
-    await _produce(deps, records)
+    await _produce(deps, await _sealed(deps, records, frozenset(policy.clear_properties), now_ms))
     return out
+
+
+async def _sealed(deps: Deps, docs: list[dict], keep: frozenset[str], now_ms: int) -> list[dict]:
+    """The events with every property outside `keep` sealed with the person's data key; an
+    event about nobody we know keeps only those in `keep` (no key seals the rest, nobody could
+    erase them). No key, no event: 503, retry (nothing was taken)."""
+    docs = [d if d["resolved"] else kept_properties("product.tracked", d, keep) for d in docs]
+    try:
+        return await asyncio.wait_for(deps.sealer().seal([("product.tracked", d) for d in docs], now_ms,
+                                                         lambda _tenant: keep),
+                                      deps.settings.produce_timeout_s)
+    except (RedisError, KeysNotRestored, KeyDestroyed, ProduceError, asyncio.TimeoutError) as exc:
+        raise ApiError(503, "unavailable", f"the people's data keys could not be had ({type(exc).__name__}): nothing "
+                                           f"was accepted, retry later", headers={"Retry-After": "5"}) from exc
 
 
 def _person_field(ev: EventIn) -> str:

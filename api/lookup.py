@@ -103,17 +103,17 @@ def lookup_router(deps) -> APIRouter:
             contact = contact_of(tenant, email, phone, brand.validation.default_region)
         except LookupProblem as exc:
             raise ApiError(422, "validation_failed", str(exc), [{"field": exc.field, "problem": str(exc)}]) from None
-        state = await deps.leads.get(tenant, contact.lead_id(deps.lead_ids))
-        rows = await read(pool, lead_events, deps.settings.clickhouse_database, tenant, contact.lead_id(deps.lead_ids),
-                          TIMELINE_LIMIT + 1)
+        lead = contact.lead_id(deps.lead_ids)
+        state = await deps.leads.get(tenant, lead)
+        rows = await read(pool, lead_events, deps.settings.clickhouse_database, tenant, lead, TIMELINE_LIMIT + 1)
         if state is None and not rows:
             raise ApiError(404, "not_found", f"no {contact.channel} lead {contact.address!r} in tenant {tenant!r}")
-        rows = await _opened(deps, tenant, contact.lead_id(deps.lead_ids), rows)
+        rows = await opened_rows(deps, tenant, lead, rows)
         doc = state.to_dict() if state else None
         if doc:
             doc.pop("applied", None)
         shown = newest_first(rows)[:TIMELINE_LIMIT]
-        return {"lead_id": contact.lead_id(deps.lead_ids), "tenant": tenant, "channel": contact.channel,
+        return {"lead_id": lead, "tenant": tenant, "channel": contact.channel,
                 "address": contact.address, "state": doc, "lists": list(doc["lists"]) if doc else [],
                 "subscription": subscription_of(doc, contact.channel, rows),
                 "timeline": [timeline_entry(r) for r in shown], "timeline_truncated": len(rows) > TIMELINE_LIMIT}
@@ -121,7 +121,7 @@ def lookup_router(deps) -> APIRouter:
     return router
 
 
-async def _opened(deps, tenant: str, lead: str, rows: list[EventRow]) -> list[EventRow]:
+async def opened_rows(deps, tenant: str, lead: str, rows: list[EventRow]) -> list[EventRow]:
     """The rows with their sealed fields opened by the lead's data key (None once erased; left
     sealed while a wiped Redis waits for the replay to restore the keys)."""
     if not any(has_sealed(r.event_type, r.payload) for r in rows):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.access import rule
 from api.clickhouse_reads import read, reads_pool
 from api.errors import ApiError
-from api.lookup import TimelineEntry
+from api.lookup import TimelineEntry, opened_rows
 from domain.send_log import (COMPOSED, DEFAULT_LIMIT, MAX_LIMIT, SEND_STATUSES, LogProblem, LogQuery, latest_payload,
                              log_entry, next_cursor, parse_before, send_row)
 from domain.timeline import newest_first, timeline_entry
@@ -129,6 +129,7 @@ def messages_router(deps) -> APIRouter:
         if not any(e.event_type.startswith("send.") for e in events):
             raise ApiError(404, "not_found", f"no send {send_id!r} in tenant {tenant!r}")
         row = send_row(send_id, events)
+        events = await opened_rows(deps, tenant, row.lead_id, events)  # a triggered message's context is sealed
         addresses = await _addresses(deps, tenant, [row.lead_id])
         entry = log_entry(row, deps.tenants.tenants[tenant].template_of(row.list), addresses.get(row.lead_id))
         made = await _recomposed(ports, row.status, events)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from domain.identity import LeadIds, derived_event_id
 from domain.input_checks import ZonedDatetime, one_person
+from domain.sealing import PREFIX, is_sealed
 from domain.triggers import EVENT_NAME, PLATFORM_EVENTS, PROPERTY_NAME
 
 MAX_PROPERTIES = 50
@@ -59,6 +60,8 @@ class EventIn(_Strict):
                 raise ValueError(f"{k}: a list of at most 100 values")
             if isinstance(value, str) and len(value) > 1000:
                 raise ValueError(f"{k}: text of at most 1,000 characters")
+            if is_sealed(value):
+                raise ValueError(f"{k}: text beginning {PREFIX!r} is how sealed values are written, not a value")
         return v
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ import base64
 import binascii
 import ipaddress
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -143,6 +144,18 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# events with a JSON object of free properties (a brand's product events): each value is sealed
+# on its own (its name stays clear: what analysts group by), except the names the brand keeps
+# clear (triggering.clear_properties); a sealed value opens to its JSON type again
+# (field, where its object of properties lies in the field's JSON, names never sealed); a
+# triggered message's request carries the properties of the event that caused it
+SEALED_PROPERTIES: dict[str, tuple[str, tuple[str, ...], frozenset[str]]] = {
+    "product.tracked": ("properties", (), frozenset()),
+    "send.requested": ("context", ("event",), frozenset({"name"})),
+}
+NOTHING_KEPT: frozenset[str] = frozenset()
+
+
 def coarse_ip(ip: str) -> str:
     """The network an address is in, not the address: IPv4 to its /24, IPv6 to its /48 (what is
     written when no data key can seal it). Text that is not an address gives ""."""
@@ -176,59 +189,166 @@ def _with(ev: dict, values: dict[str, object]) -> dict:
     return out
 
 
-def has_clear(name: str, ev: dict) -> bool:
-    """Whether any personal field of the event is set and not sealed."""
-    return any((v := _get(ev, f)) and not is_sealed(v) for f in PERSONAL_FIELDS.get(name, ()))
+def _properties(name: str, ev: dict) -> tuple[str, dict, dict] | None:
+    """(field, the field's JSON document, the object of properties in it) of an event with free
+    properties that holds any; None otherwise."""
+    spec = SEALED_PROPERTIES.get(name)
+    raw = ev.get(spec[0]) if spec else None
+    if not raw:
+        return None
+    try:
+        doc = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    except orjson.JSONDecodeError:
+        return None
+    obj = doc
+    for step in spec[1]:
+        obj = obj.get(step) if isinstance(obj, dict) else None
+    return (spec[0], doc, obj) if isinstance(obj, dict) and obj else None
+
+
+def _rebuilt(name: str, doc: dict, obj: dict) -> str:
+    """The field's JSON with its object of properties replaced."""
+    path = SEALED_PROPERTIES[name][1]
+    if not path:
+        return _json(obj)
+    out = dict(doc)
+    inner = out
+    for step in path[:-1]:
+        inner[step] = dict(inner[step])
+        inner = inner[step]
+    inner[path[-1]] = obj
+    return _json(out)
+
+
+def _clear_properties(name: str, ev: dict, keep: frozenset[str]) -> tuple[str, dict, dict, list[str]] | None:
+    """(field, document, object, names of the values to seal) where a property outside `keep` is clear."""
+    found = _properties(name, ev)
+    if found is None:
+        return None
+    never = SEALED_PROPERTIES[name][2]
+    todo = [k for k, v in found[2].items() if v is not None and k not in keep and k not in never and not is_sealed(v)]
+    return (*found, todo) if todo else None
+
+
+def _sealed_properties(name: str, ev: dict) -> tuple[str, dict, dict] | None:
+    spec = SEALED_PROPERTIES.get(name)
+    raw = ev.get(spec[0]) if spec else None
+    if isinstance(raw, str) and f'"{PREFIX}' not in raw:
+        return None  # the cheap test first: most events have no sealed value
+    found = _properties(name, ev)
+    return found if found is not None and any(is_sealed(v) for v in found[2].values()) else None
+
+
+def _json(obj) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def property_aad(tenant: str, lead: str, name: str, key: str) -> bytes:
+    field, path, _ = SEALED_PROPERTIES[name]
+    return field_aad(tenant, lead, ".".join((name, field, *path, key)))
+
+
+def kept_properties(name: str, ev: dict, keep: frozenset[str]) -> dict:
+    """The event with only the properties in `keep` (an event about nobody the platform knows:
+    no data key can seal the others, and nobody could erase them)."""
+    found = _properties(name, ev)
+    if found is None:
+        return ev
+    field, doc, obj = found
+    return {**ev, field: _rebuilt(name, doc, {k: v for k, v in obj.items() if k in keep})}
+
+
+def has_clear(name: str, ev: dict, keep: frozenset[str] = NOTHING_KEPT) -> bool:
+    """Whether any personal field of the event is set and not sealed (a property named in `keep`
+    is not personal)."""
+    return (any((v := _get(ev, f)) and not is_sealed(v) for f in PERSONAL_FIELDS.get(name, ()))
+            or (name in SEALED_PROPERTIES and _clear_properties(name, ev, keep) is not None))
 
 
 def has_sealed(name: str, ev: dict) -> bool:
     """Whether any personal field of the event is sealed."""
-    return any(is_sealed(_get(ev, f)) for f in PERSONAL_FIELDS.get(name, ()))
+    return (any(is_sealed(_get(ev, f)) for f in PERSONAL_FIELDS.get(name, ()))
+            or (name in SEALED_PROPERTIES and _sealed_properties(name, ev) is not None))
 
 
 def emptied_clear(name: str, ev: dict) -> dict:
     """The event with its clear personal fields emptied (an erased person's, written before
-    sealing: no key can seal them any more); sealed ones stay as they are."""
-    clear = {f: "" for f in PERSONAL_FIELDS.get(name, ()) if (v := _get(ev, f)) and not is_sealed(v)}
+    sealing: no key can seal them any more; free properties: null); sealed ones stay as they are."""
+    clear: dict[str, object] = {f: "" for f in PERSONAL_FIELDS.get(name, ()) if (v := _get(ev, f)) and not is_sealed(v)}
+    props = _clear_properties(name, ev, NOTHING_KEPT) if name in SEALED_PROPERTIES else None
+    if props is not None:
+        field, doc, obj, todo = props
+        clear[field] = _rebuilt(name, doc, {**obj, **{k: None for k in todo}})
     return _with(ev, clear) if clear else ev
 
 
-def seal_event(name: str, ev: dict, dek: bytes, nonce) -> dict:
-    """The event with its personal fields sealed (None and "" stay as they are); `nonce()` gives
-    12 bytes."""
-    todo = {f: v for f in PERSONAL_FIELDS.get(name, ()) if (v := _get(ev, f)) and not is_sealed(v)}
-    if not todo:
+def seal_event(name: str, ev: dict, dek: bytes, nonce, keep: frozenset[str] = NOTHING_KEPT) -> dict:
+    """The event with its personal fields sealed (None and "" stay as they are; free properties
+    named in `keep` too); `nonce()` gives 12 bytes."""
+    todo: dict[str, object] = {f: v for f in PERSONAL_FIELDS.get(name, ()) if (v := _get(ev, f)) and not is_sealed(v)}
+    props = _clear_properties(name, ev, keep) if name in SEALED_PROPERTIES else None
+    if not todo and props is None:
         return ev
     aead = AESGCM(dek)
-    return _with(ev, {f: _seal(aead, nonce(), v, field_aad(ev["tenant"], ev["lead_id"], f"{name}.{f}"))
-                      for f, v in todo.items()})
+    tenant, lead = ev["tenant"], ev["lead_id"]
+    out = {f: _seal(aead, nonce(), v, field_aad(tenant, lead, f"{name}.{f}")) for f, v in todo.items()}
+    if props is not None:
+        field, doc, obj, names = props
+        out[field] = _rebuilt(name, doc, {k: _seal(aead, nonce(), _json(v), property_aad(tenant, lead, name, k))
+                                          if k in names else v for k, v in obj.items()})
+    return _with(ev, out)
+
+
+def _opened_properties(name: str, ev: dict, aead: AESGCM | None, strict: bool) -> tuple[dict, int]:
+    """({field: the JSON with every sealed value opened (None where it does not: no key, or not
+    this lead's)}, how many did not open); SealError instead when strict and one does not."""
+    found = _sealed_properties(name, ev)
+    if found is None:
+        return {}, 0
+    field, doc, obj = found
+    out, unreadable = {}, 0
+    for k, v in obj.items():
+        if not is_sealed(v):
+            out[k] = v
+            continue
+        try:
+            if aead is None:
+                raise SealError("no data key")
+            out[k] = orjson.loads(_open(aead, v, property_aad(ev["tenant"], ev["lead_id"], name, k)))
+        except (SealError, orjson.JSONDecodeError):
+            if strict and aead is not None:
+                raise
+            out[k], unreadable = None, unreadable + 1
+    return {field: _rebuilt(name, doc, out)}, unreadable
 
 
 def open_event(name: str, ev: dict, dek: bytes | None) -> dict:
     """The event with its sealed fields opened; without the key (erased), they read None.
     SealError when a field does not open with the key."""
     sealed = {f: v for f in PERSONAL_FIELDS.get(name, ()) if is_sealed(v := _get(ev, f))}
-    if not sealed:
+    props, _ = _opened_properties(name, ev, AESGCM(dek) if dek is not None else None, strict=True)
+    if not sealed and not props:
         return dict(ev)
-    return _with(ev, {f: None if dek is None else open_sealed(dek, v, field_aad(ev["tenant"], ev["lead_id"],
-                                                                                 f"{name}.{f}"))
-                      for f, v in sealed.items()})
+    return _with(ev, {**{f: None if dek is None else open_sealed(dek, v, field_aad(ev["tenant"], ev["lead_id"],
+                                                                                   f"{name}.{f}"))
+                         for f, v in sealed.items()}, **props})
 
 
 def open_readable(name: str, ev: dict, dek: bytes | None) -> tuple[dict, int]:
     """(the event with each sealed field opened, None where it does not open: no key, or a value
     sealed for another lead or field; how many did not open)."""
     sealed = {f: v for f in PERSONAL_FIELDS.get(name, ()) if is_sealed(v := _get(ev, f))}
-    if not sealed:
-        return dict(ev), 0
     aead = AESGCM(dek) if dek is not None else None
-    opened: dict[str, str | None] = {}
+    props, unreadable = _opened_properties(name, ev, aead, strict=False)
+    if not sealed and not props:
+        return dict(ev), 0
+    opened: dict[str, object] = {}
     for f, v in sealed.items():
         try:
             opened[f] = None if aead is None else _open(aead, v, field_aad(ev["tenant"], ev["lead_id"], f"{name}.{f}"))
         except SealError:
             opened[f] = None
-    return _with(ev, opened), sum(1 for v in opened.values() if v is None)
+    return _with(ev, {**opened, **props}), unreadable + sum(1 for v in opened.values() if v is None)
 
 
 def ip_kept(ev: dict) -> dict:

@@ -238,6 +238,17 @@ class TriggerPolicy(_Model):
     per_week: int = Field(10, ge=0, le=500)  # ... and per 7 days
     quiet_hours: str | None = "21:00-08:00"  # the lead's local time; None: none (SMS keeps its default)
     max_property_bytes: int = Field(4096, ge=256, le=65536)
+    # product events' properties analysts read clear (a category, a job id); every other
+    # property's value is sealed with the person's data key, and gone with an erasure
+    clear_properties: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("clear_properties")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        bad = [n for n in v if not PROPERTY_NAME.fullmatch(n)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a property name (a letter or _, then letters, digits, _; at most 64)")
+        return sorted(set(v))
 
     @field_validator("quiet_hours")
     @classmethod

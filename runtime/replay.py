@@ -230,7 +230,7 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
         marks |= await timed("jobs", rebuild_jobs(deps, read_topics, tick))
         marks |= await timed("observed", rebuild_observed(deps, read_topics, tick, now()))
         marks |= await timed("engagement", rebuild_engagement(deps, read_topics, tick, last_seen, states, now()))
-        triggers = {**await timed("triggers", rebuild_triggers(deps, states, read_topics, tick)), **marks}
+        triggers = {**await timed("triggers", rebuild_triggers(deps, states, read_topics, tick, keys.open)), **marks}
         triggers |= await timed("digests", rebuild_digests(deps, read_topics, tick))
         triggers |= await timed("consent", rebuild_consent(deps, read_topics, tick, consents))
         triggers |= await timed("data_keys", rebuild_data_keys(deps, read_topics, tick))

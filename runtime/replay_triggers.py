@@ -20,8 +20,10 @@ CHUNK = 5000
 LOOKBACK_MS = 90 * 86_400_000
 
 
-async def rebuild_triggers(deps, states: dict, read_topics: Callable, tick: Callable[[str, int, int], None]) -> dict:
-    """Delete the engine's state, fold it again, write it; counts of what was written."""
+async def rebuild_triggers(deps, states: dict, read_topics: Callable, tick: Callable[[str, int, int], None],
+                           opened: Callable[[str, dict], dict] = lambda name, ev: ev) -> dict:
+    """Delete the engine's state, fold it again, write it; counts of what was written.
+    opened(name, event): the event with its sealed fields opened (a product event's properties)."""
     r, now_ms = deps.redis, int(time.time() * 1000)
     for pattern in STATE_PATTERNS:
         keys = [k async for k in r.scan_iter(match=pattern, count=5000)]
@@ -48,6 +50,8 @@ async def rebuild_triggers(deps, states: dict, read_topics: Callable, tick: Call
         except DecodeError:
             bad += 1
             continue
+        if name == "product.tracked":
+            ev = opened(name, ev)
         s = seen_of(name, ev, book.tenants.get(ev.get("tenant", "")), deps.lead_ids)
         if s is None or now_ms - s.at > LOOKBACK_MS or (by_address(name, ev) and (s.tenant, s.lead) not in states):
             continue

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
+from typing import Callable
 
-from domain.sealing import NONCE_BYTES, has_clear, has_sealed, open_readable, seal_event
+from domain.sealing import NONCE_BYTES, NOTHING_KEPT, has_clear, has_sealed, open_readable, seal_event
 
 CACHE_SIZE = 50_000
 CACHE_SECONDS = 30.0  # an erasure elsewhere is seen by every process within this
@@ -25,22 +26,24 @@ def _nonce() -> bytes:
     return os.urandom(NONCE_BYTES)
 
 
-
-
 class Sealer:
     def __init__(self, keys, clock=time.monotonic):
         self.keys, self.clock = keys, clock
         self._cache: OrderedDict[tuple[str, str], tuple[float, bytes | None]] = OrderedDict()  # None: has no key
         self.unreadable = 0  # fields that did not open (no key, or not this lead's)
 
-    async def seal(self, items: list[tuple[str, dict]], now_ms: int) -> list[dict]:
-        """Each event with its personal fields sealed by its lead's data key (made if missing)."""
-        need = {(ev["tenant"], ev["lead_id"]) for name, ev in items if has_clear(name, ev)}
+    async def seal(self, items: list[tuple[str, dict]], now_ms: int,
+                   keep: Callable[[str], frozenset[str]] | None = None) -> list[dict]:
+        """Each event with its personal fields sealed by its lead's data key (made if missing);
+        keep(tenant): the free properties (of product events) that tenant keeps clear."""
+        kept = [keep(ev["tenant"]) if keep else NOTHING_KEPT for _, ev in items]
+        clear = [has_clear(name, ev, k) for (name, ev), k in zip(items, kept)]
+        need = {(ev["tenant"], ev["lead_id"]) for (_, ev), c in zip(items, clear) if c}
         if not need:
             return [ev for _, ev in items]
         deks = await self._deks(need, lambda tenant, leads: self.keys.keys_for(tenant, leads, now_ms))
-        return [seal_event(name, ev, deks[(ev["tenant"], ev["lead_id"])], _nonce) if has_clear(name, ev) else ev
-                for name, ev in items]
+        return [seal_event(name, ev, deks[(ev["tenant"], ev["lead_id"])], _nonce, k) if c else ev
+                for (name, ev), k, c in zip(items, kept, clear)]
 
     async def seal_known(self, items: list[tuple[str, dict]]) -> list[dict]:
         """Each event sealed where its lead has a durable data key; the others as they came (for a

@@ -27,6 +27,7 @@ def ev(**over) -> EventIn:
     ({"properties": {f"p{i}": i for i in range(51)}}, "at most 50"),
     ({"properties": {"nested": {"a": 1}}}, "properties.nested"),
     ({"properties": {"t": "x" * 1001}}, "1,000 characters"),
+    ({"properties": {"t": "ls1.AAAA"}}, "how sealed values are written"),
     ({"at": "2026-12-04T09:00:00"}, "time zone"),
     ({"surprise": 1}, "Extra inputs"),
 ])

@@ -145,3 +145,76 @@ def test_where_a_person_opened_or_clicked_from_is_sealed_in_every_engagement_eve
         assert is_sealed(sealed["ip"]) and sealed["user_agent"] == "Mozilla/5.0"
         assert ip_kept(sealed) == sealed  # sealed: written as it is
         assert open_event(name, sealed, DEK) == ev and open_event(name, sealed, None)["ip"] is None
+
+
+# -- free properties: a product event's, and a triggered message's context ----------------------
+
+def _product(props: dict, lead: str = "L1") -> dict:
+    import orjson
+    return {"tenant": "acme", "lead_id": lead, "name": "job_viewed", "properties": orjson.dumps(props).decode()}
+
+
+def test_a_product_events_property_values_are_sealed_one_by_one_except_those_kept_clear():
+    import orjson
+    from domain.sealing import has_clear, has_sealed, open_event, open_readable, seal_event
+    props = {"category": "nursing", "title": "ICU Nurse at Mercy", "salary": 52000, "remote": True,
+             "tags": ["night", "icu"], "note": None}
+    ev = _product(props)
+    assert has_clear("product.tracked", ev) and not has_sealed("product.tracked", ev)
+    sealed = seal_event("product.tracked", ev, DEK, n, frozenset({"category"}))
+    got = orjson.loads(sealed["properties"])
+    assert list(got) == list(props)  # the names stay, in their order: what analysts group by
+    assert got["category"] == "nursing" and got["note"] is None  # kept clear; nothing to seal
+    assert all(is_sealed(got[k]) for k in ("title", "salary", "remote", "tags"))
+    assert "Mercy" not in sealed["properties"] and "52000" not in sealed["properties"]
+    assert has_sealed("product.tracked", sealed) and not has_clear("product.tracked", sealed, frozenset({"category"}))
+    assert has_clear("product.tracked", sealed)  # kept nothing: the category is still clear
+    assert orjson.loads(open_event("product.tracked", sealed, DEK)["properties"]) == props  # types come back
+    opened, unreadable = open_readable("product.tracked", sealed, None)  # erased: the key destroyed
+    assert orjson.loads(opened["properties"]) == {**props, "title": None, "salary": None, "remote": None,
+                                                  "tags": None} and unreadable == 4
+
+
+def test_a_sealed_property_is_bound_to_its_lead_and_its_name():
+    import orjson
+    from domain.sealing import open_event, open_readable, seal_event
+    sealed = orjson.loads(seal_event("product.tracked", _product({"a": "x", "b": "y"}), DEK, n)["properties"])
+    swapped = _product({"a": sealed["b"], "b": sealed["a"]})  # each value moved to the other name
+    opened, unreadable = open_readable("product.tracked", swapped, DEK)
+    assert orjson.loads(opened["properties"]) == {"a": None, "b": None} and unreadable == 2
+    with pytest.raises(SealError):
+        open_event("product.tracked", _product({"a": sealed["a"]}, lead="L2"), DEK)
+
+
+def test_an_event_about_nobody_known_keeps_only_the_properties_kept_clear():
+    import orjson
+    from domain.sealing import kept_properties
+    ev = _product({"category": "nursing", "email_typed": "ann@example.com"}, lead="")
+    assert orjson.loads(kept_properties("product.tracked", ev, frozenset({"category"}))["properties"]) == {
+        "category": "nursing"}
+    assert kept_properties("product.tracked", {**ev, "properties": "{}"}, frozenset()) == {**ev, "properties": "{}"}
+
+
+def test_an_erased_persons_clear_properties_are_emptied_and_sealed_ones_left():
+    import orjson
+    from domain.sealing import emptied_clear, seal_event
+    half = orjson.loads(seal_event("product.tracked", _product({"a": "x"}), DEK, n)["properties"])
+    ev = _product({**half, "b": "clear words", "c": None})
+    out = orjson.loads(emptied_clear("product.tracked", ev)["properties"])
+    assert out == {"a": half["a"], "b": None, "c": None}
+
+
+def test_a_triggered_messages_context_carries_its_causes_properties_sealed_and_its_name_clear():
+    import orjson
+    from domain.sealing import has_sealed, open_event, seal_event
+    context = {"trigger": "nursing-follow-up", "event": {"name": "job_viewed", "category": "nursing",
+                                                         "title": "ICU Nurse"}}
+    req = {"tenant": "acme", "lead_id": "L1", "kind": "triggered", "context": orjson.dumps(context).decode()}
+    sealed = seal_event("send.requested", req, DEK, n, frozenset({"category"}))
+    got = orjson.loads(sealed["context"])
+    assert got["trigger"] == "nursing-follow-up" and got["event"]["name"] == "job_viewed"
+    assert got["event"]["category"] == "nursing" and is_sealed(got["event"]["title"])
+    assert has_sealed("send.requested", sealed) and open_event("send.requested", sealed, DEK) == req
+    alert = {"tenant": "acme", "lead_id": "L1", "kind": "daily", "context": '{"items":[{"title":"x"}]}'}
+    assert seal_event("send.requested", alert, DEK, n) == alert  # no cause: nothing of a person to seal
+    assert not has_sealed("send.requested", alert)

@@ -21,6 +21,7 @@ import pytest
 from domain.config_changes import Change
 from domain.config_entities import Ref
 from domain.identity import new_event_id
+from domain.sealing import is_sealed
 from projections.redis_engagement import EngagementStore
 from projections.redis_keys import INTACT
 from schemas.codec import default_codec
@@ -145,6 +146,55 @@ def test_three_nursing_views_in_a_day_send_one_follow_up_and_the_cooldown_holds_
     assert len(sent_to(addr)) == 1
     [fired] = named(iso, lid, "trigger.fired", "viewed-3-nursing")
     assert fired["template"] == "nursing-follow-up" and fired["channel"] == "email"
+
+
+def test_a_product_events_properties_are_sealed_but_those_the_brand_keeps_clear(iso):
+    """hireflow keeps category, job_id and company clear (tenants/demo.yaml): every other
+    property's value is sealed with the person's key on product.events, and in the triggered
+    message's request on sends.priority; the engine matched on them and the message shows them."""
+    lid, addr = lead(iso)
+    title = f"ICU Nurse {uuid.uuid4().hex[:8]}"
+    for _ in range(3):
+        r = event(iso, {"lead_id": lid}, "job_viewed", category="nursing", title=title, salary=52000)
+        assert r.status_code == 202, r.text
+    [mail] = wait_for(lambda: sent_to(addr), 60, what="the follow-up email")
+    assert f"most recently {title}" in mail["request"]["TextBody"]  # opened to compose
+    views = wait_for(lambda: (v := [ev for n, ev in topic_events(iso, "product.events") if ev["lead_id"] == lid])
+                     and len(v) == 3 and v, 60, what="the three views on product.events")
+    for ev in views:
+        props = orjson.loads(ev["properties"])
+        assert props["category"] == "nursing" and is_sealed(props["title"]) and is_sealed(props["salary"])
+        assert title not in ev["properties"] and "52000" not in ev["properties"]
+    assert orjson.loads(opened(iso, "product.tracked", views[0])["properties"]) == {
+        "category": "nursing", "title": title, "salary": 52000}  # the lead's key opens them, types and all
+    [req] = [ev for n, ev in topic_events(iso, "sends.priority") if ev["lead_id"] == lid and ev["kind"] == "triggered"]
+    cause = orjson.loads(req["context"])["event"]
+    assert cause["name"] == "job_viewed" and cause["category"] == "nursing" and is_sealed(cause["title"])
+    assert title not in req["context"]
+    assert orjson.loads(opened(iso, "send.requested", req)["context"])["event"]["title"] == title
+    # about someone nobody knows (recorded): only what the brand keeps clear is written
+    r = event(iso, {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com"}, "job_viewed", category="nursing",
+              title=title)
+    assert r.status_code == 202 and r.json()["outcome"] == "recorded_unknown"
+    [recorded] = wait_for(lambda: [ev for n, ev in topic_events(iso, "product.events")
+                                   if ev["event_id"] == r.json()["event_id"]], 60, what="the recorded event")
+    assert orjson.loads(recorded["properties"]) == {"category": "nursing"}
+
+
+def opened(p, name: str, ev: dict) -> dict:
+    """The event with its sealed values opened by the lead's data key, as the platform's agents do."""
+    from runtime.deps import build
+    from services.privacy.sealer import Sealer
+
+    async def go():
+        deps = build(p.settings)
+        try:
+            [(_, out)] = await Sealer(deps.data_keys()).open([(name, ev)])
+            return out
+        finally:
+            await deps.redis.aclose()
+            deps.producer.close()
+    return asyncio.run(go())
 
 
 def test_segment_rules_enter_as_events_happen_and_are_readable_through_the_api(iso):
