@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from domain.sealing import PERSONAL_FIELDS, SealError, emptied_clear, has_sealed, open_event, seal_event
+from domain.sealing import (NOTHING_KEPT, PERSONAL_FIELDS, SEALED_PROPERTIES, SealError, emptied_clear, has_sealed,
+                            open_event, seal_event)
 
 MIGRATION = "keyed-lead-ids"
 
@@ -49,11 +50,13 @@ class LeadKey:
     destroyed: bool = False
 
 
-def rekeyed_event(name: str, ev: dict, ids: Mapping[str, str], key: LeadKey, nonce: Callable[[], bytes]) -> dict:
+def rekeyed_event(name: str, ev: dict, ids: Mapping[str, str], key: LeadKey, nonce: Callable[[], bytes],
+                  keep: frozenset[str] = NOTHING_KEPT) -> dict:
     """The event under the new lead ids, its personal fields sealed under the new id (with the
     lead's own key) or, the key destroyed, its sealed fields left unreadable and its clear ones
-    emptied. An event without a lead id or personal fields only has its ids replaced."""
-    if name not in PERSONAL_FIELDS or "lead_id" not in ev:
+    emptied. An event without a lead id or personal fields only has its ids replaced. `keep`:
+    the free properties (of product events) the brand keeps clear."""
+    if (name not in PERSONAL_FIELDS and name not in SEALED_PROPERTIES) or "lead_id" not in ev:
         return remapped(ev, ids)
     if key.dek is None:
         return emptied_clear(name, remapped(ev, ids)) if key.destroyed else remapped(ev, ids)
@@ -61,4 +64,4 @@ def rekeyed_event(name: str, ev: dict, ids: Mapping[str, str], key: LeadKey, non
         opened = open_event(name, ev, key.dek) if has_sealed(name, ev) else ev
     except SealError:  # sealed for another lead or field: unreadable before, left so
         opened = ev
-    return seal_event(name, remapped(opened, ids), key.dek, nonce)
+    return seal_event(name, remapped(opened, ids), key.dek, nonce, keep)

@@ -73,3 +73,19 @@ def test_a_field_sealed_for_another_lead_is_left_as_it_was():
 def test_events_without_personal_fields_only_change_their_ids():
     ev = {"event_id": "E2", "tenant": "acme", "lead_id": OLD, "send_id": "s1", "outcome": "sent"}
     assert rekeyed_event("send.dispatched", ev, IDS, LeadKey(None), nonce) == {**ev, "lead_id": NEW}
+
+
+def test_a_product_events_properties_follow_the_lead_sealed_again_and_the_clear_ones_sealed_unless_kept():
+    import orjson
+    props = {"category": "nursing", "title": "ICU Nurse", "salary": 52000}
+    ev = {"event_id": "P1", "tenant": "acme", "lead_id": OLD, "name": "job_viewed",
+          "properties": orjson.dumps(props).decode()}
+    sealed = seal_event("product.tracked", ev, DEK, nonce, frozenset({"category"}))
+    out = rekeyed_event("product.tracked", sealed, IDS, LeadKey(DEK), nonce, frozenset({"category"}))
+    assert out["lead_id"] == NEW and orjson.loads(open_event("product.tracked", out, DEK)["properties"]) == props
+    assert orjson.loads(out["properties"])["category"] == "nursing"
+    before = rekeyed_event("product.tracked", ev, IDS, LeadKey(DEK), nonce, frozenset({"category"}))  # written clear
+    got = orjson.loads(before["properties"])
+    assert got["category"] == "nursing" and is_sealed(got["title"]) and is_sealed(got["salary"])
+    erased = orjson.loads(rekeyed_event("product.tracked", ev, IDS, LeadKey(None, destroyed=True), nonce)["properties"])
+    assert erased == {"category": None, "title": None, "salary": None}
