@@ -24,6 +24,7 @@ from typing import Any
 import asyncio
 import base64
 import dataclasses
+import hashlib
 import logging
 import os
 import time
@@ -42,7 +43,7 @@ from channels.webhooks_in import PROVIDERS, Observation, WebhookRejected, Webhoo
 from domain.identity import derived_event_id, new_event_id
 from domain.intake import source_partner
 from domain.schema_labels import schema_label
-from domain.sealing import ip_kept
+from domain.sealing import ip_kept, is_sealed
 from projections.redis_engagement import EngagementStore
 from streams.producer import ProduceError
 from streams.topics import ENGAGEMENT_OBSERVED, WEBHOOKS_RAW
@@ -169,7 +170,7 @@ def install_webhooks(app: FastAPI, deps: Deps) -> None:
         unmatched = len(observations) - len(matched)
         if unmatched:
             error = error or f"{unmatched} of {len(observations)} observations name no send we know"
-        await _produce(deps, provider, headers, body, status, error, matched)
+        await _produce(deps, provider, headers, body, status, error, matched, complete=not unmatched)
         if status != 200:
             raise ApiError(status, "unauthorized" if status == 401 else "bad_request", error)
         return JSONResponse({"accepted": len(matched), "unmatched": unmatched})
@@ -265,17 +266,10 @@ def _observation_event(o: Observation, facts: dict, now_ms: int) -> dict:
 
 
 async def _produce(deps: Deps, provider: str, headers: dict, body: bytes, status: int, error: str,
-                   events: list[dict]) -> None:
+                   events: list[dict], complete: bool) -> None:
     now_ms = int(time.time() * 1000)
-    try:
-        text, encoding = body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(body).decode(), "base64"
-    raw = {"event_id": new_event_id(now_ms, os.urandom(10)), "tenant": events[0]["tenant"] if events else "",
-           "occurred_at": now_ms, "schema": "webhook.received@1", "causation_id": None, "source": SOURCE,
-           "provider": provider, "content_type": headers.get("content-type", ""),
-           "headers": orjson.dumps({k: v for k, v in headers.items() if k != "authorization"}).decode(),
-           "body": text, "body_encoding": encoding, "status": status, "error": error[:500]}
+    raw = raw_received(provider, headers, body, status, error, now_ms)
+    raw = await _kept_raw(deps, raw, events) if complete else {**raw, "body": "", "body_encoding": "not_kept"}
     enc = deps.codec.encode
     records = [(deps.topic(WEBHOOKS_RAW), provider.encode(), enc("webhook.received", raw), None)]
     records += [(deps.topic(ENGAGEMENT_OBSERVED), e["lead_id"].encode(), enc("webhook.observation", e), None)
@@ -284,3 +278,31 @@ async def _produce(deps: Deps, provider: str, headers: dict, body: bytes, status
         await deps.producer.send_many(records, timeout=deps.settings.produce_timeout_s)
     except (ProduceError, asyncio.TimeoutError) as exc:
         raise ApiError(503, "unavailable", f"not confirmed stored ({exc}): retry", headers={"Retry-After": "5"}) from exc
+
+
+def raw_received(provider: str, headers: dict, body: bytes, status: int, error: str, now_ms: int) -> dict:
+    """The webhook.received of one request, its body clear (sealed or left out by _kept_raw)."""
+    try:
+        text, encoding = body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(body).decode(), "base64"
+    return {"event_id": new_event_id(now_ms, os.urandom(10)), "tenant": "", "occurred_at": now_ms,
+            "schema": schema_label("webhook.received"), "causation_id": None, "source": SOURCE, "provider": provider,
+            "content_type": headers.get("content-type", ""),
+            "headers": orjson.dumps({k: v for k, v in headers.items() if k != "authorization"}).decode(),
+            "body": text, "body_encoding": encoding, "status": status, "error": error[:500], "lead_id": "",
+            "body_sha256": hashlib.sha256(body).hexdigest(), "body_bytes": len(body)}
+
+
+async def _kept_raw(deps: Deps, raw: dict, events: list[dict]) -> dict:
+    """The raw request as webhooks.raw keeps it: its body sealed with the data key of the one lead
+    it is about (every observation in it matched, all to that lead, who has a durable key), so an
+    erasure leaves it unreadable; a body about nobody we know, several people, or a lead without
+    a key is not kept (its digest and size are). The events it gave are kept either way."""
+    leads = {(e["tenant"], e["lead_id"]) for e in events}
+    if len(leads) == 1 and all(lead for _, lead in leads):
+        [(tenant, lead)] = leads
+        [sealed] = await deps.sealer().seal_known([("webhook.received", {**raw, "tenant": tenant, "lead_id": lead})])
+        if is_sealed(sealed["body"]):
+            return sealed
+    return {**raw, "tenant": events[0]["tenant"] if events else "", "body": "", "body_encoding": "not_kept"}

@@ -11,7 +11,7 @@ VERSIONS: dict[str, int] = {
     "send.skipped": 3, "send.delivered": 2, "send.bounced": 2,
     "engagement.hit": 2, "engagement.opened": 2, "engagement.clicked": 2,
     "engagement.complained": 2, "engagement.replied": 2,
-    "webhook.observation": 2, "lead.unsubscribed": 2,
+    "webhook.observation": 2, "webhook.received": 2, "lead.unsubscribed": 2,
     "lead.accepted": 2, "lead.rejected": 2, "lead.resubmitted": 3,  # v2: the carrier; the reactivated outcome; v3: a CRM's new name
 }
 

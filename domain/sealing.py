@@ -138,6 +138,7 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     # engagement agent opens them to read the keyword; the intent and keyword stay clear)
     "engagement.hit": ("ip",),
     "webhook.observation": ("ip", "recipient", "from_number", "text"),
+    "webhook.received": ("body",),  # a provider's raw request about one lead
     "engagement.opened": ("ip",),
     "engagement.clicked": ("ip",),
     "engagement.replied": ("from_number", "text"),

@@ -42,10 +42,9 @@ from runtime.rekey_plan import Plan, decoded, dek_of, is_destroyed, mint_keys, p
 from scaling.config import load_scaling
 from scaling.lag import LagProbe
 from streams.settings import get_settings
-from streams.topics import (CONFIG, CONFIG_HISTORY, DATA_KEYS, ERASURES, INTAKE_JSON, JOBS, MIGRATIONS,
-                            WEBHOOKS_RAW, all_topics, dlq)
+from streams.topics import CONFIG, CONFIG_HISTORY, DATA_KEYS, ERASURES, INTAKE_JSON, JOBS, MIGRATIONS, all_topics, dlq
 
-LEFT_ALONE = {CONFIG, CONFIG_HISTORY, JOBS, dlq(JOBS), INTAKE_JSON, dlq(INTAKE_JSON), WEBHOOKS_RAW, MIGRATIONS}
+LEFT_ALONE = {CONFIG, CONFIG_HISTORY, JOBS, dlq(JOBS), INTAKE_JSON, dlq(INTAKE_JSON), MIGRATIONS}
 
 
 class Refused(RuntimeError):

@@ -226,7 +226,10 @@ def test_bad_signatures_get_401_malformed_bodies_400_and_every_request_is_kept(i
     kept = raw_webhooks(iso)
     statuses = sorted(k["status"] for k in kept)
     assert statuses.count(401) >= 5 and statuses.count(400) >= 3
-    assert all(k["body"] or k["status"] == 401 for k in kept)
+    # refused requests are about nobody we know: their bodies are not kept, their digests are
+    refused = [k for k in kept if k["status"] in (400, 401)]
+    assert all(k["body"] == "" and k["body_encoding"] == "not_kept" and k["lead_id"] == "" and k["body_bytes"] > 0
+               and len(k["body_sha256"]) == 64 for k in refused)
 
 
 def test_start_after_stop_subscribes_again_and_more_sends_jobs_now(iso):
@@ -306,3 +309,37 @@ def test_a_texts_number_and_words_are_sealed_with_the_senders_key(iso):
         clear = opened(iso.settings, name, ev)
         assert (clear["text"], clear["from_number"]) == (words, number), name
     assert decided[2]["intent"] == "other" and decided[2]["to_number"] == "+15005550001"  # what analysts count
+
+
+def test_a_raw_request_is_kept_sealed_with_the_key_of_the_one_lead_it_is_about_and_otherwise_not_kept(iso):
+    import hashlib
+    from domain.sealing import is_sealed
+    from tests.integration.test_sealed_lead_events import opened
+    address, other = f"raw-{uuid.uuid4().hex[:8]}@example.com", f"raw2-{uuid.uuid4().hex[:8]}@example.com"
+    lid, pid = sent_via_sendgrid(iso, address)
+    _, pid2 = sent_via_sendgrid(iso, other)
+    one = sendgrid_event("delivered", pid, address)
+    both = [sendgrid_event("open", pid, address), sendgrid_event("open", pid2, other)]
+    nobody = sendgrid_event("delivered", "unknown-" + uuid.uuid4().hex, f"who-{uuid.uuid4().hex[:6]}@example.com")
+    assert orjson.loads(emit(iso, "sendgrid", [one])["body"]) == {"accepted": 1, "unmatched": 0}
+    assert orjson.loads(emit(iso, "sendgrid", both)["body"]) == {"accepted": 2, "unmatched": 0}
+    assert orjson.loads(emit(iso, "sendgrid", [nobody])["body"]) == {"accepted": 0, "unmatched": 1}
+
+    def three():
+        got = [ev for ev in raw_webhooks(iso) if ev["provider"] == "sendgrid" and ev["status"] == 200]
+        mine = [ev for ev in got if ev["lead_id"] == lid
+                and one["sg_event_id"] in (opened(iso.settings, "webhook.received", ev)["body"] or "")]
+        if len(mine) != 1:
+            return None
+        left_out = [ev for ev in got if ev["body_encoding"] == "not_kept" and ev["event_id"] > mine[0]["event_id"]]
+        return len(left_out) >= 2 and (mine[0], left_out)
+    kept, left_out = wait_for(three, 90, what="the three raw requests")
+    assert address not in orjson.dumps(kept).decode() and is_sealed(kept["body"]) and kept["tenant"] == "hireflow"
+    body = opened(iso.settings, "webhook.received", kept)["body"]  # the lead's key opens it, as it came
+    assert one["sg_event_id"] in body and address in body and kept["body_encoding"] == "utf-8"
+    assert hashlib.sha256(body.encode()).hexdigest() == kept["body_sha256"] and kept["body_bytes"] == len(body)
+    assert opened(iso.settings, "webhook.received", {**kept, "lead_id": "someone-else"})["body"] is None
+    for ev in left_out:  # several people in one request, and nobody we know: not kept at all
+        assert ev["body"] == "" and ev["lead_id"] == "" and len(ev["body_sha256"]) == 64 and ev["body_bytes"] > 0
+        text = orjson.dumps(ev).decode()
+        assert address not in text and other not in text and nobody["email"] not in text
