@@ -28,6 +28,7 @@ from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from streams.topic_tail import TopicTail
 from tests.integration.conftest import lead_id as lead_id_of, wait_for
+from tests.integration.test_sealed_lead_events import opened
 from tests.integration.test_sending import submit
 
 CODEC = default_codec()
@@ -165,13 +166,13 @@ def test_a_product_events_properties_are_sealed_but_those_the_brand_keeps_clear(
         props = orjson.loads(ev["properties"])
         assert props["category"] == "nursing" and is_sealed(props["title"]) and is_sealed(props["salary"])
         assert title not in ev["properties"] and "52000" not in ev["properties"]
-    assert orjson.loads(opened(iso, "product.tracked", views[0])["properties"]) == {
+    assert orjson.loads(opened(iso.settings, "product.tracked", views[0])["properties"]) == {
         "category": "nursing", "title": title, "salary": 52000}  # the lead's key opens them, types and all
     [req] = [ev for n, ev in topic_events(iso, "sends.priority") if ev["lead_id"] == lid and ev["kind"] == "triggered"]
     cause = orjson.loads(req["context"])["event"]
     assert cause["name"] == "job_viewed" and cause["category"] == "nursing" and is_sealed(cause["title"])
     assert title not in req["context"]
-    assert orjson.loads(opened(iso, "send.requested", req)["context"])["event"]["title"] == title
+    assert orjson.loads(opened(iso.settings, "send.requested", req)["context"])["event"]["title"] == title
     # about someone nobody knows (recorded): only what the brand keeps clear is written
     r = event(iso, {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com"}, "job_viewed", category="nursing",
               title=title)
@@ -179,22 +180,6 @@ def test_a_product_events_properties_are_sealed_but_those_the_brand_keeps_clear(
     [recorded] = wait_for(lambda: [ev for n, ev in topic_events(iso, "product.events")
                                    if ev["event_id"] == r.json()["event_id"]], 60, what="the recorded event")
     assert orjson.loads(recorded["properties"]) == {"category": "nursing"}
-
-
-def opened(p, name: str, ev: dict) -> dict:
-    """The event with its sealed values opened by the lead's data key, as the platform's agents do."""
-    from runtime.deps import build
-    from services.privacy.sealer import Sealer
-
-    async def go():
-        deps = build(p.settings)
-        try:
-            [(_, out)] = await Sealer(deps.data_keys()).open([(name, ev)])
-            return out
-        finally:
-            await deps.redis.aclose()
-            deps.producer.close()
-    return asyncio.run(go())
 
 
 def test_segment_rules_enter_as_events_happen_and_are_readable_through_the_api(iso):
