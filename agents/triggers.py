@@ -85,7 +85,7 @@ async def opened_products(deps, batch: list[tuple[str, dict]]) -> list[tuple[str
 
 def clear_properties(deps, tenant: str) -> frozenset[str]:
     brand = deps.tenants.tenants.get(tenant)
-    return brand.triggering.kept_clear if brand else frozenset()
+    return frozenset(brand.triggering.clear_properties) if brand else frozenset()
 
 
 async def fire_due(deps, engine) -> int:

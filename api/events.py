@@ -153,7 +153,7 @@ async def _take(deps: Deps, who: Access, events: list[EventIn], request: Request
                     "outcome": "accepted" if i not in unknown else "recorded_unknown"})
     if problems:
         raise ApiError(422, "validation_failed", "the events cannot be taken", problems)
-    await _produce(deps, await _sealed(deps, records, policy.kept_clear, now_ms))
+    await _produce(deps, await _sealed(deps, records, frozenset(policy.clear_properties), now_ms))
     return out
 
 

@@ -242,11 +242,6 @@ class TriggerPolicy(_Model):
     # property's value is sealed with the person's data key, and gone with an erasure
     clear_properties: list[str] = Field(default_factory=list, max_length=100)
 
-    @property
-    def kept_clear(self) -> frozenset[str]:
-        """The product-event properties left clear (every other value is sealed)."""
-        return frozenset(self.clear_properties)
-
     @field_validator("clear_properties")
     @classmethod
     def _names(cls, v: list[str]) -> list[str]:

@@ -164,7 +164,7 @@ class Rewriter:
             return new_key, self._rewrapped(ev)
         key_ = self.key_of(ev["tenant"], ev["lead_id"]) if ev.get("lead_id") else LeadKey(None)
         brand = self.deps.tenants.tenants.get(ev.get("tenant", ""))
-        keep = brand.triggering.kept_clear if brand else frozenset()
+        keep = frozenset(brand.triggering.clear_properties) if brand else frozenset()
         out = rekeyed_event(name, ev, self.plan.ids, key_, lambda: os.urandom(NONCE_BYTES), keep)
         return new_key, self.deps.codec.encode(name, out)
 
