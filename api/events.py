@@ -29,10 +29,10 @@ from api.errors import ApiError
 from api.openapi_docs import json_body
 from domain.identity import new_event_id
 from domain.product_events import (EventBatchIn, EventError, EventIn, person_lead_id, product_event_id, tracked)
-from domain.sealing import kept_properties
 from projections.redis_keys import INTACT
 from projections.redis_segments import SegmentStore
 from services.privacy.keys import KeyDestroyed, KeysNotRestored
+from services.product_intake import sealed_products
 from streams.producer import ProduceError
 from streams.topics import PRODUCT_EVENTS
 
@@ -161,10 +161,8 @@ async def _sealed(deps: Deps, docs: list[dict], keep: frozenset[str], now_ms: in
     """The events with every property outside `keep` sealed with the person's data key; an
     event about nobody we know keeps only those in `keep` (no key seals the rest, nobody could
     erase them). No key, no event: 503, retry (nothing was taken)."""
-    docs = [d if d["resolved"] else kept_properties("product.tracked", d, keep) for d in docs]
     try:
-        return await asyncio.wait_for(deps.sealer().seal([("product.tracked", d) for d in docs], now_ms,
-                                                         lambda _tenant: keep),
+        return await asyncio.wait_for(sealed_products(deps, docs, lambda _tenant: keep, now_ms),
                                       deps.settings.produce_timeout_s)
     except (RedisError, KeysNotRestored, KeyDestroyed, ProduceError, asyncio.TimeoutError) as exc:
         raise ApiError(503, "unavailable", f"the people's data keys could not be had ({type(exc).__name__}): nothing "

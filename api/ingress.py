@@ -60,7 +60,7 @@ from domain.submission import SubmissionError, build_submitted
 from services.privacy.keys import KeysNotRestored
 from streams import metrics
 from streams.producer import ProduceError
-from streams.topics import SUBMITTED
+from streams.topics import LEADS_HELD, SUBMITTED
 
 Deps = Any  # runtime.deps.Deps: built by the composition root, passed in
 
@@ -160,8 +160,8 @@ def install_lead_routes(app: FastAPI, deps: Deps, access) -> None:
         body = await _read_body(request, deps.settings)
         lead = _parse(LeadIn, body)
         subs = _submitted(deps, [lead], who, request, "")
-        subs = await _sealed(deps, subs, await _refuse_erased(deps, subs, ""))
-        await _produce(deps, subs)
+        subs, topic = await _sealed(deps, subs, await _refuse_erased(deps, subs, ""))
+        await _produce(deps, subs, topic=topic)
         s = subs[0]
         return {"lead_id": s["lead_id"], "event_id": s["event_id"], "channel": s["channel"]}
 
@@ -176,8 +176,8 @@ def install_lead_routes(app: FastAPI, deps: Deps, access) -> None:
                            f"{len(batch.leads)} leads in one batch; at most "
                            f"{deps.settings.max_batch_leads}: split it")
         subs = _submitted(deps, batch.leads, who, request, "leads.")
-        subs = await _sealed(deps, subs, await _refuse_erased(deps, subs, "leads."))
-        await _produce(deps, subs)
+        subs, topic = await _sealed(deps, subs, await _refuse_erased(deps, subs, "leads."))
+        await _produce(deps, subs, topic=topic)
         # written here, not checked again against BatchTaken (that cost 4 % of the API's CPU)
         return Response(orjson.dumps({"count": len(subs), "leads": [
             {"lead_id": s["lead_id"], "event_id": s["event_id"], "channel": s["channel"]} for s in subs]}),
@@ -269,20 +269,21 @@ async def _refuse_erased(deps: Deps, subs: list[dict], path: str) -> bool:
     return True
 
 
-async def _sealed(deps: Deps, subs: list[dict], redis_answers: bool) -> list[dict]:
+async def _sealed(deps: Deps, subs: list[dict], redis_answers: bool) -> tuple[list[dict], str]:
     """The submissions with their personal fields sealed by each lead's data key (made, and
-    durable on privacy.keys, first). Taking leads needs Kafka only: with Redis away, or wiped
-    and not rebuilt yet, they are taken clear and counted (leadstream_api_leads_unsealed_total);
-    the intake seals everything it derives from them."""
+    durable on privacy.keys, first), and the topic they go to: leads.submitted. Taking leads
+    needs Kafka only: with Redis away, or wiped and not rebuilt yet, they are held clear on
+    leads.held and counted (leadstream_api_leads_held_total); the intake_json agent, which waits
+    for Redis, seals them onto leads.submitted, and what it has read of leads.held is deleted."""
     if redis_answers:
         try:
-            return await asyncio.wait_for(deps.sealer().seal([("lead.submitted", s) for s in subs],
-                                                             int(time.time() * 1000)),
-                                          deps.settings.produce_timeout_s)
+            return (await asyncio.wait_for(deps.sealer().seal([("lead.submitted", s) for s in subs],
+                                                              int(time.time() * 1000)),
+                                           deps.settings.produce_timeout_s), SUBMITTED)
         except (RedisError, KeysNotRestored, ProduceError, asyncio.TimeoutError) as exc:
-            log.warning("%d lead(s) taken with their personal fields clear: no data key (%r)", len(subs), exc)
-    metrics.LEADS_UNSEALED.labels(subs[0]["tenant"]).inc(len(subs))
-    return subs
+            log.warning("%d lead(s) held on leads.held until sealed: no data key (%r)", len(subs), exc)
+    metrics.LEADS_HELD.labels(subs[0]["tenant"]).inc(len(subs))
+    return subs, LEADS_HELD
 
 
 def _connect_producer(deps: Deps, timeout: float = 10.0) -> None:
@@ -297,8 +298,8 @@ def _connect_producer(deps: Deps, timeout: float = 10.0) -> None:
         log.warning("Kafka did not answer within %.0fs at start-up: %s (leads get 503 until it does)", timeout, exc)
 
 
-async def _produce(deps: Deps, subs: list[dict], schema: str = "lead.submitted") -> None:
-    topic = deps.topic(SUBMITTED)
+async def _produce(deps: Deps, subs: list[dict], schema: str = "lead.submitted", topic: str = SUBMITTED) -> None:
+    topic = deps.topic(topic)
     enc = deps.codec.encode
     records = [(topic, s["lead_id"].encode(), enc(schema, s), None) for s in subs]
     try:

@@ -110,10 +110,10 @@ def event_time(ev: EventIn, now_ms: int) -> int:
 
 
 def tracked(ev: EventIn, tenant: str, lead: str, resolved: bool, event_id: str, now_ms: int,
-            max_bytes: int) -> dict:
+            max_bytes: int, source: str = SOURCE) -> dict:
     """The product.tracked event for one accepted input."""
     return {"event_id": event_id, "tenant": tenant, "occurred_at": event_time(ev, now_ms),
-            "schema": "product.tracked@1", "causation_id": None, "source": SOURCE, "lead_id": lead,
+            "schema": "product.tracked@1", "causation_id": None, "source": source, "lead_id": lead,
             "name": ev.name, "properties": properties_json(ev.properties, max_bytes),
             "idempotency_key": ev.idempotency_key, "received_at": now_ms, "resolved": resolved,
             "email": None, "phone": None}

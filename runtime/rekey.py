@@ -41,10 +41,12 @@ from runtime.rekey_io import Kafka, flushed
 from runtime.rekey_plan import Plan, decoded, dek_of, is_destroyed, mint_keys, plan_ids
 from scaling.config import load_scaling
 from scaling.lag import LagProbe
+from streams.forgetting import Forgetter
 from streams.settings import get_settings
-from streams.topics import CONFIG, CONFIG_HISTORY, DATA_KEYS, ERASURES, INTAKE_JSON, JOBS, MIGRATIONS, all_topics, dlq
+from streams.topics import (CONFIG, CONFIG_HISTORY, DATA_KEYS, ERASURES, INTAKE_JSON, JOBS, LEADS_HELD, MIGRATIONS,
+                           all_topics, dlq)
 
-LEFT_ALONE = {CONFIG, CONFIG_HISTORY, JOBS, dlq(JOBS), INTAKE_JSON, dlq(INTAKE_JSON), MIGRATIONS}
+LEFT_ALONE = {CONFIG, CONFIG_HISTORY, JOBS, dlq(JOBS), INTAKE_JSON, dlq(INTAKE_JSON), LEADS_HELD, dlq(LEADS_HELD), MIGRATIONS}
 
 
 class Refused(RuntimeError):
@@ -269,7 +271,9 @@ def migrate(deps: Deps, dry_run: bool = False, say=print, stop_after: str | None
             raise Refused("the log was migrated under another LEADSTREAM_LEAD_ID_SECRET: set that one back")
         return {"migration": MIGRATION, "already_complete": True, "at": mark.get("at")}
     topics = rewritten(deps.settings.topic_prefix, kafka)
-    groups = progress.get(f"{MIGRATION}/groups", {}).get("groups") or refuse_if_busy(deps, kafka, topics)
+    # leads held clear (leads.held) carry ids made under the old secret: read before, then forgotten
+    groups = progress.get(f"{MIGRATION}/groups", {}).get("groups") or refuse_if_busy(
+        deps, kafka, topics + [t for t in (LEADS_HELD,) if kafka.exists(deps.topic(t))])
     say(f"reading {len(topics)} topics for every lead id")
     plan = plan_ids(deps, kafka, topics, ids, saved)
     summary = {"migration": MIGRATION, "leads_resolved": plan.resolved, "leads_already_keyed": plan.already_keyed,
@@ -287,6 +291,7 @@ def migrate(deps: Deps, dry_run: bool = False, say=print, stop_after: str | None
     for topic in topics:  # a copy left by a run stopped right after its topic was refilled
         kafka.delete(deps.topic(topic) + ".rekeying")
     summary["groups_not_moved"] = _move_groups(kafka, groups)
+    Forgetter(deps.settings.kafka_bootstrap, deps.settings.topic_prefix, "intake_json").forget()
     record_ids(deps, kafka, plan.ids, forget=True)
     record_progress(deps, kafka, MIGRATION, {"state": "complete", "secret": fingerprint(deps.settings.lead_id_secret),
                                              "at": int(time.time() * 1000), **summary})

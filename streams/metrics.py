@@ -78,6 +78,9 @@ SIGN_INS = Counter("leadstream_sign_ins_total", "Sign-in attempts by outcome", [
 LEADS_REFUSED = Counter("leadstream_leads_refused_total",
                         "Leads of erased people refused before anything was written (do-not-contact)",
                         ["tenant", "path"])
+PRODUCT_EVENTS_REFUSED = Counter("leadstream_queue_product_events_refused_total",
+                                 "Product events from the queue path never written (an erased person's)",
+                                 ["tenant", "reason"])
 ERASED_LEFT_OUT = Counter("leadstream_erased_events_left_out_total",
                           "Observations about erased people (a click on an old message, a late bounce) left "
                           "undecided: kept on their topic, nothing written about them", ["agent"])
@@ -85,9 +88,9 @@ LEADS_UNCHECKED = Counter("leadstream_api_leads_dnc_unchecked_total",
                           "Leads the API took without asking the do-not-contact list (Redis away; the intake asks)",
                           ["tenant"])
 API_LEADS = Counter("leadstream_api_leads_total", "Leads accepted for processing (202)", ["tenant"])
-LEADS_UNSEALED = Counter("leadstream_api_leads_unsealed_total",
-                         "Leads the API took with their personal fields clear on leads.submitted (Redis away or "
-                         "not rebuilt: no data key to seal them with)", ["tenant"])
+LEADS_HELD = Counter("leadstream_api_leads_held_total",
+                     "Leads the API held clear on leads.held (Redis away or not rebuilt: no data key to seal "
+                     "them with) until the intake_json agent sealed them onto leads.submitted", ["tenant"])
 
 
 def expose_agent(agent: str) -> None:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # the priority path (triggers, welcome, replies) waits this long at most to fill a batch:
     # a message someone is waiting for is not held back to make bulk work efficient
     priority_batch_seconds: float = 0.02
+    # raw input holding personal data clear (leads.intake.json, leads.held) is deleted this
+    # often up to where its agent's group has read it (streams/forgetting.py)
+    forget_interval_s: float = 10.0
     send_batch_size: int = 500  # send batches are smaller: each message is composed and delivered
     # parts (split by lead) of each batch a bulk sender worker works on at once: one composes while
     # another waits on the SMTP server, Redis or Kafka (./dev bench send); the priority sender

@@ -20,6 +20,10 @@ class TopicSpec:
     # this long (an erased lead's data key): segments roll and are compacted by then, and a
     # tombstone itself is kept one day (for consumers that were away), then removed too
     forget_within_ms: int | None = None
+    # raw input holding personal data clear (as a partner wrote it, or taken while no data key
+    # could be had): its records are deleted as soon as this agent's group has read them
+    # (streams/forgetting.py); retention only bounds what was never read
+    forgotten_once_read_by: str | None = None
 
     def config(self) -> dict[str, str]:
         return {"cleanup.policy": "compact" if self.compacted else "delete",
@@ -37,6 +41,7 @@ class TopicSpec:
 SUBMITTED = "leads.submitted"
 LEAD_EVENTS = "leads.events"
 INTAKE_JSON = "leads.intake.json"
+LEADS_HELD = "leads.held"
 JOBS = "jobs.events"
 SENDS_PRIORITY = "sends.priority"
 SENDS_BULK = "sends.bulk"
@@ -48,6 +53,7 @@ ENGAGEMENT_EVENTS = "engagement.events"
 WEBHOOKS_RAW = "webhooks.raw"
 WEBHOOKS_OUT_DEAD = "webhooks.outbound.dead"
 PRODUCT_EVENTS = "product.events"
+PRODUCT_INTAKE = "product.intake.json"
 TRIGGER_EVENTS = "triggers.events"
 ACTIVITY_EVENTS = "activity.events"
 DIGESTS_PRIORITY = "digests.priority"
@@ -70,8 +76,13 @@ CATALOGUE = [
               dead_letter=False, partitions=1),
     TopicSpec(SUBMITTED, "lead_id", "lead.submitted, unsubscribe / resubscribe / preferences_requested (Avro): the intake's input"),
     TopicSpec(LEAD_EVENTS, "lead_id", "lead.accepted / rejected / resubmitted / unsubscribed / preferences_changed (Avro): decided facts"),
-    TopicSpec(INTAKE_JSON, "any", "partners' leads as JSON, written straight to Kafka",
-              retention_ms=14 * 24 * 3600 * 1000),
+    TopicSpec(INTAKE_JSON, "any", "partners' leads as JSON, written straight to Kafka: forgotten once read",
+              retention_ms=14 * 24 * 3600 * 1000, forgotten_once_read_by="intake_json"),
+    # the leads the API took while no data key could be had (Redis away or rebuilding): clear
+    # until the intake_json agent, which waits for Redis, seals them onto leads.submitted
+    TopicSpec(LEADS_HELD, "lead_id", "lead.submitted (Avro), personal fields clear: held until sealed, "
+                                     "forgotten once read", retention_ms=14 * 24 * 3600 * 1000,
+              forgotten_once_read_by="intake_json"),
     TopicSpec(JOBS, "job_key", "job.posted / updated / expired (Avro): the last word on every job",
               compacted=True),
     # urgent and bulk sends travel apart, with their own consumer groups, so a welcome
@@ -88,9 +99,11 @@ CATALOGUE = [
     # what the tracking front and the provider webhooks saw; the engagement agent decides what it was
     TopicSpec(ENGAGEMENT_OBSERVED, "lead_id", "engagement.hit (tracking front) and webhook.observation (providers), as seen"),
     TopicSpec(ENGAGEMENT_EVENTS, "lead_id", "engagement.opened / clicked / unsubscribed / replied / complained / reactivated (Avro)"),
-    # what people did in a brand's product (API or produced straight here), and what the
-    # trigger engine made of it and of the platform's own events
+    # what people did in a brand's product (the API, or the queue path's JSON sealed by the
+    # intake_json agent), and what the trigger engine made of it and of the platform's own events
     TopicSpec(PRODUCT_EVENTS, "lead_id", "product.tracked (Avro): events of a brand's product, the trigger engine's input"),
+    TopicSpec(PRODUCT_INTAKE, "any", "brands' product events as JSON, written straight to Kafka: forgotten once read",
+              retention_ms=14 * 24 * 3600 * 1000, forgotten_once_read_by="intake_json"),
     TopicSpec(TRIGGER_EVENTS, "lead_id", "trigger.scheduled / fired / suppressed / deferred, segment.entered / exited (Avro)"),
     # activity in a brand's communities and feeds, and who follows what: the digests' input
     TopicSpec(ACTIVITY_EVENTS, "group_id (posted) / lead_id (joined, left)",
@@ -143,3 +156,8 @@ def all_topics() -> list[TopicSpec]:
 
 def named(prefix: str, name: str) -> str:
     return f"{prefix}{name}"
+
+
+def forgotten_once_read(agent: str) -> list[str]:
+    """The raw input topics whose records are deleted once this agent's group has read them."""
+    return [t.name for t in CATALOGUE if t.forgotten_once_read_by == agent]

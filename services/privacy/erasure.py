@@ -15,10 +15,15 @@ stopped half way is finished by asking again):
    contact is the brand's: kept), before the Redis record naming it goes; a CRM that does not
    take it now is owed it (the crm agent retries) and the erasure goes on;
 4. every trace in Redis removed (projections/redis_erasure.py: one pass over the keyspace);
-5. their ClickHouse rows anonymised (projections/clickhouse_erasure.py): counted, not named.
+5. their ClickHouse rows anonymised (projections/clickhouse_erasure.py): counted, not named;
+6. the raw input read so far deleted (streams/forgetting.py: a partner's JSON on
+   leads.intake.json, leads held clear on leads.held) without waiting for the agent's next
+   round; what is not read yet is refused by the intake when it is (step 2).
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -28,9 +33,11 @@ from domain.identity import derived_event_id, new_event_id
 from projections.clickhouse_erasure import scrub_leads
 from projections.redis_erasure import find_traces, matcher, remove_traces
 from services.crm.sync_out import clear_erased
+from streams.forgetting import Forgetter
 from streams.topics import ERASURES
 
 SOURCE = "api"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class Eraser:
         db = d.settings.clickhouse_database
         rows = {r["lead_id"]: await d.on_clickhouse(scrub_leads, db, tenant, {r["lead_id"]: r["anonymous_id"]})
                 for r in records}
+        await self._forget_read_input()
         out = []
         for s, r, gone in zip(subjects, records, destroyed):
             mine = [t for t in traces if s.lead_id in t.shown() or s.address in t.shown()]
@@ -88,3 +96,10 @@ class Eraser:
                               bool(gone or mine or rows.get(s.lead_id)), gone, len(mine), rows.get(s.lead_id, 0),
                               int(crm_cleared.get(s.lead_id) is True), crm_cleared.get(s.lead_id) is False))
         return out
+
+    async def _forget_read_input(self) -> None:
+        s = self.deps.settings
+        try:
+            await asyncio.to_thread(Forgetter(s.kafka_bootstrap, s.topic_prefix, "intake_json").forget)
+        except Exception as exc:  # noqa: BLE001 - the intake_json agent forgets it within forget_interval_s
+            log.warning("raw input not forgotten by the erasure (the agent will): %r", exc)

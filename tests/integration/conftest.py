@@ -195,3 +195,24 @@ def opened(settings, pairs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
             await deps.redis.aclose()
             deps.producer.close()
     return asyncio.run(go())
+
+
+def records_holding(settings, topic: str, needle: bytes) -> list[bytes]:
+    """Every record still on the topic holding `needle`."""
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "test-records",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts}
+        c.assign([TopicPartition(topic, p, lo) for p, (lo, hi) in ends.items() if hi > lo])
+        left, out, idle = sum(hi - lo for lo, hi in ends.values()), [], 0
+        while left > 0 and idle < 5:  # records deleted meanwhile are never read: stop after 10 s of nothing
+            batch = c.consume(500, timeout=2.0)
+            idle = 0 if batch else idle + 1
+            for m in batch:
+                left -= 1
+                if not m.error() and needle in (m.value() or b""):
+                    out.append(m.value())
+        return out
+    finally:
+        c.close()

@@ -24,7 +24,7 @@ from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from streams.settings import ROOT
 from tests.api.people import ANALYST, BRAND_ADMIN, OTHER_BRAND_ADMIN, signed_in
-from tests.integration.conftest import auth, drained, email_lead_id, read_model, wait_for
+from tests.integration.conftest import auth, drained, email_lead_id, read_model, records_holding, wait_for
 from tests.integration.test_api import _admin_key, lead
 
 T = "jobsnearby"
@@ -194,6 +194,9 @@ def test_the_queue_path_and_the_intake_refuse_an_erased_person_without_writing_t
     read_model(api, keys[T], other_id, timeout=60)
     written = _keys_since(settings, "leads.submitted", starts)
     assert other_id.encode() in written and lid.encode() not in written
+    # the partner's JSON naming them, clear, is raw input: deleted once read
+    wait_for(lambda: not records_holding(settings, "leads.intake.json", email.encode()), 90,
+             what="their JSON forgotten once read")
 
     # a submission already in the log (taken before the erasure, decided after): refused, recorded
     # without the address, and no read model made

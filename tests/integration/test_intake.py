@@ -4,7 +4,8 @@ from __future__ import annotations
 import orjson
 
 from projections.redis_leads import optout_key
-from tests.integration.conftest import auth, lead_id, read_dead_letters, read_model, wait_decisions, wait_for
+from tests.integration.conftest import (auth, lead_id, read_dead_letters, read_model, records_holding, wait_decisions,
+                                        wait_for)
 
 CONSENT = {"at": "2026-11-20T09:00:00Z", "ip": "203.0.113.9", "text": "Yes, text me jobs."}
 
@@ -120,6 +121,10 @@ def test_queue_path_json_on_kafka_becomes_a_decided_lead(producer, settings, ch,
         f"WHERE lead_id = %(l)s AND event_type LIKE 'lead.%%' ORDER BY event_type", {"l": lid})),
         what="2 events", timeout=60)
     assert rows == [("lead.accepted", "agent:intake"), ("lead.submitted", "queue")]
+    # the partner's clear JSON is raw input: deleted once the intake_json group has read it
+    wait_for(lambda: not records_holding(settings, f"{settings.topic_prefix}leads.intake.json",
+                                         f"queue.{uid}@example.com".encode()), 90,
+             what="the JSON forgotten once read")
 
 
 def test_queue_path_unknown_list_is_rejected_with_its_reason(producer, settings, ch, uid):

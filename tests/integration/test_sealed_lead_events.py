@@ -7,15 +7,18 @@ and counted."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 
 from confluent_kafka import Consumer, TopicPartition
 
+from domain.identity import new_event_id
 from domain.sealing import is_sealed
 from runtime.deps import build
 from schemas.codec import default_codec
 from services.privacy.sealer import Sealer
 from tests.api.people import BRAND_ADMIN, signed_in
-from tests.integration.conftest import auth, read_model, wait_for
+from tests.integration.conftest import auth, read_model, records_holding, wait_for
 
 T = "jobsnearby"
 
@@ -84,25 +87,58 @@ def test_an_accepted_lead_is_sealed_on_leads_events_and_opens_only_with_its_key(
     assert (gone["consent"]["ip"], gone["consent"]["text"]) == (None, None)
 
 
-def test_with_redis_away_the_api_takes_leads_clear_and_counts_them(settings):
-    """Taking leads needs Kafka only: no data key can be made without Redis, so the submission
-    is taken as it came (the intake seals what it derives), and the counter says how many."""
-    from api.ingress import _sealed
+def test_with_redis_away_the_api_holds_leads_clear_until_the_queue_agent_seals_them_then_forgets_them(
+        api, keys, uid, ch, settings):
+    """Taking leads needs Kafka only: no data key can be made without Redis, so the API holds the
+    submission clear on leads.held (counted); the intake_json agent, whose Redis answers, seals it
+    onto leads.submitted as it was made (same event id), the lead is decided, and the clear
+    record on leads.held is deleted once read."""
+    from api.ingress import _produce, _sealed
     from domain.lead_input import LeadIn
     from domain.submission import build_submitted
     from streams import metrics
+    from streams.topics import LEADS_HELD
     deps = build(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))  # nothing listens there
-    tenant = deps.tenants.tenants[T]
-    sub = build_submitted(LeadIn.model_validate({"email": "away@example.com", "partner": "indeed-xml",
-                                                 "list": "daily-jobs"}), tenant, "01JAWAY0000000000000000000", 1, "api",
-                          ids=deps.lead_ids)
-    before = metrics.LEADS_UNSEALED.labels(T)._value.get()
+    tenant, email, now_ms = deps.tenants.tenants[T], f"away.{uid}@example.com", int(time.time() * 1000)
+    sub = build_submitted(LeadIn.model_validate({"email": email, "first_name": "Awayna", "partner": "indeed-xml",
+                                                 "list": "daily-jobs"}), tenant, new_event_id(now_ms, os.urandom(10)),
+                          now_ms, "api", ids=deps.lead_ids)
+    before = metrics.LEADS_HELD.labels(T)._value.get()
+    held_topic = settings.topic_prefix + LEADS_HELD
+    start = _log_start(settings, held_topic)
 
     async def go():
         try:
-            return await _sealed(deps, [sub], True)
+            subs, topic = await _sealed(deps, [sub], True)
+            await _produce(deps, subs, topic=topic)
+            return subs, topic
         finally:
             await deps.redis.aclose()
             deps.producer.close()
-    assert asyncio.run(go()) == [sub] and not is_sealed(sub["address"])
-    assert metrics.LEADS_UNSEALED.labels(T)._value.get() == before + 1
+    subs, topic = asyncio.run(go())
+    assert topic == LEADS_HELD and subs == [sub] and not is_sealed(sub["address"])
+    assert metrics.LEADS_HELD.labels(T)._value.get() == before + 1
+    doc = read_model(api, keys[T], sub["lead_id"], lambda d: d["status"] == "accepted", timeout=60)
+    assert doc["first_name"] == "Awayna"
+
+    [(topic_, partition, offset, source)] = wait_for(lambda: ch.execute(
+        f"SELECT topic, partition, offset, source FROM {settings.clickhouse_database}.events FINAL "
+        f"WHERE event_id = %(e)s", {"e": sub["event_id"]}), 60, what="the submission in ClickHouse")
+    assert topic_.endswith("leads.submitted") and source == "api"  # as the API made it
+    name, ev = default_codec().decode(record_at(settings, topic_, partition, offset))
+    assert name == "lead.submitted" and is_sealed(ev["address"]) and is_sealed(ev["first_name"])
+    assert email.encode() not in record_at(settings, topic_, partition, offset)
+    assert opened(settings, name, ev)["address"] == email
+    # the clear copy on leads.held: deleted once the agent's group committed past it
+    wait_for(lambda: sum(_log_start(settings, held_topic).values()) > sum(start.values()), 90,
+             what="leads.held forgotten once read")
+    assert not records_holding(settings, held_topic, email.encode())
+
+
+def _log_start(settings, topic: str) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "test-sealed"})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0] for p in parts}
+    finally:
+        c.close()

@@ -27,12 +27,12 @@ from projections.redis_keys import INTACT
 from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from streams.topic_tail import TopicTail
-from tests.integration.conftest import lead_id as lead_id_of, wait_for
+from tests.integration.conftest import lead_id as lead_id_of, read_dead_letters, records_holding, wait_for
 from tests.integration.test_sealed_lead_events import opened
 from tests.integration.test_sending import submit
 
 CODEC = default_codec()
-AGENTS = ("intake", "triggers", "sender_priority", "retry", "analytics")
+AGENTS = ("intake", "intake_json", "triggers", "sender_priority", "retry", "analytics")
 KEY = "ls_hireflow_1a791be8000f98cfa549849b7f19ee1f"  # the demo tenant file's hireflow key
 CTX: dict = {}
 H = 3_600_000
@@ -180,6 +180,45 @@ def test_a_product_events_properties_are_sealed_but_those_the_brand_keeps_clear(
     [recorded] = wait_for(lambda: [ev for n, ev in topic_events(iso, "product.events")
                                    if ev["event_id"] == r.json()["event_id"]], 60, what="the recorded event")
     assert orjson.loads(recorded["properties"]) == {"category": "nursing"}
+
+
+def test_the_queue_path_takes_json_product_events_as_the_api_does_sealed_then_forgets_them(iso):
+    """A brand's JSON on product.intake.json: resolved, sealed (those kept clear excepted) and
+    written to product.events by the intake_json agent; a redelivery with its idempotency key is
+    the same event; a stranger is recorded with the clear properties only; what the API would
+    refuse is a dead letter with its reason; the clear JSON is deleted once read."""
+    lid, addr = lead(iso)
+    title, key, tag = f"Ward nurse {uuid.uuid4().hex[:8]}", f"view-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    stranger = f"nobody-{tag}@example.com"
+    good = orjson.dumps({"tenant": "hireflow", "event": {"email": addr, "name": "job_viewed", "idempotency_key": key,
+                                                         "properties": {"category": "nursing", "title": title}}})
+    bad = {b"json": b'{"tenant": "hireflow", "event": ', b"shape": orjson.dumps({"event": {}}),
+           b"tenant": orjson.dumps({"tenant": "nobody", "event": {"lead_id": lid, "name": "job_viewed"}}),
+           b"platform": orjson.dumps({"tenant": "hireflow", "event": {"lead_id": lid, "name": "email.clicked"}})}
+    iso.produce("product.intake.json", [(tag.encode(), good), (tag.encode(), good)]
+                + [(tag.encode(), orjson.dumps({"tenant": "hireflow", "event": {
+                    "email": stranger, "name": "job_viewed", "properties": {"category": "nursing", "title": title}}}))]
+                + [(f"{tag}-{k.decode()}".encode(), v) for k, v in bad.items()])
+    mine = wait_for(lambda: (v := [ev for n, ev in topic_events(iso, "product.events") if ev["lead_id"] == lid])
+                    and len(v) == 2 and v, 60, what="the event (twice) on product.events")
+    assert mine[0]["event_id"] == mine[1]["event_id"]  # the same event: the engine and ClickHouse take it once
+    assert mine[0]["source"] == "queue" and mine[0]["resolved"] and mine[0]["email"] is None
+    props = orjson.loads(mine[0]["properties"])
+    assert props["category"] == "nursing" and is_sealed(props["title"]) and title not in mine[0]["properties"]
+    assert orjson.loads(opened(iso.settings, "product.tracked", mine[0])["properties"]) == {
+        "category": "nursing", "title": title}
+    [recorded] = wait_for(lambda: [ev for n, ev in topic_events(iso, "product.events")
+                                   if ev["lead_id"] == lead_id_of("hireflow", "email", stranger)], 60,
+                          what="the stranger's event recorded")
+    assert not recorded["resolved"] and orjson.loads(recorded["properties"]) == {"category": "nursing"}
+    reasons = {"json": "not JSON", "shape": "expected an object", "tenant": "unknown tenant 'nobody'",
+               "platform": "is a platform event name"}
+    for k, reason in reasons.items():
+        [m] = read_dead_letters(iso.settings, "product.intake.json", f"{tag}-{k}".encode())
+        assert reason in dict(m.headers())["dlq.reason"].decode() and m.value() == bad[k.encode()]
+    # raw input, clear: gone from product.intake.json once the intake_json group has read it
+    wait_for(lambda: not records_holding(iso.settings, f"{iso.prefix}product.intake.json", addr.encode()), 90,
+             what="the JSON forgotten once read")
 
 
 def test_segment_rules_enter_as_events_happen_and_are_readable_through_the_api(iso):
