@@ -6,7 +6,7 @@ product.intake.json is {"tenant": "...", "event": {...the events API's body...}}
 API takes it (services/product_intake.py) onto product.events.
 It is checked like an API request and re-keyed by lead_id onto leads.submitted (the named
 re-keying step), its personal fields sealed with the lead's data key; anything malformed goes
-to the dead-letter topic with the reason. A lead.submitted on leads.held (taken by the API with
+to the dead-letter topic with the reason and its values blanked (domain/redaction.py). A lead.submitted on leads.held (taken by the API with
 Redis away) goes on to leads.submitted as it is, sealed now. A lead of an erased person (the
 do-not-contact list) is refused and counted (leadstream_leads_refused_total), never written:
 not even a dead letter may hold their address again. Both topics are raw input, clear: every
@@ -18,11 +18,10 @@ import asyncio
 import logging
 import time
 
-import orjson
-from pydantic import ValidationError
-
 from domain.identity import derived_event_id
+from domain.input_checks import queue_message
 from domain.lead_input import LeadIn
+from domain.redaction import redacted_json
 from domain.submission import SubmissionError, build_submitted
 from schemas.codec import DecodeError
 from streams import metrics
@@ -75,7 +74,7 @@ async def rekey(deps, msgs: list[tuple]) -> int:
         try:
             sub = held(deps, value) if topic.endswith(LEADS_HELD) else parse(deps, value, event_id, ts_ms)
         except ValueError as exc:
-            out.append(dead_letter(topic, partition, offset, key, value, str(exc), "intake_json", now_ms))
+            out.append(dead_letter(topic, partition, offset, key, kept(topic, value), str(exc), "intake_json", now_ms))
             continue
         subs.append(sub)
     hits = await deps.do_not_contact().erased([(s["tenant"], s["lead_id"]) for s in subs])
@@ -90,10 +89,17 @@ async def rekey(deps, msgs: list[tuple]) -> int:
 
 async def _products(deps, msgs: list[tuple], now_ms: int) -> list:
     taken = await take_queued(deps, [Queued(f"{t}/{p}/{o}", ts, v) for t, p, o, _, v, ts in msgs], now_ms)
-    out = [dead_letter(*msgs[i][:5], reason, "intake_json", now_ms) for i, reason in taken.refused]
+    out = [dead_letter(*msgs[i][:4], kept(msgs[i][0], msgs[i][4]), reason, "intake_json", now_ms)
+           for i, reason in taken.refused]
     topic = deps.topic(PRODUCT_EVENTS)
     return out + [(topic, (d["lead_id"] or d["event_id"]).encode(), deps.codec.encode("product.tracked", d), None)
                   for _, d in taken.events]
+
+
+def kept(topic: str, value: bytes | None) -> bytes:
+    """What a dead letter keeps of refused raw input: the JSON with its values blanked (a
+    partner's, personal, clear); nothing of a held lead that did not decode."""
+    return b"" if topic.endswith(LEADS_HELD) else redacted_json(value)
 
 
 def held(deps, value: bytes | None) -> dict:
@@ -109,24 +115,9 @@ def held(deps, value: bytes | None) -> dict:
 
 def parse(deps, value: bytes | None, event_id: str, now_ms: int) -> dict:
     """The lead.submitted event for one JSON message; ValueError says what is wrong."""
-    try:
-        doc = orjson.loads(value or b"")
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or set(doc) != {"tenant", "lead"}:
-        raise ValueError('expected an object {"tenant": ..., "lead": {...}}')
-    tenant = deps.tenants.tenants.get(doc["tenant"]) if isinstance(doc["tenant"], str) else None
-    if tenant is None:
-        raise ValueError(f"unknown tenant {doc['tenant']!r}")
-    try:
-        lead = LeadIn.model_validate(doc["lead"])
-    except ValidationError as exc:
-        raise ValueError(f"invalid lead: {_errors(exc)}") from exc
+    tenant, lead = queue_message(value, "lead", LeadIn, deps.tenants.tenants)
     try:
         return build_submitted(lead, tenant, event_id, now_ms, SOURCE, strict=False, ids=deps.lead_ids)
     except SubmissionError as exc:
         raise ValueError(f"invalid lead: {exc.field}: {exc}") from exc
 
-
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())

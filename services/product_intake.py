@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import orjson
-from pydantic import ValidationError
 
 from domain.identity import derived_event_id
+from domain.input_checks import queue_message
 from domain.product_events import EventError, EventIn, person_lead_id, product_event_id, tracked
 from domain.sealing import kept_properties
 from projections.redis_keys import INTACT
@@ -56,7 +55,7 @@ async def take_queued(deps, items: list[Queued], now_ms: int) -> Taken:
     parsed, refused = [], []
     for i, item in enumerate(items):
         try:
-            tenant, ev = _parse(deps, item.value)
+            tenant, ev = queue_message(item.value, "event", EventIn, deps.tenants.tenants)
             parsed.append((i, tenant, ev, person_lead_id(ev, tenant.id, tenant.validation.default_region,
                                                          deps.lead_ids)))
         except EventError as exc:
@@ -92,19 +91,3 @@ async def take_queued(deps, items: list[Queued], now_ms: int) -> Taken:
     sealed = await sealed_products(deps, [d for _, d in docs], lambda t: clear_kept(deps, t), now_ms)
     return Taken([(i, d) for (i, _), d in zip(docs, sealed)], sorted(refused))
 
-
-def _parse(deps, value: bytes | None):
-    try:
-        doc = orjson.loads(value or b"")
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or set(doc) != {"tenant", "event"}:
-        raise ValueError('expected an object {"tenant": ..., "event": {...}}')
-    tenant = deps.tenants.tenants.get(doc["tenant"]) if isinstance(doc["tenant"], str) else None
-    if tenant is None:
-        raise ValueError(f"unknown tenant {doc['tenant']!r}")
-    try:
-        return tenant, EventIn.model_validate(doc["event"])
-    except ValidationError as exc:
-        raise ValueError("invalid event: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())) from exc

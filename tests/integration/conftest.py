@@ -216,3 +216,13 @@ def records_holding(settings, topic: str, needle: bytes) -> list[bytes]:
         return out
     finally:
         c.close()
+
+
+def watermarks(settings, topic: str) -> dict[int, tuple[int, int]]:
+    """partition -> (log start, end) of a topic now."""
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "test-watermarks"})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts}
+    finally:
+        c.close()

@@ -24,7 +24,7 @@ from schemas.codec import default_codec
 from stack.isolated import IsolatedPlatform
 from streams.settings import ROOT
 from tests.api.people import ANALYST, BRAND_ADMIN, OTHER_BRAND_ADMIN, signed_in
-from tests.integration.conftest import auth, drained, email_lead_id, read_model, records_holding, wait_for
+from tests.integration.conftest import auth, drained, email_lead_id, read_model, records_holding, wait_for, watermarks
 from tests.integration.test_api import _admin_key, lead
 
 T = "jobsnearby"
@@ -152,12 +152,7 @@ def test_only_a_brand_admin_of_the_tenant_erases_and_a_bad_request_is_refused_by
 
 
 def _ends(settings, topic: str) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "test-erasure"})
-    try:
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-    finally:
-        c.close()
+    return {p: hi for p, (_, hi) in watermarks(settings, topic).items()}
 
 
 def _keys_since(settings, topic: str, starts: dict[int, int]) -> list[bytes]:

@@ -18,7 +18,7 @@ from runtime.deps import build
 from schemas.codec import default_codec
 from services.privacy.sealer import Sealer
 from tests.api.people import BRAND_ADMIN, signed_in
-from tests.integration.conftest import auth, read_model, records_holding, wait_for
+from tests.integration.conftest import auth, read_model, records_holding, wait_for, watermarks
 
 T = "jobsnearby"
 
@@ -105,7 +105,7 @@ def test_with_redis_away_the_api_holds_leads_clear_until_the_queue_agent_seals_t
                           now_ms, "api", ids=deps.lead_ids)
     before = metrics.LEADS_HELD.labels(T)._value.get()
     held_topic = settings.topic_prefix + LEADS_HELD
-    start = _log_start(settings, held_topic)
+    start = {p: lo for p, (lo, _) in watermarks(settings, held_topic).items()}
 
     async def go():
         try:
@@ -130,15 +130,7 @@ def test_with_redis_away_the_api_holds_leads_clear_until_the_queue_agent_seals_t
     assert email.encode() not in record_at(settings, topic_, partition, offset)
     assert opened(settings, name, ev)["address"] == email
     # the clear copy on leads.held: deleted once the agent's group committed past it
-    wait_for(lambda: sum(_log_start(settings, held_topic).values()) > sum(start.values()), 90,
+    wait_for(lambda: sum((lo for lo, _ in watermarks(settings, held_topic).values())) > sum(start.values()), 90,
              what="leads.held forgotten once read")
     assert not records_holding(settings, held_topic, email.encode())
 
-
-def _log_start(settings, topic: str) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "test-sealed"})
-    try:
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0] for p in parts}
-    finally:
-        c.close()

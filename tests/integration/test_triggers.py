@@ -194,7 +194,7 @@ def test_the_queue_path_takes_json_product_events_as_the_api_does_sealed_then_fo
                                                          "properties": {"category": "nursing", "title": title}}})
     bad = {b"json": b'{"tenant": "hireflow", "event": ', b"shape": orjson.dumps({"event": {}}),
            b"tenant": orjson.dumps({"tenant": "nobody", "event": {"lead_id": lid, "name": "job_viewed"}}),
-           b"platform": orjson.dumps({"tenant": "hireflow", "event": {"lead_id": lid, "name": "email.clicked"}})}
+           b"platform": orjson.dumps({"tenant": "hireflow", "event": {"email": addr, "name": "email.clicked"}})}
     iso.produce("product.intake.json", [(tag.encode(), good), (tag.encode(), good)]
                 + [(tag.encode(), orjson.dumps({"tenant": "hireflow", "event": {
                     "email": stranger, "name": "job_viewed", "properties": {"category": "nursing", "title": title}}}))]
@@ -215,7 +215,10 @@ def test_the_queue_path_takes_json_product_events_as_the_api_does_sealed_then_fo
                "platform": "is a platform event name"}
     for k, reason in reasons.items():
         [m] = read_dead_letters(iso.settings, "product.intake.json", f"{tag}-{k}".encode())
-        assert reason in dict(m.headers())["dlq.reason"].decode() and m.value() == bad[k.encode()]
+        assert reason in dict(m.headers())["dlq.reason"].decode()
+        assert addr.encode() not in m.value() and (m.value() == b"" if k == "json" else m.value().startswith(b"{"))
+    assert b'"email":"[redacted]","name":"email.clicked"' in read_dead_letters(
+        iso.settings, "product.intake.json", f"{tag}-platform".encode())[0].value()  # its shape, for the partner
     # raw input, clear: gone from product.intake.json once the intake_json group has read it
     wait_for(lambda: not records_holding(iso.settings, f"{iso.prefix}product.intake.json", addr.encode()), 90,
              what="the JSON forgotten once read")
