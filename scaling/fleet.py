@@ -45,6 +45,7 @@ class Slot:
     total_restarts: int = 0
     restart_at: float | None = None  # a crashed worker waits for this time
     last_exit: int | None = None
+    restart_requested_at: float | None = None  # asked to restart (a stalled group): SIGTERM sent
 
     @property
     def name(self) -> str:
@@ -67,6 +68,7 @@ class LocalFleet:
     grace_s: float = 30.0
     slots: dict[str, list[Slot]] = field(default_factory=dict)
     on_restart: callable = None
+    command: callable = None  # agent -> argv of its worker (default: python -m runtime.worker AGENT)
 
     def running(self, agent: str) -> int:
         """Workers alive and not asked to stop."""
@@ -82,6 +84,17 @@ class LocalFleet:
             self._start(self._free_slot(agent))
         return n
 
+    def restart(self, agent: str) -> int:
+        """Restart the agent's running workers (SIGTERM; SIGKILL after the grace period; started
+        again as after an exit). Returns how many were asked."""
+        now, asked = self.clock(), 0
+        for s in self.slots.get(agent, []):
+            if s.alive and s.stop_requested_at is None and s.restart_requested_at is None:
+                s.restart_requested_at = now
+                _signal(s.proc, signal.SIGTERM)
+                asked += 1
+        return asked
+
     def tend(self) -> list[Slot]:
         """Reap exits: finish stops, schedule restarts of crashes, start the due ones.
         Returns the slots that crashed since the last call."""
@@ -94,13 +107,17 @@ class LocalFleet:
                     if s.stop_requested_at is not None:
                         slots.remove(s)
                         continue
+                    if s.restart_requested_at is not None:  # as asked: started again at once
+                        s.restart_requested_at, s.restart_at = None, now
+                        log.warning("%s stopped to be restarted (exit code %s)", s.name, s.last_exit)
+                        continue
                     crashed.append(s)
                     healthy = now - s.started_at >= HEALTHY_AFTER_S
                     s.restarts = 0 if healthy else s.restarts + 1
                     s.restart_at = now + min(BACKOFF_FIRST_S * 2 ** s.restarts, BACKOFF_MAX_S)
                     log.warning("%s exited with code %s; restarting in %.0fs", s.name, s.last_exit,
                                 s.restart_at - now)
-                elif s.stop_requested_at is not None and s.alive and now - s.stop_requested_at > self.grace_s:
+                elif s.alive and now - _asked_at(s, now) > self.grace_s:
                     log.warning("%s did not stop within %.0fs: SIGKILL", s.name, self.grace_s)
                     _signal(s.proc, signal.SIGKILL)
                 if s.proc is None and s.restart_at is not None and now >= s.restart_at:
@@ -155,7 +172,7 @@ class LocalFleet:
                "LEADSTREAM_METRICS_PORT": str(self._metrics_port(s)),
                "LEADSTREAM_SUPERVISOR_PID": str(os.getpid())}
         with open(self.log_dir / f"{s.name}.log", "ab") as logf:
-            s.proc = subprocess.Popen([sys.executable, "-m", "runtime.worker", s.agent], env=env,
+            s.proc = subprocess.Popen((self.command or worker_command)(s.agent), env=env,
                                       stdout=logf, stderr=subprocess.STDOUT)
         s.started_at, s.restart_at, s.stop_requested_at = self.clock(), None, None
         log.info("started %s (pid %d)", s.name, s.proc.pid)
@@ -186,3 +203,13 @@ def _signal(proc: subprocess.Popen, sig: int) -> None:
         os.kill(proc.pid, sig)
     except ProcessLookupError:
         pass
+
+
+def worker_command(agent: str) -> list[str]:
+    return [sys.executable, "-m", "runtime.worker", agent]
+
+
+def _asked_at(s: Slot, now: float) -> float:
+    """When the worker was asked to stop or restart (now: it was not)."""
+    return s.stop_requested_at if s.stop_requested_at is not None else (
+        s.restart_requested_at if s.restart_requested_at is not None else now)

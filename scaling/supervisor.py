@@ -93,7 +93,9 @@ class Supervisor:
 
     def _apply(self, agent: str, lag: GroupLag, now: float) -> None:
         conf, running = self.agents[agent], self.fleet.running(agent)
-        obs = Observation(now, lag.total, lag.committed, lag.partition_count() or 1, running)
+        obs = Observation(now, lag.total, lag.committed, lag.partition_count() or 1, running,
+                          tuple((f"{p.topic}/{p.partition}", p.committed if p.committed is not None else -1, p.lag)
+                                for p in lag.partitions))
         decision, self.states[agent] = decide(conf, obs, self.states[agent])
         self.lags[agent], self.last[agent] = lag, decision
         target = 0 if agent in self.paused else decision.desired
@@ -107,6 +109,10 @@ class Supervisor:
                 "to": decision.desired, "lag": decision.lag, "reason": decision.reason}])[-20:]
         if decision.alert:
             log.error("%s", decision.alert)
+        if decision.restart and target and hasattr(self.fleet, "restart"):
+            log.error("%s: restarting its %d worker(s): %s", agent, running, decision.reason)
+            m.STALL_RESTARTS.labels(agent).inc()
+            self.fleet.restart(agent)
         if self.alerts is not None:
             self.alerts(agent, decision)
         if target != running:

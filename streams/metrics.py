@@ -51,8 +51,9 @@ WORKERS_RUNNING = Gauge("leadstream_workers_running", "Worker processes alive", 
 SCALING_DECISIONS = Counter("leadstream_scaling_decisions_total", "Changes of the worker count",
                             ["agent", "direction"])
 WORKER_RESTARTS = Counter("leadstream_worker_restarts_total", "Crashed workers restarted", ["agent"])
-GROUP_STALLED = Gauge("leadstream_group_stalled", "1 while a group has lag but its offsets do not move",
-                      ["agent"])
+GROUP_STALLED = Gauge("leadstream_group_stalled", "1 while a group, or one of its partitions, has lag but its "
+                      "committed offsets do not move", ["agent"])
+STALL_RESTARTS = Counter("leadstream_stall_restarts_total", "Restarts of a stalled group's workers", ["agent"])
 JOB_LAST_SUCCESS = Gauge("leadstream_job_last_success_timestamp_seconds",
                          "When a periodic job last completed", ["task"])
 STORE_UP = Gauge("leadstream_store_up", "1 when the supervisor reached the store at its last check, else 0",

@@ -95,3 +95,50 @@ def test_no_workers_running_is_not_a_stall():
         d, state = decide(c, Observation(t, 500, 0, 8, 0), state)
         assert not d.stalled
     assert d.desired == 1
+
+
+def parts(*rows: tuple[str, int, int]) -> tuple[tuple[str, int, int], ...]:
+    return tuple(rows)
+
+
+def test_a_partition_left_behind_while_others_move_is_a_stall_and_its_workers_are_restarted():
+    """Faust issue #629: after a rebalance a worker may never fetch a partition it was given;
+    the group's committed sum still moves (the other partitions), so only a per-partition view
+    sees it. The workers are restarted when it is seen, and again every RESTART_EVERY periods."""
+    from scaling.policy import RESTART_EVERY
+    c, state, ds = conf(stall_after_s=10), PolicyState(), []
+    for t in range(0, 80, 2):
+        moving = 1000 + t * 50
+        obs = Observation(t, 600, moving, 8, 1, parts(("sends.bulk/0", moving, 100), ("sends.bulk/1", 40, 500)))
+        d, state = decide(c, obs, state)
+        ds.append((t, d))
+    first = next(t for t, d in ds if d.stalled)
+    assert first == 10  # stall_after_s after the partition was first seen behind
+    stalled = [d for t, d in ds if d.stalled]
+    assert stalled[0].stuck == ("sends.bulk/1",) and "sends.bulk/1" in stalled[0].alert
+    assert "1 partition(s)" in stalled[0].reason and stalled[0].desired == stalled[0].previous
+    restarts = [t for t, d in ds if d.restart]
+    assert restarts == [10, 10 + RESTART_EVERY * 10, 10 + 2 * RESTART_EVERY * 10]
+    assert [d.alert is not None for d in stalled].count(True) == 1  # alerted once
+
+
+def test_a_partition_that_moves_again_or_has_nothing_left_clears_the_stall():
+    c, state = conf(stall_after_s=10), PolicyState()
+    for t in range(0, 30, 2):
+        d, state = decide(c, Observation(t, 500, 100 + t, 8, 1, parts(("t/0", 100 + t, 0), ("t/1", 7, 500))), state)
+    assert d.stalled and d.stuck == ("t/1",)
+    d, state = decide(c, Observation(30, 400, 230, 8, 1, parts(("t/0", 130, 0), ("t/1", 107, 400))), state)
+    assert not d.stalled and not d.restart and d.stuck == ()
+    d, state = decide(c, Observation(32, 0, 230, 8, 1, parts(("t/0", 130, 0), ("t/1", 107, 0))), state)
+    assert not d.stalled
+
+
+def test_partitions_all_moving_or_nobody_running_are_no_stall():
+    c, state = conf(stall_after_s=5), PolicyState()
+    for t in range(0, 40, 2):
+        d, state = decide(c, Observation(t, 900, 10 * t, 8, 1, parts(("t/0", 5 * t, 450), ("t/1", 5 * t, 450))), state)
+        assert not d.stalled and not d.restart
+    c0, state = conf(min_workers=0, stall_after_s=5), PolicyState()
+    for t in range(0, 40, 2):
+        d, state = decide(c0, Observation(t, 500, 0, 8, 0, parts(("t/0", -1, 500))), state)
+        assert not d.stalled and not d.restart

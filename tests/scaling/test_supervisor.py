@@ -70,3 +70,35 @@ def test_an_unavailable_api_is_reported_and_retried_on_the_next_tick(backlog, st
     standin.fail_with = None
     asyncio.run(sup.tick())
     assert standin.spec["leadstream-intake"] == 4
+
+
+def test_workers_that_never_commit_a_partition_with_lag_are_restarted(backlog, tmp_path):
+    """The group has lag on partitions its running workers never commit (here: workers that
+    never consume at all, as a Faust worker that never fetched its partitions): once
+    stall_after_s has passed the supervisor says so and restarts them."""
+    import sys
+    import time
+
+    from scaling.fleet import LocalFleet
+    polite = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(600)"
+    fleet = LocalFleet(tmp_path, tmp_path, {}, {}, clock=time.monotonic, grace_s=10,
+                       command=lambda agent: [sys.executable, "-c", polite])
+    agent = AgentScaling(agent="intake", topics=("leads.submitted",), lag_per_worker=100, activation_lag=1,
+                         min_workers=1, max_workers=2, scale_down_window_s=60, stall_after_s=1)
+    sup = Supervisor(backlog, {"intake": agent}, fleet, LagProbe(backlog.kafka_bootstrap))
+    try:
+        asyncio.run(sup.tick())
+        first = [s.proc.pid for s in fleet.slots["intake"]]
+        assert len(first) == 1 and not sup.last["intake"].stalled
+        time.sleep(1.5)
+        asyncio.run(sup.tick())
+        d = sup.last["intake"]
+        assert d.stalled and d.restart and len(d.stuck) == 4 and d.alert
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(s.alive and s.proc.pid not in first for s in fleet.slots["intake"]):
+            fleet.tend()
+            time.sleep(0.05)
+        assert [s.proc.pid not in first and s.alive for s in fleet.slots["intake"]] == [True]
+        assert sup.status()["agents"]["intake"]["stalled"]
+    finally:
+        fleet.stop_all(10)
