@@ -4,13 +4,14 @@ the API held while no data key could be had.
 A message on leads.intake.json is {"tenant": "...", "lead": {...the API's lead body...}}; one on
 product.intake.json is {"tenant": "...", "event": {...the events API's body...}}, taken as the
 API takes it (services/product_intake.py) onto product.events.
-It is checked like an API request and re-keyed by lead_id onto leads.submitted (the named
-re-keying step), its personal fields sealed with the lead's data key; anything malformed goes
-to the dead-letter topic with the reason and its values blanked (domain/redaction.py). A lead.submitted on leads.held (taken by the API with
-Redis away) goes on to leads.submitted as it is, sealed now. A lead of an erased person (the
-do-not-contact list) is refused and counted (leadstream_leads_refused_total), never written:
-not even a dead letter may hold their address again. Both topics are raw input, clear: every
-forget_interval_s what the group has read of them is deleted (streams/forgetting.py).
+A JSON lead is checked like an API request and re-keyed by lead_id onto leads.submitted (the
+named re-keying step), its personal fields sealed with the lead's data key; anything malformed
+goes to the dead-letter topic with the reason and its values blanked (domain/redaction.py). A
+lead.submitted on leads.held (taken by the API with Redis away) goes on to leads.submitted as
+it is, sealed now. A lead of an erased person (the do-not-contact list) is refused and counted
+(leadstream_leads_refused_total), never written: not even a dead letter may hold their address
+again. The three topics are raw input, clear: every forget_interval_s what the group has read
+of them is deleted (streams/forgetting.py).
 """
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ from domain.lead_input import LeadIn
 from domain.redaction import redacted_json
 from domain.submission import SubmissionError, build_submitted
 from schemas.codec import DecodeError
+from services.product_intake import Queued, take_queued
 from streams import metrics
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.forgetting import Forgetter
-from services.product_intake import Queued, take_queued
 from streams.topics import INTAKE_JSON, LEADS_HELD, PRODUCT_EVENTS, PRODUCT_INTAKE, SUBMITTED
 
 SOURCE = "queue"

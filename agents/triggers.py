@@ -15,6 +15,7 @@ import time
 from agents.clock import agent_now_ms
 from schemas.codec import DecodeError
 from services.privacy.erased import without_erased
+from services.product_intake import clear_kept
 from streams.batching import oldest_ms, run_batch
 from streams.dead_letter import dead_letter
 from streams.metrics import TRIGGER_OUTCOMES
@@ -83,11 +84,6 @@ async def opened_products(deps, batch: list[tuple[str, dict]]) -> list[tuple[str
     return out
 
 
-def clear_properties(deps, tenant: str) -> frozenset[str]:
-    brand = deps.tenants.tenants.get(tenant)
-    return frozenset(brand.triggering.clear_properties) if brand else frozenset()
-
-
 async def fire_due(deps, engine) -> int:
     now_ms = await agent_now_ms(deps)
     out = await engine.fire_due(now_ms)
@@ -105,7 +101,7 @@ async def _produce(deps, engine, records: list, out) -> None:
     """The records acknowledged, then what depends on them (memberships, settled timers). A
     triggered message's request carries its cause's properties: sealed again with the lead's key."""
     sealed = await deps.sealer().seal([(name, ev) for _, _, name, ev in out.records], int(time.time() * 1000),
-                                      lambda tenant: clear_properties(deps, tenant))
+                                      lambda tenant: clear_kept(deps, tenant))
     records = records + [(deps.topic(ROLE_TOPIC[role]), lead.encode(), deps.codec.encode(name, ev), None)
                          for (role, lead, name, _), ev in zip(out.records, sealed)]
     if records:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from domain.identity import derived_event_id
 from domain.input_checks import queue_message
 from domain.product_events import EventError, EventIn, person_lead_id, product_event_id, tracked
@@ -47,6 +46,7 @@ async def sealed_products(deps, docs: list[dict], keep, now_ms: int) -> list[dic
 
 
 def clear_kept(deps, tenant: str) -> frozenset[str]:
+    """The properties the brand keeps clear (triggering.clear_properties)."""
     brand = deps.tenants.tenants.get(tenant)
     return frozenset(brand.triggering.clear_properties) if brand else frozenset()
 
