@@ -160,6 +160,9 @@ NOTHING_KEPT: frozenset[str] = frozenset()
 def coarse_ip(ip: str) -> str:
     """The network an address is in, not the address: IPv4 to its /24, IPv6 to its /48 (what is
     written when no data key can seal it). Text that is not an address gives ""."""
+    quad = ip.strip().split(".")
+    if len(quad) == 4 and all(_octet(q) for q in quad):  # the usual case, without ipaddress' cost
+        return f"{quad[0]}.{quad[1]}.{quad[2]}.0"
     try:
         address = ipaddress.ip_address(ip.strip().strip("[]").split("%")[0])
     except ValueError:
@@ -168,6 +171,12 @@ def coarse_ip(ip: str) -> str:
         address = address.ipv4_mapped
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def _octet(text: str) -> bool:
+    """A decimal IPv4 octet as ipaddress takes one: 0-255, no sign, no leading zero."""
+    return 0 < len(text) <= 3 and text.isascii() and text.isdigit() and (text == "0" or text[0] != "0") \
+        and int(text) <= 255
 
 
 def _get(ev: dict, path: str):

@@ -118,10 +118,11 @@ class Journal:
         with self._lock:
             if self._fh is None:
                 self._path = self.dir / f"journal-{time.time_ns()}-{os.getpid()}.jsonl"
-                self._fh = open(self._path, "ab")
+                self._fh = open(self._path, "ab", buffering=0)  # each write one write(2): in the OS at once
                 self._opened_at = time.monotonic()
-            self._fh.write(line)
-            self._fh.flush()
+            done = self._fh.write(line)
+            while done < len(line):  # a regular file takes it whole; were it not, the rest follows
+                done += self._fh.write(line[done:])
 
     def tick(self, now: float) -> None:
         """Close the open segment once it is rotate_s old; delete the settled ones."""

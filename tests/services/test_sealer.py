@@ -82,7 +82,11 @@ def test_a_process_that_makes_no_keys_seals_with_durable_ones_only_and_remembers
         await deps.sealer().seal([("lead.accepted", accepted("L1", "ann@example.com"))], 10)  # durable
         await keys.store.swap(T, [("L2", "", stored(PENDING, keys._wrap(T, "L2", b"\x07" * 32)))])  # its maker died
         front = Sealer(keys)
+        assert front.seal_known_cached([hit("L1")]) is None  # nothing cached yet: ask Redis
         first = await front.seal_known([hit("L1"), hit("L2"), hit("L3")])
+        cached = front.seal_known_cached([hit("L1"), hit("L3")])  # both known to this process now
+        assert is_sealed(cached[0]["ip"]) and cached[1]["ip"] == "203.0.113.7"
+        assert front.seal_known_cached([hit("L1"), hit("L4")]) is None  # one not cached: ask for all
         await deps.sealer().seal([("lead.accepted", accepted("L3", "cy@example.com"))], 11)  # L3's key made elsewhere
         again = await front.seal_known([hit("L3")])  # remembered without a key for a while: not asked
         mixed = await front.seal([hit("L3")], 12)  # sealing that may make keys asks again
