@@ -44,9 +44,11 @@ from scaling.lag import LagProbe
 from streams.forgetting import Forgetter
 from streams.settings import get_settings
 from streams.topics import (CONFIG, CONFIG_HISTORY, DATA_KEYS, ERASURES, INTAKE_JSON, JOBS, LEADS_HELD, MIGRATIONS,
-                           all_topics, dlq)
+                           PRODUCT_INTAKE, all_topics, dlq)
 
-LEFT_ALONE = {CONFIG, CONFIG_HISTORY, JOBS, dlq(JOBS), INTAKE_JSON, dlq(INTAKE_JSON), LEADS_HELD, dlq(LEADS_HELD), MIGRATIONS}
+# no lead id in them (configuration, jobs, partners' JSON), or read and deleted before (leads.held)
+LEFT_ALONE = {CONFIG, CONFIG_HISTORY, JOBS, dlq(JOBS), INTAKE_JSON, dlq(INTAKE_JSON), PRODUCT_INTAKE, dlq(PRODUCT_INTAKE),
+              LEADS_HELD, dlq(LEADS_HELD), MIGRATIONS}
 
 
 class Refused(RuntimeError):
