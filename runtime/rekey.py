@@ -293,7 +293,11 @@ def migrate(deps: Deps, dry_run: bool = False, say=print, stop_after: str | None
     for topic in topics:  # a copy left by a run stopped right after its topic was refilled
         kafka.delete(deps.topic(topic) + ".rekeying")
     summary["groups_not_moved"] = _move_groups(kafka, groups)
-    Forgetter(deps.settings.kafka_bootstrap, deps.settings.topic_prefix, "intake_json").forget()
+    forgetter = Forgetter(deps.settings.kafka_bootstrap, deps.settings.topic_prefix, "intake_json")
+    try:
+        forgetter.forget()
+    finally:
+        forgetter.close()
     record_ids(deps, kafka, plan.ids, forget=True)
     record_progress(deps, kafka, MIGRATION, {"state": "complete", "secret": fingerprint(deps.settings.lead_id_secret),
                                              "at": int(time.time() * 1000), **summary})

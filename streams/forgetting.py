@@ -11,8 +11,9 @@ worker of the agent may run it, as may an erasure.
 from __future__ import annotations
 
 import logging
+import threading
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams.topics import forgotten_once_read
@@ -24,12 +25,26 @@ class Forgetter:
     def __init__(self, bootstrap: str, prefix: str, agent: str, timeout_s: float = 15.0):
         self.admin = AdminClient({"bootstrap.servers": bootstrap})
         self.group = f"{prefix}leadstream-{agent}"  # the agent's Faust app id (streams/app.py)
+        # the group's committed offsets read by an idle consumer of it (it never subscribes, so
+        # it never joins), not the AdminClient's ListConsumerGroupOffsets: that request path
+        # aborts the process when the broker drops mid-request (see scaling/lag.LagProbe); it
+        # took a worker down when Kafka stopped
+        self.reader = Consumer({"bootstrap.servers": bootstrap, "group.id": self.group,
+                                "enable.auto.commit": False})
         self.topics = [f"{prefix}{t}" for t in forgotten_once_read(agent)]
         self.timeout_s = timeout_s
+        self._lock = threading.Lock()  # one request at a time on these clients
 
     def forget(self) -> dict[str, int]:
         """Delete what the group has read; topic -> the new log start summed over partitions
         (records ever forgotten). Blocking: call it in a thread."""
+        with self._lock:
+            return self._forget()
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def _forget(self) -> dict[str, int]:
         read = self._committed()
         if not read:
             return {}
@@ -43,10 +58,8 @@ class Forgetter:
         parts = self._partitions()
         if not parts:
             return []
-        ask = ConsumerGroupTopicPartitions(self.group, parts)
-        res = self.admin.list_consumer_group_offsets([ask], request_timeout=self.timeout_s)[self.group].result()
-        return [TopicPartition(tp.topic, tp.partition, tp.offset) for tp in res.topic_partitions or []
-                if tp.offset > 0 and not tp.error]
+        return [TopicPartition(tp.topic, tp.partition, tp.offset)
+                for tp in self.reader.committed(parts, timeout=self.timeout_s) if tp.offset > 0 and not tp.error]
 
     def _partitions(self) -> list[TopicPartition]:
         meta = self.admin.list_topics(timeout=self.timeout_s).topics

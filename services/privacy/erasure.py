@@ -100,6 +100,14 @@ class Eraser:
     async def _forget_read_input(self) -> None:
         s = self.deps.settings
         try:
-            await asyncio.to_thread(Forgetter(s.kafka_bootstrap, s.topic_prefix, "intake_json").forget)
+            await asyncio.to_thread(_forget_once, s.kafka_bootstrap, s.topic_prefix)
         except Exception as exc:  # noqa: BLE001 - the intake_json agent forgets it within forget_interval_s
             log.warning("raw input not forgotten by the erasure (the agent will): %r", exc)
+
+
+def _forget_once(bootstrap: str, prefix: str) -> None:
+    forgetter = Forgetter(bootstrap, prefix, "intake_json")
+    try:
+        forgetter.forget()
+    finally:
+        forgetter.close()
