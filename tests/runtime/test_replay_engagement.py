@@ -39,6 +39,19 @@ def test_counters_are_the_engagement_agents_moves_and_a_revision_moves_a_click_t
     assert len(c.seen) == 4 and all(0 < left <= 7 * DAY for left in c.seen.values())  # the 9-day-old one is past
 
 
+def test_an_event_on_the_topic_twice_is_counted_once_as_the_agent_counts_it():
+    # a retried batch of the engagement agent produces the same decided events again
+    c = Counters(NOW)
+    opened, clicked = ev("engagement.opened", "A", NOW - DAY), ev("engagement.clicked", "A", NOW - DAY + 9)
+    revised = ("engagement.clicked", {**clicked[1], "revision": 1, "is_bot": True})
+    for name, e in [opened, clicked, opened, clicked, revised, revised, ev("engagement.opened", "A", NOW - 9 * DAY),
+                    ev("engagement.opened", "A", NOW - 9 * DAY)]:
+        c.fold(name, e)
+    assert dict(c.leads["ls:eng:t:A"]) == {"human_opens": 2, "human_clicks": 0, "machine_clicks": 1,
+                                           "last_human_ms": NOW - DAY + 9, "last_human_open_ms": NOW - DAY,
+                                           "last_human_click_ms": NOW - DAY + 9}
+
+
 def test_merged_counters_never_lower_what_redis_holds_and_score_the_result():
     held = {"human_opens": 5, "human_clicks": 0, "score": 5}
     assert merged_counters(held, {"human_opens": 3, "human_clicks": 2}) == {"human_opens": 5, "human_clicks": 2, "score": 11}
