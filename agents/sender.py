@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 
 from domain.sealing import has_sealed
 from schemas.codec import DecodeError
@@ -53,8 +52,12 @@ def parts_by_lead(msgs: list[tuple], n: int) -> list[list[tuple]]:
     if n == 1:
         return [msgs]
     out: list[list[tuple]] = [[] for _ in range(n)]
+    place: dict[bytes, int] = {}  # each lead to the part with the fewest messages when first seen
     for m in msgs:
-        out[zlib.crc32(m[3] or b"") % n].append(m)
+        key = m[3] or b""
+        if key not in place:
+            place[key] = min(range(n), key=lambda p: len(out[p]))
+        out[place[key]].append(m)
     return out
 
 

@@ -2,7 +2,7 @@
 
 Emails per second composed and delivered by one bulk sender worker (or W) to a real MTA-grade SMTP
 server: Postfix's smtp-sink (C, event-driven, PIPELINING; Debian's postfix package, which
-./dev installs), keeping every message it receives as a file. N send.requested go onto a
+./dev installs), keeping every message it receives as a file in memory (/dev/shm). N send.requested go onto a
 private sends.bulk topic, for N accepted leads with jobs to match, through the real agent
 (screen, claim, cap, rate limit, match, compose the ~25 KB MJML email, store links, DKIM-sign,
 SMTP pool, settle, events) until N send.dispatched are on the private sends.events topic.
@@ -18,14 +18,12 @@ import asyncio
 import os
 import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from bench._bare_smtp import dumped, push, read_dump, start_sink
+from bench._bare_smtp import dumped, push, read_dump, sink_folder, start_sink
 from bench._common import emit, free_port, say, wait_until
 from domain.identity import new_event_id
 from domain.intake import LeadState
@@ -84,7 +82,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--redis-db", type=int, default=10)
     ap.add_argument("--workers", type=int, default=1, help="sender_bulk workers (the topic's partitions split among them)")
     args = ap.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="leadstream-bench-mail-"))
+    folder = sink_folder("leadstream-bench-mail-")
     port, connections = free_port(), get_settings().smtp_pool_size
     sink = start_sink(folder, port)
     try:

@@ -22,14 +22,13 @@ import email.policy
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 import orjson
 
-from bench._bare_smtp import dumped, read_dump, start_sink
+from bench._bare_smtp import dumped, read_dump, sink_folder, start_sink
 from bench._common import emit, free_port, say, wait_until
 from channels.base import EmailMessage
 from channels.smtp_pool import SmtpPool
@@ -183,7 +182,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--senders", type=int, default=1, help="sender_priority workers")
     args = ap.parse_args(argv)
     n = int(args.rate * args.seconds)
-    folder = Path(tempfile.mkdtemp(prefix="leadstream-bench-trigger-"))
+    folder = sink_folder("leadstream-bench-trigger-")
     port = free_port()
     sink = start_sink(folder, port)
     try:

@@ -33,3 +33,11 @@ def test_the_same_batch_splits_the_same_way_and_one_part_is_the_batch():
     assert parts_by_lead(msgs, 1) == [msgs]
     assert parts_by_lead([("t", 0, 0, None, b"x")], 2) in ([[("t", 0, 0, None, b"x")], []],
                                                           [[], [("t", 0, 0, None, b"x")]])
+
+
+def test_parts_are_even_when_every_lead_has_one_message():
+    # parts were the CRC-32's parity of the key: uneven by chance (~250 +- 11 of 500), and a
+    # part twice the size of the other keeps the batch waiting for it
+    msgs = [("sends.bulk", 0, off, f"ab12cd34{off * 8:016x}".encode(), b"v") for off in range(500)]
+    assert [len(p) for p in parts_by_lead(msgs, 2)] == [250, 250]
+    assert [len(p) for p in parts_by_lead(msgs[:10], 4)] == [3, 3, 2, 2]
