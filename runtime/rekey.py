@@ -41,7 +41,7 @@ from runtime.rekey_io import Kafka, flushed
 from runtime.rekey_plan import Plan, decoded, dek_of, is_destroyed, mint_keys, plan_ids
 from scaling.config import load_scaling
 from scaling.lag import LagProbe
-from streams.forgetting import Forgetter
+from streams.forgetting import forget_once
 from streams.settings import get_settings
 from streams.topics import (CONFIG, CONFIG_HISTORY, DATA_KEYS, ERASURES, INTAKE_JSON, JOBS, LEADS_HELD, MIGRATIONS,
                            PRODUCT_INTAKE, all_topics, dlq)
@@ -293,11 +293,7 @@ def migrate(deps: Deps, dry_run: bool = False, say=print, stop_after: str | None
     for topic in topics:  # a copy left by a run stopped right after its topic was refilled
         kafka.delete(deps.topic(topic) + ".rekeying")
     summary["groups_not_moved"] = _move_groups(kafka, groups)
-    forgetter = Forgetter(deps.settings.kafka_bootstrap, deps.settings.topic_prefix, "intake_json")
-    try:
-        forgetter.forget()
-    finally:
-        forgetter.close()
+    forget_once(deps.settings.kafka_bootstrap, deps.settings.topic_prefix, "intake_json")
     record_ids(deps, kafka, plan.ids, forget=True)
     record_progress(deps, kafka, MIGRATION, {"state": "complete", "secret": fingerprint(deps.settings.lead_id_secret),
                                              "at": int(time.time() * 1000), **summary})

@@ -21,6 +21,15 @@ from streams.topics import forgotten_once_read
 log = logging.getLogger(__name__)
 
 
+def forget_once(bootstrap: str, prefix: str, agent: str) -> dict[str, int]:
+    """Forgetter.forget with clients made for this one call (an erasure, the migration)."""
+    forgetter = Forgetter(bootstrap, prefix, agent)
+    try:
+        return forgetter.forget()
+    finally:
+        forgetter.close()
+
+
 class Forgetter:
     def __init__(self, bootstrap: str, prefix: str, agent: str, timeout_s: float = 15.0):
         self.admin = AdminClient({"bootstrap.servers": bootstrap})

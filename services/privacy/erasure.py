@@ -33,7 +33,7 @@ from domain.identity import derived_event_id, new_event_id
 from projections.clickhouse_erasure import scrub_leads
 from projections.redis_erasure import find_traces, matcher, remove_traces
 from services.crm.sync_out import clear_erased
-from streams.forgetting import Forgetter
+from streams.forgetting import forget_once
 from streams.topics import ERASURES
 
 SOURCE = "api"
@@ -100,14 +100,7 @@ class Eraser:
     async def _forget_read_input(self) -> None:
         s = self.deps.settings
         try:
-            await asyncio.to_thread(_forget_once, s.kafka_bootstrap, s.topic_prefix)
+            await asyncio.to_thread(forget_once, s.kafka_bootstrap, s.topic_prefix, "intake_json")
         except Exception as exc:  # noqa: BLE001 - the intake_json agent forgets it within forget_interval_s
             log.warning("raw input not forgotten by the erasure (the agent will): %r", exc)
 
-
-def _forget_once(bootstrap: str, prefix: str) -> None:
-    forgetter = Forgetter(bootstrap, prefix, "intake_json")
-    try:
-        forgetter.forget()
-    finally:
-        forgetter.close()
