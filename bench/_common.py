@@ -29,12 +29,15 @@ def env_for(s: Settings) -> dict[str, str]:
             "LEADSTREAM_BATCH_SIZE": str(s.batch_size)}
 
 
-def prepare(s: Settings) -> None:
+def prepare(s: Settings, intact: bool = True) -> None:
     """Topics under the prefix (the demo tenant file imported into its configuration topic), a
-    fresh ClickHouse database, an empty Redis DB with the blocklist."""
+    fresh ClickHouse database, an empty Redis DB with the blocklist, marked as holding the
+    platform's state (`intact`, as runtime.bootstrap marks an empty log; a DB the replay is to
+    rebuild stays unmarked until the replay marks it)."""
     import asyncio
 
     from projections.clickhouse import migrate
+    from projections.redis_keys import INTACT
     from runtime.bootstrap import blocklist_entries, create_topics, seed_config
     from runtime.deps import build
     create_topics(s)
@@ -47,6 +50,8 @@ def prepare(s: Settings) -> None:
         await deps.redis.flushdb()
         await seed_config(deps)
         await deps.leads.sync_blocklist(blocklist_entries(deps))
+        if intact:
+            await deps.redis.set(INTACT, "bench")
     asyncio.run(reset_redis())
 
 

@@ -144,7 +144,7 @@ def main(argv: list[str]) -> None:
     n_leads = int(args.events * 0.21)
     try:
         prepare(live)
-        prepare(rebuilt)  # an empty Redis DB with the configuration, as after a wipe
+        prepare(rebuilt, intact=False)  # an empty Redis DB with the configuration, as after a wipe
         say(f"filling the topics: {n_leads:,} lead submissions, their sends and engagement")
         fill(live, encoded_events(n_leads, rid))
         produce(live, send_events(n_leads, rid, int(time.time() * 1000), LeadIds(live.lead_id_secret)))
