@@ -174,7 +174,8 @@ def main(argv: list[str]) -> None:
     emit({"bench": "replay", "value": round(seconds, 1), "unit": "s", "baseline": round(base, 1),
           "ratio": round(seconds / base, 2), "target": 60, "events": events,
           "leads": len(live_state["leads"]), "lead_models_differing": diff_leads, "state_equal": equal,
-          "redis_events": out["redis"]["events"]})
+          "redis_events": out["redis"]["events"], "redis_phases_s": out["redis"]["seconds"],
+          "clickhouse_s": out["clickhouse"]["seconds"]})
     if not equal:
         sys.exit(1)
 

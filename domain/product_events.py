@@ -126,6 +126,10 @@ def product_event_id(tenant: str, key: str | None, fresh: str) -> str:
 
 # --- the platform's own events, as trigger events ---------------------------------------
 
+TRIGGER_SOURCES = frozenset(("product.tracked", "lead.accepted", "lead.unsubscribed", "engagement.opened",
+                             "engagement.clicked", "engagement.replied"))  # every name as_trigger_event reads
+
+
 def as_trigger_event(name: str, ev: dict) -> tuple[str, dict] | None:
     """(trigger event name, properties) of a platform event, or None when it is not one a
     trigger can start on (machines' opens and clicks never are; nor are revisions)."""

@@ -191,6 +191,7 @@ def send_id(tenant: str, lead_id: str, list_name: str, local_day: str) -> str:
 
 # --- due instants --------------------------------------------------------------------------
 
+@lru_cache(maxsize=8192)  # a rebuild asks for every lead at one instant: a few zones and send times
 def next_due(after_ms: int, tz: str | ZoneInfo | None, send_time: str, cadence: str | Cadence,
              *, default_tz: str = DEFAULT_TIMEZONE) -> int:
     """The first instant strictly after after_ms when the local clock shows send_time on an

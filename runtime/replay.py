@@ -40,12 +40,14 @@ from domain.schedule import DEFAULT_TIMEZONE, local_date
 from projections.redis_schedule import Schedule
 from streams.topics import CONFIG_HISTORY, LEAD_EVENTS
 from runtime.deps import Deps, build
-from runtime.replay_consent import AcceptedConsents, rebuild_consent
+from runtime.replay_consent import PREFIXES as CONSENT_PREFIXES, AcceptedConsents, rebuild_consent
 from runtime.replay_crm_emptying import rebuild_crm_emptying
-from runtime.replay_data_keys import rebuild_data_keys, topic_keys
-from runtime.replay_erasures import anonymise_erased, leave_out, read_erasures, rebuild_erasures
-from runtime.replay_digests import rebuild_digests
-from runtime.replay_triggers import rebuild_triggers
+from runtime.replay_data_keys import PREFIXES as DATA_KEY_PREFIXES, rebuild_data_keys, topic_keys
+from runtime.replay_erasures import (PREFIXES as ERASURE_PREFIXES, anonymise_erased, leave_out, read_erasures,
+                                     rebuild_erasures)
+from runtime.replay_digests import PREFIXES as DIGEST_PREFIXES, rebuild_digests
+from runtime.replay_forget import forget
+from runtime.replay_triggers import PREFIXES as TRIGGER_PREFIXES, rebuild_triggers
 from runtime.replay_engagement import LastSeen, rebuild_engagement
 from runtime.replay_intake import SourceCounts
 from runtime.replay_jobs import rebuild_jobs
@@ -53,6 +55,11 @@ from runtime.replay_observed import rebuild_observed
 from runtime.replay_sends import rebuild_sends
 
 import orjson
+
+LEAD_PREFIXES = ("ls:lead:", "ls:due:")  # the read models and the planner's schedule
+# every family the Redis rebuild deletes and writes again
+FORGOTTEN = (*LEAD_PREFIXES, *TRIGGER_PREFIXES, *DIGEST_PREFIXES, *CONSENT_PREFIXES, *DATA_KEY_PREFIXES,
+             *ERASURE_PREFIXES)
 
 
 def read_topics(deps: Deps, topics: list[str], with_keys: bool = False) -> tuple[int, Iterator[tuple]]:
@@ -121,10 +128,10 @@ def fold_leads(deps: Deps, messages: Iterator[tuple], tick: Callable[[int], None
     return states, optouts, bad
 
 
-async def write_redis(deps: Deps, states: dict, optouts: set, chunk: int = 5000) -> None:
+async def write_redis(deps: Deps, states: dict, optouts: set, chunk: int = 5000, forgotten: bool = False) -> None:
     r = deps.redis
-    async for keys in _scan_batches(r, "ls:lead:*"):
-        await r.delete(*keys)
+    if not forgotten:
+        await forget(r, LEAD_PREFIXES)
     await set_all(r, [(lead_key(st.tenant, st.lead_id), orjson.dumps(st)) for st in states.values()])
     by_tenant: dict[str, list[str]] = {}
     for tenant, address in optouts:
@@ -136,12 +143,10 @@ async def write_redis(deps: Deps, states: dict, optouts: set, chunk: int = 5000)
 
 
 async def write_schedule(deps: Deps, states: dict, chunk: int = 5000) -> None:
-    """The planner's schedule again, from the folded states: every list of every accepted
-    lead at its next instant from now (what was already sent today is kept by the sender's
-    marks, so nothing goes twice)."""
+    """The planner's schedule again (write_redis forgot the old one), from the folded states:
+    every list of every accepted lead at its next instant from now (what was already sent today
+    is kept by the sender's marks, so nothing goes twice)."""
     r, now_ms = deps.redis, int(time.time() * 1000)
-    async for keys in _scan_batches(r, "ls:due:*"):
-        await r.delete(*keys)
     entries = []
     for st in states.values():
         tenant = deps.tenants.tenants.get(st.tenant)
@@ -151,17 +156,6 @@ async def write_schedule(deps: Deps, states: dict, chunk: int = 5000) -> None:
             await Schedule(r).set_entries(entries)
             entries = []
     await Schedule(r).set_entries(entries)
-
-
-async def _scan_batches(r, pattern: str):
-    batch = []
-    async for k in r.scan_iter(match=pattern, count=5000):
-        batch.append(k)
-        if len(batch) >= 5000:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def local_date_of(book, states: dict) -> Callable[[dict], str]:
@@ -222,7 +216,8 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
         return out
 
     async def write() -> dict:
-        await timed("leads_written", write_redis(deps, states, optouts))
+        await timed("forgotten", forget(deps.redis, FORGOTTEN))  # one pass for every family rebuilt
+        await timed("leads_written", write_redis(deps, states, optouts, forgotten=True))
         await deps.leads.sync_blocklist(suppression_entries(deps.tenants.blocklist))
         source_counts = await sources.write(deps.redis)
         now = lambda: int(time.time() * 1000)  # noqa: E731
@@ -230,12 +225,13 @@ def rebuild_redis(deps: Deps, progress: Progress) -> dict:
         marks |= await timed("jobs", rebuild_jobs(deps, read_topics, tick))
         marks |= await timed("observed", rebuild_observed(deps, read_topics, tick, now()))
         marks |= await timed("engagement", rebuild_engagement(deps, read_topics, tick, last_seen, states, now()))
-        triggers = {**await timed("triggers", rebuild_triggers(deps, states, read_topics, tick, keys.open)), **marks}
-        triggers |= await timed("digests", rebuild_digests(deps, read_topics, tick))
-        triggers |= await timed("consent", rebuild_consent(deps, read_topics, tick, consents))
-        triggers |= await timed("data_keys", rebuild_data_keys(deps, read_topics, tick))
+        triggers = {**await timed("triggers", rebuild_triggers(deps, states, read_topics, tick, keys.open,
+                                                                  forgotten=True)), **marks}
+        triggers |= await timed("digests", rebuild_digests(deps, read_topics, tick, forgotten=True))
+        triggers |= await timed("consent", rebuild_consent(deps, read_topics, tick, consents, forgotten=True))
+        triggers |= await timed("data_keys", rebuild_data_keys(deps, read_topics, tick, forgotten=True))
         triggers |= await timed("crm_emptying", rebuild_crm_emptying(deps, read_topics, tick))
-        triggers |= await timed("erasures", rebuild_erasures(deps, erased))
+        triggers |= await timed("erasures", rebuild_erasures(deps, erased, forgotten=True))
         await deps.redis.set(INTACT, "replay")  # the tracking front's misses are 404s again
         return {**triggers, "source_counts": source_counts}
     triggers = asyncio.run(write())

@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Callable
 
 from domain.consent import entry_of
+from runtime.replay_forget import forget
 from schemas.codec import DecodeError
 from streams.topics import CONSENT_EVENTS
 
-PATTERNS = ("ls:consent:*", "ls:consentoff:*")
+PREFIXES = ("ls:consent:", "ls:consentoff:")
 CHUNK = 5000
 
 
@@ -27,13 +28,11 @@ class AcceptedConsents:
 
 
 async def rebuild_consent(deps, read_topics: Callable, tick: Callable[[str, int, int], None],
-                          accepted: AcceptedConsents) -> dict:
-    """Delete every lead's current consent, fold the ledger again; counts of what was folded."""
-    r = deps.redis
-    for pattern in PATTERNS:
-        keys = [k async for k in r.scan_iter(match=pattern, count=5000)]
-        for i in range(0, len(keys), CHUNK):
-            await r.delete(*keys[i:i + CHUNK])
+                          accepted: AcceptedConsents, forgotten: bool = False) -> dict:
+    """Delete every lead's current consent (unless the caller did), fold the ledger again; counts
+    of what was folded."""
+    if not forgotten:
+        await forget(deps.redis, PREFIXES)
     store = deps.consent_store()
     for i in range(0, len(accepted.entries), CHUNK):
         await store.fold(accepted.entries[i:i + CHUNK])

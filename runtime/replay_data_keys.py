@@ -10,16 +10,20 @@ from typing import Callable
 from domain.sealing import SealError, has_sealed, key_aad, open_readable, parse_key_ring, unwrap
 from projections.redis_data_keys import DURABLE, stored
 from runtime.compacted import latest_per_key
+from runtime.replay_forget import forget
 from streams.topics import DATA_KEYS
 
 CHUNK = 5000
 
 
-async def rebuild_data_keys(deps, read_topics: Callable, tick: Callable[[str, int, int], None]) -> dict:
+PREFIXES = ("ls:dek:",)
+
+
+async def rebuild_data_keys(deps, read_topics: Callable, tick: Callable[[str, int, int], None],
+                            forgotten: bool = False) -> dict:
     r = deps.redis
-    keys = [k async for k in r.scan_iter(match="ls:dek:*", count=5000)]
-    for i in range(0, len(keys), CHUNK):
-        await r.delete(*keys[i:i + CHUNK])
+    if not forgotten:
+        await forget(r, PREFIXES)
     latest, bad = latest_per_key(deps, read_topics, DATA_KEYS, tick, "data keys")  # None: erased
     by_tenant: dict[str, dict[str, str]] = {}
     for ev in latest.values():

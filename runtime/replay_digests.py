@@ -10,24 +10,23 @@ from __future__ import annotations
 from typing import Callable
 
 from domain.activity_input import queued_problem
+from runtime.replay_forget import forget
 from schemas.codec import DecodeError
 from services.digests import ActivityKeeper
 from streams.topics import ACTIVITY_EVENTS, ENGAGEMENT_EVENTS, PRODUCT_EVENTS
 
-STATE_PATTERNS = ("ls:dgtop:*", "ls:dgitem:*", "ls:dgmem:*", "ls:dgpeople:*", "ls:dgtz:*", "ls:dgzones:*",
-                  "ls:dggroup:*")
+PREFIXES = ("ls:dgtop:", "ls:dgitem:", "ls:dgmem:", "ls:dgpeople:", "ls:dgtz:", "ls:dgzones:", "ls:dggroup:")
 MEMBERSHIPS = ("activity.joined", "activity.left")
 SIGHTINGS = ("activity.posted", "engagement.opened", "engagement.clicked", "product.tracked")
 CHUNK = 5000
 
 
-async def rebuild_digests(deps, read_topics: Callable, tick: Callable[[str, int, int], None]) -> dict:
-    """Delete the items and memberships, fold them again; counts of what was folded."""
-    r = deps.redis
-    for pattern in STATE_PATTERNS:
-        keys = [k async for k in r.scan_iter(match=pattern, count=5000)]
-        for i in range(0, len(keys), CHUNK):
-            await r.delete(*keys[i:i + CHUNK])
+async def rebuild_digests(deps, read_topics: Callable, tick: Callable[[str, int, int], None],
+                          forgotten: bool = False) -> dict:
+    """Delete the items and memberships (unless the caller did), fold them again; counts of what
+    was folded."""
+    if not forgotten:
+        await forget(deps.redis, PREFIXES)
 
     async def lead_timezones(keys):
         return [st.timezone if st else None for st in await deps.leads.get_many(keys)]
@@ -44,11 +43,14 @@ async def rebuild_digests(deps, read_topics: Callable, tick: Callable[[str, int,
         for _, _, _, value in msgs:
             tick(f"digest {'memberships' if wanted is MEMBERSHIPS else 'items and sightings'}", 1, total)
             try:
-                name, ev = deps.codec.decode(value or b"")
+                decoded = deps.codec.decode_if(value or b"", wanted)  # sends, hits, bounces: not read
             except DecodeError:
                 bad += 1
                 continue
-            if name in wanted and ev.get("tenant") in book.tenants and not (
+            if decoded is None:
+                continue
+            name, ev = decoded
+            if ev.get("tenant") in book.tenants and not (
                     name.startswith("activity.") and queued_problem(name, ev)):  # what the agent dead-lettered
                 batch.append((name, ev))
             if len(batch) >= CHUNK:

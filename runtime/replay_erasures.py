@@ -9,6 +9,7 @@ from typing import Callable
 
 from projections.clickhouse_erasure import scrub_leads
 from projections.redis_erasure import find_traces, matcher, remove_traces
+from runtime.replay_forget import forget
 from schemas.codec import DecodeError
 from streams.topics import ERASURES
 
@@ -40,11 +41,13 @@ def leave_out(erased: dict[str, dict[str, dict]], states: dict, optouts: set) ->
     return len(gone)
 
 
-async def rebuild_erasures(deps, erased: dict[str, dict[str, dict]]) -> dict:
+PREFIXES = ("ls:dnc:", "ls:dncanon:")
+
+
+async def rebuild_erasures(deps, erased: dict[str, dict[str, dict]], forgotten: bool = False) -> dict:
     r = deps.redis
-    keys = [k async for k in r.scan_iter(match="ls:dnc*", count=5000)]  # ls:dnc:*, ls:dncanon:*
-    for i in range(0, len(keys), CHUNK):
-        await r.delete(*keys[i:i + CHUNK])
+    if not forgotten:
+        await forget(r, PREFIXES)
     dnc = deps.do_not_contact()
     for tenant, leads in erased.items():
         first = {entry: ev["anonymous_id"] for ev in leads.values() for entry in ev["entries"]}

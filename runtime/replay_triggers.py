@@ -9,26 +9,27 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from domain.product_events import TRIGGER_SOURCES
 from projections.redis_segments import SegmentStore
 from projections.redis_triggers import CAP_TTL_S, TIMERS, TriggerStore, cap_key, fired_key
+from runtime.replay_forget import forget
 from schemas.codec import DecodeError
 from services.triggering.rebuild import TriggerLog, by_address, history_item, seen_of
 from streams.topics import ENGAGEMENT_EVENTS, LEAD_EVENTS, PRODUCT_EVENTS, TRIGGER_EVENTS
 
-STATE_PATTERNS = ("ls:tev:*", "ls:tfired:*", "ls:tcap:*", "ls:seg:*", "ls:segm:*", "ls:timer:*")
+PREFIXES = ("ls:tev:", "ls:tfired:", "ls:tcap:", "ls:seg:", "ls:segm:", "ls:timer:")
 CHUNK = 5000
 LOOKBACK_MS = 90 * 86_400_000
 
 
 async def rebuild_triggers(deps, states: dict, read_topics: Callable, tick: Callable[[str, int, int], None],
-                           opened: Callable[[str, dict], dict] = lambda name, ev: ev) -> dict:
+                           opened: Callable[[str, dict], dict] = lambda name, ev: ev, forgotten: bool = False) -> dict:
     """Delete the engine's state, fold it again, write it; counts of what was written.
-    opened(name, event): the event with its sealed fields opened (a product event's properties)."""
+    opened(name, event): the event with its sealed fields opened (a product event's properties).
+    forgotten: the caller already deleted the engine's state (runtime.replay_forget)."""
     r, now_ms = deps.redis, int(time.time() * 1000)
-    for pattern in STATE_PATTERNS:
-        keys = [k async for k in r.scan_iter(match=pattern, count=5000)]
-        for i in range(0, len(keys), CHUNK):
-            await r.delete(*keys[i:i + CHUNK])
+    if not forgotten:
+        await forget(r, PREFIXES)
     await r.delete(TIMERS)
 
     log, bad = TriggerLog(), 0
@@ -46,10 +47,13 @@ async def rebuild_triggers(deps, states: dict, read_topics: Callable, tick: Call
     for _, _, _, value in msgs:
         tick("trigger histories", 1, total)
         try:
-            name, ev = deps.codec.decode(value or b"")
+            decoded = deps.codec.decode_if(value or b"", TRIGGER_SOURCES)  # most of leads.events is not one
         except DecodeError:
             bad += 1
             continue
+        if decoded is None:
+            continue
+        name, ev = decoded
         if name == "product.tracked":
             ev = opened(name, ev)
         s = seen_of(name, ev, book.tenants.get(ev.get("tenant", "")), deps.lead_ids)

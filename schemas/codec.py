@@ -110,6 +110,13 @@ class Codec:
             raise DecodeError(f"unknown schema fingerprint {bytes(data[2:10]).hex()}")
         return v
 
+    def decode_if(self, data: bytes, names) -> tuple[str, dict] | None:
+        """(schema name, event) when a schema named in `names` wrote these bytes; None, without
+        reading the body, when another did (a reader that wants a few kinds of a busy topic)."""
+        if self.writer_of(data).name not in names:
+            return None
+        return self.decode(data)
+
     def decode(self, data: bytes) -> tuple[str, dict]:
         """(schema name, event) read into the newest version of that schema."""
         writer = self.writer_of(data)
