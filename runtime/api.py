@@ -5,6 +5,7 @@ from fastapi import FastAPI
 
 from api.ingress import build_app
 from runtime.deps import build
+from streams.gc_tuning import tune_for_streaming
 from streams.settings import Settings, get_settings
 
 
@@ -13,7 +14,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     deps = build(settings or get_settings())
     deps.wait_for_config = False  # the API answers 503 while the configuration is not loaded
     deps.config  # start reading the configuration now, in the background
-    return build_app(deps)
+    app = build_app(deps)
+    tune_for_streaming()
+    return app
 
 
 def app_from_env() -> FastAPI:
