@@ -56,6 +56,7 @@ from services.privacy.keys import DataKeys
 from services.privacy.sealer import Sealer
 from streams.config_view import shared_view
 from streams.gc_tuning import tune_for_streaming
+from streams.redis_packing import packed
 from streams.settings import Settings, get_settings
 from streams.spool import SpoolingProducer
 from streams.topics import CONFIG, DATA_KEYS, ENGAGEMENT_OBSERVED, SUBMITTED
@@ -252,7 +253,7 @@ class TrackingApp:
         self.internal_port: int | None = settings.tracking_internal_port or None  # main() sets the bound one
         # the brand names on the unsubscribe page; never waits for Kafka (the front serves without it)
         self.config = shared_view(settings.kafka_bootstrap, settings.topic_prefix + CONFIG, self.codec, wait=False)
-        self.redis = redis_client or aioredis.Redis.from_url(settings.redis_url)
+        self.redis = redis_client or aioredis.Redis.from_url(settings.redis_url, **packed(settings.redis_url))
         self.producer = producer
         # the hit's ip sealed with the lead's data key; this process makes no key (it writes none)
         self.sealer = Sealer(DataKeys(DataKeyStore(self.redis), None, None, settings.topic_prefix + DATA_KEYS,

@@ -16,6 +16,7 @@ from projections.redis_leads import LeadStore
 from schemas.codec import Codec, default_codec
 from streams.config_view import ConfigUnavailable, ConfigView, shared_view
 from streams.producer import AsyncProducer
+from streams.redis_packing import packed
 from streams.settings import Settings
 from streams.topics import CONFIG, CONFIG_HISTORY
 
@@ -80,7 +81,8 @@ class Deps:
             # the chaos drill saw a worker fail on one 6 s after the restart, and the API answer a
             # 503) is sent again on a new connection, at most twice; a timeout is not retried
             pool = aioredis.BlockingConnectionPool.from_url(
-                self.settings.redis_url, max_connections=self.settings.redis_max_connections, timeout=10,
+                self.settings.redis_url, **packed(self.settings.redis_url),
+                max_connections=self.settings.redis_max_connections, timeout=10,
                 socket_timeout=10, socket_connect_timeout=5,
                 retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2, supported_errors=(RedisConnectionError,)))
             self._redis = aioredis.Redis(connection_pool=pool)
@@ -90,7 +92,8 @@ class Deps:
         """For a batch tool (the replay): Redis replies read without a timeout each (redis-py
         enters an asyncio timeout per reply: 20 % of a replay's CPU in py-spy); a stalled Redis
         stalls the tool, whose progress bar shows it, instead of failing it."""
-        self._redis = aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=None,
+        self._redis = aioredis.Redis.from_url(self.settings.redis_url, **packed(self.settings.redis_url),
+                                              socket_timeout=None,
                                               socket_connect_timeout=5, socket_keepalive=True)
 
     @cached_property
