@@ -105,6 +105,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, all) CPU time of the whole machine so far, every core (/proc/stat's first line)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time busy between two cpu_jiffies() readings (0..1)."""
+    return round((after[0] - before[0]) / max(1, after[1] - before[1]), 3)
+
+
 def emit(result: dict) -> None:
     """Print the benchmark's JSON line (always the last line of output)."""
     print(json.dumps(result), flush=True)
