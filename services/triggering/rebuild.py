@@ -7,7 +7,10 @@ What the engine keeps is all said on the topics, so all of it comes back:
   (rules and query segments alike) on triggers.events;
 - cooldowns and caps: trigger.fired (when, which send id, on which of the lead's local days);
 - pending timers: a trigger.scheduled or trigger.deferred whose send id has not yet been fired
-  or suppressed, its action rebuilt from the event that caused it.
+  or suppressed, its action rebuilt from the event that caused it. A send id that fired never
+  waits again: a trigger.scheduled for it that lands after its trigger.fired (a redelivered cause
+  taken again while the due-timer loop fired the timer: the agent writes the timer to Redis, and
+  the loop can fire and settle it before the agent's trigger.scheduled reaches Kafka) is stale.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ class TriggerLog:
     fired_days: list[tuple[str, str, int, str]] = field(default_factory=list)  # (tenant, lead, ms, send id)
     waiting: dict[str, tuple[int, dict]] = field(default_factory=dict)  # send id -> (due, the event that said so)
     entries: dict[str, Seen] = field(default_factory=dict)  # segment.entered event id -> as a cause
+    sent: set[str] = field(default_factory=set)  # send ids fired: never waiting again
 
     def add(self, name: str, ev: dict) -> None:
         key = (ev["tenant"], ev["lead_id"])
@@ -42,8 +46,11 @@ class TriggerLog:
                 fired[ev["trigger"]] = (at, ev["send_id"])                # send id again: the first one counts
                 self.fired_days.append((ev["tenant"], ev["lead_id"], at, ev["send_id"]))
             self.waiting.pop(ev["send_id"], None)
+            self.sent.add(ev["send_id"])
         elif name == "trigger.suppressed":
             self.waiting.pop(ev.get("send_id") or "", None)
+        elif ev.get("send_id") in self.sent:  # scheduled or deferred after it fired: stale
+            return
         elif name == "trigger.scheduled":
             self.waiting[ev["send_id"]] = (_ms(ev["fire_at"]), ev)
         elif name == "trigger.deferred":

@@ -57,3 +57,27 @@ def test_a_send_id_fired_again_by_a_redelivered_cause_keeps_its_first_time_and_c
     log.add(*ev("trigger.fired", send_id="s2", trigger="x", occurred_at=T0 + 86_400_000))
     assert log.fired[("t", "L1")] == {"x": (T0 + 86_400_000, "s2")}
     assert len(log.caps({}, T0 + 86_400_000)) == 2 and log.caps({}, T0 + 9 * 86_400_000) == []
+
+
+def test_a_send_id_that_fired_never_waits_again_whatever_lands_after():
+    """The agent takes a redelivered cause again and writes its timer to Redis; the due-timer
+    loop fires and settles it before the agent's trigger.scheduled reaches Kafka: the log then
+    says fired, then scheduled (CI saw 3 of 12 timers of the SIGKILL test rebuilt so)."""
+    log = TriggerLog()
+    log.add(*ev("trigger.scheduled", send_id="s1", trigger="x", fire_at=T0 + 10))
+    log.add(*ev("trigger.fired", send_id="s1", trigger="x", occurred_at=T0 + 11))
+    log.add(*ev("trigger.scheduled", send_id="s1", trigger="x", fire_at=T0 + 10))
+    log.add(*ev("trigger.deferred", send_id="s1", trigger="x", until=T0 + 5000, reason="quiet_hours"))
+    log.add(*ev("trigger.scheduled", send_id="s2", trigger="x", fire_at=T0 + 20))  # another: waits
+    assert set(log.waiting) == {"s2"}
+    assert log.fired[("t", "L1")] == {"x": (T0 + 11, "s1")}
+
+
+def test_a_suppressed_send_id_may_be_scheduled_again_by_its_cause():
+    """Suppressed is not sent: a redelivered cause scheduling the same id again waits, as the
+    engine's Redis then holds it."""
+    log = TriggerLog()
+    log.add(*ev("trigger.scheduled", send_id="s1", trigger="x", fire_at=T0 + 10))
+    log.add(*ev("trigger.suppressed", send_id="s1", trigger="x", reason="cooldown"))
+    log.add(*ev("trigger.scheduled", send_id="s1", trigger="x", fire_at=T0 + 10))
+    assert set(log.waiting) == {"s1"}
