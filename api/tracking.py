@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import logging
 import socket
 import time
@@ -41,9 +42,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from ulid import ULID
 
 from domain.compose import list_title
+from domain.identity import new_event_id
 from domain.links import code_number
 from domain.preferences import (CADENCES, MAX_FORM_BYTES, PAUSE_WEEKS, BadPreferenceForm, PreferenceForm,
                                 cadence_choices, parse_form, pause_end)
@@ -79,6 +80,19 @@ FORM_TYPE = b"application/x-www-form-urlencoded"
 HITS = Counter("leadstream_tracking_hits_total", "Tracking requests answered", ["kind", "status"])
 SECONDS = Histogram("leadstream_tracking_seconds", "Server time from request to response written",
                     ["kind"], buckets=(.0002, .0005, .001, .002, .003, .005, .01, .025, .1, .5))
+
+
+_CHILDREN: dict[tuple, object] = {}
+
+
+def _child(metric, *labels):
+    """metric.labels(*labels), looked up once per process (labels() takes a lock and builds a
+    key each call: ~1 us of a redirect)."""
+    key = (metric, *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
 
 
 class LinkCache:
@@ -134,7 +148,7 @@ class Timings:
         if d is None:
             d = self.by_kind[kind] = deque(maxlen=self.keep)
         d.append(seconds)
-        SECONDS.labels(kind).observe(seconds)
+        _child(SECONDS, kind).observe(seconds)
 
     def summary(self) -> dict:
         out = {}
@@ -305,7 +319,7 @@ class TrackingApp:
         if method not in allowed:
             return await _respond(send, 405, b"method not allowed", b"text/plain", extra=[(b"allow", ", ".join(allowed).encode())])
         try:
-            rec = await self._record(code) if code_number(code, self.keys) is not None else None
+            rec = await self._record(code)
         except LinksUnavailable as exc:
             log.warning("links unavailable, answering 503: %s", exc)
             HITS.labels(kind, "503").inc()
@@ -326,18 +340,23 @@ class TrackingApp:
         await self._emit(scope, kind, method, rec)
         await self._answer(send, kind, rec, method, code)
         self.timings.add(kind, time.perf_counter() - started)
-        HITS.labels(kind, "ok").inc()
+        _child(HITS, kind, "ok").inc()
 
     def _brand_name(self, tenant: str) -> str:
         t = self.config.book.tenants.get(tenant)
         return t.name if t is not None else tenant
 
     async def _record(self, code: str) -> dict | None:
-        """The link's record: from the local cache, else Redis. Redis unreachable (restarting,
-        failing over) is retried for up to REDIS_WAIT_S; then LinksUnavailable (a 503)."""
+        """The link's record: from the local cache, else Redis; None for a code that is not ours
+        (its signature checked before Redis is asked: the cache holds only codes that passed, so a
+        cached one is not checked again, and the keys change only with a restart, which empties
+        it). Redis unreachable (restarting, failing over) is retried for up to REDIS_WAIT_S; then
+        LinksUnavailable (a 503)."""
         now = time.monotonic()
         raw = self.cache.get(code, now)
         if raw is MISSING:
+            if code_number(code, self.keys) is None:
+                return None
             raw = await self._redis(lambda: self.redis.get(f"ls:link:{code}"))
             if raw is None and not await self._redis(lambda: self.redis.exists(INTACT)):
                 # Redis lost its state and the replay is rebuilding it: come back, not "no such link"
@@ -409,7 +428,7 @@ class TrackingApp:
         except BadPreferenceForm as exc:
             await _respond(send, 400, _bad_form(str(exc), action), b"text/html; charset=utf-8", extra=[NO_STORE])
             return "400"
-        ev = {"event_id": str(ULID()), "tenant": rec["tenant"], "occurred_at": now_ms,
+        ev = {"event_id": new_event_id(now_ms, os.urandom(10)), "tenant": rec["tenant"], "occurred_at": now_ms,
               "schema": PREFERENCES_SCHEMA, "causation_id": rec["send_id"], "source": "tracking",
               "lead_id": rec["lead_id"], "list": list_name, "action": form.action, "cadence": form.cadence,
               "pause_weeks": form.weeks, "send_id": rec["send_id"], "code": rec["code"],
@@ -444,7 +463,7 @@ class TrackingApp:
         now_ms = int(time.time() * 1000)
         job_key = rec.get("job_key", "")
         hit = {
-            "event_id": str(ULID()), "tenant": rec["tenant"], "occurred_at": now_ms,
+            "event_id": new_event_id(now_ms, os.urandom(10)), "tenant": rec["tenant"], "occurred_at": now_ms,
             "schema": HIT_SCHEMA, "causation_id": rec["send_id"], "source": "tracking",
             "lead_id": rec["lead_id"], "kind": kind, "method": method, "user_agent": ua, "ip": ip,
             "delivered_at": int(rec.get("created_ms", 0)), "destination_url": rec.get("destination_url", ""),

@@ -243,6 +243,23 @@ def test_tampered_unknown_and_foreign_codes_are_404_and_other_methods_405(front)
     assert front.events(lid) == []
 
 
+def test_a_code_that_fails_its_signature_is_never_looked_up_even_with_a_record_under_it(front):
+    """The signature is checked before the link is looked up, and only codes that passed are
+    remembered (a remembered one is not checked again): a record stored under a forged code is
+    never served, however often it is asked for, while a good code answers from memory."""
+    good = front.link(f"sig-{uuid.uuid4().hex[:6]}", kind="click")
+    forged = good[:-1] + ("A" if good[-1] != "A" else "B")
+    front.r.set(f"ls:link:{forged}", front.r.get(f"ls:link:{good}"))  # a record under the forged code
+    cached = len(front.app.cache)
+    for _ in range(2):
+        assert front.request("GET", f"/c/{forged}").status_code == 404
+    assert len(front.app.cache) == cached  # never looked up, so never remembered
+    for _ in range(2):  # the second from the front's memory
+        r = front.request("GET", f"/c/{good}")
+        assert r.status_code == 302 and r.headers["location"] == "https://jobs.example/1"
+    assert len(front.app.cache) == cached + 1
+
+
 def test_redis_unreachable_is_a_503_with_retry_after_never_a_500(tmp_path):
     """A link not in the front's cache while Redis does not answer (restarting, failing over):
     the front waits a moment, then 503 with Retry-After and nothing recorded; once Redis is
